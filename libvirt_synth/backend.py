@@ -1,0 +1,236 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Host backend in Python: lay out device regions and serve them from C worker threads.
+
+This is the data path without the daemon: tests, benchmarks and ``virt-synth serve`` use it
+directly; the daemon builds on it. The worker threads are C threads that never take the GIL.
+
+    with Worker() as w:
+        dev = HostDevice.create("/dev/shm/synth-x", DevClass.CRYPTO, size=4 << 20)
+        w.add(dev)
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import pwd
+from dataclasses import dataclass, field
+from typing import Any
+
+from libvirt_synth import errors, log
+from libvirt_synth._native import ffi, lib
+from libvirt_synth.abi import DevClass, Status, dev_status_names
+
+DEFAULT_REGION_SIZE = 4 << 20
+DEFAULT_QUEUES = 1
+DEFAULT_RING_ENTRIES = 256
+SHM_DIR = pathlib.Path("/dev/shm")
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """What a host device looks like: everything needed to lay out (or re-attach) its region."""
+
+    path: str
+    dev_class: DevClass = DevClass.CRYPTO
+    name: str = ""
+    size: int = DEFAULT_REGION_SIZE
+    queues: int = DEFAULT_QUEUES
+    ring_entries: int = DEFAULT_RING_ENTRIES
+    max_sessions: int = 0
+    owner: str | None = None  # user that must own the region (the QEMU user)
+    mode: int = 0o600
+
+    def validate(self) -> None:
+        if self.size <= 0 or self.size & (self.size - 1):
+            raise errors.ValueError(f"region size {self.size} is not a power of two (ivshmem requires one)")
+        if self.size < lib.SYNTH_MIN_REGION_SIZE:
+            raise errors.ValueError(f"region size {self.size} is below the minimum {lib.SYNTH_MIN_REGION_SIZE}")
+        if not 1 <= self.queues <= lib.SYNTH_MAX_QUEUES:
+            raise errors.ValueError(f"queues must be 1..{lib.SYNTH_MAX_QUEUES}, got {self.queues}")
+        re = self.ring_entries
+        if re & (re - 1) or not lib.SYNTH_MIN_RING_ENTRIES <= re <= lib.SYNTH_MAX_RING_ENTRIES:
+            raise errors.ValueError(
+                f"ring entries must be a power of two in {lib.SYNTH_MIN_RING_ENTRIES}.."
+                f"{lib.SYNTH_MAX_RING_ENTRIES}, got {re}"
+            )
+        if len(self.name.encode()) > 31:
+            raise errors.ValueError(f"device name {self.name!r} is longer than 31 bytes")
+
+
+@dataclass
+class DeviceStats:
+    ops: int
+    by_status: dict[str, int]
+    bytes_in: int
+    bytes_out: int
+    resets: int
+    ring_errors: int
+    sessions: int
+    status: list[str]
+    dev_error: int
+    active: bool
+    generation: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d.update(d.pop("extra"))
+        return d
+
+
+def _params(spec: DeviceSpec, keep: list[Any], generation: int = 0) -> Any:
+    p = ffi.new("struct synth_hdev_params *")
+    path = ffi.new("char[]", spec.path.encode())
+    name = ffi.new("char[]", (spec.name or pathlib.Path(spec.path).name)[:31].encode())
+    keep += [path, name]
+    p.path = path
+    p.name = name
+    p.dev_class = spec.dev_class
+    p.num_queues = spec.queues
+    p.region_size = spec.size
+    p.ring_entries = spec.ring_entries
+    p.max_sessions = spec.max_sessions
+    p.plugin = ffi.NULL
+    p.uid = p.gid = -1
+    if spec.owner is not None:
+        try:
+            pw = pwd.getpwnam(spec.owner)
+        except KeyError:
+            raise errors.NotFoundError(2, f"user {spec.owner!r} (region owner) does not exist") from None
+        p.uid, p.gid = pw.pw_uid, pw.pw_gid
+    p.mode = spec.mode
+    p.generation = generation
+    return p
+
+
+class HostDevice:
+    """A device region laid out (or re-attached) by this process, with its class state."""
+
+    def __init__(self, handle: Any, spec: DeviceSpec) -> None:
+        self._h = handle
+        self.spec = spec
+        self.worker: Worker | None = None
+
+    @classmethod
+    def create(cls, path: str, dev_class: DevClass = DevClass.CRYPTO, **kw: Any) -> HostDevice:
+        return cls.from_spec(DeviceSpec(path=path, dev_class=dev_class, **kw))
+
+    @classmethod
+    def from_spec(cls, spec: DeviceSpec, attach: bool = False, generation: int = 0) -> HostDevice:
+        spec.validate()
+        keep: list[Any] = []
+        p = _params(spec, keep, generation)
+        out = ffi.new("struct synth_hdev **")
+        fn = lib.synth_hdev_attach if attach else lib.synth_hdev_create
+        rc = fn(p, out)
+        if rc < 0:
+            verb = "attaching to" if attach else "creating"
+            raise errors.from_errno(rc, f"{verb} region {spec.path}")
+        log.debug("%s %s device %s (%d bytes)", "attached" if attach else "created",
+                  spec.dev_class.name.lower(), spec.path, spec.size)
+        return cls(out[0], spec)
+
+    @property
+    def handle(self) -> Any:
+        if self._h is None:
+            raise errors.DeviceError(0, f"device {self.spec.path} was destroyed")
+        return self._h
+
+    @property
+    def path(self) -> str:
+        return self.spec.path
+
+    @property
+    def plugin(self) -> str:
+        return ffi.string(lib.synth_hdev_plugin_name(self.handle)).decode()
+
+    def poll(self) -> int:
+        """Serve the queues once from this thread (only for a device no worker owns)."""
+        if self.worker is not None:
+            raise errors.DeviceError(0, "device is served by a worker; remove it first")
+        return int(lib.synth_hdev_poll(self.handle))
+
+    def stats(self) -> DeviceStats:
+        st = ffi.new("struct synth_hdev_stats *")
+        lib.synth_hdev_get_stats(self.handle, st)
+        return DeviceStats(
+            ops=st.ops,
+            by_status={Status(i).name.lower(): st.status[i] for i in range(lib.SYNTH_ST_MAX) if st.status[i]},
+            bytes_in=st.bytes_in,
+            bytes_out=st.bytes_out,
+            resets=st.resets,
+            ring_errors=st.ring_errors,
+            sessions=st.sessions,
+            status=dev_status_names(st.dev_status),
+            dev_error=st.dev_error,
+            active=bool(st.active),
+            generation=st.generation,
+        )
+
+    def destroy(self, unlink: bool = True) -> None:
+        """Stop serving (if a worker has the device), release state, unlink the region."""
+        if self._h is None:
+            return
+        if self.worker is not None:
+            self.worker.remove(self)
+        lib.synth_hdev_destroy(self._h, 1 if unlink else 0)
+        self._h = None
+
+
+class Worker:
+    """A C worker thread polling the devices added to it."""
+
+    def __init__(self, cpu: int | None = None, burst: int = 32, spin_us: int = 50, max_sleep_us: int = 1000):
+        if not 1 <= burst <= lib.SYNTH_MAX_BURST:
+            raise errors.ValueError(f"burst must be 1..{lib.SYNTH_MAX_BURST}, got {burst}")
+        if cpu is not None and cpu not in os.sched_getaffinity(0):
+            raise errors.ValueError(f"CPU {cpu} is not available to this process")
+        p = ffi.new("struct synth_worker_params *")
+        p.cpu = -1 if cpu is None else cpu
+        p.burst = burst
+        p.spin_us = spin_us
+        p.max_sleep_us = max_sleep_us
+        out = ffi.new("struct synth_worker **")
+        rc = lib.synth_worker_create(p, out)
+        if rc < 0:
+            raise errors.from_errno(rc, "starting a worker thread")
+        self._h = out[0]
+        self.devices: list[HostDevice] = []
+
+    def add(self, dev: HostDevice) -> None:
+        rc = lib.synth_worker_add(self._h, dev.handle)
+        if rc < 0:
+            raise errors.from_errno(rc, f"adding {dev.path} to a worker")
+        dev.worker = self
+        self.devices.append(dev)
+
+    def remove(self, dev: HostDevice) -> None:
+        lib.synth_worker_remove(self._h, dev.handle)
+        dev.worker = None
+        if dev in self.devices:
+            self.devices.remove(dev)
+
+    def stats(self) -> dict[str, int]:
+        st = ffi.new("struct synth_worker_stats *")
+        lib.synth_worker_get_stats(self._h, st)
+        return {"passes": st.passes, "busy_passes": st.busy_passes, "sleeps": st.sleeps,
+                "ops": st.ops, "devices": st.devices}
+
+    def stop(self) -> None:
+        if self._h is not None:
+            for d in list(self.devices):
+                d.worker = None
+            self.devices.clear()
+            lib.synth_worker_destroy(self._h)
+            self._h = None
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        self.stop()

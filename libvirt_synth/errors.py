@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: Apache-2.0
+"""One exception base for the project. Each subclass also inherits the matching builtin, so a
+caller may catch either ``SynthError`` or, say, ``ValueError``."""
+
+from __future__ import annotations
+
+import builtins
+import errno as _errno
+import os
+
+
+class SynthError(Exception):
+    """Base of every error raised by libvirt_synth."""
+
+
+class ValueError(builtins.ValueError, SynthError):  # noqa: A001 - deliberate, as the builtin
+    """An argument is malformed or out of range."""
+
+
+class NotFoundError(FileNotFoundError, SynthError):
+    """A device, region or session does not exist."""
+
+
+class PermissionError(builtins.PermissionError, SynthError):  # noqa: A001
+    """The caller may not do this."""
+
+
+class TimeoutError(builtins.TimeoutError, SynthError):  # noqa: A001
+    """The other side did not answer in time."""
+
+
+class DeviceError(OSError, SynthError):
+    """The device or its backend failed, or the device needs a reset."""
+
+
+class NotSupportedError(DeviceError):
+    """The device does not serve this operation, algorithm or parameter."""
+
+
+class OpError(SynthError):
+    """An operation completed with an error status. ``status`` is the SYNTH_ST_* code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthenticationError(OpError):
+    """A tag or MAC did not verify; the output was zeroed."""
+
+
+class UnknownSessionError(OpError):
+    """The session id is not known to this device."""
+
+
+class InvalidOpError(OpError, builtins.ValueError):
+    """The device rejected the operation's arguments (offsets, lengths, sizes)."""
+
+
+class OutputTooSmallError(OpError):
+    """The destination buffer is too small; ``needed`` bytes are required."""
+
+    def __init__(self, status: int, message: str, needed: int) -> None:
+        super().__init__(status, message)
+        self.needed = needed
+
+
+def from_errno(rc: int, what: str) -> SynthError:
+    """Turn a negative errno from the C core into the matching exception, with a message that
+    says what failed and, where it helps, what to do."""
+    code = -rc
+    text = os.strerror(code)
+    if code == _errno.ENOENT:
+        return NotFoundError(code, f"{what}: {text}")
+    if code in (_errno.EACCES, _errno.EPERM):
+        return PermissionError(code, f"{what}: {text} (run as root or as the region's owner)")
+    if code == _errno.ETIMEDOUT:
+        return TimeoutError(code, f"{what}: no backend answered; is a backend serving this device?")
+    if code in (_errno.EINVAL, _errno.ENOSPC, _errno.EEXIST):
+        return ValueError(f"{what}: {text}")
+    if code == _errno.EPROTO:
+        return DeviceError(code, f"{what}: not a synthetic device region (bad magic)")
+    if code == _errno.EPROTONOSUPPORT:
+        return NotSupportedError(code, f"{what}: device ABI major version not supported by this library")
+    if code == _errno.ENOTSUP:
+        return NotSupportedError(code, f"{what}: not supported")
+    if code == _errno.EIO:
+        return DeviceError(code, f"{what}: device needs a reset (the backend stopped serving it)")
+    if code == _errno.EBUSY:
+        return DeviceError(code, f"{what}: busy (operations still in flight on this queue)")
+    return DeviceError(code, f"{what}: {text}")

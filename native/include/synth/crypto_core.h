@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libvirt-synth device ABI, crypto class (SYNTH_CLASS_CRYPTO): opcodes, algorithms, the session
+ * parameter block and the class configuration block. Shared by guest and host; see
+ * docs/device-abi.md, section "Crypto class".
+ */
+#ifndef SYNTH_CRYPTO_CORE_H
+#define SYNTH_CRYPTO_CORE_H
+
+#include "synth/device_core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opcodes. */
+#define SYNTH_OP_CRYPTO_SESSION_CREATE 0x10u  /* src = struct synth_crypto_session_params */
+#define SYNTH_OP_CRYPTO_SESSION_DESTROY 0x11u /* session = id to destroy */
+#define SYNTH_OP_CRYPTO_ENCRYPT 0x12u         /* src -> dst, tag written */
+#define SYNTH_OP_CRYPTO_DECRYPT 0x13u         /* src -> dst after the tag verifies */
+
+/* Algorithms (synth_crypto_session_params.alg). */
+#define SYNTH_ALG_AES128_GCM 1u
+#define SYNTH_ALG_AES256_GCM 2u
+#define SYNTH_ALG_CHACHA20_POLY1305 3u
+#define SYNTH_ALG_AES256_CBC_HMAC_SHA256 4u /* encrypt-then-MAC, as IPsec ESP */
+#define SYNTH_ALG_HMAC_SHA256 5u            /* authentication only */
+#define SYNTH_ALG_MAX 6u
+
+#define SYNTH_CRYPTO_MAX_KEY 256u
+#define SYNTH_CRYPTO_MAX_IV 16u
+#define SYNTH_CRYPTO_MAX_TAG 32u
+
+/* Class feature bits (high half of the feature word). */
+#define SYNTH_CRYPTO_F_SESSIONS (1ULL << 32)    /* session create/destroy ops */
+#define SYNTH_CRYPTO_F_OUT_OF_PLACE (1ULL << 33) /* dst may differ from src */
+
+/*
+ * Session parameters, written by the guest into its arena and named by the src_off/src_len of a
+ * SESSION_CREATE descriptor (src_len must equal sizeof this struct). The backend copies the block,
+ * then zeroes the key bytes in the arena so that the key does not stay in shared memory.
+ *
+ *   alg                       key_len            iv_len  tag_len
+ *   AES128_GCM                16                 12      4..16
+ *   AES256_GCM                32                 12      4..16
+ *   CHACHA20_POLY1305         32                 12      16
+ *   AES256_CBC_HMAC_SHA256    32 + mac key 1..224 16      12..32  (key = AES key || HMAC key)
+ *   HMAC_SHA256               1..256             0       4..32
+ */
+struct synth_crypto_session_params {
+    uint16_t alg;     /* 0 SYNTH_ALG_* */
+    uint16_t key_len; /* 2 bytes used in key[] */
+    uint8_t iv_len;   /* 4 */
+    uint8_t tag_len;  /* 5 */
+    uint16_t flags;   /* 6 must be 0 */
+    uint8_t key[SYNTH_CRYPTO_MAX_KEY]; /* 8 */
+};
+
+_Static_assert(sizeof(struct synth_crypto_session_params) == 264, "session params are 264 bytes");
+_Static_assert(offsetof(struct synth_crypto_session_params, key) == 8, "key at 8");
+
+/* Class configuration block (header.class_cfg) of a crypto device. */
+struct synth_crypto_cfg {
+    uint32_t max_sessions; /* 0 sessions the device holds at once */
+    uint32_t alg_mask;     /* 4 bit (1 << SYNTH_ALG_*) set for each algorithm served */
+    uint32_t max_aad_len;  /* 8 longest AAD accepted */
+    uint32_t reserved[13]; /* 12 */
+};
+
+_Static_assert(sizeof(struct synth_crypto_cfg) == 64, "crypto cfg is 64 bytes");
+_Static_assert(sizeof(struct synth_crypto_cfg) <= SYNTH_CLASS_CFG_SIZE, "fits the cfg block");
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SYNTH_CRYPTO_CORE_H */

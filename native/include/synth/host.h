@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Host backend data path: lay out or attach a device region, serve it from worker threads.
+ *
+ * A device (struct synth_hdev) is one region file plus its class state (crypto sessions, ...).
+ * A worker (struct synth_worker) is one thread polling the queues of the devices added to it.
+ * A device belongs to at most one worker at a time; that is what lets class state go unlocked.
+ * Nothing the guest writes can make these functions fail or crash: a device whose guest breaks
+ * the ring protocol is marked NEEDS_RESET and skipped until its driver resets it.
+ */
+#ifndef SYNTH_HOST_H
+#define SYNTH_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "synth/device_core.h"
+#include "synth/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct synth_hdev;
+struct synth_worker;
+
+#define SYNTH_MAX_BURST 64u
+
+struct synth_hdev_params {
+    const char *path;        /* region file, e.g. /dev/shm/synth-<uuid>-0 */
+    const char *name;        /* device name written to the header (<= 31 chars) */
+    uint32_t dev_class;      /* SYNTH_CLASS_* */
+    uint32_t num_queues;     /* queue pairs */
+    uint64_t region_size;    /* bytes, power of two */
+    uint32_t ring_entries;   /* entries per ring, power of two */
+    uint32_t max_sessions;   /* crypto: session table size (0: default 1024) */
+    const struct synth_plugin *plugin; /* serving plugin (NULL: the class default) */
+    int32_t uid;             /* owner of the region file, -1 to keep */
+    int32_t gid;             /* group of the region file, -1 to keep */
+    uint32_t mode;           /* permission bits (0: 0600) */
+    uint32_t generation;     /* attach: at least this generation (restart survival) */
+};
+
+struct synth_hdev_stats {
+    uint64_t ops;                         /* completions written */
+    uint64_t status[SYNTH_ST_MAX];        /* completions by status */
+    uint64_t bytes_in;                    /* payload bytes of successful ops */
+    uint64_t bytes_out;
+    uint64_t resets;                      /* driver resets acted on */
+    uint64_t ring_errors;                 /* times the device was marked NEEDS_RESET */
+    uint32_t sessions;                    /* live sessions */
+    uint32_t dev_status;                  /* SYNTH_DEV_* as last written by the host */
+    uint32_t dev_error;                   /* SYNTH_DEVERR_* */
+    uint32_t active;                      /* a driver is attached and the device is serving */
+    uint32_t generation;
+    uint32_t reserved;
+};
+
+/*
+ * Create a region file (which must not exist), lay it out, and set up its class state.
+ * Returns 0 with *out set, or -errno: -EEXIST (file exists), -EINVAL (bad parameters, see
+ * synth_layout_compute), -ENOSPC, -ENOTSUP (class without a plugin), -ENOMEM, or the errno of
+ * open/ftruncate/fchown/mmap.
+ */
+int synth_hdev_create(const struct synth_hdev_params *p, struct synth_hdev **out);
+
+/*
+ * Attach to an existing region laid out by synth_hdev_create with the same parameters (a restarted
+ * backend). The header identity and layout are rewritten from p, the generation counter is bumped
+ * to max(p->generation, current + 1), and ring indices are taken over as the guest left them.
+ * Returns 0 or -errno as synth_hdev_create (-ENOENT if the file does not exist, -EINVAL if its size
+ * does not match).
+ */
+int synth_hdev_attach(const struct synth_hdev_params *p, struct synth_hdev **out);
+
+/* Release the device: destroy sessions, unmap; unlink the region file if unlink_region. */
+void synth_hdev_destroy(struct synth_hdev *d, int unlink_region);
+
+/* Copy the device's counters (safe while a worker serves it). */
+void synth_hdev_get_stats(const struct synth_hdev *d, struct synth_hdev_stats *st);
+
+/* Name of the plugin serving the device. */
+const char *synth_hdev_plugin_name(const struct synth_hdev *d);
+
+/*
+ * Serve the device's queues once from the calling thread (tests, single-threaded tools): returns
+ * the number of descriptors completed. Must not be called on a device owned by a worker.
+ */
+unsigned synth_hdev_poll(struct synth_hdev *d);
+
+struct synth_worker_params {
+    int32_t cpu;            /* CPU to pin the thread to, -1 for none */
+    uint32_t burst;         /* descriptors per dequeue (1..SYNTH_MAX_BURST; 0: 32) */
+    uint32_t spin_us;       /* keep polling this long after the last work (0: 50) */
+    uint32_t max_sleep_us;  /* longest idle sleep (0: 1000) */
+};
+
+struct synth_worker_stats {
+    uint64_t passes;        /* poll passes over all devices */
+    uint64_t busy_passes;   /* passes that found work */
+    uint64_t sleeps;        /* idle sleeps */
+    uint64_t ops;           /* descriptors completed */
+    uint32_t devices;
+    uint32_t reserved;
+};
+
+/* Start a worker thread. Returns 0, -EINVAL, -ENOMEM or the error of pthread_create. */
+int synth_worker_create(const struct synth_worker_params *p, struct synth_worker **out);
+/* Hand a device to the worker. Returns 0, -EBUSY (device served by a worker), -ENOMEM. */
+int synth_worker_add(struct synth_worker *w, struct synth_hdev *d);
+/* Take a device back; when this returns the worker no longer touches it. 0 or -ENOENT. */
+int synth_worker_remove(struct synth_worker *w, struct synth_hdev *d);
+void synth_worker_get_stats(const struct synth_worker *w, struct synth_worker_stats *st);
+/* Stop and join the thread; devices still added are released from it (not destroyed). */
+void synth_worker_destroy(struct synth_worker *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SYNTH_HOST_H */

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Plugin ABI: the versioned table of functions a backend plugin provides. Built-in plugins and
+ * external ones (shared objects exporting `synth_plugin_entry`) use the same table. The data path
+ * hands a plugin only validated, host-local operations: every pointer already checked to lie inside
+ * the device's arena, the IV and the expected tag already copied out of shared memory.
+ *
+ * Concurrency contract: a device is served by exactly one worker thread at a time, and a session
+ * belongs to one device, so session functions and burst calls on one session never run
+ * concurrently. Different sessions may be used from different threads at once.
+ */
+#ifndef SYNTH_PLUGIN_H
+#define SYNTH_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "synth/crypto_core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SYNTH_PLUGIN_ABI_VERSION 1u
+
+/* One crypto operation, validated, in host-local memory. */
+struct synth_crypto_op {
+    void *sess;            /* plugin session from session_create */
+    uint32_t opcode;       /* SYNTH_OP_CRYPTO_ENCRYPT or _DECRYPT */
+    uint32_t alg;          /* SYNTH_ALG_* of the session */
+    const uint8_t *src;    /* input, len bytes (in the arena) */
+    uint8_t *dst;          /* output, len bytes (in the arena; == src when in place) */
+    uint32_t len;
+    uint32_t aad_len;
+    const uint8_t *aad;    /* aad_len bytes (in the arena) */
+    uint8_t *tag_out;      /* encrypt: where the tag goes (in the arena) */
+    uint32_t iv_len;
+    uint32_t tag_len;
+    uint8_t iv[SYNTH_CRYPTO_MAX_IV];   /* local copy of the IV */
+    uint8_t tag[SYNTH_CRYPTO_MAX_TAG]; /* decrypt: local copy of the expected tag */
+    uint32_t status;       /* out: SYNTH_ST_* */
+    uint32_t result;       /* out: bytes written to dst */
+};
+
+struct synth_plugin {
+    uint32_t abi_version;   /* SYNTH_PLUGIN_ABI_VERSION */
+    uint32_t dev_class;     /* SYNTH_CLASS_* served */
+    const char *name;       /* short, unique: "openssl", "ipsec-mb", ... */
+    const char *description;
+    int32_t priority;       /* higher wins when several plugins serve an algorithm */
+    uint32_t reserved;
+
+    /*
+     * Probe the host: 0 if usable here, else -errno with a one-line reason in why[why_len].
+     * Called once before any other function.
+     */
+    int (*probe)(char *why, size_t why_len);
+    /* Algorithms served: bit (1 << SYNTH_ALG_*) per algorithm. */
+    uint32_t (*alg_mask)(void);
+
+    /*
+     * Create a session for already-validated parameters (sizes checked against the table in
+     * crypto_core.h). Returns 0 with *sess set, -ENOTSUP (algorithm not served), -ENOMEM.
+     */
+    int (*session_create)(const struct synth_crypto_session_params *p, void **sess);
+    /* Destroy a session and wipe its key material. */
+    void (*session_destroy)(void *sess);
+    /*
+     * Process n operations; every op gets a status (SYNTH_ST_OK, SYNTH_ST_AUTH_FAILED with the
+     * output zeroed, SYNTH_ST_INVALID, SYNTH_ST_DEVICE_ERROR). Must not allocate.
+     */
+    void (*crypto_burst)(struct synth_crypto_op *ops, unsigned n);
+};
+
+/* Entry point an external plugin exports: returns its table. */
+typedef const struct synth_plugin *(*synth_plugin_entry_fn)(void);
+#define SYNTH_PLUGIN_ENTRY_SYMBOL "synth_plugin_entry"
+
+/* Built-in plugins. */
+const struct synth_plugin *synth_plugin_openssl(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SYNTH_PLUGIN_H */

@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Host side of one device region: lay it out or attach to it, act on driver resets, and poll its
+ * queues. Everything read from the region is read once, copied, then validated.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host_pvt.h"
+
+static const struct synth_class_ops *class_ops(uint32_t dev_class)
+{
+    switch (dev_class) {
+    case SYNTH_CLASS_CRYPTO:
+        return &synth_crypto_class;
+    default:
+        return NULL;
+    }
+}
+
+static void host_store_u32(uint32_t *p, uint32_t v) { synth_store_release_u32(p, v); }
+
+static void bind_queues(struct synth_hdev *d)
+{
+    uint32_t i;
+    for (i = 0; i < d->layout.num_queues; i++) {
+        const struct synth_queue_info *qi = &d->layout.queues[i];
+        struct synth_hqueue *q = &d->queues[i];
+        synth_ring_init(&q->sq, d->base + qi->sq_off, d->layout.ring_entries, sizeof(struct synth_desc));
+        synth_ring_init(&q->cq, d->base + qi->cq_off, d->layout.ring_entries, sizeof(struct synth_cpl));
+        q->arena = d->base + qi->arena_off;
+        q->arena_size = qi->arena_size;
+    }
+}
+
+/* Zero the shared ring indices and our local copies (driver reset). */
+static void reset_queues(struct synth_hdev *d)
+{
+    uint32_t i;
+    for (i = 0; i < d->layout.num_queues; i++) {
+        struct synth_hqueue *q = &d->queues[i];
+        q->sq.local = 0;
+        q->cq.local = 0;
+        host_store_u32(&q->sq.core->prod, 0);
+        host_store_u32(&q->sq.core->cons, 0);
+        host_store_u32(&q->cq.core->prod, 0);
+        host_store_u32(&q->cq.core->cons, 0);
+    }
+}
+
+static void set_status(struct synth_hdev *d, uint32_t status, uint32_t err)
+{
+    host_store_u32(&d->hdr->dev_error, err);
+    host_store_u32(&d->hdr->dev_status, status);
+    SYNTH_STAT_SET(d->stats.dev_status, status);
+    SYNTH_STAT_SET(d->stats.dev_error, err);
+}
+
+void synth_hdev_mark_broken(struct synth_hdev *d, uint32_t err)
+{
+    d->broken = 1;
+    set_status(d, SYNTH_DEV_READY | SYNTH_DEV_NEEDS_RESET, err);
+    SYNTH_STAT_ADD(d->stats.ring_errors, 1);
+    SYNTH_STAT_SET(d->stats.active, 0);
+}
+
+void synth_hdev_heartbeat(struct synth_hdev *d, uint64_t now_ns)
+{
+    __atomic_store_n(&d->hdr->heartbeat, now_ns, __ATOMIC_RELAXED);
+}
+
+static void copy_name(char *dst, size_t n, const char *src)
+{
+    size_t len = src ? strnlen(src, n - 1) : 0;
+    memset(dst, 0, n);
+    if (len)
+        memcpy(dst, src, len);
+}
+
+static void free_dev(struct synth_hdev *d)
+{
+    if (d->base && d->base != MAP_FAILED)
+        munmap(d->base, d->layout.region_size);
+    if (d->fd >= 0)
+        close(d->fd);
+    free(d);
+}
+
+/* Common part of create and attach once the file is open and sized. */
+static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fresh)
+{
+    struct synth_dev_header *h;
+    uint32_t gen;
+    int rc;
+
+    d->base = mmap(NULL, d->layout.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd, 0);
+    if (d->base == MAP_FAILED) {
+        d->base = NULL;
+        return -errno;
+    }
+    h = d->hdr = (struct synth_dev_header *)d->base;
+    d->features_offered = SYNTH_F_RING_V1 | SYNTH_F_GENERATION | SYNTH_F_NOP | d->ops->features;
+
+    if (fresh) {
+        memset(h, 0, SYNTH_HEADER_SIZE);
+        gen = p->generation ? p->generation : 1;
+    } else {
+        gen = __atomic_load_n(&h->generation, __ATOMIC_RELAXED) + 1;
+        if (gen < p->generation)
+            gen = p->generation;
+        if (gen == 0)
+            gen = 1;
+    }
+    synth_layout_write_header(&d->layout, h);
+    h->dev_class = (uint16_t)d->ops->dev_class;
+    h->features_offered = d->features_offered;
+    copy_name(h->device_name, sizeof(h->device_name), d->name);
+    bind_queues(d);
+
+    rc = d->ops->init(d, p);
+    if (rc < 0)
+        return rc;
+    copy_name(h->backend, sizeof(h->backend), d->ops->plugin_name(d));
+
+    d->generation = gen;
+    SYNTH_STAT_SET(d->stats.generation, gen);
+    host_store_u32(&h->generation, gen);
+    if (fresh) {
+        d->acked_epoch = 0;
+        host_store_u32(&h->acked_epoch, 0);
+    } else {
+        /*
+         * A restarted backend: the driver that was attached keeps going. Its epoch is taken as
+         * acknowledged and its rings are taken over where the guest left them.
+         */
+        uint32_t i;
+        d->acked_epoch = synth_load_acquire_u32(&h->drv_epoch);
+        d->features = __atomic_load_n(&h->features_accepted, __ATOMIC_ACQUIRE);
+        d->active = (synth_load_relaxed_u32(&h->drv_status) & SYNTH_DRV_DRIVER_OK) &&
+                    !(d->features & ~d->features_offered);
+        for (i = 0; i < d->layout.num_queues; i++) {
+            struct synth_hqueue *q = &d->queues[i];
+            q->sq.local = synth_load_acquire_u32(&q->sq.core->cons);
+            q->cq.local = synth_load_acquire_u32(&q->cq.core->prod);
+        }
+        host_store_u32(&h->acked_epoch, d->acked_epoch);
+        SYNTH_STAT_SET(d->stats.active, (uint32_t)d->active);
+    }
+    set_status(d, SYNTH_DEV_READY, SYNTH_DEVERR_NONE);
+    return 0;
+}
+
+static int prepare(const struct synth_hdev_params *p, struct synth_hdev **out)
+{
+    struct synth_hdev *d;
+    const struct synth_class_ops *ops = class_ops(p->dev_class);
+    int rc;
+
+    if (!p->path || strlen(p->path) >= PATH_MAX)
+        return -EINVAL;
+    if (!ops)
+        return -ENOTSUP;
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    d->fd = -1;
+    d->ops = ops;
+    rc = synth_layout_compute(p->region_size, p->num_queues, p->ring_entries, &d->layout);
+    if (rc < 0) {
+        free(d);
+        return rc;
+    }
+    snprintf(d->path, sizeof(d->path), "%s", p->path);
+    copy_name(d->name, sizeof(d->name), p->name);
+    *out = d;
+    return 0;
+}
+
+int synth_hdev_create(const struct synth_hdev_params *p, struct synth_hdev **out)
+{
+    struct synth_hdev *d;
+    mode_t mode = p->mode ? (mode_t)p->mode : 0600;
+    int rc;
+
+    rc = prepare(p, &d);
+    if (rc < 0)
+        return rc;
+    d->fd = open(p->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (d->fd < 0) {
+        rc = -errno;
+        free_dev(d);
+        return rc;
+    }
+    if (fchmod(d->fd, mode) < 0 || ftruncate(d->fd, (off_t)d->layout.region_size) < 0 ||
+        ((p->uid >= 0 || p->gid >= 0) && fchown(d->fd, (uid_t)p->uid, (gid_t)p->gid) < 0)) {
+        rc = -errno;
+        goto fail_unlink;
+    }
+    rc = setup(d, p, 1);
+    if (rc < 0)
+        goto fail_unlink;
+    *out = d;
+    return 0;
+
+fail_unlink:
+    if (d->cls)
+        d->ops->fini(d);
+    unlink(p->path);
+    free_dev(d);
+    return rc;
+}
+
+int synth_hdev_attach(const struct synth_hdev_params *p, struct synth_hdev **out)
+{
+    struct synth_hdev *d;
+    struct stat st;
+    int rc;
+
+    rc = prepare(p, &d);
+    if (rc < 0)
+        return rc;
+    d->fd = open(p->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (d->fd < 0 || fstat(d->fd, &st) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != d->layout.region_size) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    rc = setup(d, p, 0);
+    if (rc < 0)
+        goto fail;
+    *out = d;
+    return 0;
+
+fail:
+    if (d->cls)
+        d->ops->fini(d);
+    free_dev(d);
+    return rc;
+}
+
+void synth_hdev_destroy(struct synth_hdev *d, int unlink_region)
+{
+    if (!d)
+        return;
+    if (d->hdr)
+        set_status(d, 0, SYNTH_DEVERR_NONE);
+    if (d->cls)
+        d->ops->fini(d);
+    if (unlink_region)
+        unlink(d->path);
+    free_dev(d);
+}
+
+void synth_hdev_get_stats(const struct synth_hdev *d, struct synth_hdev_stats *st)
+{
+    const uint64_t *src = (const uint64_t *)&d->stats;
+    uint64_t *dst = (uint64_t *)st;
+    size_t i;
+    _Static_assert(sizeof(struct synth_hdev_stats) % 8 == 0, "stats are 64-bit words");
+    for (i = 0; i < sizeof(*st) / 8; i++)
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    st->sessions = d->ops->sessions(d);
+}
+
+const char *synth_hdev_plugin_name(const struct synth_hdev *d) { return d->ops->plugin_name(d); }
+
+/* Act on a new driver epoch: reset, then check the driver's handshake. */
+static void driver_reset(struct synth_hdev *d, uint32_t epoch)
+{
+    struct synth_dev_header *h = d->hdr;
+    uint32_t drv = synth_load_relaxed_u32(&h->drv_status);
+    uint64_t feat = __atomic_load_n(&h->features_accepted, __ATOMIC_RELAXED);
+
+    d->ops->reset(d);
+    reset_queues(d);
+    d->broken = 0;
+    d->active = 0;
+    d->features = 0;
+    if (drv & SYNTH_DRV_DRIVER_OK) {
+        if ((feat & ~d->features_offered) || !(feat & SYNTH_F_RING_V1)) {
+            d->broken = 1;
+            set_status(d, SYNTH_DEV_READY | SYNTH_DEV_NEEDS_RESET, SYNTH_DEVERR_FEATURES);
+        } else {
+            d->active = 1;
+            d->features = feat;
+            set_status(d, SYNTH_DEV_READY, SYNTH_DEVERR_NONE);
+        }
+    } else {
+        set_status(d, SYNTH_DEV_READY, SYNTH_DEVERR_NONE);
+    }
+    SYNTH_STAT_SET(d->stats.active, (uint32_t)d->active);
+    SYNTH_STAT_ADD(d->stats.resets, 1);
+    d->acked_epoch = epoch;
+    host_store_u32(&h->acked_epoch, epoch);
+}
+
+static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_t burst)
+{
+    struct synth_desc in[SYNTH_MAX_BURST];
+    struct synth_cpl out[SYNTH_MAX_BURST];
+    int64_t room, got, put;
+    unsigned i;
+
+    /* Take no more than the completion ring can hold, so completions never wait. */
+    room = synth_ring_sp_free_count(&q->cq);
+    if (room < 0) {
+        synth_hdev_mark_broken(d, SYNTH_DEVERR_CQ_INDEX);
+        return 0;
+    }
+    if ((uint64_t)room < burst)
+        burst = (uint32_t)room;
+    if (burst == 0)
+        return 0;
+    got = synth_ring_sc_dequeue_burst(&q->sq, in, burst);
+    if (got < 0) {
+        synth_hdev_mark_broken(d, SYNTH_DEVERR_SQ_INDEX);
+        return 0;
+    }
+    if (got == 0)
+        return 0;
+    d->ops->process(d, q, in, out, (unsigned)got);
+    put = synth_ring_sp_enqueue_burst(&q->cq, out, (uint32_t)got);
+    if (put != got) {
+        synth_hdev_mark_broken(d, SYNTH_DEVERR_CQ_INDEX);
+        return (unsigned)got;
+    }
+    SYNTH_STAT_ADD(d->stats.ops, (uint64_t)got);
+    for (i = 0; i < (unsigned)got; i++) {
+        uint32_t st = out[i].status < SYNTH_ST_MAX ? out[i].status : SYNTH_ST_DEVICE_ERROR;
+        SYNTH_STAT_ADD(d->stats.status[st], 1);
+    }
+    return (unsigned)got;
+}
+
+unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
+{
+    uint32_t epoch = synth_load_acquire_u32(&d->hdr->drv_epoch);
+    unsigned i, n = 0;
+
+    if (epoch != d->acked_epoch)
+        driver_reset(d, epoch);
+    if (!d->active || d->broken)
+        return 0;
+    for (i = 0; i < d->layout.num_queues && !d->broken; i++)
+        n += poll_queue(d, &d->queues[i], burst);
+    return n;
+}
+
+unsigned synth_hdev_poll(struct synth_hdev *d) { return synth_hdev_poll_burst(d, 32); }

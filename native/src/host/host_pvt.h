@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Host data path internals shared by device.c, worker.c and the class files. */
+#ifndef SYNTH_HOST_PVT_H
+#define SYNTH_HOST_PVT_H
+
+#include <limits.h>
+
+#include "synth/host.h"
+#include "synth/layout.h"
+#include "synth/ring_pvt.h"
+
+struct synth_hqueue {
+    struct synth_ring sq;   /* host consumes */
+    struct synth_ring cq;   /* host produces */
+    uint8_t *arena;
+    uint64_t arena_size;
+};
+
+struct synth_hdev;
+
+/* What a device class plugs into the generic data path. */
+struct synth_class_ops {
+    uint32_t dev_class;
+    uint64_t features;  /* class feature bits offered */
+    int (*init)(struct synth_hdev *d, const struct synth_hdev_params *p);
+    void (*fini)(struct synth_hdev *d);
+    /* Driver reset: drop per-driver state (sessions). */
+    void (*reset)(struct synth_hdev *d);
+    /* Complete n descriptors (already copied to local memory) into n completions. */
+    void (*process)(struct synth_hdev *d, struct synth_hqueue *q, const struct synth_desc *in,
+                    struct synth_cpl *out, unsigned n);
+    const char *(*plugin_name)(const struct synth_hdev *d);
+    uint32_t (*sessions)(const struct synth_hdev *d);
+};
+
+struct synth_hdev {
+    char path[PATH_MAX];
+    char name[32];
+    int fd;
+    uint8_t *base;
+    struct synth_dev_header *hdr;     /* shared: write-only for host fields, read guest fields once */
+    struct synth_layout layout;       /* host-local: the only layout the data path uses */
+    const struct synth_class_ops *ops;
+    void *cls;                        /* class state */
+    uint64_t features_offered;
+    uint64_t features;                /* accepted by the current driver */
+    uint32_t acked_epoch;
+    uint32_t generation;
+    int active;                       /* a driver completed the handshake */
+    int broken;                       /* NEEDS_RESET until the next driver epoch */
+    struct synth_worker *_Atomic owner;
+    struct synth_hdev_stats stats;    /* written by the serving thread, read with relaxed loads */
+    struct synth_hqueue queues[SYNTH_MAX_QUEUES];
+};
+
+#define SYNTH_STAT_ADD(field, v) \
+    __atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
+#define SYNTH_STAT_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+
+extern const struct synth_class_ops synth_crypto_class;
+
+/* Mark the device NEEDS_RESET with reason err (SYNTH_DEVERR_*). */
+void synth_hdev_mark_broken(struct synth_hdev *d, uint32_t err);
+
+/* One poll pass over the device's queues with the given burst size. */
+unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst);
+
+/* Write the host heartbeat word. */
+void synth_hdev_heartbeat(struct synth_hdev *d, uint64_t now_ns);
+
+/* Arena pointer for a checked (off, len) of queue q, or NULL if out of range. */
+static inline uint8_t *synth_arena_ptr(const struct synth_hqueue *q, uint32_t off, uint32_t len)
+{
+    if (!synth_range_ok(q->arena_size, off, len))
+        return NULL;
+    return q->arena + off;
+}
+
+#endif /* SYNTH_HOST_PVT_H */

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Worker threads: poll the queues of their devices. Adaptive polling: spin while there is work and
+ * for spin_us after the last of it, then sleep with exponential back-off up to max_sleep_us, so an
+ * idle device costs a wake-up per max_sleep_us and nothing more.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "host_pvt.h"
+
+#define MIN_SLEEP_NS 2000ull
+#define HEARTBEAT_NS 1000000ull
+
+struct synth_worker {
+    pthread_t thread;
+    pthread_mutex_t lock;        /* held for a whole poll pass; add/remove take it */
+    struct synth_hdev **devs;
+    unsigned ndevs;
+    unsigned cap;
+    _Atomic int stop;
+    struct synth_worker_params params;
+    struct synth_worker_stats stats;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull)};
+    nanosleep(&ts, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    struct synth_worker *w = arg;
+    uint64_t spin_ns = (uint64_t)w->params.spin_us * 1000ull;
+    uint64_t max_sleep = (uint64_t)w->params.max_sleep_us * 1000ull;
+    uint64_t last_work = now_ns(), last_beat = 0, nap = MIN_SLEEP_NS;
+    unsigned i, work;
+
+    /* Idle sleeps are short; do not let the kernel stretch them by the default 50 us slack. */
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+    pthread_setname_np(pthread_self(), "synth-worker");
+    if (w->params.cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->params.cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    }
+
+    while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+        uint64_t t;
+
+        work = 0;
+        pthread_mutex_lock(&w->lock);
+        for (i = 0; i < w->ndevs; i++)
+            work += synth_hdev_poll_burst(w->devs[i], w->params.burst);
+        SYNTH_STAT_ADD(w->stats.passes, 1);
+        if (work) {
+            SYNTH_STAT_ADD(w->stats.busy_passes, 1);
+            SYNTH_STAT_ADD(w->stats.ops, work);
+        }
+        t = (work || (w->stats.passes & 1023) == 0) ? now_ns() : 0;
+        if (t && t - last_beat >= HEARTBEAT_NS) {
+            for (i = 0; i < w->ndevs; i++)
+                synth_hdev_heartbeat(w->devs[i], t);
+            last_beat = t;
+        }
+        pthread_mutex_unlock(&w->lock);
+
+        if (work) {
+            last_work = t;
+            nap = MIN_SLEEP_NS;
+            continue;
+        }
+        t = now_ns();
+        if (t - last_work < spin_ns) {
+            synth_cpu_relax();
+            continue;
+        }
+        SYNTH_STAT_ADD(w->stats.sleeps, 1);
+        sleep_ns(nap);
+        nap = nap * 2 > max_sleep ? max_sleep : nap * 2;
+        /* Wake-ups keep the heartbeat fresh while idle. */
+        if (t - last_beat >= HEARTBEAT_NS) {
+            pthread_mutex_lock(&w->lock);
+            for (i = 0; i < w->ndevs; i++)
+                synth_hdev_heartbeat(w->devs[i], t);
+            pthread_mutex_unlock(&w->lock);
+            last_beat = t;
+        }
+    }
+    return NULL;
+}
+
+int synth_worker_create(const struct synth_worker_params *p, struct synth_worker **out)
+{
+    struct synth_worker *w;
+    int rc;
+
+    if (p->burst > SYNTH_MAX_BURST)
+        return -EINVAL;
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->params = *p;
+    if (!w->params.burst)
+        w->params.burst = 32;
+    if (!w->params.spin_us)
+        w->params.spin_us = 50;
+    if (!w->params.max_sleep_us)
+        w->params.max_sleep_us = 1000;
+    pthread_mutex_init(&w->lock, NULL);
+    rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc) {
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+        return -rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int synth_worker_add(struct synth_worker *w, struct synth_hdev *d)
+{
+    struct synth_worker *none = NULL;
+    int rc = 0;
+
+    if (!atomic_compare_exchange_strong(&d->owner, &none, w))
+        return -EBUSY;
+    pthread_mutex_lock(&w->lock);
+    if (w->ndevs == w->cap) {
+        unsigned cap = w->cap ? w->cap * 2 : 8;
+        struct synth_hdev **devs = realloc(w->devs, cap * sizeof(*devs));
+        if (!devs) {
+            rc = -ENOMEM;
+            atomic_store(&d->owner, NULL);
+            goto out;
+        }
+        w->devs = devs;
+        w->cap = cap;
+    }
+    w->devs[w->ndevs++] = d;
+    SYNTH_STAT_SET(w->stats.devices, w->ndevs);
+out:
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+int synth_worker_remove(struct synth_worker *w, struct synth_hdev *d)
+{
+    unsigned i;
+    int rc = -ENOENT;
+
+    pthread_mutex_lock(&w->lock);
+    for (i = 0; i < w->ndevs; i++) {
+        if (w->devs[i] == d) {
+            memmove(&w->devs[i], &w->devs[i + 1], (w->ndevs - i - 1) * sizeof(*w->devs));
+            w->ndevs--;
+            atomic_store(&d->owner, NULL);
+            rc = 0;
+            break;
+        }
+    }
+    SYNTH_STAT_SET(w->stats.devices, w->ndevs);
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+void synth_worker_get_stats(const struct synth_worker *w, struct synth_worker_stats *st)
+{
+    st->passes = __atomic_load_n(&w->stats.passes, __ATOMIC_RELAXED);
+    st->busy_passes = __atomic_load_n(&w->stats.busy_passes, __ATOMIC_RELAXED);
+    st->sleeps = __atomic_load_n(&w->stats.sleeps, __ATOMIC_RELAXED);
+    st->ops = __atomic_load_n(&w->stats.ops, __ATOMIC_RELAXED);
+    st->devices = __atomic_load_n(&w->stats.devices, __ATOMIC_RELAXED);
+    st->reserved = 0;
+}
+
+void synth_worker_destroy(struct synth_worker *w)
+{
+    unsigned i;
+    if (!w)
+        return;
+    atomic_store(&w->stop, 1);
+    pthread_join(w->thread, NULL);
+    for (i = 0; i < w->ndevs; i++)
+        atomic_store(&w->devs[i]->owner, NULL);
+    pthread_mutex_destroy(&w->lock);
+    free(w->devs);
+    free(w);
+}

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Crypto plugin over OpenSSL 3 EVP. Each session keeps its keyed cipher (and MAC) contexts, so an
+ * operation only sets the IV and runs: no allocation and no key schedule on the per-op path.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "synth/plugin.h"
+
+struct ossl_sess {
+    uint32_t alg;
+    uint32_t tag_len;
+    EVP_CIPHER_CTX *enc;
+    EVP_CIPHER_CTX *dec;
+    EVP_MAC_CTX *mac;
+};
+
+static int ossl_probe(char *why, size_t why_len)
+{
+    if (OpenSSL_version_num() < 0x30000000L) {
+        snprintf(why, why_len, "OpenSSL %s is older than 3.0", OpenSSL_version(OPENSSL_VERSION));
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
+static uint32_t ossl_alg_mask(void)
+{
+    return (1u << SYNTH_ALG_AES128_GCM) | (1u << SYNTH_ALG_AES256_GCM) |
+           (1u << SYNTH_ALG_CHACHA20_POLY1305) | (1u << SYNTH_ALG_AES256_CBC_HMAC_SHA256) |
+           (1u << SYNTH_ALG_HMAC_SHA256);
+}
+
+static void ossl_session_destroy(void *sp)
+{
+    struct ossl_sess *s = sp;
+    if (!s)
+        return;
+    EVP_CIPHER_CTX_free(s->enc); /* cleanses the key schedule */
+    EVP_CIPHER_CTX_free(s->dec);
+    EVP_MAC_CTX_free(s->mac);
+    OPENSSL_cleanse(s, sizeof(*s));
+    free(s);
+}
+
+static int cipher_pair(struct ossl_sess *s, const EVP_CIPHER *c, const uint8_t *key, int padding)
+{
+    s->enc = EVP_CIPHER_CTX_new();
+    s->dec = EVP_CIPHER_CTX_new();
+    if (!s->enc || !s->dec)
+        return -ENOMEM;
+    if (!EVP_EncryptInit_ex(s->enc, c, NULL, key, NULL) || !EVP_DecryptInit_ex(s->dec, c, NULL, key, NULL))
+        return -EINVAL;
+    if (!padding) {
+        EVP_CIPHER_CTX_set_padding(s->enc, 0);
+        EVP_CIPHER_CTX_set_padding(s->dec, 0);
+    }
+    return 0;
+}
+
+static int hmac_ctx(struct ossl_sess *s, const uint8_t *key, size_t key_len)
+{
+    OSSL_PARAM params[2];
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    int ok;
+
+    if (!mac)
+        return -ENOTSUP;
+    s->mac = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);
+    if (!s->mac)
+        return -ENOMEM;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    ok = EVP_MAC_init(s->mac, key, key_len, params);
+    return ok ? 0 : -EINVAL;
+}
+
+static int ossl_session_create(const struct synth_crypto_session_params *p, void **out)
+{
+    struct ossl_sess *s = calloc(1, sizeof(*s));
+    int rc;
+
+    if (!s)
+        return -ENOMEM;
+    s->alg = p->alg;
+    s->tag_len = p->tag_len;
+    switch (p->alg) {
+    case SYNTH_ALG_AES128_GCM:
+        rc = cipher_pair(s, EVP_aes_128_gcm(), p->key, 1);
+        break;
+    case SYNTH_ALG_AES256_GCM:
+        rc = cipher_pair(s, EVP_aes_256_gcm(), p->key, 1);
+        break;
+    case SYNTH_ALG_CHACHA20_POLY1305:
+        rc = cipher_pair(s, EVP_chacha20_poly1305(), p->key, 1);
+        break;
+    case SYNTH_ALG_AES256_CBC_HMAC_SHA256:
+        rc = cipher_pair(s, EVP_aes_256_cbc(), p->key, 0);
+        if (rc == 0)
+            rc = hmac_ctx(s, p->key + 32, (size_t)p->key_len - 32);
+        break;
+    case SYNTH_ALG_HMAC_SHA256:
+        rc = hmac_ctx(s, p->key, p->key_len);
+        break;
+    default:
+        rc = -ENOTSUP;
+    }
+    if (rc < 0) {
+        ossl_session_destroy(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static uint32_t aead_encrypt(struct ossl_sess *s, struct synth_crypto_op *op)
+{
+    uint8_t tag[16];
+    int n = 0, fin = 0;
+
+    if (!EVP_EncryptInit_ex(s->enc, NULL, NULL, NULL, op->iv) ||
+        (op->aad_len && !EVP_EncryptUpdate(s->enc, NULL, &n, op->aad, (int)op->aad_len)) ||
+        (op->len && !EVP_EncryptUpdate(s->enc, op->dst, &n, op->src, (int)op->len)) ||
+        !EVP_EncryptFinal_ex(s->enc, op->dst + n, &fin) ||
+        !EVP_CIPHER_CTX_ctrl(s->enc, EVP_CTRL_AEAD_GET_TAG, (int)s->tag_len, tag))
+        return SYNTH_ST_DEVICE_ERROR;
+    memcpy(op->tag_out, tag, s->tag_len);
+    return SYNTH_ST_OK;
+}
+
+static uint32_t aead_decrypt(struct ossl_sess *s, struct synth_crypto_op *op)
+{
+    int n = 0, fin = 0;
+
+    if (!EVP_DecryptInit_ex(s->dec, NULL, NULL, NULL, op->iv) ||
+        (op->aad_len && !EVP_DecryptUpdate(s->dec, NULL, &n, op->aad, (int)op->aad_len)) ||
+        (op->len && !EVP_DecryptUpdate(s->dec, op->dst, &n, op->src, (int)op->len)) ||
+        !EVP_CIPHER_CTX_ctrl(s->dec, EVP_CTRL_AEAD_SET_TAG, (int)s->tag_len, op->tag))
+        return SYNTH_ST_DEVICE_ERROR;
+    if (EVP_DecryptFinal_ex(s->dec, op->dst + n, &fin) <= 0) {
+        OPENSSL_cleanse(op->dst, op->len);
+        return SYNTH_ST_AUTH_FAILED;
+    }
+    return SYNTH_ST_OK;
+}
+
+/* HMAC-SHA-256 over aad || iv || data into mac[32]. */
+static int hmac3(struct ossl_sess *s, const uint8_t *aad, size_t aad_len, const uint8_t *iv,
+                 size_t iv_len, const uint8_t *data, size_t len, uint8_t mac[32])
+{
+    size_t out = 0;
+    return EVP_MAC_init(s->mac, NULL, 0, NULL) && (!aad_len || EVP_MAC_update(s->mac, aad, aad_len)) &&
+           (!iv_len || EVP_MAC_update(s->mac, iv, iv_len)) && (!len || EVP_MAC_update(s->mac, data, len)) &&
+           EVP_MAC_final(s->mac, mac, &out, 32) && out == 32;
+}
+
+static uint32_t cbc_hmac_encrypt(struct ossl_sess *s, struct synth_crypto_op *op)
+{
+    uint8_t mac[32];
+    int n = 0, fin = 0;
+
+    if (!EVP_EncryptInit_ex(s->enc, NULL, NULL, NULL, op->iv) ||
+        (op->len && !EVP_EncryptUpdate(s->enc, op->dst, &n, op->src, (int)op->len)) ||
+        !EVP_EncryptFinal_ex(s->enc, op->dst + n, &fin) ||
+        !hmac3(s, op->aad, op->aad_len, op->iv, 16, op->dst, op->len, mac))
+        return SYNTH_ST_DEVICE_ERROR;
+    memcpy(op->tag_out, mac, s->tag_len);
+    return SYNTH_ST_OK;
+}
+
+static uint32_t cbc_hmac_decrypt(struct ossl_sess *s, struct synth_crypto_op *op)
+{
+    uint8_t mac[32];
+    int n = 0, fin = 0;
+
+    if (!hmac3(s, op->aad, op->aad_len, op->iv, 16, op->src, op->len, mac))
+        return SYNTH_ST_DEVICE_ERROR;
+    if (CRYPTO_memcmp(mac, op->tag, s->tag_len) != 0) {
+        OPENSSL_cleanse(op->dst, op->len);
+        return SYNTH_ST_AUTH_FAILED;
+    }
+    if (!EVP_DecryptInit_ex(s->dec, NULL, NULL, NULL, op->iv) ||
+        (op->len && !EVP_DecryptUpdate(s->dec, op->dst, &n, op->src, (int)op->len)) ||
+        !EVP_DecryptFinal_ex(s->dec, op->dst + n, &fin))
+        return SYNTH_ST_DEVICE_ERROR;
+    return SYNTH_ST_OK;
+}
+
+static uint32_t hmac_only(struct ossl_sess *s, struct synth_crypto_op *op)
+{
+    uint8_t mac[32];
+
+    if (!hmac3(s, op->aad, op->aad_len, NULL, 0, op->src, op->len, mac))
+        return SYNTH_ST_DEVICE_ERROR;
+    if (op->opcode == SYNTH_OP_CRYPTO_ENCRYPT) {
+        memcpy(op->tag_out, mac, s->tag_len);
+        return SYNTH_ST_OK;
+    }
+    return CRYPTO_memcmp(mac, op->tag, s->tag_len) == 0 ? SYNTH_ST_OK : SYNTH_ST_AUTH_FAILED;
+}
+
+static void ossl_crypto_burst(struct synth_crypto_op *ops, unsigned n)
+{
+    unsigned i;
+    for (i = 0; i < n; i++) {
+        struct synth_crypto_op *op = &ops[i];
+        struct ossl_sess *s = op->sess;
+        int enc = op->opcode == SYNTH_OP_CRYPTO_ENCRYPT;
+
+        switch (s->alg) {
+        case SYNTH_ALG_AES128_GCM:
+        case SYNTH_ALG_AES256_GCM:
+        case SYNTH_ALG_CHACHA20_POLY1305:
+            op->status = enc ? aead_encrypt(s, op) : aead_decrypt(s, op);
+            break;
+        case SYNTH_ALG_AES256_CBC_HMAC_SHA256:
+            op->status = enc ? cbc_hmac_encrypt(s, op) : cbc_hmac_decrypt(s, op);
+            break;
+        case SYNTH_ALG_HMAC_SHA256:
+            op->status = hmac_only(s, op);
+            break;
+        default:
+            op->status = SYNTH_ST_NOT_SUPPORTED;
+        }
+    }
+}
+
+static const struct synth_plugin openssl_plugin = {
+    .abi_version = SYNTH_PLUGIN_ABI_VERSION,
+    .dev_class = SYNTH_CLASS_CRYPTO,
+    .name = "openssl",
+    .description = "OpenSSL 3 EVP (AES-GCM, ChaCha20-Poly1305, AES-CBC + HMAC-SHA-256)",
+    .priority = 10,
+    .probe = ossl_probe,
+    .alg_mask = ossl_alg_mask,
+    .session_create = ossl_session_create,
+    .session_destroy = ossl_session_destroy,
+    .crypto_burst = ossl_crypto_burst,
+};
+
+const struct synth_plugin *synth_plugin_openssl(void) { return &openssl_plugin; }
