@@ -63,6 +63,17 @@ struct synth_desc {
     uint32_t aad_off; uint32_t aad_len; uint32_t iv_off; uint32_t tag_off; uint32_t arg[4];
 };
 struct synth_cpl { uint64_t cookie; uint32_t status; uint32_t result; };
+struct synth_dev_header {
+    uint64_t magic; uint16_t abi_major; uint16_t abi_minor; uint16_t dev_class; uint16_t num_queues;
+    uint64_t region_size; uint64_t features_offered; uint32_t header_size; uint32_t queue_table_off;
+    uint32_t ring_entries; uint16_t desc_size; uint16_t cpl_size; uint32_t class_cfg_off;
+    uint32_t class_cfg_size; char device_name[32]; char backend[32]; uint32_t dev_status;
+    uint32_t dev_error; uint32_t generation; uint32_t acked_epoch; uint64_t heartbeat;
+    uint32_t drv_status; uint32_t drv_epoch; uint64_t features_accepted; uint8_t class_cfg[768];
+    struct synth_queue_info queues[64];
+    ...;
+};
+struct synth_ring_core { uint32_t prod; uint32_t cons; ...; };
 
 /* crypto_core.h */
 #define SYNTH_OP_CRYPTO_SESSION_CREATE ...
@@ -80,6 +91,7 @@ struct synth_cpl { uint64_t cookie; uint32_t status; uint32_t result; };
 #define SYNTH_CRYPTO_MAX_TAG ...
 #define SYNTH_CRYPTO_F_SESSIONS ...
 #define SYNTH_CRYPTO_F_OUT_OF_PLACE ...
+struct synth_crypto_cfg { uint32_t max_sessions; uint32_t alg_mask; uint32_t max_aad_len; ...; };
 struct synth_crypto_session_params {
     uint16_t alg; uint16_t key_len; uint8_t iv_len; uint8_t tag_len; uint16_t flags;
     uint8_t key[256];

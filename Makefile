@@ -1,0 +1,48 @@
+# libvirt-synth: the targets a newcomer needs. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+CC ?= gcc
+CFLAGS ?= -O2 -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE
+NATIVE_BUILD := native/build
+GUEST_SRCS := native/src/guest/guest.c native/src/common/layout.c
+
+.PHONY: help setup demo test test-fast bench lint format libsynth clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## install system packages (as root) and the virtualenv, build the C core
+	@scripts/bootstrap
+
+demo: setup ## run the demo: a crypto device served by a backend in a temporary directory
+	$(VENV)/bin/virt-synth demo
+
+test: setup libsynth ## run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup ## tests without the slow ones
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: setup libsynth ## run the benchmarks (short by default)
+	$(PY) bench/crypto
+
+lint: setup ## ruff and mypy
+	$(VENV)/bin/ruff check libvirt_synth tests bench
+	$(VENV)/bin/mypy libvirt_synth
+
+format: setup ## apply ruff's fixes
+	$(VENV)/bin/ruff check --fix libvirt_synth tests bench
+
+libsynth: $(NATIVE_BUILD)/libsynth.a ## the static guest library (native/build/libsynth.a)
+
+$(NATIVE_BUILD)/%.o: native/src/*/%.c native/include/synth/*.h
+	@mkdir -p $(NATIVE_BUILD)
+	$(CC) $(CFLAGS) -Inative/include -c $(filter %/$*.c,$(GUEST_SRCS)) -o $@
+
+$(NATIVE_BUILD)/libsynth.a: $(NATIVE_BUILD)/guest.o $(NATIVE_BUILD)/layout.o
+	ar rcs $@ $^
+
+clean: ## remove build products (keeps .venv)
+	rm -rf $(NATIVE_BUILD) build *.egg-info libvirt_synth/_native*.so

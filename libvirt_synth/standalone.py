@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Serve synthetic devices without the daemon: a set of regions in one directory, served by C
+worker threads of this process. ``virt-synth serve`` and ``virt-synthd`` are front ends of this;
+tests, benchmarks and the demo use it directly."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from libvirt_synth import errors, log
+from libvirt_synth.backend import DeviceSpec, HostDevice, Worker
+
+
+def default_region_dir() -> pathlib.Path:
+    """Where regions go by default: /dev/shm (what libvirt's <shmem> maps), else the temp dir."""
+    env = os.environ.get("LIBVIRT_SYNTH_REGION_DIR")
+    if env:
+        return pathlib.Path(env)
+    shm = pathlib.Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else pathlib.Path("/tmp")
+
+
+def parse_cpus(text: str | None) -> list[int]:
+    """'0,2-3' -> [0, 2, 3]."""
+    if not text:
+        return []
+    cpus: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise errors.ValueError(f"bad CPU list {text!r}; expected e.g. 0,2-3") from None
+        cpus.extend(range(a, b + 1))
+    return cpus
+
+
+class Backend:
+    """Devices and the workers serving them. Devices are spread over workers round-robin."""
+
+    def __init__(self, workers: int = 1, cpus: Iterable[int] = (), **worker_kw: Any) -> None:
+        if workers < 1:
+            raise errors.ValueError(f"need at least one worker, got {workers}")
+        cpu_list = list(cpus)
+        self.workers = [
+            Worker(cpu=cpu_list[i % len(cpu_list)] if cpu_list else None, **worker_kw) for i in range(workers)
+        ]
+        self.devices: dict[str, HostDevice] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def add(self, spec: DeviceSpec) -> HostDevice:
+        """Lay out a region and start serving it."""
+        with self._lock:
+            if spec.path in self.devices:
+                raise errors.ValueError(f"device {spec.path} is already served")
+            dev = HostDevice.from_spec(spec)
+            try:
+                self.workers[self._next % len(self.workers)].add(dev)
+            except BaseException:
+                dev.destroy()
+                raise
+            self._next += 1
+            self.devices[spec.path] = dev
+            log.info("serving %s device %s with %s", spec.dev_class.name.lower(), spec.path, dev.plugin)
+            return dev
+
+    def remove(self, path: str, unlink: bool = True) -> None:
+        with self._lock:
+            dev = self.devices.pop(path, None)
+        if dev is None:
+            raise errors.NotFoundError(2, f"no device {path} is served here")
+        dev.destroy(unlink=unlink)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "devices": {p: d.stats().as_dict() | {"plugin": d.plugin} for p, d in self.devices.items()},
+            "workers": [w.stats() for w in self.workers],
+        }
+
+    def close(self, unlink: bool = True) -> None:
+        for path in list(self.devices):
+            self.remove(path, unlink=unlink)
+        for w in self.workers:
+            w.stop()
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
