@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Device results are byte-identical to in-process OpenSSL (the `cryptography` package) for every
+algorithm, over random sizes, arena offsets and AAD lengths, in place and out of place."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import random
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from libvirt_synth import errors
+from libvirt_synth.abi import ALG_INFO, Alg, Op
+from libvirt_synth.guest import CryptoSession, Device, Queue, raise_for_status
+
+AEADS = [Alg.AES128_GCM, Alg.AES256_GCM, Alg.CHACHA20_POLY1305, Alg.AES256_CBC_HMAC_SHA256]
+
+
+def reference_seal(alg: Alg, key: bytes, iv: bytes, data: bytes, aad: bytes, tag_len: int) -> tuple[bytes, bytes]:
+    """(ciphertext, tag) computed in process."""
+    if alg in (Alg.AES128_GCM, Alg.AES256_GCM):
+        if tag_len == 16:
+            out = AESGCM(key).encrypt(iv, data, aad)
+            return out[:-16], out[-16:]
+        enc = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
+        enc.authenticate_additional_data(aad)
+        ct = enc.update(data) + enc.finalize()
+        return ct, enc.tag[:tag_len]
+    if alg == Alg.CHACHA20_POLY1305:
+        out = ChaCha20Poly1305(key).encrypt(iv, data, aad)
+        return out[:-16], out[-16:]
+    if alg == Alg.AES256_CBC_HMAC_SHA256:
+        enc = Cipher(algorithms.AES(key[:32]), modes.CBC(iv)).encryptor()
+        ct = enc.update(data) + enc.finalize()
+        mac = hmac.new(key[32:], aad + iv + ct, hashlib.sha256).digest()
+        return ct, mac[:tag_len]
+    raise AssertionError(alg)
+
+
+def key_for(alg: Alg, rng: random.Random) -> bytes:
+    n = {Alg.AES128_GCM: 16, Alg.AES256_GCM: 32, Alg.CHACHA20_POLY1305: 32,
+         Alg.AES256_CBC_HMAC_SHA256: 32 + 32}[alg]
+    return rng.randbytes(n)
+
+
+def device_op(q: Queue, s: CryptoSession, data: bytes, aad: bytes, iv: bytes, *, in_place: bool,
+              pads: tuple[int, int, int]) -> tuple[bytes, bytes]:
+    """Encrypt on buffers placed at odd arena offsets (src, dst and AAD each `pad` bytes into
+    their buffer); returns (output, tag)."""
+    src_pad, dst_pad, aad_pad = pads
+    with q.scratch(len(data) + src_pad, len(data) + dst_pad, len(aad) + aad_pad, len(iv) or 1, s.tag_len) as (
+        src, dst, abuf, ivbuf, tbuf
+    ):
+        src.write(data, at=src_pad)
+        abuf.write(aad, at=aad_pad)
+        ivbuf.write(iv)
+        target, target_pad = (src, src_pad) if in_place else (dst, dst_pad)
+        c = q.exec({"opcode": Op.ENCRYPT, "session": s.id, "src_off": src.offset + src_pad,
+                    "src_len": len(data), "dst_off": target.offset + target_pad, "dst_len": len(data),
+                    "aad_off": abuf.offset + aad_pad, "aad_len": len(aad), "iv_off": ivbuf.offset,
+                    "tag_off": tbuf.offset})
+        raise_for_status(c.status, c.result, "encrypt")
+        assert c.result == len(data)
+        return target.read(len(data), at=target_pad), tbuf.read(s.tag_len)
+
+
+@pytest.mark.parametrize("alg", AEADS, ids=lambda a: a.label)
+def test_random_sizes_offsets_aad_match_openssl(guest: Device, alg: Alg) -> None:
+    rng = random.Random(int(alg) * 7919)
+    q = guest.queue(0)
+    info = ALG_INFO[alg]
+    for i in range(60):
+        key = key_for(alg, rng)
+        tag_len = rng.choice(info.tag_sizes) if alg != Alg.CHACHA20_POLY1305 else 16
+        blocks = rng.choice([0, 1, 2, 4, 93, 1024])
+        size = blocks * 16 if info.block == 16 else rng.choice([0, 1, 15, 16, 17, 64, 1500, 9000, 65536 + 7])
+        data = rng.randbytes(size)
+        aad = rng.randbytes(rng.choice([0, 1, 8, 12, 13, 300]))
+        iv = rng.randbytes(info.iv_len)
+        in_place = bool(i % 2)
+        want_ct, want_tag = reference_seal(alg, key, iv, data, aad, tag_len)
+        with q.session(alg, key, tag_len=tag_len) as s:
+            ct, tag = s.encrypt(data, iv, aad)
+            assert (ct, tag) == (want_ct, want_tag), (alg.label, size, len(aad), tag_len)
+            assert s.decrypt(ct, tag, iv, aad) == data
+            pads = (rng.randrange(64), rng.randrange(64), rng.randrange(64))
+            assert device_op(q, s, data, aad, iv, in_place=in_place, pads=pads) == (want_ct, want_tag)
+            bad = bytearray(tag)
+            bad[rng.randrange(len(bad))] ^= 1 << rng.randrange(8)
+            with pytest.raises(errors.AuthenticationError):
+                s.decrypt(ct, bytes(bad), iv, aad)
+            if ct:
+                flipped = bytearray(ct)
+                flipped[rng.randrange(len(ct))] ^= 0x01
+                with pytest.raises(errors.AuthenticationError):
+                    s.decrypt(bytes(flipped), tag, iv, aad)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    alg=st.sampled_from(AEADS),
+    data=st.binary(max_size=3000),
+    aad=st.binary(max_size=64),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_hypothesis_roundtrip_matches_openssl(guest: Device, alg: Alg, data: bytes, aad: bytes, seed: int) -> None:
+    rng = random.Random(seed)
+    if ALG_INFO[alg].block == 16:
+        data = data[: len(data) - len(data) % 16]
+    key = key_for(alg, rng)
+    iv = rng.randbytes(ALG_INFO[alg].iv_len)
+    with guest.queue(1).session(alg, key) as s:
+        ct, tag = s.encrypt(data, iv, aad)
+        assert (ct, tag) == reference_seal(alg, key, iv, data, aad, 16)
+        assert s.decrypt(ct, tag, iv, aad) == data
+
+
+def test_auth_failure_zeroes_output(guest: Device) -> None:
+    q = guest.queue(0)
+    key, iv = os.urandom(32), os.urandom(12)
+    data = os.urandom(256)
+    with q.session(Alg.AES256_GCM, key) as s, q.scratch(256, 256, 12, 16) as (src, dst, ivb, tagb):
+        ct, tag = s.encrypt(data, iv)
+        src.write(ct)
+        dst.write(b"\xaa" * 256)
+        ivb.write(iv)
+        tagb.write(bytes(16))
+        with pytest.raises(errors.AuthenticationError):
+            s.op_at(Op.DECRYPT, src, dst, 256, iv=ivb, tag=tagb)
+        assert dst.read() == bytes(256), "unauthenticated plaintext must not be released"

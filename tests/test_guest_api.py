@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Guest library behaviour: opening (by path and by PCI address on a fake sysfs tree), errors,
+feature negotiation, queues, arena buffers, reset."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+from libvirt_synth import errors
+from libvirt_synth._native import lib
+from libvirt_synth.abi import Alg, DevClass
+from libvirt_synth.backend import HostDevice, Worker
+from libvirt_synth.guest import Device, pci_scan
+from rawregion import RawRegion
+from test_hostile import check_still_serves
+
+
+def test_info_describes_the_device(guest: Device, served: HostDevice) -> None:
+    info = guest.info()
+    assert info.dev_class == DevClass.CRYPTO
+    assert info.abi_version == f"{lib.SYNTH_ABI_MAJOR}.{lib.SYNTH_ABI_MINOR}"
+    assert info.num_queues == 2 and info.region_size == 4 << 20
+    assert info.backend == "openssl" and info.name == "crypto0"
+    assert info.status == ["ready"] and info.generation == 1
+    assert set(info.algorithms) == {"aes-128-gcm", "aes-256-gcm", "chacha20-poly1305",
+                                    "aes-256-cbc-hmac-sha256", "hmac-sha256"}
+    assert info.features_accepted & lib.SYNTH_F_RING_V1
+    d = info.as_dict()
+    assert d["class"] == "crypto" and "sessions" in d["features_accepted"]
+
+
+def test_open_errors(region_dir: pathlib.Path) -> None:
+    with pytest.raises(errors.NotFoundError):
+        Device.open(str(region_dir / "missing"))
+    junk = region_dir / "junk"
+    junk.write_bytes(os.urandom(8192))
+    with pytest.raises(errors.DeviceError, match="not a synthetic device"):
+        Device.open(str(junk))
+    with pytest.raises(errors.ValueError):
+        Device.open()
+
+
+def test_open_without_backend_times_out(region_dir: pathlib.Path) -> None:
+    dev = HostDevice.create(str(region_dir / "orphan"), DevClass.CRYPTO)  # laid out, not served
+    try:
+        with pytest.raises(errors.TimeoutError, match="no backend"):
+            Device.open(dev.path, timeout=0.2)
+    finally:
+        dev.destroy()
+
+
+def test_unknown_abi_major_is_refused(served: HostDevice) -> None:
+    raw = RawRegion(served.path)
+    raw.hdr.abi_major = lib.SYNTH_ABI_MAJOR + 1
+    raw.close()
+    with pytest.raises(errors.NotSupportedError, match="ABI major"):
+        Device.open(served.path)
+
+
+def test_backend_parameter_errors(region_dir: pathlib.Path) -> None:
+    p = str(region_dir / "x")
+    with pytest.raises(errors.ValueError, match="power of two"):
+        HostDevice.create(p, size=3 << 20)
+    with pytest.raises(errors.ValueError, match="queues"):
+        HostDevice.create(p, queues=0)
+    with pytest.raises(errors.ValueError, match="ring entries"):
+        HostDevice.create(p, ring_entries=100)
+    with pytest.raises(errors.ValueError):  # rings do not fit in 64 KiB with 64 queues
+        HostDevice.create(p, size=64 << 10, queues=64, ring_entries=4096)
+    with pytest.raises(errors.NotFoundError):
+        HostDevice.create(p, owner="no-such-user-here")
+    d = HostDevice.create(p)
+    try:
+        st = os.stat(p)
+        assert st.st_size == 4 << 20 and st.st_mode & 0o777 == 0o600
+        with pytest.raises(errors.ValueError):  # never clobbers an existing region
+            HostDevice.create(p)
+    finally:
+        d.destroy()
+    assert not os.path.exists(p)
+
+
+def test_queues_are_independent(guest: Device) -> None:
+    q0, q1 = guest.queue(0), guest.queue(1)
+    s0 = q0.session(Alg.AES256_GCM, bytes(32))
+    s1 = q1.session(Alg.CHACHA20_POLY1305, bytes(32))
+    # sessions belong to the device: either queue can use them
+    assert s0.encrypt(b"abc", bytes(12))[0] != s1.encrypt(b"abc", bytes(12))[0]
+    with pytest.raises(errors.ValueError):
+        guest.queue(2)
+
+
+def test_arena_allocator(guest: Device) -> None:
+    q = guest.queue(0)
+    size = q.arena_size
+    a = q.alloc(100)
+    b = q.alloc(1)
+    assert a.offset % 64 == 0 and b.offset % 64 == 0 and b.offset >= a.offset + 100
+    a.write(b"x" * 100)
+    assert a.read(3) == b"xxx"
+    with pytest.raises(errors.ValueError):
+        a.write(b"y" * 101)
+    a.free()
+    b.free()
+    whole = q.alloc(size)  # everything coalesced back into one extent
+    with pytest.raises(errors.DeviceError):
+        q.alloc(64)
+    whole.free()
+    many = [q.alloc(4096) for _ in range(100)]
+    for buf in many[::2]:
+        buf.free()
+    for buf in many[1::2]:
+        buf.free()
+    q.alloc(size).free()
+
+
+def test_reset_drops_sessions_and_serves_again(guest: Device, served: HostDevice) -> None:
+    s = guest.queue(0).session(Alg.AES256_GCM, bytes(32))
+    assert served.stats().sessions == 1
+    guest.reset()
+    assert served.stats().sessions == 0
+    with pytest.raises(errors.UnknownSessionError):
+        s.encrypt(b"x", bytes(12))
+    check_still_serves(guest.queue(0))
+
+
+def make_fake_pci(root: pathlib.Path, bdf: str, vendor: str, device: str, resource: pathlib.Path | None) -> None:
+    d = root / "bus" / "pci" / "devices" / bdf
+    d.mkdir(parents=True)
+    (d / "vendor").write_text(vendor + "\n")
+    (d / "device").write_text(device + "\n")
+    (d / "enable").write_text("1\n")
+    if resource is not None:
+        (d / "resource2").symlink_to(resource)
+
+
+def test_pci_scan_and_open_on_a_fake_sysfs(region_dir: pathlib.Path, worker: Worker,
+                                           monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    """Inside a VM the device is BAR2 of PCI 1af4:1110; here a fake sysfs tree points resource2 at
+    a region file, which exercises the same discovery and mapping code."""
+    dev = HostDevice.create(str(region_dir / "pci-crypto"), DevClass.CRYPTO)
+    worker.add(dev)
+    plain = region_dir / "plain-ivshmem"
+    plain.write_bytes(bytes(1 << 16))
+    sysfs = tmp_path / "sys"
+    make_fake_pci(sysfs, "0000:00:05.0", "0x1af4", "0x1110", pathlib.Path(dev.path))
+    make_fake_pci(sysfs, "0000:00:06.0", "0x1af4", "0x1110", plain)  # ivshmem, not ours
+    make_fake_pci(sysfs, "0000:00:01.0", "0x8086", "0x7000", None)  # something else
+    monkeypatch.setenv("LIBVIRT_SYNTH_SYSFS", str(sysfs))
+    try:
+        assert pci_scan() == ["0000:00:05.0"]
+        with Device.open(pci="0000:00:05.0") as g:
+            assert g.info().name == "pci-crypto"
+            check_still_serves(g.queue(0))
+        with pytest.raises(errors.DeviceError):
+            Device.open(pci="0000:00:01.0")
+        with pytest.raises(errors.DeviceError, match="not a synthetic device"):
+            Device.open(pci="0000:00:06.0")
+        with pytest.raises(errors.ValueError):
+            Device.open(pci="../../etc")
+    finally:
+        dev.destroy()
+
+
+def test_worker_rejects_a_device_owned_by_another(region_dir: pathlib.Path) -> None:
+    with Worker() as w1, Worker() as w2:
+        d = HostDevice.create(str(region_dir / "owned"))
+        try:
+            w1.add(d)
+            with pytest.raises(errors.DeviceError):
+                w2.add(d)
+            with pytest.raises(errors.DeviceError):
+                d.poll()
+        finally:
+            d.destroy()

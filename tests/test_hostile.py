@@ -1,0 +1,308 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A guest is untrusted: hostile descriptors end as error statuses, a broken ring protocol ends
+as that one device marked NEEDS_RESET, and nothing reaches another device or the backend."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from libvirt_synth import errors
+from libvirt_synth._native import ffi, lib
+from libvirt_synth.abi import Alg, DevClass, Op, Status
+from libvirt_synth.backend import HostDevice, Worker
+from libvirt_synth.guest import Device, Queue
+from rawregion import RawRegion
+
+KEY = bytes(range(32))
+IV = bytes(12)
+
+
+def check_still_serves(q: Queue) -> None:
+    """A correct AES-256-GCM op still works and matches in-process OpenSSL."""
+    data = os.urandom(100)
+    with q.session(Alg.AES256_GCM, KEY) as s:
+        ct, tag = s.encrypt(data, IV, b"aad")
+    assert ct + tag == AESGCM(KEY).encrypt(IV, data, b"aad")
+
+
+@pytest.fixture
+def sess(guest: Device):
+    s = guest.queue(0).session(Alg.AES256_GCM, KEY)
+    yield s
+    if not guest.needs_reset:
+        s.destroy()
+
+
+def valid_desc(q: Queue, sid: int, bufs: dict[str, int]) -> dict[str, int]:
+    return {"opcode": Op.ENCRYPT, "session": sid, "src_off": bufs["src"], "src_len": 64, "dst_off": bufs["src"],
+            "dst_len": 64, "aad_off": bufs["aad"], "aad_len": 8, "iv_off": bufs["iv"], "tag_off": bufs["tag"]}
+
+
+@pytest.fixture
+def bufs(guest: Device):
+    q = guest.queue(0)
+    b = {k: q.alloc(n) for k, n in {"src": 128, "aad": 64, "iv": 64, "tag": 64}.items()}
+    yield {k: v.offset for k, v in b.items()}
+    for v in b.values():
+        v.free()
+
+
+ARENA = 1 << 32  # placeholder: real arena size is read in the test
+
+HOSTILE = [
+    ("src past the arena", {"src_off": "END"}, Status.INVALID),
+    ("src length wraps", {"src_off": 0xFFFFFFF0, "src_len": 0x20}, Status.INVALID),
+    ("src length past the end", {"src_off": "END-32", "src_len": 64, "dst_off": 0}, Status.INVALID),
+    ("dst past the arena", {"dst_off": "END-8", "dst_len": 64}, Status.INVALID),
+    ("aad past the arena", {"aad_off": "END-4"}, Status.INVALID),
+    ("aad length huge", {"aad_len": 0xFFFFFFFF}, Status.INVALID),
+    ("iv straddles the end", {"iv_off": "END-4"}, Status.INVALID),
+    ("tag past the arena", {"tag_off": 0xFFFFFFFF}, Status.INVALID),
+    ("unknown session", {"session": 0x7777}, Status.NO_SESSION),
+    ("session id 0", {"session": 0}, Status.NO_SESSION),
+    ("unknown opcode", {"opcode": 0xBEEF}, Status.NOT_SUPPORTED),
+    ("flags set", {"flags": 0x8000}, Status.INVALID),
+    ("dst too small", {"dst_len": 10}, Status.NO_SPACE),
+    ("partial overlap", {"dst_off": "SRC+1"}, Status.INVALID),
+    ("length over the op limit", {"src_len": 0x7FFFFFFF}, Status.INVALID),
+]
+
+
+@pytest.mark.parametrize("case,fields,want", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_descriptor(guest: Device, served: HostDevice, sess, bufs, case: str, fields: dict, want: Status) -> None:
+    q = guest.queue(0)
+    end = q.arena_size
+    d = valid_desc(q, sess.id, bufs)
+    for k, v in fields.items():
+        if isinstance(v, str):
+            v = {"END": end, "END-32": end - 32, "END-8": end - 8, "END-4": end - 4,
+                 "SRC+1": bufs["src"] + 1}[v]
+        d[k] = v
+    c = q.exec(d | {"cookie": 0xC0FFEE})
+    assert c.cookie == 0xC0FFEE
+    assert Status(c.status) == want, case
+    if want == Status.NO_SPACE:
+        assert c.result == 64
+    assert served.stats().ring_errors == 0
+    check_still_serves(q)
+
+
+def test_cbc_needs_whole_blocks(guest: Device) -> None:
+    with guest.queue(0).session(Alg.AES256_CBC_HMAC_SHA256, os.urandom(64)) as s:
+        with pytest.raises(errors.InvalidOpError):
+            s.encrypt(b"x" * 17, os.urandom(16))
+        assert len(s.encrypt(b"x" * 32, os.urandom(16))[0]) == 32
+
+
+def params_block(alg: int, key_len: int, iv_len: int, tag_len: int, flags: int = 0, src_len: int | None = None):
+    p = ffi.new("struct synth_crypto_session_params *")
+    p.alg, p.key_len, p.iv_len, p.tag_len, p.flags = alg, key_len, iv_len, tag_len, flags
+    for i in range(min(key_len, 256)):
+        p.key[i] = 0x5A
+    return bytes(ffi.buffer(p))
+
+
+BAD_SESSIONS = [
+    ("unknown algorithm", (99, 32, 12, 16), Status.INVALID),
+    ("algorithm 0", (0, 32, 12, 16), Status.INVALID),
+    ("aes-256 with a 16-byte key", (int(Alg.AES256_GCM), 16, 12, 16), Status.INVALID),
+    ("gcm with a 16-byte iv", (int(Alg.AES256_GCM), 32, 16, 16), Status.INVALID),
+    ("gcm with a 17-byte tag", (int(Alg.AES256_GCM), 32, 12, 17), Status.INVALID),
+    ("chacha with a short tag", (int(Alg.CHACHA20_POLY1305), 32, 12, 12), Status.INVALID),
+    ("cbc-hmac without a mac key", (int(Alg.AES256_CBC_HMAC_SHA256), 32, 16, 16), Status.INVALID),
+    ("key longer than the block", (int(Alg.HMAC_SHA256), 300, 0, 32), Status.INVALID),
+    ("flags set", (int(Alg.AES256_GCM), 32, 12, 16, 1), Status.INVALID),
+]
+
+
+@pytest.mark.parametrize("case,args,want", BAD_SESSIONS, ids=[b[0] for b in BAD_SESSIONS])
+def test_bad_session_params(guest: Device, case: str, args: tuple, want: Status) -> None:
+    q = guest.queue(0)
+    block = params_block(*args)
+    with q.scratch(len(block)) as (buf,):
+        buf.write(block)
+        c = q.exec({"opcode": Op.SESSION_CREATE, "src_off": buf.offset, "src_len": len(block)})
+        assert Status(c.status) == want, case
+        assert buf.read()[8:] == bytes(256), "the key must be wiped from the arena even when refused"
+    check_still_serves(q)
+
+
+def test_session_create_wrong_block_size(guest: Device) -> None:
+    q = guest.queue(0)
+    block = params_block(int(Alg.AES256_GCM), 32, 12, 16)
+    with q.scratch(len(block)) as (buf,):
+        buf.write(block)
+        for n in (0, 8, len(block) - 1, len(block) + 1):
+            c = q.exec({"opcode": Op.SESSION_CREATE, "src_off": buf.offset, "src_len": n})
+            assert c.status == Status.INVALID
+
+
+def test_session_key_is_wiped_from_the_arena(guest: Device) -> None:
+    q = guest.queue(0)
+    block = params_block(int(Alg.AES256_GCM), 32, 12, 16)
+    with q.scratch(len(block)) as (buf,):
+        buf.write(block)
+        c = q.exec({"opcode": Op.SESSION_CREATE, "src_off": buf.offset, "src_len": len(block)})
+        assert c.status == Status.OK
+        assert buf.read()[8:] == bytes(256)
+        assert buf.read()[:8] == block[:8]
+        assert q.exec({"opcode": Op.SESSION_DESTROY, "session": c.result}).status == Status.OK
+
+
+def test_session_table_full_then_freed(region_dir: pathlib.Path, worker: Worker) -> None:
+    dev = HostDevice.create(str(region_dir / "small"), DevClass.CRYPTO, max_sessions=4)
+    worker.add(dev)
+    try:
+        with Device.open(dev.path) as g:
+            q = g.queue(0)
+            sessions = [q.session(Alg.AES128_GCM, os.urandom(16)) for _ in range(4)]
+            with pytest.raises(errors.OpError) as e:
+                q.session(Alg.AES128_GCM, os.urandom(16))
+            assert e.value.status == Status.NO_RESOURCES
+            old = sessions.pop(0)
+            old.destroy()
+            new = q.session(Alg.AES128_GCM, os.urandom(16))
+            assert new.id != old.id, "a reused slot must get a new id"
+            with pytest.raises(errors.UnknownSessionError):
+                old.encrypt(b"x", IV)
+            with pytest.raises(errors.UnknownSessionError):
+                old.destroy()
+            new.encrypt(b"x", IV)
+    finally:
+        dev.destroy()
+
+
+def test_sessions_are_per_device(region_dir: pathlib.Path, worker: Worker) -> None:
+    a = HostDevice.create(str(region_dir / "a"), DevClass.CRYPTO)
+    b = HostDevice.create(str(region_dir / "b"), DevClass.CRYPTO)
+    worker.add(a)
+    worker.add(b)
+    try:
+        with Device.open(a.path) as ga, Device.open(b.path) as gb:
+            sa = ga.queue(0).session(Alg.AES256_GCM, KEY)
+            # The same id on the other device is simply unknown.
+            c = gb.queue(0).exec({"opcode": Op.ENCRYPT, "session": sa.id})
+            assert c.status == Status.NO_SESSION
+            sb = gb.queue(0).session(Alg.AES256_GCM, os.urandom(32))
+            assert sa.encrypt(b"m", IV) != sb.encrypt(b"m", IV)
+    finally:
+        a.destroy()
+        b.destroy()
+
+
+def test_close_drops_sessions(served: HostDevice) -> None:
+    with Device.open(served.path) as g:
+        g.queue(0).session(Alg.AES256_GCM, KEY)
+        g.queue(1).session(Alg.CHACHA20_POLY1305, KEY)
+        assert served.stats().sessions == 2
+    with Device.open(served.path) as g:  # the handshake waits for the backend to act on the reset
+        assert served.stats().sessions == 0
+
+
+def ring_attack(raw: RawRegion, which: str, q: int = 0) -> None:
+    sq, _, cq, _, _ = raw.queue(q)
+    entries = raw.hdr.ring_entries
+    if which == "sq-prod-past-ring":
+        sq.prod = sq.cons + entries + 1
+    elif which == "sq-prod-backwards":
+        sq.prod = (sq.cons - 1) & 0xFFFFFFFF
+    elif which == "cq-cons-past-prod":
+        cq.cons = cq.prod + 5
+        sq.prod = sq.prod + 1  # give the backend a reason to look at the completion ring
+
+
+@pytest.mark.parametrize("attack,err", [("sq-prod-past-ring", lib.SYNTH_DEVERR_SQ_INDEX),
+                                        ("sq-prod-backwards", lib.SYNTH_DEVERR_SQ_INDEX),
+                                        ("cq-cons-past-prod", lib.SYNTH_DEVERR_CQ_INDEX)])
+def test_broken_ring_marks_only_that_device(region_dir: pathlib.Path, worker: Worker, attack: str, err: int) -> None:
+    bad = HostDevice.create(str(region_dir / "bad"), DevClass.CRYPTO)
+    good = HostDevice.create(str(region_dir / "good"), DevClass.CRYPTO)
+    worker.add(bad)
+    worker.add(good)
+    try:
+        with Device.open(bad.path) as gbad, Device.open(good.path) as ggood:
+            check_still_serves(ggood.queue(0))
+            raw = RawRegion(bad.path)
+            ring_attack(raw, attack)
+            with pytest.raises(errors.DeviceError):
+                gbad.queue(0).nop()
+            assert gbad.needs_reset
+            st = bad.stats()
+            assert "needs-reset" in st.status and st.dev_error == err and st.ring_errors == 1
+            check_still_serves(ggood.queue(0))
+            assert good.stats().ring_errors == 0
+            # The driver resets and the device serves again.
+            gbad.reset()
+            assert not gbad.needs_reset
+            check_still_serves(gbad.queue(0))
+            raw.close()
+    finally:
+        bad.destroy()
+        good.destroy()
+
+
+def test_features_not_offered_are_refused(served: HostDevice) -> None:
+    """A driver (not ours: ours masks with the offer) that accepts an unoffered feature is refused."""
+    import time
+
+    raw = RawRegion(served.path)
+    epoch = raw.hdr.drv_epoch + 1
+    raw.hdr.features_accepted = lib.SYNTH_F_RING_V1 | (1 << 31)
+    raw.hdr.drv_status = lib.SYNTH_DRV_DRIVER_OK
+    raw.hdr.drv_epoch = epoch
+    deadline = time.monotonic() + 5
+    while raw.hdr.acked_epoch != epoch and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert raw.hdr.acked_epoch == epoch
+    assert raw.hdr.dev_status & lib.SYNTH_DEV_NEEDS_RESET
+    assert raw.hdr.dev_error == lib.SYNTH_DEVERR_FEATURES
+    raw.close()
+    # Our library negotiates only what is offered, and the device serves it again.
+    with Device.open(served.path, features=lib.SYNTH_F_RING_V1 | (1 << 31)) as g:
+        assert g.info().features_accepted == lib.SYNTH_F_RING_V1
+        check_still_serves(g.queue(0))
+
+
+def test_garbage_header_fields_are_ignored(guest: Device, served: HostDevice) -> None:
+    """The backend keeps its own copy of the layout: rewriting it in the region changes nothing."""
+    raw = RawRegion(served.path)
+    raw.hdr.num_queues = 64
+    raw.hdr.ring_entries = 1 << 30
+    raw.hdr.region_size = 1 << 40
+    for i in range(64):
+        raw.hdr.queues[i].arena_off = 0xFFFFFFFFFFFF
+        raw.hdr.queues[i].arena_size = 0xFFFFFFFFFFFF
+    raw.hdr.generation = 0xFFFFFFFF
+    raw.hdr.dev_status = 0
+    check_still_serves(guest.queue(0))
+    check_still_serves(guest.queue(1))
+    raw.close()
+
+
+def test_backpressure_when_completions_are_not_consumed(guest: Device, served: HostDevice) -> None:
+    """The backend never takes more than the completion ring can hold: a guest that stops
+    consuming completions just sees a full submission ring, and nothing is lost or reordered."""
+    import time
+
+    q = guest.queue(0)
+    entries = guest.info().ring_entries
+    first = q.descs([{"opcode": Op.NOP, "cookie": i} for i in range(entries)])
+    second = q.descs([{"opcode": Op.NOP, "cookie": 10_000 + i} for i in range(entries)])
+    assert q.submit(first) == entries
+    sent = 0
+    deadline = time.monotonic() + 5
+    while sent < entries and time.monotonic() < deadline:
+        sent += q.submit(second + sent, entries - sent)
+        time.sleep(0.001)
+    assert sent == entries  # the first batch moved to the (now full) completion ring
+    time.sleep(0.05)
+    extra = q.descs([{"opcode": Op.NOP, "cookie": 99}])
+    assert q.submit(extra) == 0, "the backend must not take work it cannot complete"
+    got = q.drain(2 * entries)
+    assert [c.cookie for c in got] == list(range(entries)) + [10_000 + i for i in range(entries)]
+    assert all(c.status == Status.OK for c in got)
+    assert served.stats().ring_errors == 0
