@@ -92,7 +92,7 @@ def _check(rc: int, what: str) -> int:
 
 def pci_scan(limit: int = 64) -> list[str]:
     """PCI addresses of the synthetic devices on this (virtual) machine's bus."""
-    bdfs = ffi.new("char[16][]", limit)
+    bdfs = ffi.new("char[][16]", limit)
     n = _check(lib.synth_pci_scan(bdfs, limit), "scanning the PCI bus")
     return [ffi.string(bdfs[i]).decode() for i in range(min(n, limit))]
 

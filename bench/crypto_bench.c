@@ -1,0 +1,775 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * crypto_bench: the hot loops of bench/crypto (which compiles and drives this program).
+ *
+ *   crypto_bench inproc SIZE SECONDS CPU             in-process EVP AES-256-GCM encrypt, one core
+ *   crypto_bench device PATH SIZE BURST BURSTS SECONDS CPU
+ *                                                     the same ops through a synthetic device
+ *   crypto_bench rtt PATH N CPU [gcm|nop]             single-op round trips (64 B encrypt or NOP)
+ *   crypto_bench pingpong DIR N CPU_A CPU_B           raw shared-memory ping-pong between 2 processes
+ *   crypto_bench idle-guest PATH                      attach, create a session, wait for stdin EOF
+ *
+ * Each mode prints one JSON line on stdout; any failure prints a message on stderr and exits 1.
+ *
+ * The op is what an IPsec ESP gateway does per packet: AES-256-GCM, 12-byte IV (4-byte salt and
+ * an 8-byte per-packet counter, unique per op as GCM requires), 8 bytes of AAD (SPI and sequence
+ * number), in-place encryption, 16-byte tag written after the payload. Both the in-process loop and
+ * the device loop use the same buffer layout and write the IV and AAD of every op:
+ *
+ *   slot + 0    AAD (8 bytes)
+ *   slot + 16   IV (12 bytes)
+ *   slot + 64   payload (SIZE bytes), encrypted in place
+ *   slot + 64 + SIZE   tag (16 bytes)
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "synth/guest.h"
+
+#define SLOT_HDR 64u
+#define AAD_OFF 0u
+#define AAD_LEN 8u
+#define IV_OFF 16u
+#define IV_LEN 12u
+#define TAG_LEN 16u
+#define INPROC_SLOTS 64u
+#define MAX_SIZE (1u << 20)
+#define STALL_NS 5000000000ull /* no progress for this long: the device is stuck */
+
+static const char *prog_mode = "?";
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "crypto_bench %s: error: ", prog_mode);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    if (cpu < 0)
+        return;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) < 0)
+        die("sched_setaffinity(cpu %d): %s", cpu, strerror(errno));
+}
+
+static long parse_long(const char *s, const char *what, long lo, long hi)
+{
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 0);
+    if (errno || *end || v < lo || v > hi)
+        die("bad %s %s (expected %ld..%ld)", what, s, lo, hi);
+    return v;
+}
+
+static double parse_seconds(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || !(v > 0 && v < 3600))
+        die("bad duration %s", s);
+    return v;
+}
+
+/* ---- the op ---- */
+
+static const uint8_t KEY[32] = {
+    0x60, 0x3d, 0xeb, 0x10, 0x15, 0xca, 0x71, 0xbe, 0x2b, 0x73, 0xae, 0xf0, 0x85, 0x7d, 0x77, 0x81,
+    0x1f, 0x35, 0x2c, 0x07, 0x3b, 0x61, 0x08, 0xd7, 0x2d, 0x98, 0x10, 0xa3, 0x09, 0x14, 0xdf, 0xf4,
+};
+
+static uint32_t slot_size(uint32_t size) { return (SLOT_HDR + size + TAG_LEN + 63u) & ~63u; }
+
+/* Per-op header: AAD = SPI || seq (32-bit, big-endian as on the wire); IV = salt || 64-bit counter. */
+static inline void fill_hdr(uint8_t *slot, uint64_t seq)
+{
+    uint8_t *aad = slot + AAD_OFF, *iv = slot + IV_OFF;
+    uint32_t s32 = (uint32_t)seq;
+    aad[0] = 0x00; aad[1] = 0x00; aad[2] = 0x10; aad[3] = 0x01;
+    aad[4] = (uint8_t)(s32 >> 24); aad[5] = (uint8_t)(s32 >> 16); aad[6] = (uint8_t)(s32 >> 8); aad[7] = (uint8_t)s32;
+    iv[0] = 0xca; iv[1] = 0xfe; iv[2] = 0xba; iv[3] = 0xbe;
+    memcpy(iv + 4, &seq, 8);
+}
+
+static void fill_payload(uint8_t *p, uint32_t size, uint32_t salt)
+{
+    uint32_t i;
+    for (i = 0; i < size; i++)
+        p[i] = (uint8_t)(i * 31u + salt * 7u + 1u);
+}
+
+static EVP_CIPHER_CTX *gcm_ctx(const uint8_t *key)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (!ctx)
+        die("EVP_CIPHER_CTX_new failed");
+    if (!EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, NULL))
+        die("EVP_EncryptInit_ex (key) failed");
+    return ctx;
+}
+
+/* The per-op sequence of a VNF with a keyed context: set IV, AAD, data, final, tag. 0 or -1. */
+static inline int gcm_encrypt(EVP_CIPHER_CTX *ctx, const uint8_t *iv, const uint8_t *aad, uint32_t aad_len,
+                              const uint8_t *in, uint8_t *out, uint32_t len, uint8_t *tag)
+{
+    int n = 0, f = 0;
+    if (!EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv) ||
+        (aad_len && !EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len)) ||
+        (len && !EVP_EncryptUpdate(ctx, out, &n, in, (int)len)) ||
+        !EVP_EncryptFinal_ex(ctx, out + n, &f) ||
+        !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, tag))
+        return -1;
+    return 0;
+}
+
+static void unhex(const char *h, uint8_t *out, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(h + 2 * i, "%2x", &v) != 1)
+            die("bad hex in a test vector");
+        out[i] = (uint8_t)v;
+    }
+}
+
+/* Known answer: GCM specification (McGrew and Viega), test case 16, AES-256, 96-bit IV, with AAD. */
+static void gcm_kat(void)
+{
+    uint8_t key[32], iv[12], aad[20], pt[60], ct[60], tag[16], out[60], otag[16];
+    EVP_CIPHER_CTX *ctx;
+
+    unhex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", key, 32);
+    unhex("cafebabefacedbaddecaf888", iv, 12);
+    unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2", aad, 20);
+    unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+          "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39", pt, 60);
+    unhex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+          "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662", ct, 60);
+    unhex("76fc6ece0f4e1768cddf8853bb2d551b", tag, 16);
+    ctx = gcm_ctx(key);
+    if (gcm_encrypt(ctx, iv, aad, sizeof(aad), pt, out, sizeof(pt), otag) < 0)
+        die("EVP AES-256-GCM encrypt failed on the known-answer test");
+    if (memcmp(out, ct, sizeof(ct)) || memcmp(otag, tag, sizeof(tag)))
+        die("EVP AES-256-GCM does not match the known-answer test (GCM spec test case 16)");
+    EVP_CIPHER_CTX_free(ctx);
+}
+
+/* Reference result of one op: encrypt a copy of the slot's plaintext in process. */
+static void reference_op(const uint8_t *slot, uint32_t size, uint8_t *ct, uint8_t *tag)
+{
+    EVP_CIPHER_CTX *ctx = gcm_ctx(KEY);
+    if (gcm_encrypt(ctx, slot + IV_OFF, slot + AAD_OFF, AAD_LEN, slot + SLOT_HDR, ct, size, tag) < 0)
+        die("reference EVP encrypt failed");
+    EVP_CIPHER_CTX_free(ctx);
+}
+
+static void print_rate(const char *mode, uint32_t size, uint64_t ops, uint64_t ns, const char *extra)
+{
+    double s = (double)ns / 1e9;
+    printf("{\"mode\": \"%s\", \"size\": %u, \"ops\": %llu, \"seconds\": %.6f, \"ops_per_s\": %.1f, "
+           "\"gbps\": %.4f, \"checked\": true%s}\n",
+           mode, size, (unsigned long long)ops, s, (double)ops / s, (double)ops * size * 8.0 / s / 1e9,
+           extra ? extra : "");
+    fflush(stdout);
+}
+
+/* ---- inproc ---- */
+
+static int cmd_inproc(int argc, char **argv)
+{
+    uint32_t size, ssz, i;
+    double secs;
+    uint8_t *mem, *slots[INPROC_SLOTS];
+    uint8_t *ref_ct, ref_tag[TAG_LEN];
+    EVP_CIPHER_CTX *ctx;
+    uint64_t seq = 1, ops = 0, t0, t, deadline, warm_end;
+
+    if (argc != 3)
+        die("usage: inproc SIZE SECONDS CPU");
+    size = (uint32_t)parse_long(argv[0], "size", 1, MAX_SIZE);
+    secs = parse_seconds(argv[1]);
+    pin((int)parse_long(argv[2], "cpu", -1, CPU_SETSIZE - 1));
+    gcm_kat();
+
+    ssz = slot_size(size);
+    mem = aligned_alloc(4096, (size_t)ssz * INPROC_SLOTS);
+    ref_ct = malloc(size);
+    if (!mem || !ref_ct)
+        die("out of memory");
+    memset(mem, 0, (size_t)ssz * INPROC_SLOTS);
+    for (i = 0; i < INPROC_SLOTS; i++) {
+        slots[i] = mem + (size_t)i * ssz;
+        fill_payload(slots[i] + SLOT_HDR, size, i);
+    }
+    ctx = gcm_ctx(KEY);
+
+    /* Correctness: the benchmark's context (reused, IV-only re-init) against a fresh one. */
+    for (i = 0; i < 3; i++) {
+        fill_hdr(slots[0], 1000 + i);
+        reference_op(slots[0], size, ref_ct, ref_tag);
+        if (gcm_encrypt(ctx, slots[0] + IV_OFF, slots[0] + AAD_OFF, AAD_LEN, slots[0] + SLOT_HDR,
+                        slots[0] + SLOT_HDR, size, slots[0] + SLOT_HDR + size) < 0)
+            die("EVP encrypt failed");
+        if (memcmp(slots[0] + SLOT_HDR, ref_ct, size) || memcmp(slots[0] + SLOT_HDR + size, ref_tag, TAG_LEN))
+            die("in-place encrypt with the reused context differs from a fresh context");
+    }
+
+    warm_end = now_ns() + 100000000ull;
+    do {
+        for (i = 0; i < INPROC_SLOTS; i++) {
+            uint8_t *s = slots[i];
+            fill_hdr(s, seq++);
+            if (gcm_encrypt(ctx, s + IV_OFF, s + AAD_OFF, AAD_LEN, s + SLOT_HDR, s + SLOT_HDR, size,
+                            s + SLOT_HDR + size) < 0)
+                die("EVP encrypt failed");
+        }
+    } while (now_ns() < warm_end);
+
+    t0 = now_ns();
+    deadline = t0 + (uint64_t)(secs * 1e9);
+    do {
+        for (i = 0; i < INPROC_SLOTS; i++) {
+            uint8_t *s = slots[i];
+            fill_hdr(s, seq++);
+            if (gcm_encrypt(ctx, s + IV_OFF, s + AAD_OFF, AAD_LEN, s + SLOT_HDR, s + SLOT_HDR, size,
+                            s + SLOT_HDR + size) < 0)
+                die("EVP encrypt failed");
+        }
+        ops += INPROC_SLOTS;
+        t = now_ns();
+    } while (t < deadline);
+
+    EVP_CIPHER_CTX_free(ctx);
+    free(ref_ct);
+    free(mem);
+    print_rate("inproc", size, ops, t - t0, NULL);
+    return 0;
+}
+
+/* ---- device helpers ---- */
+
+struct gdev {
+    struct synth_dev *dev;
+    struct synth_queue *q;
+    struct synth_dev_info info;
+    uint32_t sess;
+};
+
+static const char *errstr(int rc) { return rc < 0 ? strerror(-rc) : synth_status_str((uint32_t)rc); }
+
+static void gdev_open(struct gdev *g, const char *path, int want_session)
+{
+    struct synth_crypto_session_params p;
+    int rc;
+
+    memset(g, 0, sizeof(*g));
+    rc = synth_dev_open_path(path, NULL, &g->dev);
+    if (rc < 0)
+        die("synth_dev_open_path(%s): %s", path, strerror(-rc));
+    synth_dev_get_info(g->dev, &g->info);
+    if (g->info.dev_class != SYNTH_CLASS_CRYPTO)
+        die("%s is not a crypto device (class %u)", path, g->info.dev_class);
+    if (!(g->info.crypto_alg_mask & (1u << SYNTH_ALG_AES256_GCM)))
+        die("%s does not serve AES-256-GCM (algorithm mask 0x%x)", path, g->info.crypto_alg_mask);
+    g->q = synth_dev_queue(g->dev, 0);
+    if (!g->q)
+        die("device %s has no queue 0", path);
+    if (!want_session)
+        return;
+    memset(&p, 0, sizeof(p));
+    p.alg = SYNTH_ALG_AES256_GCM;
+    p.key_len = sizeof(KEY);
+    p.iv_len = IV_LEN;
+    p.tag_len = TAG_LEN;
+    memcpy(p.key, KEY, sizeof(KEY));
+    rc = synth_crypto_session_create(g->q, &p, &g->sess);
+    OPENSSL_cleanse(&p, sizeof(p));
+    if (rc != 0)
+        die("synth_crypto_session_create: %s", errstr(rc));
+}
+
+static void gdev_close(struct gdev *g)
+{
+    int rc = synth_crypto_session_destroy(g->q, g->sess);
+    if (rc != 0)
+        die("synth_crypto_session_destroy: %s", errstr(rc));
+    synth_dev_close(g->dev);
+}
+
+static uint32_t gdev_alloc(struct gdev *g, uint32_t size)
+{
+    int64_t off = synth_buf_alloc(g->q, size);
+    if (off < 0)
+        die("synth_buf_alloc(%u): %s (arena %llu bytes)", size, strerror((int)-off),
+            (unsigned long long)synth_q_arena_size(g->q));
+    return (uint32_t)off;
+}
+
+static inline void slot_desc(struct synth_desc *d, uint32_t sess, uint32_t off, uint32_t size, uint64_t cookie)
+{
+    synth_crypto_desc(d, SYNTH_OP_CRYPTO_ENCRYPT, sess, off + SLOT_HDR, off + SLOT_HDR, size, off + AAD_OFF,
+                      AAD_LEN, off + IV_OFF, off + SLOT_HDR + size, cookie);
+}
+
+/*
+ * Correctness: fresh plaintext and header in the slot, one synchronous op through the device, then
+ * compare the ciphertext and tag with in-process EVP on a copy of the same input.
+ */
+static void device_check(struct gdev *g, uint32_t off, uint32_t size, uint64_t seq)
+{
+    uint8_t *slot = synth_buf_ptr(g->q, off), *ct = malloc(size), tag[TAG_LEN];
+    struct synth_desc d;
+    struct synth_cpl c;
+    int rc;
+
+    if (!slot || !ct)
+        die("bad slot or out of memory");
+    fill_payload(slot + SLOT_HDR, size, (uint32_t)seq);
+    fill_hdr(slot, seq);
+    memset(slot + SLOT_HDR + size, 0, TAG_LEN);
+    reference_op(slot, size, ct, tag);
+    slot_desc(&d, g->sess, off, size, 0xc0ffee);
+    rc = synth_q_exec(g->q, &d, &c, 5000);
+    if (rc < 0)
+        die("synth_q_exec (check op): %s", strerror(-rc));
+    if (c.status != SYNTH_ST_OK || c.cookie != 0xc0ffee || c.result != size)
+        die("check op: status %u (%s), cookie 0x%llx, result %u (want ok, 0xc0ffee, %u)", c.status,
+            synth_status_str(c.status), (unsigned long long)c.cookie, c.result, size);
+    if (memcmp(slot + SLOT_HDR, ct, size))
+        die("device ciphertext differs from in-process EVP (size %u)", size);
+    if (memcmp(slot + SLOT_HDR + size, tag, TAG_LEN))
+        die("device tag differs from in-process EVP (size %u)", size);
+    free(ct);
+}
+
+static void check_cpl(const struct synth_cpl *c, uint32_t size, uint32_t nslots, const uint8_t *busy)
+{
+    if (c->status != SYNTH_ST_OK)
+        die("completion status %u (%s) for cookie %llu", c->status, synth_status_str(c->status),
+            (unsigned long long)c->cookie);
+    if (c->cookie >= nslots || !busy[c->cookie])
+        die("completion with unexpected cookie %llu", (unsigned long long)c->cookie);
+    if (c->result != size)
+        die("completion result %u, expected %u bytes", c->result, size);
+}
+
+/* ---- device throughput ---- */
+
+static int cmd_device(int argc, char **argv)
+{
+    const char *path;
+    uint32_t size, burst, bursts, nslots, ssz, i, nfree = 0, nd;
+    double secs;
+    struct gdev g;
+    uint32_t *offs, *freel;
+    uint8_t *busy;
+    struct synth_desc *d;
+    struct synth_cpl *c;
+    uint64_t seq = 1, ops = 0, t0 = 0, t = 0, t_last = 0, deadline = 0, warm_end, last_progress, spins = 0;
+    int timing = 0;
+    char extra[256];
+
+    if (argc != 6)
+        die("usage: device PATH SIZE BURST BURSTS SECONDS CPU");
+    path = argv[0];
+    size = (uint32_t)parse_long(argv[1], "size", 1, MAX_SIZE);
+    burst = (uint32_t)parse_long(argv[2], "burst", 1, 256);
+    bursts = (uint32_t)parse_long(argv[3], "bursts in flight", 1, 64);
+    secs = parse_seconds(argv[4]);
+    pin((int)parse_long(argv[5], "cpu", -1, CPU_SETSIZE - 1));
+    gcm_kat();
+
+    gdev_open(&g, path, 1);
+    nslots = burst * bursts;
+    if (nslots > g.info.ring_entries)
+        die("%u ops in flight do not fit a ring of %u entries", nslots, g.info.ring_entries);
+    ssz = slot_size(size);
+    offs = calloc(nslots, sizeof(*offs));
+    freel = calloc(nslots, sizeof(*freel));
+    busy = calloc(nslots, 1);
+    d = calloc(burst, sizeof(*d));
+    c = calloc(nslots, sizeof(*c));
+    if (!offs || !freel || !busy || !d || !c)
+        die("out of memory");
+    /* Buffers come from the queue's arena once; the payload stays there (zero copy). */
+    for (i = 0; i < nslots; i++) {
+        uint8_t *s;
+        offs[i] = gdev_alloc(&g, ssz);
+        s = synth_buf_ptr(g.q, offs[i]);
+        memset(s, 0, ssz);
+        fill_payload(s + SLOT_HDR, size, i);
+        freel[nfree++] = i;
+    }
+    for (i = 0; i < 3; i++)
+        device_check(&g, offs[i], size, 500 + i);
+
+    /*
+     * Pipelined loop: whenever a whole burst of slots is free, write their headers and submit them
+     * as one burst; poll completions as they come. With BURSTS = 2 the backend works on one burst
+     * while the guest refills the other.
+     */
+    last_progress = warm_end = now_ns();
+    warm_end += 200000000ull;
+    for (;;) {
+        unsigned got, k;
+
+        while (nfree >= burst && !(timing && t >= deadline)) {
+            unsigned sent;
+            for (k = 0; k < burst; k++) {
+                uint32_t idx = freel[--nfree];
+                uint8_t *s = synth_buf_ptr(g.q, offs[idx]);
+                fill_hdr(s, seq++);
+                slot_desc(&d[k], g.sess, offs[idx], size, idx);
+                busy[idx] = 1;
+            }
+            sent = synth_q_submit_burst(g.q, d, burst);
+            for (k = sent; k < burst; k++) { /* not taken: back to the free list */
+                busy[d[k].cookie] = 0;
+                freel[nfree++] = (uint32_t)d[k].cookie;
+            }
+            if (sent == 0)
+                break;
+        }
+        got = synth_q_poll_burst(g.q, c, nslots);
+        if (got) {
+            for (k = 0; k < got; k++) {
+                check_cpl(&c[k], size, nslots, busy);
+                busy[c[k].cookie] = 0;
+                freel[nfree++] = (uint32_t)c[k].cookie;
+            }
+            t = now_ns();
+            last_progress = t;
+            if (timing) {
+                if (t < deadline) {
+                    ops += got;
+                    t_last = t;
+                } else if (synth_q_inflight(g.q) == 0) {
+                    break; /* drained */
+                }
+            } else if (t >= warm_end) {
+                timing = 1;
+                t0 = t;
+                deadline = t0 + (uint64_t)(secs * 1e9);
+            }
+            continue;
+        }
+        cpu_relax();
+        if ((++spins & 4095) == 0) {
+            if (synth_dev_needs_reset(g.dev))
+                die("the device needs a reset (backend gone or ring error)");
+            if (now_ns() - last_progress > STALL_NS)
+                die("no completion for %llu s (%u in flight)", STALL_NS / 1000000000ull,
+                    synth_q_inflight(g.q));
+        }
+    }
+    nd = nslots < 3 ? nslots : 3;
+    for (i = 0; i < nd; i++) /* still right after the run */
+        device_check(&g, offs[i], size, 900 + i);
+    snprintf(extra, sizeof(extra), ", \"burst\": %u, \"in_flight\": %u, \"backend\": \"%s\"", burst, nslots,
+             g.info.backend);
+    for (i = 0; i < nslots; i++)
+        synth_buf_free(g.q, offs[i], ssz);
+    gdev_close(&g);
+    if (ops == 0 || t_last <= t0)
+        die("no op completed in the timed window");
+    print_rate("device", size, ops, t_last - t0, extra);
+    free(offs);
+    free(freel);
+    free(busy);
+    free(d);
+    free(c);
+    return 0;
+}
+
+/* ---- latency ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void print_lat(const char *mode, const char *what, uint64_t *v, uint32_t n)
+{
+    double sum = 0;
+    uint32_t i;
+    qsort(v, n, sizeof(*v), cmp_u64);
+    for (i = 0; i < n; i++)
+        sum += (double)v[i];
+    printf("{\"mode\": \"%s\", \"op\": \"%s\", \"samples\": %u, \"min_ns\": %llu, \"p50_ns\": %llu, "
+           "\"p90_ns\": %llu, \"p99_ns\": %llu, \"p999_ns\": %llu, \"max_ns\": %llu, \"mean_ns\": %.1f, "
+           "\"checked\": true}\n",
+           mode, what, n, (unsigned long long)v[0], (unsigned long long)v[(uint64_t)n * 50 / 100],
+           (unsigned long long)v[(uint64_t)n * 90 / 100], (unsigned long long)v[(uint64_t)n * 99 / 100],
+           (unsigned long long)v[(uint64_t)n * 999 / 1000], (unsigned long long)v[n - 1], sum / n);
+    fflush(stdout);
+}
+
+#define RTT_SIZE 64u
+#define WARMUP_OPS 20000u
+
+static int cmd_rtt(int argc, char **argv)
+{
+    const char *path;
+    uint32_t n, i, off, ssz = slot_size(RTT_SIZE);
+    int nop = 0;
+    struct gdev g;
+    struct synth_desc d;
+    struct synth_cpl c;
+    uint64_t *lat, seq = 1;
+    uint8_t *slot;
+
+    if (argc != 3 && argc != 4)
+        die("usage: rtt PATH N CPU [gcm|nop]");
+    path = argv[0];
+    n = (uint32_t)parse_long(argv[1], "sample count", 100, 100000000);
+    pin((int)parse_long(argv[2], "cpu", -1, CPU_SETSIZE - 1));
+    if (argc == 4) {
+        if (!strcmp(argv[3], "nop"))
+            nop = 1;
+        else if (strcmp(argv[3], "gcm"))
+            die("unknown op %s (gcm or nop)", argv[3]);
+    }
+    gcm_kat();
+    lat = malloc((size_t)n * sizeof(*lat));
+    if (!lat)
+        die("out of memory");
+    gdev_open(&g, path, 1);
+    if (nop && !(g.info.features_accepted & SYNTH_F_NOP))
+        die("the device does not serve NOP");
+    off = gdev_alloc(&g, ssz);
+    slot = synth_buf_ptr(g.q, off);
+    memset(slot, 0, ssz);
+    device_check(&g, off, RTT_SIZE, 77);
+    fill_payload(slot + SLOT_HDR, RTT_SIZE, 0);
+
+    if (nop) {
+        memset(&d, 0, sizeof(d));
+        d.opcode = SYNTH_OP_NOP;
+    } else {
+        slot_desc(&d, g.sess, off, RTT_SIZE, 0);
+    }
+    for (i = 0; i < WARMUP_OPS + n; i++) {
+        uint64_t t0, t1, spins = 0;
+        unsigned got;
+
+        if (!nop)
+            fill_hdr(slot, seq++); /* a new IV for every op, before the clock starts */
+        d.cookie = i;
+        t0 = now_ns();
+        if (synth_q_submit_burst(g.q, &d, 1) != 1)
+            die("submit refused (needs reset: %d)", synth_dev_needs_reset(g.dev));
+        while ((got = synth_q_poll_burst(g.q, &c, 1)) == 0) {
+            cpu_relax();
+            if ((++spins & 65535) == 0 && now_ns() - t0 > STALL_NS)
+                die("no completion for %llu s", STALL_NS / 1000000000ull);
+        }
+        t1 = now_ns();
+        if (c.status != SYNTH_ST_OK || c.cookie != i || c.result != (nop ? 0 : RTT_SIZE))
+            die("completion: status %u (%s), cookie %llu, result %u (want ok, %u, %u)", c.status,
+                synth_status_str(c.status), (unsigned long long)c.cookie, c.result, i, nop ? 0 : RTT_SIZE);
+        if (i >= WARMUP_OPS)
+            lat[i - WARMUP_OPS] = t1 - t0;
+    }
+    if (!nop)
+        device_check(&g, off, RTT_SIZE, 78);
+    synth_buf_free(g.q, off, ssz);
+    gdev_close(&g);
+    print_lat("rtt", nop ? "nop" : "aes-256-gcm-64", lat, n);
+    free(lat);
+    return 0;
+}
+
+/* ---- raw ping-pong ---- */
+
+static int cmd_pingpong(int argc, char **argv)
+{
+    char path[4096];
+    uint32_t n, i, total;
+    int cpu_a, cpu_b, fd, status;
+    _Atomic uint64_t *ctr, *ready;
+    uint8_t *mem;
+    uint64_t *lat;
+    pid_t pid;
+
+    if (argc != 4)
+        die("usage: pingpong DIR N CPU_A CPU_B");
+    n = (uint32_t)parse_long(argv[1], "sample count", 100, 100000000);
+    cpu_a = (int)parse_long(argv[2], "cpu", -1, CPU_SETSIZE - 1);
+    cpu_b = (int)parse_long(argv[3], "cpu", -1, CPU_SETSIZE - 1);
+    total = WARMUP_OPS + n;
+    snprintf(path, sizeof(path), "%s/pingpong-XXXXXX", argv[0]);
+    fd = mkstemp(path);
+    if (fd < 0)
+        die("mkstemp(%s): %s", path, strerror(errno));
+    if (ftruncate(fd, 4096) < 0)
+        die("ftruncate: %s", strerror(errno));
+    mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mem == MAP_FAILED)
+        die("mmap: %s", strerror(errno));
+    close(fd);
+    ctr = (_Atomic uint64_t *)(void *)mem;              /* the bounced line */
+    ready = (_Atomic uint64_t *)(void *)(mem + 2048);   /* start flag, far away */
+    lat = malloc((size_t)n * sizeof(*lat));
+    if (!lat)
+        die("out of memory");
+
+    pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* Peer: its own mapping of the same file, on the other CPU; answers odd with even. */
+        uint64_t expect = 1, spins = 0, since = now_ns();
+        uint8_t *m;
+        prog_mode = "pingpong peer";
+        munmap(mem, 4096);
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            die("open(%s): %s", path, strerror(errno));
+        m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED)
+            die("mmap: %s", strerror(errno));
+        close(fd);
+        ctr = (_Atomic uint64_t *)(void *)m;
+        ready = (_Atomic uint64_t *)(void *)(m + 2048);
+        pin(cpu_b);
+        atomic_store_explicit(ready, 1, memory_order_release);
+        while (expect < 2ull * total) {
+            if (atomic_load_explicit(ctr, memory_order_acquire) == expect) {
+                atomic_store_explicit(ctr, expect + 1, memory_order_release);
+                expect += 2;
+                spins = 0;
+                continue;
+            }
+            cpu_relax();
+            if ((++spins & 65535) == 0) {
+                uint64_t t = now_ns();
+                if (spins == 65536)
+                    since = t;
+                else if (t - since > STALL_NS)
+                    _exit(2);
+            }
+        }
+        _exit(0);
+    }
+    pin(cpu_a);
+    {
+        uint64_t t0 = now_ns();
+        while (!atomic_load_explicit(ready, memory_order_acquire)) {
+            if (now_ns() - t0 > STALL_NS)
+                die("the ping-pong peer did not start");
+            usleep(100);
+        }
+    }
+    unlink(path);
+    for (i = 0; i < total; i++) {
+        uint64_t want = 2ull * i + 2, t0, t1, spins = 0;
+        t0 = now_ns();
+        atomic_store_explicit(ctr, want - 1, memory_order_release);
+        while (atomic_load_explicit(ctr, memory_order_acquire) != want) {
+            cpu_relax();
+            if ((++spins & 65535) == 0 && now_ns() - t0 > STALL_NS)
+                die("the ping-pong peer stopped answering");
+        }
+        t1 = now_ns();
+        if (i >= WARMUP_OPS)
+            lat[i - WARMUP_OPS] = t1 - t0;
+    }
+    if (waitpid(pid, &status, 0) < 0)
+        die("waitpid: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("the ping-pong peer failed (status 0x%x)", status);
+    if (atomic_load(ctr) != 2ull * total)
+        die("ping-pong counter is %llu, expected %llu", (unsigned long long)atomic_load(ctr),
+            2ull * total);
+    munmap(mem, 4096);
+    print_lat("pingpong", "shared-cache-line", lat, n);
+    free(lat);
+    return 0;
+}
+
+/* ---- idle guest ---- */
+
+static int cmd_idle_guest(int argc, char **argv)
+{
+    struct gdev g;
+    char buf[256];
+
+    if (argc != 1)
+        die("usage: idle-guest PATH");
+    gdev_open(&g, argv[0], 1);
+    printf("{\"mode\": \"idle-guest\", \"attached\": true, \"session\": %u}\n", g.sess);
+    fflush(stdout);
+    /* Attached, not submitting: block until the driver of the benchmark closes our stdin. */
+    while (read(0, buf, sizeof(buf)) > 0) {
+    }
+    if (synth_dev_needs_reset(g.dev))
+        die("the device needs a reset after the idle window");
+    gdev_close(&g);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s inproc|device|rtt|pingpong|idle-guest ARGS... (see the source)\n", argv[0]);
+        return 2;
+    }
+    prog_mode = argv[1];
+    if (!strcmp(argv[1], "inproc"))
+        return cmd_inproc(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "device"))
+        return cmd_device(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "rtt"))
+        return cmd_rtt(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "pingpong"))
+        return cmd_pingpong(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "idle-guest"))
+        return cmd_idle_guest(argc - 2, argv + 2);
+    die("unknown mode %s", argv[1]);
+}
