@@ -144,7 +144,7 @@ class HostDevice:
 
     @property
     def plugin(self) -> str:
-        return ffi.string(lib.synth_hdev_plugin_name(self.handle)).decode()
+        return str(ffi.string(lib.synth_hdev_plugin_name(self.handle)).decode())
 
     def poll(self) -> int:
         """Serve the queues once from this thread (only for a device no worker owns)."""

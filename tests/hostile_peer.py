@@ -18,9 +18,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from rawregion import RawRegion  # noqa: E402
+
 from libvirt_synth import errors  # noqa: E402
 from libvirt_synth.guest import Device  # noqa: E402
-from rawregion import RawRegion  # noqa: E402
 
 
 def scribble(path: str, seconds: float) -> dict[str, int]:

@@ -9,13 +9,13 @@ import pathlib
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from libvirt_synth._native import ffi, lib
+from rawregion import RawRegion
 
 from libvirt_synth import errors
-from libvirt_synth._native import ffi, lib
 from libvirt_synth.abi import Alg, DevClass, Op, Status
 from libvirt_synth.backend import HostDevice, Worker
 from libvirt_synth.guest import Device, Queue
-from rawregion import RawRegion
 
 KEY = bytes(range(32))
 IV = bytes(12)
@@ -51,7 +51,6 @@ def bufs(guest: Device):
         v.free()
 
 
-ARENA = 1 << 32  # placeholder: real arena size is read in the test
 
 HOSTILE = [
     ("src past the arena", {"src_off": "END"}, Status.INVALID),
@@ -73,7 +72,8 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("case,fields,want", HOSTILE, ids=[h[0] for h in HOSTILE])
-def test_hostile_descriptor(guest: Device, served: HostDevice, sess, bufs, case: str, fields: dict, want: Status) -> None:
+def test_hostile_descriptor(guest: Device, served: HostDevice, sess, bufs, case: str, fields: dict,
+                            want: Status) -> None:
     q = guest.queue(0)
     end = q.arena_size
     d = valid_desc(q, sess.id, bufs)

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     path = ready["devices"][0]["path"]
     try:
         out.say("backend started", pid=ready["pid"], region=path, plugin=ready["devices"][0]["plugin"],
-                command="virt-synth serve --dir %s --device %s" % (tmp, name))
+                command=f"virt-synth serve --dir {tmp} --device {name}")
         hdr = read_header(path)
         out.say("region laid out (header page read without attaching)", size=hdr.size, queues=hdr.queues,
                 ring_entries=hdr.ring_entries, status=hdr.status, algorithms=hdr.algorithms)
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         stats = json.loads(stdout.splitlines()[-1])["stats"]["devices"][path]
         out.say("backend stopped cleanly on SIGTERM", exit_status=proc.returncode, ops=stats["ops"],
                 by_status=stats["by_status"], ring_errors=stats["ring_errors"])
-        ok = all(r["decrypts_back"] and r["matches_openssl"] is not False and "as it must" in r["tampered_tag"]
+        ok = all(r["decrypts_back"] and r["matches_openssl"] is not False and "as it must" in str(r["tampered_tag"])
                  for r in results) and proc.returncode == 0
     finally:
         if proc.poll() is None:

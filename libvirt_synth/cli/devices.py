@@ -27,10 +27,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.paths:
-        infos = [region.read_header(p) for p in args.paths]
-    else:
-        infos = region.scan(args.dir or default_region_dir())
+    paths = args.paths
+    infos = [region.read_header(p) for p in paths] if paths else region.scan(args.dir or default_region_dir())
     if args.json:
         emit_json([i.as_dict() for i in infos])
         return 0
