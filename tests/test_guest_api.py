@@ -176,3 +176,26 @@ def test_worker_rejects_a_device_owned_by_another(region_dir: pathlib.Path) -> N
                 d.poll()
         finally:
             d.destroy()
+
+
+def test_backend_reattach_bumps_generation_and_keeps_the_rings(region_dir: pathlib.Path) -> None:
+    """A backend that restarts attaches to the live region: the driver keeps its rings (no reset)
+    and sees the generation counter move."""
+    path = str(region_dir / "restart")
+    with Worker() as w:
+        dev = HostDevice.create(path, DevClass.CRYPTO)
+        w.add(dev)
+        g = Device.open(path)
+        g.queue(0).nop()
+        assert g.info().generation == 1
+        dev.destroy(unlink=False)  # the old backend goes away, the region stays
+        dev2 = HostDevice.from_spec(dev.spec, attach=True)
+        w.add(dev2)
+        try:
+            for _ in range(3):
+                g.queue(0).nop()  # same driver epoch, same ring indices
+            assert g.info().generation == 2
+            assert dev2.stats().resets == 0 and dev2.stats().active
+            g.close()
+        finally:
+            dev2.destroy()
