@@ -76,9 +76,12 @@ class AlgInfo:
     block: int  # data length must be a multiple of this (1: any)
 
 
+# NIST SP 800-38D tag lengths (bytes); 8 and 4 only for special uses.
+GCM_TAGS = (4, 8, 12, 13, 14, 15, 16)
+
 ALG_INFO: dict[Alg, AlgInfo] = {
-    Alg.AES128_GCM: AlgInfo("aes-128-gcm", (16,), 12, tuple(range(4, 17)), 16, 1),
-    Alg.AES256_GCM: AlgInfo("aes-256-gcm", (32,), 12, tuple(range(4, 17)), 16, 1),
+    Alg.AES128_GCM: AlgInfo("aes-128-gcm", (16,), 12, GCM_TAGS, 16, 1),
+    Alg.AES256_GCM: AlgInfo("aes-256-gcm", (32,), 12, GCM_TAGS, 16, 1),
     Alg.CHACHA20_POLY1305: AlgInfo("chacha20-poly1305", (32,), 12, (16,), 16, 1),
     Alg.AES256_CBC_HMAC_SHA256: AlgInfo(
         "aes-256-cbc-hmac-sha256", tuple(range(33, 257)), 16, tuple(range(12, 33)), 16, 16

@@ -261,9 +261,14 @@ def test_features_not_offered_are_refused(served: HostDevice) -> None:
     assert raw.hdr.dev_status & lib.SYNTH_DEV_NEEDS_RESET
     assert raw.hdr.dev_error == lib.SYNTH_DEVERR_FEATURES
     raw.close()
-    # Our library negotiates only what is offered, and the device serves it again.
+    # Our library negotiates only what is offered, and the backend holds the driver to it.
     with Device.open(served.path, features=lib.SYNTH_F_RING_V1 | (1 << 31)) as g:
         assert g.info().features_accepted == lib.SYNTH_F_RING_V1
+        with pytest.raises(errors.OpError) as e:
+            g.queue(0).session(Alg.AES256_GCM, KEY)
+        assert e.value.status == Status.NOT_SUPPORTED
+        assert g.queue(0).exec({"opcode": Op.NOP}).status == Status.NOT_SUPPORTED
+    with Device.open(served.path) as g:
         check_still_serves(g.queue(0))
 
 
@@ -306,3 +311,34 @@ def test_backpressure_when_completions_are_not_consumed(guest: Device, served: H
     assert [c.cookie for c in got] == list(range(entries)) + [10_000 + i for i in range(entries)]
     assert all(c.status == Status.OK for c in got)
     assert served.stats().ring_errors == 0
+
+
+def test_destroy_in_the_same_burst_as_ops_on_that_session(guest: Device, served: HostDevice) -> None:
+    """Encrypt with S, destroy S, create T (which may reuse S's slot), encrypt with S again, all in
+    one burst: ops run in order, so the first encrypt uses S's key and the last finds S unknown,
+    never T's key."""
+    q = guest.queue(0)
+    s = q.session(Alg.AES256_GCM, KEY)
+    block = params_block(int(Alg.AES256_GCM), 32, 12, 16)
+    data, iv, aad = os.urandom(64), os.urandom(12), os.urandom(8)
+    with q.scratch(len(block), 64, 12, 8, 16, 16) as (pbuf, src, ivb, aadb, tag1, tag4):
+        pbuf.write(block)
+        src.write(data)
+        ivb.write(iv)
+        aadb.write(aad)
+        enc = {"opcode": Op.ENCRYPT, "session": s.id, "src_off": src.offset, "src_len": 64, "dst_off": src.offset,
+               "dst_len": 64, "aad_off": aadb.offset, "aad_len": 8, "iv_off": ivb.offset}
+        burst = q.descs([
+            enc | {"cookie": 1, "tag_off": tag1.offset},
+            {"opcode": Op.SESSION_DESTROY, "session": s.id, "cookie": 2},
+            {"opcode": Op.SESSION_CREATE, "src_off": pbuf.offset, "src_len": len(block), "cookie": 3},
+            enc | {"cookie": 4, "tag_off": tag4.offset},
+        ])
+        assert q.submit(burst) == 4
+        got = q.drain(4)
+        assert [c.cookie for c in got] == [1, 2, 3, 4]
+        assert [Status(c.status) for c in got] == [Status.OK, Status.OK, Status.OK, Status.NO_SESSION]
+        assert src.read() + tag1.read() == AESGCM(KEY).encrypt(iv, data, aad)
+        assert tag4.read() == bytes(16)
+    assert served.stats().sessions == 1
+    assert q.exec({"opcode": Op.SESSION_DESTROY, "session": got[2].result}).status == Status.OK

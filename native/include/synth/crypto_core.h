@@ -41,8 +41,8 @@ extern "C" {
  * then zeroes the key bytes in the arena so that the key does not stay in shared memory.
  *
  *   alg                       key_len            iv_len  tag_len
- *   AES128_GCM                16                 12      4..16
- *   AES256_GCM                32                 12      4..16
+ *   AES128_GCM                16                 12      16, 15, 14, 13, 12, 8, 4
+ *   AES256_GCM                32                 12      16, 15, 14, 13, 12, 8, 4
  *   CHACHA20_POLY1305         32                 12      16
  *   AES256_CBC_HMAC_SHA256    32 + mac key 1..224 16      12..32  (key = AES key || HMAC key)
  *   HMAC_SHA256               1..256             0       4..32

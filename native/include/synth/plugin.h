@@ -60,7 +60,8 @@ struct synth_plugin {
 
     /*
      * Create a session for already-validated parameters (sizes checked against the table in
-     * crypto_core.h). Returns 0 with *sess set, -ENOTSUP (algorithm not served), -ENOMEM.
+     * crypto_core.h). Returns 0 with *sess set, -ENOTSUP (algorithm not served), -EINVAL (the
+     * library refused the key), -ENOMEM.
      */
     int (*session_create)(const struct synth_crypto_session_params *p, void **sess);
     /* Destroy a session and wipe its key material. */

@@ -92,7 +92,8 @@ int synth_layout_check(const struct synth_dev_header *hdr, uint64_t mapped_size,
     if (hdr->header_size != SYNTH_HEADER_SIZE || hdr->queue_table_off != SYNTH_QUEUE_TABLE_OFF ||
         hdr->desc_size != sizeof(struct synth_desc) || hdr->cpl_size != sizeof(struct synth_cpl) ||
         !synth_is_pow2_u64(hdr->region_size) || hdr->region_size > mapped_size ||
-        nq == 0 || nq > SYNTH_MAX_QUEUES || !ring_entries_ok(hdr->ring_entries))
+        nq == 0 || nq > SYNTH_MAX_QUEUES || !ring_entries_ok(hdr->ring_entries) ||
+        hdr->class_cfg_off != SYNTH_CLASS_CFG_OFF || hdr->class_cfg_size != SYNTH_CLASS_CFG_SIZE)
         return -EINVAL;
 
     sq_bytes = SYNTH_RING_ENTRIES_OFF + (uint64_t)hdr->ring_entries * sizeof(struct synth_desc);
@@ -118,10 +119,15 @@ int synth_layout_check(const struct synth_dev_header *hdr, uint64_t mapped_size,
             return -EINVAL;
         for (j = 0; j < i; j++) {
             const struct synth_queue_info *p = &hdr->queues[j];
-            if (overlaps(q->arena_off, q->arena_size, p->arena_off, p->arena_size) ||
-                overlaps(q->sq_off, sq_bytes, p->sq_off, sq_bytes) ||
-                overlaps(q->cq_off, cq_bytes, p->cq_off, cq_bytes))
-                return -EINVAL;
+            /* No part of queue i may overlap any part of queue j. */
+            const uint64_t qo[3] = {q->sq_off, q->cq_off, q->arena_off};
+            const uint64_t ql[3] = {sq_bytes, cq_bytes, q->arena_size};
+            const uint64_t po[3] = {p->sq_off, p->cq_off, p->arena_off};
+            const uint64_t pl[3] = {sq_bytes, cq_bytes, p->arena_size};
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    if (overlaps(qo[a], ql[a], po[b], pl[b]))
+                        return -EINVAL;
         }
         out->queues[i] = *q;
     }

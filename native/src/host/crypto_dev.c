@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "host_pvt.h"
 
@@ -50,8 +52,9 @@ static int params_ok(const struct synth_crypto_session_params *p)
     switch (p->alg) {
     case SYNTH_ALG_AES128_GCM:
     case SYNTH_ALG_AES256_GCM:
+        /* NIST SP 800-38D: 128, 120, 112, 104, 96 bits; 64 and 32 for special uses. */
         return p->key_len == (p->alg == SYNTH_ALG_AES128_GCM ? 16 : 32) && p->iv_len == 12 &&
-               p->tag_len >= 4 && p->tag_len <= 16;
+               (p->tag_len == 4 || p->tag_len == 8 || (p->tag_len >= 12 && p->tag_len <= 16));
     case SYNTH_ALG_CHACHA20_POLY1305:
         return p->key_len == 32 && p->iv_len == 12 && p->tag_len == 16;
     case SYNTH_ALG_AES256_CBC_HMAC_SHA256:
@@ -144,8 +147,6 @@ static uint32_t build_op(struct crypto_dev *c, struct synth_hqueue *q, const str
 
     if (!s)
         return SYNTH_ST_NO_SESSION;
-    if (d->flags != 0)
-        return SYNTH_ST_INVALID;
     auth_only = s->alg == SYNTH_ALG_HMAC_SHA256;
     op->sess = s->psess;
     op->opcode = d->opcode;
@@ -193,6 +194,25 @@ static uint32_t build_op(struct crypto_dev *c, struct synth_hqueue *q, const str
     return SYNTH_ST_OK;
 }
 
+/* Run the validated ops gathered so far and write their completions. */
+static uint64_t flush_ops(struct crypto_dev *c, struct synth_cpl *out, unsigned k)
+{
+    uint64_t bytes = 0;
+    unsigned i;
+
+    if (k == 0)
+        return 0;
+    c->plugin->crypto_burst(c->ops, k);
+    for (i = 0; i < k; i++) {
+        struct synth_cpl *cpl = &out[c->op_desc[i]];
+        cpl->status = c->ops[i].status;
+        cpl->result = c->ops[i].status == SYNTH_ST_OK ? c->ops[i].len : 0;
+        if (cpl->status == SYNTH_ST_OK)
+            bytes += c->ops[i].len;
+    }
+    return bytes;
+}
+
 static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const struct synth_desc *in,
                            struct synth_cpl *out, unsigned n)
 {
@@ -208,22 +228,41 @@ static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const s
         cpl->cookie = desc->cookie;
         cpl->status = SYNTH_ST_OK;
         cpl->result = 0;
+        if (desc->flags != 0) {
+            cpl->status = SYNTH_ST_INVALID;
+            continue;
+        }
         switch (desc->opcode) {
         case SYNTH_OP_NOP:
+            if (!(d->features & SYNTH_F_NOP))
+                cpl->status = SYNTH_ST_NOT_SUPPORTED;
             break;
         case SYNTH_OP_CRYPTO_SESSION_CREATE:
-            session_create(c, q, desc, cpl);
-            break;
         case SYNTH_OP_CRYPTO_SESSION_DESTROY:
-            s = lookup(c, desc->session);
-            if (s)
+            if (!(d->features & SYNTH_CRYPTO_F_SESSIONS)) {
+                cpl->status = SYNTH_ST_NOT_SUPPORTED;
+                break;
+            }
+            /*
+             * Ops gathered so far run first: they may use the session this op destroys, and
+             * the slot a destroy frees may be reused by a create later in the same burst.
+             */
+            bytes += flush_ops(c, out, k);
+            k = 0;
+            if (desc->opcode == SYNTH_OP_CRYPTO_SESSION_CREATE) {
+                session_create(c, q, desc, cpl);
+            } else if ((s = lookup(c, desc->session)) != NULL) {
                 slot_release(c, s);
-            else
+            } else {
                 cpl->status = SYNTH_ST_NO_SESSION;
+            }
             break;
         case SYNTH_OP_CRYPTO_ENCRYPT:
         case SYNTH_OP_CRYPTO_DECRYPT:
             cpl->status = build_op(c, q, desc, &c->ops[k], &cpl->result);
+            if (cpl->status == SYNTH_ST_OK && c->ops[k].dst && c->ops[k].dst != c->ops[k].src &&
+                !(d->features & SYNTH_CRYPTO_F_OUT_OF_PLACE))
+                cpl->status = SYNTH_ST_NOT_SUPPORTED;
             if (cpl->status == SYNTH_ST_OK)
                 c->op_desc[k++] = (uint16_t)i;
             break;
@@ -231,16 +270,7 @@ static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const s
             cpl->status = SYNTH_ST_NOT_SUPPORTED;
         }
     }
-    if (k == 0)
-        return;
-    c->plugin->crypto_burst(c->ops, k);
-    for (i = 0; i < k; i++) {
-        struct synth_cpl *cpl = &out[c->op_desc[i]];
-        cpl->status = c->ops[i].status;
-        cpl->result = c->ops[i].status == SYNTH_ST_OK ? c->ops[i].len : 0;
-        if (cpl->status == SYNTH_ST_OK)
-            bytes += c->ops[i].len;
-    }
+    bytes += flush_ops(c, out, k);
     SYNTH_STAT_ADD(d->stats.bytes_in, bytes);
     SYNTH_STAT_ADD(d->stats.bytes_out, bytes);
 }
@@ -251,6 +281,7 @@ static int crypto_init(struct synth_hdev *d, const struct synth_hdev_params *p)
     struct synth_crypto_cfg cfg;
     const struct synth_plugin *pl = p->plugin ? p->plugin : synth_plugin_openssl();
     uint32_t max = p->max_sessions ? p->max_sessions : DEFAULT_MAX_SESSIONS;
+    uint16_t gen0 = 0;
 
     if (pl->abi_version != SYNTH_PLUGIN_ABI_VERSION || pl->dev_class != SYNTH_CLASS_CRYPTO)
         return -ENOTSUP;
@@ -264,8 +295,16 @@ static int crypto_init(struct synth_hdev *d, const struct synth_hdev_params *p)
         free(c);
         return -ENOMEM;
     }
+    /*
+     * Slot generations start at a random value per device, so that ids a guest kept from before a
+     * backend restart do not silently name the sessions created after it.
+     */
+    if (getrandom(&gen0, sizeof(gen0), GRND_NONBLOCK) != sizeof(gen0))
+        gen0 = (uint16_t)(time(NULL) ^ (uintptr_t)c);
+    if (gen0 == 0)
+        gen0 = 1;
     for (uint32_t i = 0; i < max; i++)
-        c->slots[i].gen = 1;
+        c->slots[i].gen = gen0;
     c->plugin = pl;
     c->max_sessions = max;
     d->cls = c;

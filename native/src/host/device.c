@@ -139,17 +139,24 @@ static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fr
          * A restarted backend: the driver that was attached keeps going. Its epoch is taken as
          * acknowledged and its rings are taken over where the guest left them.
          */
-        uint32_t i;
+        uint32_t i, was = synth_load_relaxed_u32(&h->dev_status);
         d->acked_epoch = synth_load_acquire_u32(&h->drv_epoch);
         d->features = __atomic_load_n(&h->features_accepted, __ATOMIC_ACQUIRE);
-        d->active = (synth_load_relaxed_u32(&h->drv_status) & SYNTH_DRV_DRIVER_OK) &&
-                    !(d->features & ~d->features_offered);
+        d->active = (synth_load_relaxed_u32(&h->drv_status) & SYNTH_DRV_DRIVER_OK) != 0;
         for (i = 0; i < d->layout.num_queues; i++) {
             struct synth_hqueue *q = &d->queues[i];
             q->sq.local = synth_load_acquire_u32(&q->sq.core->cons);
             q->cq.local = synth_load_acquire_u32(&q->cq.core->prod);
         }
         host_store_u32(&h->acked_epoch, d->acked_epoch);
+        if (d->active && ((d->features & ~d->features_offered) || !(d->features & SYNTH_F_RING_V1))) {
+            synth_hdev_mark_broken(d, SYNTH_DEVERR_FEATURES);
+            return 0;
+        }
+        if (was & SYNTH_DEV_NEEDS_RESET) { /* still waiting for its driver to reset */
+            synth_hdev_mark_broken(d, synth_load_relaxed_u32(&h->dev_error));
+            return 0;
+        }
         SYNTH_STAT_SET(d->stats.active, (uint32_t)d->active);
     }
     set_status(d, SYNTH_DEV_READY, SYNTH_DEVERR_NONE);
