@@ -35,6 +35,8 @@ class Status(enum.IntEnum):
     RETRY = lib.SYNTH_ST_RETRY
     BAD_DATA = lib.SYNTH_ST_BAD_DATA
     DEVICE_ERROR = lib.SYNTH_ST_DEVICE_ERROR
+    LIMIT = lib.SYNTH_ST_LIMIT
+    QUOTA = lib.SYNTH_ST_QUOTA
 
 
 class Op(enum.IntEnum):

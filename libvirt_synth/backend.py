@@ -41,6 +41,7 @@ class DeviceSpec:
     max_sessions: int = 0
     owner: str | None = None  # user that must own the region (the QEMU user)
     mode: int = 0o600
+    plugin: str | None = None  # serving plugin by name (None: the class default)
 
     def validate(self) -> None:
         if self.size <= 0 or self.size & (self.size - 1):
@@ -93,6 +94,10 @@ def _params(spec: DeviceSpec, keep: list[Any], generation: int = 0) -> Any:
     p.ring_entries = spec.ring_entries
     p.max_sessions = spec.max_sessions
     p.plugin = ffi.NULL
+    if spec.plugin:
+        from libvirt_synth.plugins import find_plugin
+
+        p.plugin = find_plugin(spec.plugin, spec.dev_class)
     p.uid = p.gid = -1
     if spec.owner is not None:
         try:
@@ -182,7 +187,8 @@ class HostDevice:
 class Worker:
     """A C worker thread polling the devices added to it."""
 
-    def __init__(self, cpu: int | None = None, burst: int = 32, spin_us: int = 50, max_sleep_us: int = 1000):
+    def __init__(self, cpu: int | None = None, burst: int = 32, spin_us: int = 50, max_sleep_us: int = 1000,
+                 deep_sleep_us: int = 10000):
         if not 1 <= burst <= lib.SYNTH_MAX_BURST:
             raise errors.ValueError(f"burst must be 1..{lib.SYNTH_MAX_BURST}, got {burst}")
         if cpu is not None and cpu not in os.sched_getaffinity(0):
@@ -192,6 +198,7 @@ class Worker:
         p.burst = burst
         p.spin_us = spin_us
         p.max_sleep_us = max_sleep_us
+        p.deep_sleep_us = deep_sleep_us
         out = ffi.new("struct synth_worker **")
         rc = lib.synth_worker_create(p, out)
         if rc < 0:

@@ -27,6 +27,7 @@ class Completion(NamedTuple):
     cookie: int
     status: int
     result: int
+    flags: int = 0
 
 
 @dataclass(frozen=True)
@@ -278,7 +279,7 @@ class Queue:
     def poll(self, max_n: int = 64) -> list[Completion]:
         cpl = ffi.new("struct synth_cpl[]", max_n)
         n = lib.synth_q_poll_burst(self.handle, cpl, max_n)
-        return [Completion(cpl[i].cookie, cpl[i].status, cpl[i].result) for i in range(n)]
+        return [Completion(cpl[i].cookie, cpl[i].status, cpl[i].result, cpl[i].flags) for i in range(n)]
 
     @property
     def inflight(self) -> int:
@@ -300,7 +301,7 @@ class Queue:
         d = self.descs([fields])
         c = ffi.new("struct synth_cpl *")
         _check(lib.synth_q_exec(self.handle, d, c, max(1, int(timeout * 1000))), f"queue {self.index}")
-        return Completion(c.cookie, c.status, c.result)
+        return Completion(c.cookie, c.status, c.result, c.flags)
 
     def nop(self) -> None:
         c = self.exec({"opcode": Op.NOP})

@@ -51,6 +51,8 @@ CDEF = """
 #define SYNTH_ST_RETRY ...
 #define SYNTH_ST_BAD_DATA ...
 #define SYNTH_ST_DEVICE_ERROR ...
+#define SYNTH_ST_LIMIT ...
+#define SYNTH_ST_QUOTA ...
 #define SYNTH_ST_MAX ...
 #define SYNTH_RING_ENTRIES_OFF ...
 #define SYNTH_CLASS_CFG_OFF ...
@@ -60,9 +62,12 @@ struct synth_queue_info { uint64_t sq_off; uint64_t cq_off; uint64_t arena_off; 
 struct synth_desc {
     uint64_t cookie; uint16_t opcode; uint16_t flags; uint32_t session;
     uint32_t src_off; uint32_t src_len; uint32_t dst_off; uint32_t dst_len;
-    uint32_t aad_off; uint32_t aad_len; uint32_t iv_off; uint32_t tag_off; uint32_t arg[4];
+    uint32_t aad_off; uint32_t aad_len; uint32_t iv_off; uint32_t tag_off; uint32_t arg[3]; uint32_t seq;
 };
-struct synth_cpl { uint64_t cookie; uint32_t status; uint32_t result; };
+struct synth_cpl { uint64_t cookie; uint16_t status; uint16_t flags; uint32_t result; };
+#define SYNTH_CPL_F_MORE ...
+#define SYNTH_CPL_F_END ...
+#define SYNTH_CPL_F_PHASE ...
 struct synth_dev_header {
     uint64_t magic; uint16_t abi_major; uint16_t abi_minor; uint16_t dev_class; uint16_t num_queues;
     uint64_t region_size; uint64_t features_offered; uint32_t header_size; uint32_t queue_table_off;
@@ -106,6 +111,10 @@ struct synth_plugin {
     ...;
 };
 const struct synth_plugin *synth_plugin_openssl(void);
+const struct synth_plugin *synth_plugin_ipsecmb(void);
+const struct synth_plugin *synth_plugin_builtin(unsigned idx);
+const struct synth_plugin *synth_plugin_find(const char *name);
+int synth_plugin_probe(const struct synth_plugin *p, char *why, size_t why_len);
 
 /* host.h */
 #define SYNTH_MAX_BURST ...
@@ -128,7 +137,7 @@ void synth_hdev_destroy(struct synth_hdev *d, int unlink_region);
 void synth_hdev_get_stats(const struct synth_hdev *d, struct synth_hdev_stats *st);
 const char *synth_hdev_plugin_name(const struct synth_hdev *d);
 unsigned synth_hdev_poll(struct synth_hdev *d);
-struct synth_worker_params { int32_t cpu; uint32_t burst; uint32_t spin_us; uint32_t max_sleep_us; };
+struct synth_worker_params { int32_t cpu; uint32_t burst; uint32_t spin_us; uint32_t max_sleep_us; uint32_t deep_sleep_us; ...; };
 struct synth_worker_stats { uint64_t passes; uint64_t busy_passes; uint64_t sleeps; uint64_t ops; uint32_t devices; ...; };
 int synth_worker_create(const struct synth_worker_params *p, struct synth_worker **out);
 int synth_worker_add(struct synth_worker *w, struct synth_hdev *d);
@@ -186,7 +195,7 @@ ffibuilder.set_source(
     """,
     sources=SOURCES,
     include_dirs=[str(HERE / "include")],
-    libraries=["crypto", "pthread"],
+    libraries=["crypto", "IPSec_MB", "pthread"],
     define_macros=[("_GNU_SOURCE", "1")],
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-unused-function", "-fvisibility=hidden"],
 )

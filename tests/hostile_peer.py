@@ -18,10 +18,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from rawregion import RawRegion  # noqa: E402
-
 from libvirt_synth import errors  # noqa: E402
 from libvirt_synth.guest import Device  # noqa: E402
+
+from rawregion import RawRegion  # noqa: E402
 
 
 def scribble(path: str, seconds: float) -> dict[str, int]:
@@ -79,9 +79,11 @@ def flood(path: str, seconds: float) -> dict[str, int]:
         } for _ in range(n)])
         counts["submitted"] += q.submit(descs)
         counts["completed"] += len(q.poll(64))
-        if rng.random() < 0.02:
-            sq, _, cq, _, _ = raw.queue(0)
+        if rng.random() < 0.05:
+            sq, sqe, cq, _, _ = raw.queue(0)
             sq.prod = rng.getrandbits(32)
+            sqe[rng.randrange(raw.hdr.ring_entries)].seq = rng.getrandbits(32)
+            cq.cons = rng.getrandbits(32)
             counts["index_attacks"] += 1
         if dev.needs_reset or rng.random() < 0.01:
             try:

@@ -11,9 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from test_hostile import check_still_serves
 
 from libvirt_synth.guest import Device
+
+from test_hostile import check_still_serves
 
 CLI = [sys.executable, "-m", "libvirt_synth.cli"]
 

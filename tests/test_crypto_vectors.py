@@ -5,11 +5,12 @@ RFC 4231 HMAC-SHA-256. Kept under tests/data/vectors/."""
 from __future__ import annotations
 
 import pytest
-from vectors import AeadVector, nist_gcm, rfc4231, rfc8439
 
 from libvirt_synth import errors
 from libvirt_synth.abi import Alg
 from libvirt_synth.guest import Device
+
+from vectors import AeadVector, nist_gcm, rfc4231, rfc8439
 
 
 def _gcm_alg(key: bytes) -> Alg:

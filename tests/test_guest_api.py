@@ -8,14 +8,15 @@ import os
 import pathlib
 
 import pytest
-from libvirt_synth._native import lib
-from rawregion import RawRegion
-from test_hostile import check_still_serves
 
 from libvirt_synth import errors
+from libvirt_synth._native import lib
 from libvirt_synth.abi import Alg, DevClass
 from libvirt_synth.backend import HostDevice, Worker
 from libvirt_synth.guest import Device, pci_scan
+
+from rawregion import RawRegion
+from test_hostile import check_still_serves
 
 
 def test_info_describes_the_device(guest: Device, served: HostDevice) -> None:

@@ -34,12 +34,15 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queues", type=int, default=DEFAULT_QUEUES, help="queue pairs per device")
     p.add_argument("--ring", type=int, default=DEFAULT_RING_ENTRIES, help="entries per ring")
     p.add_argument("--max-sessions", type=int, default=1024, help="crypto sessions per device")
+    p.add_argument("--plugin", default=None, help="serve the devices with this plugin (default: the class default)")
     p.add_argument("--owner", default=None, help="user that owns the regions (the QEMU user, e.g. libvirt-qemu)")
     p.add_argument("--workers", type=int, default=1, help="worker threads")
     p.add_argument("--cpus", default=None, help="CPUs for the workers, e.g. 1 or 2-3 (round-robin)")
     p.add_argument("--burst", type=int, default=32, help="descriptors per dequeue")
     p.add_argument("--spin-us", type=int, default=50, help="keep polling this long after the last work")
     p.add_argument("--max-sleep-us", type=int, default=1000, help="longest idle sleep between polls")
+    p.add_argument("--deep-sleep-us", type=int, default=10000,
+                   help="longest idle sleep once a worker has been idle for a second")
     p.add_argument("--keep", action="store_true", help="leave the region files in place on exit")
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
 
@@ -73,14 +76,15 @@ def serve_until_signal(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     backend = Backend(workers=args.workers, cpus=parse_cpus(args.cpus), burst=args.burst,
-                      spin_us=args.spin_us, max_sleep_us=args.max_sleep_us)
+                      spin_us=args.spin_us, max_sleep_us=args.max_sleep_us,
+                      deep_sleep_us=args.deep_sleep_us)
     try:
         for name in args.device:
             if "/" in name or not name:
                 raise errors.ValueError(f"bad device name {name!r}: a file name, no slashes")
             spec = DeviceSpec(path=os.path.join(directory, name), dev_class=DevClass.parse(args.dev_class),
                               name=name, size=args.size, queues=args.queues, ring_entries=args.ring,
-                              max_sessions=args.max_sessions, owner=args.owner)
+                              max_sessions=args.max_sessions, owner=args.owner, plugin=args.plugin)
             backend.add(spec)
         event(args, "ready", pid=os.getpid(), devices=[
             {"name": d.spec.name, "path": p, "class": d.spec.dev_class.name.lower(), "size": d.spec.size,

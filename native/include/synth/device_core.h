@@ -91,7 +91,9 @@ extern "C" {
 #define SYNTH_ST_RETRY 7u          /* not executed (backend restarted, quota): submit again */
 #define SYNTH_ST_BAD_DATA 8u       /* input data corrupt (e.g. compressed stream) */
 #define SYNTH_ST_DEVICE_ERROR 9u   /* backend or plugin failure */
-#define SYNTH_ST_MAX 10u
+#define SYNTH_ST_LIMIT 10u         /* a per-device limit was reached (stream output, frame size) */
+#define SYNTH_ST_QUOTA 11u         /* not executed: the device's quota is spent; submit again later */
+#define SYNTH_ST_MAX 12u
 
 /*
  * Header page. Host-written and guest-written words live on separate cache lines.
@@ -182,9 +184,11 @@ _Static_assert(offsetof(struct synth_dev_header, dev_status) % SYNTH_CACHELINE =
  * Ring header. Indices are free-running 32-bit counters; slot = index & (ring_entries - 1).
  * The producer owns `prod`, the consumer owns `cons`. They sit 128 bytes apart so that neither the
  * line nor its adjacent-line prefetch pair is shared. Entries follow at SYNTH_RING_ENTRIES_OFF.
- * The producer writes entries, then publishes them with a release store of prod; the consumer reads
- * prod with an acquire load, copies the entries out, then releases them with a release store of cons.
- * A valid ring always satisfies 0 <= prod - cons <= ring_entries (unsigned arithmetic).
+ * Each entry is published by its own sequence word (descriptors: `seq`; completions: the phase
+ * bit), so the consumer polls entries, not `prod`; `prod` is still advanced (release) after the
+ * entries, for tools and for a backend that re-attaches. The consumer copies entries out, then
+ * releases their slots with a release store of `cons`, which the producer reads (acquire) before
+ * reusing a slot. A valid ring always satisfies 0 <= prod - cons <= ring_entries (unsigned).
  */
 struct synth_ring_core {
     uint32_t prod;       /*   0 producer index */
@@ -201,6 +205,11 @@ _Static_assert(offsetof(struct synth_ring_core, cons) == 128, "cons 128 bytes af
  * Submission descriptor (guest -> host), 64 bytes. All *_off fields are offsets into the data arena
  * of the queue the descriptor was submitted on. Meaning of the fields per class and opcode:
  * see crypto_core.h and docs/device-abi.md.
+ *
+ * `seq` publishes the entry: the producer writes every other field, then stores
+ * seq = synth_ring_seq(index) with release semantics; the consumer acquires `seq` and takes the
+ * entry only if it equals the value expected for its next index. The consumer therefore polls
+ * the entry itself and never needs the producer's index (one cache line crosses cores, not two).
  */
 struct synth_desc {
     uint64_t cookie;   /*  0 opaque, echoed in the completion */
@@ -215,8 +224,12 @@ struct synth_desc {
     uint32_t aad_len;  /* 36 */
     uint32_t iv_off;   /* 40 IV / nonce (length fixed by the session) */
     uint32_t tag_off;  /* 44 tag / ICV (length fixed by the session) */
-    uint32_t arg[4];   /* 48 class-specific arguments */
+    uint32_t arg[3];   /* 48 class-specific arguments */
+    uint32_t seq;      /* 60 written last: synth_ring_seq(ring index of this entry) */
 };
+
+/* The seq value that publishes ring index idx: idx + 1, never 0 (a zeroed slot is never valid). */
+static inline uint32_t synth_ring_seq(uint32_t idx) { return idx + 1 ? idx + 1 : 1; }
 
 _Static_assert(sizeof(struct synth_desc) == 64, "descriptor is 64 bytes");
 _Static_assert(offsetof(struct synth_desc, opcode) == 8, "opcode");
@@ -227,16 +240,34 @@ _Static_assert(offsetof(struct synth_desc, aad_off) == 32, "aad_off");
 _Static_assert(offsetof(struct synth_desc, iv_off) == 40, "iv_off");
 _Static_assert(offsetof(struct synth_desc, tag_off) == 44, "tag_off");
 _Static_assert(offsetof(struct synth_desc, arg) == 48, "arg");
+_Static_assert(offsetof(struct synth_desc, seq) == 60, "seq");
 
 /* Completion (host -> guest), 16 bytes. */
 struct synth_cpl {
     uint64_t cookie; /*  0 copied from the descriptor */
-    uint32_t status; /*  8 SYNTH_ST_* */
+    uint16_t status; /*  8 SYNTH_ST_* */
+    uint16_t flags;  /* 10 SYNTH_CPL_F_* */
     uint32_t result; /* 12 op-specific: bytes written, session id, bytes needed (NO_SPACE) */
 };
 
+/*
+ * Completion flags. SYNTH_CPL_F_PHASE publishes the entry: the host writes cookie and result,
+ * then stores the 32-bit word at offset 8 (status | flags << 16) with release semantics. The phase
+ * of ring index idx is synth_cpl_phase(idx, ring_entries): 1 on the first lap over the ring, 0 on
+ * the second, and so on; the guest takes the entry only if its phase bit matches.
+ */
+#define SYNTH_CPL_F_MORE 0x1u     /* streams: output still pending; submit again with no input */
+#define SYNTH_CPL_F_END 0x2u      /* streams: end of the compressed stream reached / written */
+#define SYNTH_CPL_F_PHASE 0x8000u /* lap parity of the entry (see above) */
+
+static inline uint16_t synth_cpl_phase(uint32_t idx, uint32_t ring_entries)
+{
+    return (uint16_t)(((idx / ring_entries) & 1u) ^ 1u);
+}
+
 _Static_assert(sizeof(struct synth_cpl) == 16, "completion is 16 bytes");
 _Static_assert(offsetof(struct synth_cpl, status) == 8, "status");
+_Static_assert(offsetof(struct synth_cpl, flags) == 10, "flags");
 _Static_assert(offsetof(struct synth_cpl, result) == 12, "result");
 
 #ifdef __cplusplus

@@ -153,7 +153,8 @@ static inline void synth_crypto_desc(struct synth_desc *d, uint16_t opcode, uint
     d->aad_len = aad_len;
     d->iv_off = iv_off;
     d->tag_off = tag_off;
-    d->arg[0] = d->arg[1] = d->arg[2] = d->arg[3] = 0;
+    d->arg[0] = d->arg[1] = d->arg[2] = 0;
+    d->seq = 0; /* set by the library on submission */
 }
 
 /*

@@ -93,6 +93,8 @@ struct synth_worker_params {
     uint32_t burst;         /* descriptors per dequeue (1..SYNTH_MAX_BURST; 0: 32) */
     uint32_t spin_us;       /* keep polling this long after the last work (0: 50) */
     uint32_t max_sleep_us;  /* longest idle sleep (0: 1000) */
+    uint32_t deep_sleep_us; /* longest idle sleep after a second without work (0: 10000) */
+    uint32_t reserved;
 };
 
 struct synth_worker_stats {

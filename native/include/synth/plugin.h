@@ -79,6 +79,17 @@ typedef const struct synth_plugin *(*synth_plugin_entry_fn)(void);
 
 /* Built-in plugins. */
 const struct synth_plugin *synth_plugin_openssl(void);
+const struct synth_plugin *synth_plugin_ipsecmb(void);
+
+/* The idx-th built-in plugin, or NULL past the end. */
+const struct synth_plugin *synth_plugin_builtin(unsigned idx);
+/* A built-in plugin by name, or NULL. */
+const struct synth_plugin *synth_plugin_find(const char *name);
+/*
+ * Probe a plugin once (built-ins: the result is remembered): 0 if usable here, else -errno; why
+ * gets a one-line description either way (version and code path, or the reason it is unusable).
+ */
+int synth_plugin_probe(const struct synth_plugin *p, char *why, size_t why_len);
 
 #ifdef __cplusplus
 }

@@ -8,9 +8,10 @@
  * load and checked: a peer index that claims more than `size` entries in flight is reported as -1,
  * and the caller decides what that means (the host marks the device NEEDS_RESET).
  *
- * Memory order follows C11: the producer fills entries and publishes them with a release store of
- * prod; the consumer acquires prod, copies the entries out, then releases them with a release store
- * of cons, so a producer that acquires cons never overwrites an entry still being read.
+ * Memory order follows C11: the producer fills an entry and publishes it with a release store of
+ * its sequence word (descriptor `seq`, completion phase bit); the consumer acquires that word,
+ * copies the entry out, then releases the slot with a release store of cons, so a producer that
+ * acquires cons never overwrites an entry still being read.
  */
 #ifndef SYNTH_RING_PVT_H
 #define SYNTH_RING_PVT_H
@@ -28,6 +29,7 @@ struct synth_ring {
     uint32_t mask;
     uint32_t esz;                 /* entry size in bytes */
     uint32_t local;               /* our own index: prod for a producer, cons for a consumer */
+    uint32_t peer;                /* last peer index read (producer: cons; consumer: prod) */
 };
 
 #define SYNTH_ATOMIC_U32(p) ((_Atomic uint32_t *)(void *)(p))
@@ -55,86 +57,158 @@ static inline void synth_ring_init(struct synth_ring *r, void *core, uint32_t si
     r->mask = size - 1;
     r->esz = esz;
     r->local = 0;
+    r->peer = 0;
 }
 
-/* Copy n entries from `src` into the ring starting at index idx (wrapping). */
-static inline void synth_ring_copy_in(struct synth_ring *r, uint32_t idx, const void *src, uint32_t n)
+/*
+ * Producer: free slots, or -1 if the consumer's index is impossible. The consumer's index is read
+ * from shared memory only when the last value read does not already show `want` free slots: each
+ * read of the peer's cache line costs a transfer between cores.
+ */
+static inline int64_t synth_ring_sp_free_count_want(struct synth_ring *r, uint32_t want)
 {
-    uint32_t slot = idx & r->mask;
-    uint32_t first = r->size - slot;
-    if (first > n)
-        first = n;
-    memcpy(r->entries + (size_t)slot * r->esz, src, (size_t)first * r->esz);
-    if (n > first)
-        memcpy(r->entries, (const uint8_t *)src + (size_t)first * r->esz, (size_t)(n - first) * r->esz);
-}
-
-/* Copy n entries out of the ring starting at index idx (wrapping) into `dst`. */
-static inline void synth_ring_copy_out(const struct synth_ring *r, uint32_t idx, void *dst, uint32_t n)
-{
-    uint32_t slot = idx & r->mask;
-    uint32_t first = r->size - slot;
-    if (first > n)
-        first = n;
-    memcpy(dst, r->entries + (size_t)slot * r->esz, (size_t)first * r->esz);
-    if (n > first)
-        memcpy((uint8_t *)dst + (size_t)first * r->esz, r->entries, (size_t)(n - first) * r->esz);
-}
-
-/* Producer: free slots, or -1 if the consumer's index is impossible. */
-static inline int64_t synth_ring_sp_free_count(const struct synth_ring *r)
-{
-    uint32_t used = r->local - synth_load_acquire_u32(&r->core->cons);
+    uint32_t used = r->local - r->peer;
+    if (used <= r->size && r->size - used >= want)
+        return (int64_t)(r->size - used);
+    r->peer = synth_load_acquire_u32(&r->core->cons);
+    used = r->local - r->peer;
     if (used > r->size)
         return -1;
     return (int64_t)(r->size - used);
 }
 
-/*
- * Producer: enqueue up to n entries from src (burst: partial enqueue is normal).
- * Returns the number enqueued, or -1 if the consumer's index is impossible.
- */
-static inline int64_t synth_ring_sp_enqueue_burst(struct synth_ring *r, const void *src, uint32_t n)
+static inline int64_t synth_ring_sp_free_count(struct synth_ring *r)
 {
-    int64_t free_slots = synth_ring_sp_free_count(r);
+    return synth_ring_sp_free_count_want(r, r->size);
+}
+
+static inline void *synth_ring_slot(const struct synth_ring *r, uint32_t idx)
+{
+    return r->entries + (size_t)(idx & r->mask) * r->esz;
+}
+
+/*
+ * Submission ring, producer (guest): enqueue up to n descriptors (burst: partial is normal). Each
+ * entry's body is written first, then its seq word with release semantics. Returns the number
+ * enqueued, or -1 if the consumer's index is impossible.
+ */
+static inline int64_t synth_sq_enqueue_burst(struct synth_ring *r, const struct synth_desc *d, uint32_t n)
+{
+    int64_t free_slots = synth_ring_sp_free_count_want(r, n);
+    uint32_t i;
+
     if (free_slots < 0)
         return -1;
     if (n > (uint32_t)free_slots)
         n = (uint32_t)free_slots;
-    if (n == 0)
-        return 0;
-    synth_ring_copy_in(r, r->local, src, n);
-    r->local += n;
-    synth_store_release_u32(&r->core->prod, r->local);
+    for (i = 0; i < n; i++) {
+        struct synth_desc *e = (struct synth_desc *)synth_ring_slot(r, r->local + i);
+        memcpy(e, &d[i], offsetof(struct synth_desc, seq));
+        synth_store_release_u32(&e->seq, synth_ring_seq(r->local + i));
+    }
+    if (n) {
+        r->local += n;
+        synth_store_release_u32(&r->core->prod, r->local);
+    }
     return n;
-}
-
-/* Consumer: entries available, or -1 if the producer's index is impossible. */
-static inline int64_t synth_ring_sc_avail_count(const struct synth_ring *r)
-{
-    uint32_t avail = synth_load_acquire_u32(&r->core->prod) - r->local;
-    if (avail > r->size)
-        return -1;
-    return (int64_t)avail;
 }
 
 /*
- * Consumer: dequeue up to n entries into dst (burst). The entries are copied to dst before the slots
- * are released. Returns the number dequeued, or -1 if the producer's index is impossible.
+ * Submission ring, consumer (host): copy up to n published descriptors into out (local memory),
+ * then release their slots. Reads only the entries, never the producer's index: an entry counts
+ * when its seq equals the one expected for our next index, so nothing the producer writes can
+ * make us read past the ring or twice. Returns the number dequeued.
  */
-static inline int64_t synth_ring_sc_dequeue_burst(struct synth_ring *r, void *dst, uint32_t n)
+static inline uint32_t synth_sq_dequeue_burst(struct synth_ring *r, struct synth_desc *out, uint32_t n)
 {
-    int64_t avail = synth_ring_sc_avail_count(r);
-    if (avail < 0)
+    uint32_t i;
+
+    for (i = 0; i < n; i++) {
+        struct synth_desc *e = (struct synth_desc *)synth_ring_slot(r, r->local + i);
+        if (synth_load_acquire_u32(&e->seq) != synth_ring_seq(r->local + i))
+            break;
+        memcpy(&out[i], e, sizeof(*e));
+    }
+    if (i) {
+        r->local += i;
+        synth_store_release_u32(&r->core->cons, r->local);
+    }
+    return i;
+}
+
+/* The 32-bit word at offset 8 of a completion: status | flags << 16. */
+static inline uint32_t *synth_cpl_word(struct synth_cpl *c) { return (uint32_t *)(void *)&c->status; }
+
+static inline uint32_t synth_cpl_word_phase(uint32_t w)
+{
+    return ((w >> 16) & SYNTH_CPL_F_PHASE) ? 1u : 0u;
+}
+
+/*
+ * Completion ring, producer (host): enqueue up to n completions, each published by a release
+ * store of its status/flags word carrying the lap's phase bit. Returns the number enqueued, or -1
+ * if the consumer's index is impossible.
+ */
+static inline int64_t synth_cq_enqueue_burst(struct synth_ring *r, const struct synth_cpl *c, uint32_t n)
+{
+    int64_t free_slots = synth_ring_sp_free_count_want(r, n);
+    uint32_t i;
+
+    if (free_slots < 0)
         return -1;
-    if (n > (uint32_t)avail)
-        n = (uint32_t)avail;
-    if (n == 0)
-        return 0;
-    synth_ring_copy_out(r, r->local, dst, n);
-    r->local += n;
-    synth_store_release_u32(&r->core->cons, r->local);
+    if (n > (uint32_t)free_slots)
+        n = (uint32_t)free_slots;
+    for (i = 0; i < n; i++) {
+        uint32_t idx = r->local + i;
+        struct synth_cpl *e = (struct synth_cpl *)synth_ring_slot(r, idx);
+        uint32_t flags = (c[i].flags & ~SYNTH_CPL_F_PHASE) & 0xffffu;
+        if (synth_cpl_phase(idx, r->size))
+            flags |= SYNTH_CPL_F_PHASE;
+        e->cookie = c[i].cookie;
+        e->result = c[i].result;
+        synth_store_release_u32(synth_cpl_word(e), (uint32_t)c[i].status | (flags << 16));
+    }
+    if (n) {
+        r->local += n;
+        synth_store_release_u32(&r->core->prod, r->local);
+    }
     return n;
+}
+
+/* Completion ring, consumer (guest): 1 if the next entry is published. */
+static inline int synth_cq_ready(struct synth_ring *r)
+{
+    struct synth_cpl *e = (struct synth_cpl *)synth_ring_slot(r, r->local);
+    return synth_cpl_word_phase(synth_load_acquire_u32(synth_cpl_word(e))) == synth_cpl_phase(r->local, r->size);
+}
+
+/* Completion ring, consumer (guest): take up to n published completions, release their slots. */
+static inline uint32_t synth_cq_dequeue_burst(struct synth_ring *r, struct synth_cpl *out, uint32_t n)
+{
+    uint32_t i;
+
+    for (i = 0; i < n; i++) {
+        uint32_t idx = r->local + i;
+        struct synth_cpl *e = (struct synth_cpl *)synth_ring_slot(r, idx);
+        uint32_t w = synth_load_acquire_u32(synth_cpl_word(e));
+        if (synth_cpl_word_phase(w) != synth_cpl_phase(idx, r->size))
+            break;
+        out[i].cookie = e->cookie;
+        out[i].result = e->result;
+        out[i].status = (uint16_t)(w & 0xffffu);
+        out[i].flags = (uint16_t)((w >> 16) & ~SYNTH_CPL_F_PHASE);
+    }
+    if (i) {
+        r->local += i;
+        synth_store_release_u32(&r->core->cons, r->local);
+    }
+    return i;
+}
+
+/* Zero every entry of a ring (a reset: stale sequence words must not look published). */
+static inline void synth_ring_clear(struct synth_ring *r)
+{
+    memset(r->entries, 0, (size_t)r->size * r->esz);
 }
 
 static inline void synth_cpu_relax(void)

@@ -184,8 +184,8 @@ static int handshake(struct synth_dev *dev, uint32_t drv_status)
 
     for (i = 0; i < dev->layout.num_queues; i++) {
         struct synth_queue *q = &dev->queues[i];
-        q->sq.local = 0;
-        q->cq.local = 0;
+        q->sq.local = q->sq.peer = 0;
+        q->cq.local = q->cq.peer = 0;
         q->inflight = 0;
     }
     if (!drv_status)
@@ -461,7 +461,7 @@ struct synth_queue *synth_dev_queue(struct synth_dev *dev, unsigned idx)
 
 unsigned synth_q_submit_burst(struct synth_queue *q, const struct synth_desc *d, unsigned n)
 {
-    int64_t got = synth_ring_sp_enqueue_burst(&q->sq, d, n);
+    int64_t got = synth_sq_enqueue_burst(&q->sq, d, n);
     if (got <= 0)
         return 0;
     q->inflight += (uint32_t)got;
@@ -470,11 +470,9 @@ unsigned synth_q_submit_burst(struct synth_queue *q, const struct synth_desc *d,
 
 unsigned synth_q_poll_burst(struct synth_queue *q, struct synth_cpl *c, unsigned n)
 {
-    int64_t got = synth_ring_sc_dequeue_burst(&q->cq, c, n);
-    if (got <= 0)
-        return 0;
-    q->inflight -= (uint32_t)got < q->inflight ? (uint32_t)got : q->inflight;
-    return (unsigned)got;
+    uint32_t got = synth_cq_dequeue_burst(&q->cq, c, n);
+    q->inflight -= got < q->inflight ? got : q->inflight;
+    return got;
 }
 
 unsigned synth_q_inflight(const struct synth_queue *q) { return q->inflight; }
@@ -487,9 +485,8 @@ int synth_q_wait(struct synth_queue *q, int timeout_ms)
     if (timeout_ms <= 0)
         timeout_ms = q->dev->timeout_ms;
     for (;;) {
-        int64_t avail = synth_ring_sc_avail_count(&q->cq);
-        if (avail != 0)
-            return avail > 0 ? 0 : -EIO;
+        if (synth_cq_ready(&q->cq))
+            return 0;
         if ((++spins & 255) != 0) {
             synth_cpu_relax();
             continue;
@@ -590,6 +587,8 @@ const char *synth_status_str(uint32_t status)
         [SYNTH_ST_RETRY] = "retry",
         [SYNTH_ST_BAD_DATA] = "bad data",
         [SYNTH_ST_DEVICE_ERROR] = "device error",
+        [SYNTH_ST_LIMIT] = "limit exceeded",
+        [SYNTH_ST_QUOTA] = "quota exhausted",
     };
     return status < SYNTH_ST_MAX ? names[status] : "unknown status";
 }

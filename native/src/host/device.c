@@ -45,8 +45,10 @@ static void reset_queues(struct synth_hdev *d)
     uint32_t i;
     for (i = 0; i < d->layout.num_queues; i++) {
         struct synth_hqueue *q = &d->queues[i];
-        q->sq.local = 0;
-        q->cq.local = 0;
+        q->sq.local = q->sq.peer = 0;
+        q->cq.local = q->cq.peer = 0;
+        synth_ring_clear(&q->sq);
+        synth_ring_clear(&q->cq);
         host_store_u32(&q->sq.core->prod, 0);
         host_store_u32(&q->sq.core->cons, 0);
         host_store_u32(&q->cq.core->prod, 0);
@@ -146,7 +148,9 @@ static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fr
         for (i = 0; i < d->layout.num_queues; i++) {
             struct synth_hqueue *q = &d->queues[i];
             q->sq.local = synth_load_acquire_u32(&q->sq.core->cons);
+            q->sq.peer = q->sq.local;
             q->cq.local = synth_load_acquire_u32(&q->cq.core->prod);
+            q->cq.peer = synth_load_acquire_u32(&q->cq.core->cons);
         }
         host_store_u32(&h->acked_epoch, d->acked_epoch);
         if (d->active && ((d->features & ~d->features_offered) || !(d->features & SYNTH_F_RING_V1))) {
@@ -314,11 +318,12 @@ static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_
 {
     struct synth_desc in[SYNTH_MAX_BURST];
     struct synth_cpl out[SYNTH_MAX_BURST];
-    int64_t room, got, put;
+    int64_t room, put;
+    uint32_t got;
     unsigned i;
 
     /* Take no more than the completion ring can hold, so completions never wait. */
-    room = synth_ring_sp_free_count(&q->cq);
+    room = synth_ring_sp_free_count_want(&q->cq, burst);
     if (room < 0) {
         synth_hdev_mark_broken(d, SYNTH_DEVERR_CQ_INDEX);
         return 0;
@@ -327,25 +332,21 @@ static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_
         burst = (uint32_t)room;
     if (burst == 0)
         return 0;
-    got = synth_ring_sc_dequeue_burst(&q->sq, in, burst);
-    if (got < 0) {
-        synth_hdev_mark_broken(d, SYNTH_DEVERR_SQ_INDEX);
-        return 0;
-    }
+    got = synth_sq_dequeue_burst(&q->sq, in, burst);
     if (got == 0)
         return 0;
-    d->ops->process(d, q, in, out, (unsigned)got);
-    put = synth_ring_sp_enqueue_burst(&q->cq, out, (uint32_t)got);
-    if (put != got) {
+    d->ops->process(d, q, in, out, got);
+    put = synth_cq_enqueue_burst(&q->cq, out, got);
+    if (put != (int64_t)got) {
         synth_hdev_mark_broken(d, SYNTH_DEVERR_CQ_INDEX);
-        return (unsigned)got;
+        return got;
     }
     SYNTH_STAT_ADD(d->stats.ops, (uint64_t)got);
-    for (i = 0; i < (unsigned)got; i++) {
+    for (i = 0; i < got; i++) {
         uint32_t st = out[i].status < SYNTH_ST_MAX ? out[i].status : SYNTH_ST_DEVICE_ERROR;
         SYNTH_STAT_ADD(d->stats.status[st], 1);
     }
-    return (unsigned)got;
+    return got;
 }
 
 unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)

@@ -19,6 +19,7 @@
 
 #define MIN_SLEEP_NS 2000ull
 #define HEARTBEAT_NS 1000000ull
+#define DEEP_IDLE_AFTER_NS 1000000000ull
 
 struct synth_worker {
     pthread_t thread;
@@ -27,6 +28,7 @@ struct synth_worker {
     unsigned ndevs;
     unsigned cap;
     _Atomic int stop;
+    _Atomic int waiters;         /* add/remove calls waiting for the lock */
     struct synth_worker_params params;
     struct synth_worker_stats stats;
 };
@@ -44,12 +46,21 @@ static void sleep_ns(uint64_t ns)
     nanosleep(&ts, NULL);
 }
 
+static void heartbeat_all(struct synth_worker *w, uint64_t t)
+{
+    unsigned i;
+    for (i = 0; i < w->ndevs; i++)
+        synth_hdev_heartbeat(w->devs[i], t);
+}
+
 static void *worker_main(void *arg)
 {
     struct synth_worker *w = arg;
-    uint64_t spin_ns = (uint64_t)w->params.spin_us * 1000ull;
-    uint64_t max_sleep = (uint64_t)w->params.max_sleep_us * 1000ull;
-    uint64_t last_work = now_ns(), last_beat = 0, nap = MIN_SLEEP_NS;
+    const uint64_t spin_ns = (uint64_t)w->params.spin_us * 1000ull;
+    const uint64_t max_sleep = (uint64_t)w->params.max_sleep_us * 1000ull;
+    const uint64_t deep_sleep = (uint64_t)w->params.deep_sleep_us * 1000ull;
+    uint64_t idle_start = 0, last_beat = 0, nap = MIN_SLEEP_NS, t;
+    uint32_t idle_passes = 0, busy_passes = 0;
     unsigned i, work;
 
     /* Idle sleeps are short; do not let the kernel stretch them by the default 50 us slack. */
@@ -62,48 +73,63 @@ static void *worker_main(void *arg)
         pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
     }
 
+    /*
+     * The device list lock is held while polling and handed over only when add/remove asks for it
+     * (waiters) or when the thread sleeps: an uncontended lock per pass would still be a cost on the
+     * path from a guest's submission to its completion.
+     */
+    pthread_mutex_lock(&w->lock);
     while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
-        uint64_t t;
-
+        if (atomic_load_explicit(&w->waiters, memory_order_acquire)) {
+            pthread_mutex_unlock(&w->lock);
+            while (atomic_load_explicit(&w->waiters, memory_order_acquire))
+                sched_yield();
+            pthread_mutex_lock(&w->lock);
+        }
         work = 0;
-        pthread_mutex_lock(&w->lock);
         for (i = 0; i < w->ndevs; i++)
             work += synth_hdev_poll_burst(w->devs[i], w->params.burst);
         SYNTH_STAT_ADD(w->stats.passes, 1);
+
         if (work) {
             SYNTH_STAT_ADD(w->stats.busy_passes, 1);
             SYNTH_STAT_ADD(w->stats.ops, work);
-        }
-        t = (work || (w->stats.passes & 1023) == 0) ? now_ns() : 0;
-        if (t && t - last_beat >= HEARTBEAT_NS) {
-            for (i = 0; i < w->ndevs; i++)
-                synth_hdev_heartbeat(w->devs[i], t);
-            last_beat = t;
-        }
-        pthread_mutex_unlock(&w->lock);
-
-        if (work) {
-            last_work = t;
+            idle_passes = 0;
             nap = MIN_SLEEP_NS;
+            if ((++busy_passes & 1023u) == 0 && (t = now_ns()) - last_beat >= HEARTBEAT_NS) {
+                heartbeat_all(w, t);
+                last_beat = t;
+            }
             continue;
         }
-        t = now_ns();
-        if (t - last_work < spin_ns) {
+        /* Idle: read the clock only every 64 passes; the spin window need not be exact. */
+        if ((++idle_passes & 63u) != 0) {
             synth_cpu_relax();
             continue;
         }
-        SYNTH_STAT_ADD(w->stats.sleeps, 1);
-        sleep_ns(nap);
-        nap = nap * 2 > max_sleep ? max_sleep : nap * 2;
-        /* Wake-ups keep the heartbeat fresh while idle. */
+        t = now_ns();
+        if (idle_passes == 64)
+            idle_start = t;
         if (t - last_beat >= HEARTBEAT_NS) {
-            pthread_mutex_lock(&w->lock);
-            for (i = 0; i < w->ndevs; i++)
-                synth_hdev_heartbeat(w->devs[i], t);
-            pthread_mutex_unlock(&w->lock);
+            heartbeat_all(w, t);
             last_beat = t;
         }
+        if (t - idle_start < spin_ns)
+            continue;
+        SYNTH_STAT_ADD(w->stats.sleeps, 1);
+        pthread_mutex_unlock(&w->lock);
+        sleep_ns(nap);
+        pthread_mutex_lock(&w->lock);
+        /* Back off to max_sleep; after a second of idleness, further to deep_sleep. */
+        nap *= 2;
+        if (t - idle_start < DEEP_IDLE_AFTER_NS) {
+            if (nap > max_sleep)
+                nap = max_sleep;
+        } else if (nap > deep_sleep) {
+            nap = deep_sleep;
+        }
     }
+    pthread_mutex_unlock(&w->lock);
     return NULL;
 }
 
@@ -124,6 +150,10 @@ int synth_worker_create(const struct synth_worker_params *p, struct synth_worker
         w->params.spin_us = 50;
     if (!w->params.max_sleep_us)
         w->params.max_sleep_us = 1000;
+    if (!w->params.deep_sleep_us)
+        w->params.deep_sleep_us = 10000;
+    if (w->params.deep_sleep_us < w->params.max_sleep_us)
+        w->params.deep_sleep_us = w->params.max_sleep_us;
     pthread_mutex_init(&w->lock, NULL);
     rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc) {
@@ -135,6 +165,18 @@ int synth_worker_create(const struct synth_worker_params *p, struct synth_worker
     return 0;
 }
 
+static void list_lock(struct synth_worker *w)
+{
+    atomic_fetch_add_explicit(&w->waiters, 1, memory_order_acq_rel);
+    pthread_mutex_lock(&w->lock);
+}
+
+static void list_unlock(struct synth_worker *w)
+{
+    pthread_mutex_unlock(&w->lock);
+    atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_acq_rel);
+}
+
 int synth_worker_add(struct synth_worker *w, struct synth_hdev *d)
 {
     struct synth_worker *none = NULL;
@@ -142,7 +184,7 @@ int synth_worker_add(struct synth_worker *w, struct synth_hdev *d)
 
     if (!atomic_compare_exchange_strong(&d->owner, &none, w))
         return -EBUSY;
-    pthread_mutex_lock(&w->lock);
+    list_lock(w);
     if (w->ndevs == w->cap) {
         unsigned cap = w->cap ? w->cap * 2 : 8;
         struct synth_hdev **devs = realloc(w->devs, cap * sizeof(*devs));
@@ -157,7 +199,7 @@ int synth_worker_add(struct synth_worker *w, struct synth_hdev *d)
     w->devs[w->ndevs++] = d;
     SYNTH_STAT_SET(w->stats.devices, w->ndevs);
 out:
-    pthread_mutex_unlock(&w->lock);
+    list_unlock(w);
     return rc;
 }
 
@@ -166,7 +208,7 @@ int synth_worker_remove(struct synth_worker *w, struct synth_hdev *d)
     unsigned i;
     int rc = -ENOENT;
 
-    pthread_mutex_lock(&w->lock);
+    list_lock(w);
     for (i = 0; i < w->ndevs; i++) {
         if (w->devs[i] == d) {
             memmove(&w->devs[i], &w->devs[i + 1], (w->ndevs - i - 1) * sizeof(*w->devs));
@@ -177,7 +219,7 @@ int synth_worker_remove(struct synth_worker *w, struct synth_hdev *d)
         }
     }
     SYNTH_STAT_SET(w->stats.devices, w->ndevs);
-    pthread_mutex_unlock(&w->lock);
+    list_unlock(w);
     return rc;
 }
 

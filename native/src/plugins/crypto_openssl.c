@@ -28,6 +28,7 @@ static int ossl_probe(char *why, size_t why_len)
         snprintf(why, why_len, "OpenSSL %s is older than 3.0", OpenSSL_version(OPENSSL_VERSION));
         return -ENOTSUP;
     }
+    snprintf(why, why_len, "%s", OpenSSL_version(OPENSSL_VERSION));
     return 0;
 }
 
