@@ -214,7 +214,7 @@ def ring_attack(raw: RawRegion, which: str, q: int = 0) -> None:
             sqe[i].seq = (sq.cons + entries + 1 + i) & 0xFFFFFFFF
             sqe[i].opcode = 0x12
     elif which == "cq-cons-past-prod":
-        cq.cons = cq.prod + 5
+        cq.cons = (cq.prod + entries + 5) & 0xFFFFFFFF  # ahead of anything the host produced
 
 
 @pytest.mark.parametrize("attack", ["sq-prod-garbage", "sq-seq-garbage"])
@@ -244,12 +244,19 @@ def test_broken_completion_ring_marks_only_that_device(region_dir: pathlib.Path,
         with Device.open(bad.path) as gbad, Device.open(good.path) as ggood:
             check_still_serves(ggood.queue(0))
             raw = RawRegion(bad.path)
+            ring_attack(raw, "cq-cons-past-prod")
+            # The host reads the guest's completion index only when its cached copy shows too
+            # little room, so the bad index is seen once a ring's worth of completions is pending.
+            q = gbad.queue(0)
+            entries = raw.hdr.ring_entries
+            assert q.submit(q.descs([{"opcode": Op.NOP}] * (entries - 8))) == entries - 8
+            import time
+
+            deadline = time.monotonic() + 5
+            while not gbad.needs_reset and time.monotonic() < deadline:
+                time.sleep(0.001)
             with pytest.raises(errors.DeviceError):
-                # The host reads the guest's completion index only when its cached copy runs
-                # short, so a bad one is noticed within a ring's worth of ops if it persists.
-                for _ in range(2 * raw.hdr.ring_entries):
-                    ring_attack(raw, "cq-cons-past-prod")
-                    gbad.queue(0).nop()
+                q.exec({"opcode": Op.NOP})
             assert gbad.needs_reset
             st = bad.stats()
             assert "needs-reset" in st.status and st.dev_error == lib.SYNTH_DEVERR_CQ_INDEX and st.ring_errors == 1

@@ -70,8 +70,8 @@ extern "C" {
 /* Reasons for NEEDS_RESET / FAILED (header.dev_error [host]). */
 #define SYNTH_DEVERR_NONE 0u
 #define SYNTH_DEVERR_FEATURES 1u   /* accepted features not a subset of offered ones */
-#define SYNTH_DEVERR_SQ_INDEX 2u   /* submission producer index moved backwards or past the ring */
-#define SYNTH_DEVERR_CQ_INDEX 3u   /* completion consumer index moved backwards or past the ring */
+#define SYNTH_DEVERR_SQ_INDEX 2u   /* reserved (descriptors are published by seq, prod is not read) */
+#define SYNTH_DEVERR_CQ_INDEX 3u   /* completion consumer index impossible (prod - cons > entries) */
 #define SYNTH_DEVERR_BACKEND 4u    /* backend internal failure for this device */
 
 /*
@@ -88,7 +88,7 @@ extern "C" {
 #define SYNTH_ST_NOT_SUPPORTED 4u  /* opcode, algorithm or parameter not served by this device */
 #define SYNTH_ST_NO_SPACE 5u       /* destination too small; cpl.result holds the size needed */
 #define SYNTH_ST_NO_RESOURCES 6u   /* session table or similar resource exhausted */
-#define SYNTH_ST_RETRY 7u          /* not executed (backend restarted, quota): submit again */
+#define SYNTH_ST_RETRY 7u          /* not executed (e.g. the backend restarted): submit again */
 #define SYNTH_ST_BAD_DATA 8u       /* input data corrupt (e.g. compressed stream) */
 #define SYNTH_ST_DEVICE_ERROR 9u   /* backend or plugin failure */
 #define SYNTH_ST_LIMIT 10u         /* a per-device limit was reached (stream output, frame size) */

@@ -39,6 +39,7 @@ struct synth_queue {
     uint8_t *arena;
     uint64_t arena_size;
     uint32_t inflight;
+    int broken;          /* the device wrote an impossible consumer index */
     /* Arena allocator: free extents sorted by offset (guest-local memory). */
     struct extent *free;
     uint32_t nfree;
@@ -187,6 +188,7 @@ static int handshake(struct synth_dev *dev, uint32_t drv_status)
         q->sq.local = q->sq.peer = 0;
         q->cq.local = q->cq.peer = 0;
         q->inflight = 0;
+        q->broken = 0;
     }
     if (!drv_status)
         return 0;
@@ -462,6 +464,8 @@ struct synth_queue *synth_dev_queue(struct synth_dev *dev, unsigned idx)
 unsigned synth_q_submit_burst(struct synth_queue *q, const struct synth_desc *d, unsigned n)
 {
     int64_t got = synth_sq_enqueue_burst(&q->sq, d, n);
+    if (got < 0)
+        q->broken = 1;
     if (got <= 0)
         return 0;
     q->inflight += (uint32_t)got;
@@ -512,7 +516,7 @@ int synth_q_exec(struct synth_queue *q, const struct synth_desc *d, struct synth
     if (q->inflight)
         return -EBUSY;
     if (synth_q_submit_burst(q, d, 1) != 1)
-        return synth_dev_needs_reset(q->dev) ? -EIO : -EBUSY;
+        return q->broken || synth_dev_needs_reset(q->dev) ? -EIO : -EBUSY;
     rc = synth_q_wait(q, timeout_ms);
     if (rc < 0)
         return rc;

@@ -94,6 +94,22 @@ static void free_dev(struct synth_hdev *d)
     free(d);
 }
 
+/*
+ * Where a re-attaching backend resumes producing completions: `prod` as the old backend last wrote
+ * it, moved past any entries it had already published (it publishes entries before advancing
+ * prod, so it may have died in between). Bounded by the ring size.
+ */
+static uint32_t cq_resume_index(struct synth_ring *r, uint32_t prod)
+{
+    uint32_t idx = prod, n;
+    for (n = 0; n < r->size && idx - r->peer < r->size; n++, idx++) {
+        struct synth_cpl *e = (struct synth_cpl *)synth_ring_slot(r, idx);
+        if (synth_cpl_word_phase(synth_load_acquire_u32(synth_cpl_word(e))) != synth_cpl_phase(idx, r->size))
+            break;
+    }
+    return idx;
+}
+
 /* Common part of create and attach once the file is open and sized. */
 static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fresh)
 {
@@ -149,8 +165,8 @@ static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fr
             struct synth_hqueue *q = &d->queues[i];
             q->sq.local = synth_load_acquire_u32(&q->sq.core->cons);
             q->sq.peer = q->sq.local;
-            q->cq.local = synth_load_acquire_u32(&q->cq.core->prod);
             q->cq.peer = synth_load_acquire_u32(&q->cq.core->cons);
+            q->cq.local = cq_resume_index(&q->cq, synth_load_acquire_u32(&q->cq.core->prod));
         }
         host_store_u32(&h->acked_epoch, d->acked_epoch);
         if (d->active && ((d->features & ~d->features_offered) || !(d->features & SYNTH_F_RING_V1))) {

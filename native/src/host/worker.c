@@ -96,7 +96,7 @@ static void *worker_main(void *arg)
             SYNTH_STAT_ADD(w->stats.ops, work);
             idle_passes = 0;
             nap = MIN_SLEEP_NS;
-            if ((++busy_passes & 1023u) == 0 && (t = now_ns()) - last_beat >= HEARTBEAT_NS) {
+            if ((++busy_passes & 63u) == 0 && (t = now_ns()) - last_beat >= HEARTBEAT_NS) {
                 heartbeat_all(w, t);
                 last_beat = t;
             }
