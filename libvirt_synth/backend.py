@@ -42,6 +42,7 @@ class DeviceSpec:
     owner: str | None = None  # user that must own the region (the QEMU user)
     mode: int = 0o600
     plugin: str | None = None  # serving plugin by name (None: the class default)
+    options: tuple[tuple[str, Any], ...] = ()  # class-specific host options (see CLASS_PARAMS)
 
     def validate(self) -> None:
         if self.size <= 0 or self.size & (self.size - 1):
@@ -107,7 +108,27 @@ def _params(spec: DeviceSpec, keep: list[Any], generation: int = 0) -> Any:
         p.uid, p.gid = pw.pw_uid, pw.pw_gid
     p.mode = spec.mode
     p.generation = generation
+    builder = class_params_builder(spec.dev_class)
+    if builder is not None:
+        cp = builder(dict(spec.options), keep)
+        keep.append(cp)
+        p.class_params = cp
+        p.class_params_size = ffi.sizeof(cp[0])
+    elif spec.options:
+        raise errors.ValueError(f"{spec.dev_class.name.lower()} devices take no options, got {dict(spec.options)}")
     return p
+
+
+def class_params_builder(dev_class: DevClass) -> Any:
+    """The function that turns a class's host options into its C parameter block, or None.
+    Each class with options has a module ``libvirt_synth.host_<class>`` with ``class_params``."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"libvirt_synth.host_{dev_class.name.lower()}")
+    except ModuleNotFoundError:
+        return None
+    return getattr(mod, "class_params", None)
 
 
 class HostDevice:

@@ -39,6 +39,8 @@ struct synth_hdev_params {
     int32_t gid;             /* group of the region file, -1 to keep */
     uint32_t mode;           /* permission bits (0: 0600) */
     uint32_t generation;     /* attach: at least this generation (restart survival) */
+    uint32_t class_params_size;
+    const void *class_params; /* class-specific: struct synth_comp_host_params, ... (NULL: defaults) */
 };
 
 struct synth_hdev_stats {

@@ -19,6 +19,10 @@ static const struct synth_class_ops *class_ops(uint32_t dev_class)
     switch (dev_class) {
     case SYNTH_CLASS_CRYPTO:
         return &synth_crypto_class;
+    case SYNTH_CLASS_COMPRESS:
+        return &synth_compress_class;
+    case SYNTH_CLASS_PACKET:
+        return &synth_packet_class;
     default:
         return NULL;
     }
@@ -365,6 +369,11 @@ static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_
     return got;
 }
 
+unsigned synth_hdev_poll_queue_generic(struct synth_hdev *d, struct synth_hqueue *q, uint32_t burst)
+{
+    return poll_queue(d, q, burst);
+}
+
 unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
 {
     uint32_t epoch = synth_load_acquire_u32(&d->hdr->drv_epoch);
@@ -375,7 +384,10 @@ unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
     if (!d->active || d->broken)
         return 0;
     for (i = 0; i < d->layout.num_queues && !d->broken; i++)
-        n += poll_queue(d, &d->queues[i], burst);
+        n += d->ops->poll_queue ? d->ops->poll_queue(d, &d->queues[i], i, burst)
+                                : poll_queue(d, &d->queues[i], burst);
+    if (d->ops->poll_device && !d->broken)
+        n += d->ops->poll_device(d);
     return n;
 }
 

@@ -31,6 +31,14 @@ struct synth_class_ops {
                     struct synth_cpl *out, unsigned n);
     const char *(*plugin_name)(const struct synth_hdev *d);
     uint32_t (*sessions)(const struct synth_hdev *d);
+    /*
+     * Optional. Replaces the generic poll of queue qi (dequeue up to the completion ring's room,
+     * process, complete in order) for classes whose completions wait for outside events (packet
+     * receive buffers wait for frames). Returns the work done.
+     */
+    unsigned (*poll_queue)(struct synth_hdev *d, struct synth_hqueue *q, uint32_t qi, uint32_t burst);
+    /* Optional. Called once per poll pass after the queues (outside sources: a TAP, a wire). */
+    unsigned (*poll_device)(struct synth_hdev *d);
 };
 
 struct synth_hdev {
@@ -58,6 +66,11 @@ struct synth_hdev {
 #define SYNTH_STAT_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
 
 extern const struct synth_class_ops synth_crypto_class;
+extern const struct synth_class_ops synth_compress_class;
+extern const struct synth_class_ops synth_packet_class;
+
+/* Make the generic poll of one queue available to classes that wrap it. */
+unsigned synth_hdev_poll_queue_generic(struct synth_hdev *d, struct synth_hqueue *q, uint32_t burst);
 
 /* Mark the device NEEDS_RESET with reason err (SYNTH_DEVERR_*). */
 void synth_hdev_mark_broken(struct synth_hdev *d, uint32_t err);
