@@ -55,19 +55,30 @@ class Backend:
 
     def add(self, spec: DeviceSpec) -> HostDevice:
         """Lay out a region and start serving it."""
+        return self._serve(spec, attach=False, generation=0)
+
+    def attach(self, spec: DeviceSpec, generation: int = 0) -> HostDevice:
+        """Serve an existing region again (a restarted backend); its generation goes up."""
+        return self._serve(spec, attach=True, generation=generation)
+
+    def _serve(self, spec: DeviceSpec, attach: bool, generation: int) -> HostDevice:
         with self._lock:
             if spec.path in self.devices:
                 raise errors.ValueError(f"device {spec.path} is already served")
-            dev = HostDevice.from_spec(spec)
+            dev = HostDevice.from_spec(spec, attach=attach, generation=generation)
             try:
                 self.workers[self._next % len(self.workers)].add(dev)
             except BaseException:
-                dev.destroy()
+                dev.destroy(unlink=not attach)
                 raise
             self._next += 1
             self.devices[spec.path] = dev
             log.info("serving %s device %s with %s", spec.dev_class.name.lower(), spec.path, dev.plugin)
             return dev
+
+    def release(self, dev: HostDevice) -> None:
+        """Stop serving a device but keep its region (the VM still maps it)."""
+        self.remove(dev.path, unlink=False)
 
     def remove(self, path: str, unlink: bool = True) -> None:
         with self._lock:

@@ -1,42 +1,98 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``virt-synthd``: the host backend, in the foreground. Serves the devices named on the command
-line from C worker threads until SIGTERM (clean stop) and logs to stderr. The control socket and
-the registry build on this (see docs/)."""
+"""``virt-synthd``: the host backend daemon, in the foreground.
+
+Serves the synthetic devices of every VM on this host from C worker threads, answers JSON-RPC 2.0
+on a Unix socket (the libvirt hook, the CLI), keeps a registry under the state directory, and
+re-attaches every live region when it restarts. SIGTERM or SIGINT stops it cleanly; regions stay
+for the VMs that map them."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
+import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 
-from libvirt_synth import __version__, errors
+from libvirt_synth import __version__, errors, log
 from libvirt_synth.cli.output import Formatter
-from libvirt_synth.cli.serve import add_backend_args, serve_until_signal
+from libvirt_synth.daemon import config as config_mod
+from libvirt_synth.daemon.rpc import RpcServer
+from libvirt_synth.daemon.service import Service
+from libvirt_synth.standalone import parse_cpus
 
-EPILOG = """examples:
-  virt-synthd --device vnf0-crypto --owner libvirt-qemu --cpus 1
-  virt-synthd --dir /tmp/regions --device a --device b --workers 2 --json
+EPILOG = f"""defaults:
+  config     {config_mod.DEFAULT_CONFIG} (if it exists)
+  socket     {config_mod.DEFAULT_SOCKET}
+  state dir  {config_mod.DEFAULT_STATE_DIR}
+
+examples:
+  virt-synthd                                   # as installed by the Ansible role / systemd unit
+  virt-synthd --state-dir /tmp/s --socket /tmp/s/synthd.sock --region-dir /tmp/s/regions
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="virt-synthd", description=__doc__, epilog=EPILOG, formatter_class=Formatter)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--config", default=None, help="configuration file (TOML)")
+    p.add_argument("--socket", default=None, help="JSON-RPC socket path")
+    p.add_argument("--state-dir", default=None, help="registry and key vault directory")
+    p.add_argument("--region-dir", default=None, help="where region files go (libvirt maps /dev/shm)")
+    p.add_argument("--workers", type=int, default=None, help="worker threads")
+    p.add_argument("--cpus", default=None, help="CPUs for the workers, e.g. 2-3")
+    p.add_argument("--group", default=None, help="group whose members may change state (root always may)")
+    p.add_argument("--qemu-user", default=None, help="owner of region files (the QEMU user)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    add_backend_args(p)
     return p
+
+
+async def serve(cfg: config_mod.Config) -> int:
+    service = Service(cfg)
+    service.restore()
+    server = RpcServer(service, cfg.socket, cfg.group)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("virt-synthd %s ready on %s (state %s, %d devices re-attached)", __version__, cfg.socket,
+             cfg.state_dir, len(service.devices))
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await server.close()
+        service.close()
+    log.info("stopped")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s virt-synthd %(levelname)s: %(message)s")
+                        format="%(asctime)s virt-synthd[%(process)d] %(levelname)s: %(message)s")
     try:
-        return serve_until_signal(args)
+        cfg = config_mod.load(args.config, {
+            "socket": args.socket, "state_dir": args.state_dir, "region_dir": args.region_dir,
+            "workers": args.workers, "cpus": parse_cpus(args.cpus) if args.cpus else None,
+            "group": args.group, "qemu_user": args.qemu_user,
+        })
+        if not os.path.isdir(cfg.region_dir):
+            raise errors.NotFoundError(2, f"region directory {cfg.region_dir} does not exist")
+        return asyncio.run(serve(cfg))
     except errors.SynthError as e:
         print(f"virt-synthd: error: {e}", file=sys.stderr)
         return 1
+    except sqlite3.Error as e:
+        print(f"virt-synthd: error: registry {e} (state directory: is it writable and not corrupt?)",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

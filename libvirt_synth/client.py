@@ -1,0 +1,98 @@
+# SPDX-License-Identifier: Apache-2.0
+"""JSON-RPC 2.0 client for virt-synthd over its Unix socket. Deliberately light (socket and json
+only): the libvirt hook imports it, and every millisecond of its start-up delays a VM's start."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+from typing import Any
+
+DEFAULT_SOCKET = "/run/libvirt-synth/synthd.sock"
+
+# JSON-RPC error codes: the standard ones, then ours.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+PERMISSION_DENIED = -32001
+NOT_FOUND = -32002
+INVALID_VALUE = -32003
+DEVICE_ERROR = -32004
+NOT_SUPPORTED = -32005
+
+
+class RpcError(Exception):
+    """The daemon answered with an error, or could not be reached (code None)."""
+
+    def __init__(self, message: str, code: int | None = None, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.data = data
+
+
+def socket_path(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("LIBVIRT_SYNTH_SOCKET") or DEFAULT_SOCKET
+
+
+class Client:
+    """One connection; calls are sequential. Use as a context manager or call close()."""
+
+    def __init__(self, path: str | None = None, timeout: float = 30.0) -> None:
+        self.path = socket_path(path)
+        self._ids = itertools.count(1)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(self.path)
+        except FileNotFoundError:
+            self._sock.close()
+            raise RpcError(f"virt-synthd is not running (no socket at {self.path})") from None
+        except ConnectionRefusedError:
+            self._sock.close()
+            raise RpcError(f"virt-synthd is not running (connection refused at {self.path})") from None
+        except PermissionError:
+            self._sock.close()
+            raise RpcError(f"permission denied connecting to virt-synthd at {self.path}") from None
+        except OSError as e:
+            self._sock.close()
+            raise RpcError(f"cannot reach virt-synthd at {self.path}: {e.strerror}") from None
+        self._buf = b""
+
+    def call(self, method: str, **params: Any) -> Any:
+        req = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        try:
+            self._sock.sendall(json.dumps(req).encode() + b"\n")
+            while b"\n" not in self._buf:
+                chunk = self._sock.recv(65536)
+                if not chunk:
+                    raise RpcError("virt-synthd closed the connection")
+                self._buf += chunk
+        except TimeoutError:
+            raise RpcError(f"virt-synthd did not answer {method} in time") from None
+        except OSError as e:
+            raise RpcError(f"lost the connection to virt-synthd: {e.strerror}") from None
+        line, _, self._buf = self._buf.partition(b"\n")
+        resp = json.loads(line)
+        if "error" in resp:
+            err = resp["error"]
+            raise RpcError(err.get("message", "error"), err.get("code"), err.get("data"))
+        return resp.get("result")
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def call(method: str, socket_file: str | None = None, timeout: float = 30.0, **params: Any) -> Any:
+    """One call on a fresh connection."""
+    with Client(socket_file, timeout) as c:
+        return c.call(method, **params)

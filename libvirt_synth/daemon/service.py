@@ -1,0 +1,230 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What virt-synthd does, independent of how it is called: create and destroy the devices of a
+domain, re-attach them after a restart, report on them. The RPC layer maps JSON-RPC methods onto
+the methods marked @rpc here."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from typing import Any
+
+from libvirt_synth import __version__, errors, log, region
+from libvirt_synth.abi import DevClass
+from libvirt_synth.backend import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec, HostDevice
+from libvirt_synth.daemon.config import Config
+from libvirt_synth.daemon.registry import DeviceRecord, Registry
+from libvirt_synth.daemon.rpc import mutating, rpc
+from libvirt_synth.plugins import builtin_plugins
+from libvirt_synth.standalone import Backend
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$")
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def parse_device(raw: Any, where: str) -> dict[str, Any]:
+    """Check one device entry of a domain.create call; returns it normalised."""
+    if not isinstance(raw, dict):
+        raise errors.ValueError(f"{where}: expected an object, got {type(raw).__name__}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise errors.ValueError(f"{where}.name: {name!r} is not a valid region name (letters, digits, '.', "
+                                "'_', '-'; at most 31 characters)")
+    try:
+        cls = DevClass.parse(str(raw.get("class", "")))
+    except ValueError as e:
+        raise errors.ValueError(f"{where}.class: {e}") from None
+    out = {
+        "name": name,
+        "class": cls.name.lower(),
+        "size": int(raw.get("size", DEFAULT_REGION_SIZE)),
+        "queues": int(raw.get("queues", DEFAULT_QUEUES)),
+        "ring_entries": int(raw.get("ring_entries", DEFAULT_RING_ENTRIES)),
+        "plugin": raw.get("plugin"),
+        "quotas": dict(raw.get("quotas", {})),
+        "spec": {k: raw[k] for k in ("capabilities", "kpis", "options") if k in raw},
+    }
+    return out
+
+
+class Service:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+        self.registry = Registry(cfg.registry_path)
+        self.backend = Backend(workers=cfg.workers, cpus=cfg.cpus, spin_us=cfg.spin_us,
+                               max_sleep_us=cfg.max_sleep_us, deep_sleep_us=cfg.deep_sleep_us)
+        self.devices: dict[str, HostDevice] = {}
+        self.lock = threading.RLock()
+        self.started = time.time()
+        self.lost: list[str] = []
+
+    # ---- life cycle ----
+
+    def _spec(self, rec: DeviceRecord) -> DeviceSpec:
+        plugin = rec.plugin or self.cfg.plugin_pins.get(rec.dev_class)
+        return DeviceSpec(path=rec.region_path, dev_class=DevClass.parse(rec.dev_class), name=rec.name,
+                          size=rec.size, queues=rec.queues, ring_entries=rec.ring_entries,
+                          owner=self.cfg.qemu_user, plugin=plugin)
+
+    def restore(self) -> None:
+        """Re-attach every device of the registry whose region still exists (a daemon restart)."""
+        for rec in self.registry.devices():
+            if not os.path.exists(rec.region_path):
+                log.warning("device %s of domain %s: region %s is gone; dropping it", rec.name,
+                            rec.domain_uuid, rec.region_path)
+                self.lost.append(rec.name)
+                continue
+            try:
+                dev = self.backend.attach(self._spec(rec), generation=rec.generation + 1)
+            except errors.SynthError as e:
+                log.error("device %s: cannot re-attach %s: %s", rec.name, rec.region_path, e)
+                self.lost.append(rec.name)
+                continue
+            self.devices[rec.name] = dev
+            self.registry.set_generation(rec.name, dev.stats().generation)
+            log.info("re-attached %s (%s, generation %d)", rec.name, rec.region_path, dev.stats().generation)
+        for dom in self.registry.domains():
+            if not any(d.name in self.devices for d in self.registry.devices(dom["uuid"])):
+                self.registry.remove_domain(dom["uuid"])
+
+    def close(self) -> None:
+        """Stop serving; regions stay for the VMs that map them, and for the next daemon."""
+        with self.lock:
+            for dev in self.devices.values():
+                self.backend.release(dev)
+            self.devices.clear()
+            self.backend.close(unlink=False)
+            self.registry.close()
+
+    # ---- methods ----
+
+    @rpc("health")
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started, 1),
+            "domains": len(self.registry.domains()),
+            "devices": len(self.devices),
+            "lost_devices": self.lost,
+            "workers": [w.stats() for w in self.backend.workers],
+            "socket": self.cfg.socket,
+            "state_dir": self.cfg.state_dir,
+        }
+
+    @rpc("plugins")
+    def plugins(self) -> dict[str, Any]:
+        return {"plugins": [p.as_dict() for p in builtin_plugins()], "pins": self.cfg.plugin_pins}
+
+    @rpc("domain.create")
+    @mutating
+    def domain_create(self, uuid: str, name: str, devices: list[Any]) -> dict[str, Any]:
+        """Lay out and serve every device of a domain; all or nothing. Devices the daemon already
+        serves for this domain are kept (the hook may run again after a failed start)."""
+        if not isinstance(uuid, str) or not UUID_RE.match(uuid):
+            raise errors.ValueError(f"uuid: {uuid!r} is not a UUID")
+        if not isinstance(devices, list) or not devices:
+            raise errors.ValueError("devices: expected a non-empty list")
+        parsed = [parse_device(d, f"devices[{i}]") for i, d in enumerate(devices)]
+        names = [d["name"] for d in parsed]
+        if len(set(names)) != len(names):
+            raise errors.ValueError(f"devices: duplicate names in {names}")
+        with self.lock:
+            for d in parsed:
+                rec = self.registry.device(d["name"])
+                if rec is not None and rec.domain_uuid != uuid:
+                    raise errors.ValueError(f"device {d['name']} belongs to domain {rec.domain_uuid}, not {uuid}")
+            created: list[str] = []
+            records = []
+            try:
+                for d in parsed:
+                    rec = DeviceRecord(
+                        name=d["name"], domain_uuid=uuid, dev_class=d["class"],
+                        region_path=os.path.join(self.cfg.region_dir, d["name"]), size=d["size"],
+                        queues=d["queues"], ring_entries=d["ring_entries"], plugin=d["plugin"],
+                        quotas=d["quotas"] or dict(self.cfg.quotas), spec=d["spec"],
+                    )
+                    records.append(rec)
+                    if d["name"] in self.devices:
+                        continue
+                    self.devices[d["name"]] = self.backend.add(self._spec(rec))
+                    created.append(d["name"])
+            except BaseException:
+                for n in created:
+                    self.backend.remove(self.devices.pop(n).path)
+                raise
+            # Devices the domain had before and no longer lists go away.
+            for old in self.registry.devices(uuid):
+                if old.name not in names and old.name in self.devices:
+                    self.backend.remove(self.devices.pop(old.name).path)
+            self.registry.add_domain(uuid, name, records)
+            log.info("domain %s (%s): serving %s", name, uuid, ", ".join(names))
+            return {"uuid": uuid, "name": name, "devices": [self._describe(n) for n in names]}
+
+    @rpc("domain.destroy")
+    @mutating
+    def domain_destroy(self, uuid: str) -> dict[str, Any]:
+        """Stop serving a domain's devices and remove their regions; idempotent."""
+        with self.lock:
+            gone = []
+            for rec in self.registry.devices(uuid):
+                dev = self.devices.pop(rec.name, None)
+                if dev is not None:
+                    self.backend.remove(dev.path)
+                elif os.path.exists(rec.region_path):
+                    os.unlink(rec.region_path)
+                gone.append(rec.name)
+            existed = self.registry.remove_domain(uuid)
+            if existed:
+                log.info("domain %s: destroyed %s", uuid, ", ".join(gone) or "no devices")
+            return {"uuid": uuid, "destroyed": gone, "existed": existed}
+
+    @rpc("domains.list")
+    def domains_list(self) -> list[dict[str, Any]]:
+        return [d | {"devices": [r.name for r in self.registry.devices(d["uuid"])]} for d in self.registry.domains()]
+
+    @rpc("devices.list")
+    def devices_list(self, domain: str | None = None) -> list[dict[str, Any]]:
+        return [self._describe(r.name) for r in self.registry.devices(domain)]
+
+    @rpc("device.show")
+    def device_show(self, name: str) -> dict[str, Any]:
+        if self.registry.device(name) is None:
+            raise errors.NotFoundError(2, f"no device {name!r} (see devices.list)")
+        return self._describe(name, full=True)
+
+    @rpc("stats")
+    def stats(self, name: str | None = None) -> dict[str, Any]:
+        names = [name] if name else list(self.devices)
+        out = {}
+        for n in names:
+            dev = self.devices.get(n)
+            if dev is None:
+                raise errors.NotFoundError(2, f"no device {n!r} is served")
+            out[n] = dev.stats().as_dict()
+        return {"devices": out, "workers": [w.stats() for w in self.backend.workers]}
+
+    def _describe(self, name: str, full: bool = False) -> dict[str, Any]:
+        rec = self.registry.device(name)
+        dev = self.devices.get(name)
+        d: dict[str, Any] = {"name": name, "served": dev is not None}
+        if rec is not None:
+            d |= {"domain": rec.domain_uuid, "class": rec.dev_class, "path": rec.region_path, "size": rec.size,
+                  "queues": rec.queues, "ring_entries": rec.ring_entries}
+            if full:
+                d |= {"spec": rec.spec, "quotas": rec.quotas, "created": rec.created}
+        if dev is not None:
+            st = dev.stats()
+            d |= {"plugin": dev.plugin, "status": st.status, "generation": st.generation, "ops": st.ops,
+                  "sessions": st.sessions, "driver_attached": st.active}
+            if full:
+                d["stats"] = st.as_dict()
+                try:
+                    d["region"] = region.read_header(dev.path).as_dict()
+                except errors.SynthError as e:
+                    d["region_error"] = str(e)
+        return d
