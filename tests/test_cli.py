@@ -40,13 +40,13 @@ def test_serve_devices_and_sigterm(region_dir: pathlib.Path) -> None:
         assert ready["event"] == "ready" and [d["name"] for d in ready["devices"]] == ["a", "b"]
         with Device.open(str(region_dir / "a")) as g:
             check_still_serves(g.queue(1))
-            listing = json.loads(run("devices", "--json", "--dir", str(region_dir)).stdout)
+            listing = json.loads(run("devices", "--regions", "--json", "--dir", str(region_dir)).stdout)
             by_name = {d["name"]: d for d in listing}
             assert set(by_name) == {"a", "b"}
             assert by_name["a"]["driver_attached"] and not by_name["b"]["driver_attached"]
             assert by_name["a"]["size"] == 1 << 20 and by_name["a"]["queues"] == 2
             assert by_name["a"]["backend"] == "openssl" and by_name["a"]["heartbeat_age_s"] < 5
-        text = run("devices", "--dir", str(region_dir)).stdout
+        text = run("devices", "--regions", "--dir", str(region_dir)).stdout
         assert "NAME" in text and "openssl" in text
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)

@@ -44,3 +44,24 @@ def parse_size(text: str) -> int:
         return int(digits) * mult
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad size {text!r}; expected e.g. 4M, 64K, 1G") from None
+
+
+def add_socket_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--socket", default=None,
+                   help="virt-synthd socket (default: $LIBVIRT_SYNTH_SOCKET or /run/libvirt-synth/synthd.sock)")
+
+
+def daemon_call(args: argparse.Namespace, method: str, **params: Any) -> Any:
+    """Call virt-synthd; its errors become SynthErrors with the daemon's message."""
+    from libvirt_synth import client, errors
+
+    try:
+        return client.call(method, getattr(args, "socket", None), **params)
+    except client.RpcError as e:
+        if e.code == client.PERMISSION_DENIED:
+            raise errors.PermissionError(13, str(e)) from None
+        if e.code == client.NOT_FOUND:
+            raise errors.NotFoundError(2, str(e)) from None
+        if e.code in (client.INVALID_VALUE, client.INVALID_PARAMS):
+            raise errors.ValueError(str(e)) from None
+        raise errors.DeviceError(0, str(e)) from None

@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``virt-synth stats``, ``virt-synth plugins`` and ``virt-synth health``: what virt-synthd knows."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from libvirt_synth.cli.output import Formatter, add_socket_arg, daemon_call, emit_json, table
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("stats", help="counters of one device, or of all (virt-synthd)", description=__doc__,
+                       formatter_class=Formatter,
+                       epilog="examples:\n  virt-synth stats\n  virt-synth stats vnf1-c0 --json\n")
+    p.add_argument("device", nargs="?", help="device name (default: all)")
+    add_socket_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_stats)
+
+    p = sub.add_parser("plugins", help="the plugin catalog: what can serve which algorithm here",
+                       description=__doc__, formatter_class=Formatter,
+                       epilog="examples:\n  virt-synth plugins\n  virt-synth plugins --json\n")
+    p.add_argument("--local", action="store_true", help="probe this build's plugins here, without the daemon")
+    add_socket_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_plugins)
+
+    p = sub.add_parser("health", help="is virt-synthd up, and what does it serve", description=__doc__,
+                       formatter_class=Formatter)
+    add_socket_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_health)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    doc = daemon_call(args, "stats", name=args.device)
+    if args.json:
+        emit_json(doc)
+        return 0
+    rows = []
+    for name, st in doc["devices"].items():
+        errs = sum(v for k, v in st["by_status"].items() if k != "ok")
+        rows.append([name, st["ops"], st["by_status"].get("ok", 0), errs, st["bytes_in"], st["bytes_out"],
+                     st["sessions"], st["resets"], st["ring_errors"], ",".join(st["status"])])
+    print(table(rows, ["DEVICE", "OPS", "OK", "ERRORS", "BYTES_IN", "BYTES_OUT", "SESSIONS", "RESETS",
+                       "RING_ERRORS", "STATUS"]) if rows else "no devices served")
+    return 0
+
+
+def run_plugins(args: argparse.Namespace) -> int:
+    if args.local:
+        from libvirt_synth.plugins import builtin_plugins
+
+        doc: dict[str, Any] = {"plugins": [p.as_dict() for p in builtin_plugins()], "pins": {}}
+    else:
+        doc = daemon_call(args, "plugins")
+    if args.json:
+        emit_json(doc)
+        return 0
+    rows = [[p["name"], p["dev_class"], p["priority"], "yes" if p["available"] else "no", ", ".join(p["algorithms"]),
+             p["detail"]] for p in doc["plugins"]]
+    print(table(rows, ["PLUGIN", "CLASS", "PRIORITY", "AVAILABLE", "ALGORITHMS", "DETAIL"]))
+    for alg, choice in doc.get("choices", {}).items():
+        print(f"{alg}: {choice['plugin']} ({choice['why']})")
+    return 0
+
+
+def run_health(args: argparse.Namespace) -> int:
+    doc = daemon_call(args, "health")
+    if args.json:
+        emit_json(doc)
+        return 0
+    print(f"virt-synthd {doc['version']} (pid {doc['pid']}) up {doc['uptime_s']} s on {doc['socket']}")
+    print(f"{doc['domains']} domains, {doc['devices']} devices, {len(doc['workers'])} workers")
+    if doc["lost_devices"]:
+        print(f"lost at restart (region gone): {', '.join(doc['lost_devices'])}")
+    return 0

@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: Apache-2.0
+"""virt-synthd for real: a daemon process in a temporary directory, driven through JSON-RPC, the
+CLI and the Python guest API."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from libvirt_synth import client
+from libvirt_synth.guest import Device
+
+from daemonctl import Daemon
+from test_hostile import check_still_serves
+
+UUID = "5a1b6c3e-0d2f-4a8e-9c71-3b5d7e9f1a20"
+
+
+@pytest.fixture
+def base() -> Iterator[pathlib.Path]:
+    d = pathlib.Path(tempfile.mkdtemp(prefix="synthd-test-", dir="/dev/shm"))
+    d.chmod(0o755)  # an unprivileged client must reach the socket
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(base: pathlib.Path) -> Iterator[Daemon]:
+    d = Daemon(base).start()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def two_devices(prefix: str = "vnf1") -> list[dict[str, object]]:
+    return [{"name": f"{prefix}-crypto0", "class": "crypto", "size": 1 << 20, "capabilities": ["aes-256-gcm"]},
+            {"name": f"{prefix}-crypto1", "class": "crypto", "queues": 2}]
+
+
+def test_health_and_plugins(daemon: Daemon) -> None:
+    h = daemon.call("health")
+    assert h["status"] == "ok" and h["devices"] == 0 and h["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    out = json.loads(daemon.cli("health", "--json").stdout)
+    assert out["socket"] == daemon.socket
+    plugins = json.loads(daemon.cli("plugins", "--json").stdout)["plugins"]
+    assert {p["name"] for p in plugins} >= {"openssl", "ipsec-mb"}
+    assert "PLUGIN" in daemon.cli("plugins").stdout
+
+
+def test_domain_life_cycle(daemon: Daemon) -> None:
+    r = daemon.call("domain.create", uuid=UUID, name="vnf1", devices=two_devices())
+    names = [d["name"] for d in r["devices"]]
+    assert names == ["vnf1-crypto0", "vnf1-crypto1"]
+    for n in names:
+        st = os.stat(daemon.regions / n)
+        assert st.st_mode & 0o777 == 0o600
+    assert os.stat(daemon.regions / names[0]).st_size == 1 << 20
+    with Device.open(str(daemon.regions / names[1])) as g:
+        check_still_serves(g.queue(1))
+        listing = json.loads(daemon.cli("devices", "--json").stdout)
+        by = {d["name"]: d for d in listing}
+        assert by["vnf1-crypto1"]["driver_attached"] and by["vnf1-crypto1"]["ops"] >= 3
+        assert by["vnf1-crypto0"]["domain"] == UUID
+        stats = json.loads(daemon.cli("stats", "vnf1-crypto1", "--json").stdout)
+        assert stats["devices"]["vnf1-crypto1"]["by_status"]["ok"] >= 3
+    show = daemon.call("device.show", name="vnf1-crypto0")
+    assert show["spec"]["capabilities"] == ["aes-256-gcm"] and show["region"]["size"] == 1 << 20
+    # Running the hook's create again (a retried start) keeps what is served.
+    again = daemon.call("domain.create", uuid=UUID, name="vnf1", devices=two_devices())
+    assert [d["generation"] for d in again["devices"]] == [1, 1]
+    gone = daemon.call("domain.destroy", uuid=UUID)
+    assert gone["destroyed"] == names and gone["existed"]
+    assert list(daemon.regions.iterdir()) == []
+    assert daemon.call("domain.destroy", uuid=UUID) == {"uuid": UUID, "destroyed": [], "existed": False}
+    assert daemon.call("devices.list") == []
+
+
+@pytest.mark.parametrize("devices,match", [
+    ([], "non-empty list"),
+    ([{"name": "../etc/passwd", "class": "crypto"}], "not a valid region name"),
+    ([{"name": "ok", "class": "quantum"}], "unknown device class"),
+    ([{"name": "dup", "class": "crypto"}, {"name": "dup", "class": "crypto"}], "duplicate"),
+    ([{"name": "good", "class": "crypto"}, {"name": "bad", "class": "crypto", "size": 3 << 20}], "power of two"),
+])
+def test_bad_requests_are_refused_and_leave_nothing(daemon: Daemon, devices: list[object], match: str) -> None:
+    with pytest.raises(client.RpcError, match=match) as e:
+        daemon.call("domain.create", uuid=UUID, name="x", devices=devices)
+    assert e.value.code == client.INVALID_VALUE
+    assert list(daemon.regions.iterdir()) == [] and daemon.call("devices.list") == []
+
+
+def test_protocol_errors(daemon: Daemon) -> None:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(daemon.socket)
+        f = s.makefile("rwb")
+        for raw, code in [(b"not json\n", client.PARSE_ERROR),
+                          (b'{"jsonrpc": "2.0", "id": 1}\n', client.INVALID_REQUEST),
+                          (b'{"jsonrpc": "2.0", "id": 2, "method": "nope"}\n', client.METHOD_NOT_FOUND),
+                          (b'{"jsonrpc": "2.0", "id": 3, "method": "health", "params": {"x": 1}}\n',
+                           client.INVALID_PARAMS)]:
+            f.write(raw)
+            f.flush()
+            assert json.loads(f.readline())["error"]["code"] == code
+    assert daemon.call("health")["status"] == "ok"  # still up
+
+
+def run_as_nobody(code: str, sock: str) -> subprocess.CompletedProcess[str]:
+    nobody = pwd.getpwnam("nobody")
+
+    def drop() -> None:
+        os.setgid(nobody.pw_gid)
+        os.setgroups([])
+        os.setuid(nobody.pw_uid)
+
+    return subprocess.run([sys.executable, "-c", code, sock], capture_output=True, text=True, timeout=30,
+                          preexec_fn=drop, env={**os.environ, "HOME": "/"})
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to run a client as another user")
+def test_unprivileged_callers_may_read_but_not_change(daemon: Daemon) -> None:
+    code = f"""
+import sys
+from libvirt_synth import client
+s = sys.argv[1]
+print(client.call("health", s)["status"])
+try:
+    client.call("domain.create", s, uuid="{UUID}", name="x", devices=[{{"name": "x0", "class": "crypto"}}])
+except client.RpcError as e:
+    print(e.code, e)
+"""
+    r = run_as_nobody(code, daemon.socket)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "ok"
+    assert lines[1].startswith(str(client.PERMISSION_DENIED)) and "permission denied" in lines[1]
+    assert daemon.call("devices.list") == []
+
+
+def test_sigterm_is_prompt_and_restart_reattaches(base: pathlib.Path) -> None:
+    d = Daemon(base).start()
+    d.call("domain.create", uuid=UUID, name="vnf1", devices=two_devices())
+    path = str(d.regions / "vnf1-crypto0")
+    g = Device.open(path)
+    g.queue(0).nop()
+    t = time.monotonic()
+    assert d.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - t < 3, "SIGTERM must stop the daemon promptly"
+    assert os.path.exists(path), "a stopped daemon leaves the regions to the VMs"
+    d2 = Daemon(base).start()
+    try:
+        listing = {x["name"]: x for x in d2.call("devices.list")}
+        assert listing["vnf1-crypto0"]["served"] and listing["vnf1-crypto0"]["generation"] == 2
+        g.queue(0).nop()  # the driver carries on: same epoch, same rings
+        assert g.info().generation == 2
+        g.close()
+    finally:
+        d2.call("domain.destroy", uuid=UUID)
+        d2.stop()
+
+
+def test_daemon_down_gives_a_clear_error(base: pathlib.Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "libvirt_synth.cli", "stats", "--socket", str(base / "none.sock")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "virt-synthd is not running" in r.stderr and "Traceback" not in r.stderr
