@@ -177,3 +177,26 @@ def test_daemon_down_gives_a_clear_error(base: pathlib.Path) -> None:
     r = subprocess.run([sys.executable, "-m", "libvirt_synth.cli", "stats", "--socket", str(base / "none.sock")],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "virt-synthd is not running" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_prometheus_endpoint_off_by_default_and_on_when_asked(base: pathlib.Path) -> None:
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = Daemon(base, "--prometheus-port", str(port)).start()
+    try:
+        d.call("domain.create", uuid=UUID, name="vnf1", devices=two_devices())
+        with Device.open(str(d.regions / "vnf1-crypto0")) as g:
+            check_still_serves(g.queue(0))
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert 'synth_device_ops_total{device="vnf1-crypto0",status="ok"}' in text
+        assert 'synth_device_sessions{device="vnf1-crypto1"} 0.0' in text
+        d.call("domain.destroy", uuid=UUID)
+    finally:
+        d.stop()
+
+
+def test_no_metrics_port_unless_configured(daemon: Daemon) -> None:
+    assert "prometheus" not in daemon.log.read_text().lower()

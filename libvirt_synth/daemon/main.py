@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", default=None, help="CPUs for the workers, e.g. 2-3")
     p.add_argument("--group", default=None, help="group whose members may change state (root always may)")
     p.add_argument("--qemu-user", default=None, help="owner of region files (the QEMU user)")
+    p.add_argument("--prometheus-port", type=int, default=None, help="serve /metrics on 127.0.0.1:PORT (0: off)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -55,6 +56,10 @@ async def serve(cfg: config_mod.Config) -> int:
     service.restore()
     server = RpcServer(service, cfg.socket, cfg.group)
     await server.start()
+    if cfg.prometheus_port:
+        from libvirt_synth.daemon import metrics
+
+        metrics.start(service, cfg.prometheus_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -79,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = config_mod.load(args.config, {
             "socket": args.socket, "state_dir": args.state_dir, "region_dir": args.region_dir,
             "workers": args.workers, "cpus": parse_cpus(args.cpus) if args.cpus else None,
-            "group": args.group, "qemu_user": args.qemu_user,
+            "group": args.group, "qemu_user": args.qemu_user, "prometheus_port": args.prometheus_port,
         })
         if not os.path.isdir(cfg.region_dir):
             raise errors.NotFoundError(2, f"region directory {cfg.region_dir} does not exist")
