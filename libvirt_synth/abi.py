@@ -125,3 +125,23 @@ def feature_names(bits: int, dev_class: int) -> list[str]:
     if rest:
         out.append(f"0x{rest:x}")
     return out
+
+
+# ---- packet class (packet_core.h) ----
+
+PKT_MIN_FRAME: int = lib.SYNTH_PKT_MIN_FRAME
+PKT_MAX_FRAME: int = lib.SYNTH_PKT_MAX_FRAME
+PKT_MAX_CHANNELS: int = lib.SYNTH_PKT_MAX_CHANNELS
+
+
+class PacketOp(enum.IntEnum):
+    SEND = lib.SYNTH_OP_PKT_SEND
+    RECV = lib.SYNTH_OP_PKT_RECV
+
+
+class Link(enum.IntEnum):
+    """What a packet channel is linked to on the host."""
+
+    NONE = lib.SYNTH_PKT_LINK_NONE
+    WIRE = lib.SYNTH_PKT_LINK_WIRE
+    TAP = lib.SYNTH_PKT_LINK_TAP

@@ -82,6 +82,13 @@ void synth_dev_close(struct synth_dev *dev);
 void synth_dev_get_info(const struct synth_dev *dev, struct synth_dev_info *info);
 
 /*
+ * The device's class configuration block (SYNTH_CLASS_CFG_SIZE bytes of the header, written by the
+ * host: struct synth_crypto_cfg, struct synth_pkt_cfg, ...). Read it with relaxed loads: the host
+ * may update counters in it at any time.
+ */
+const void *synth_dev_class_cfg(const struct synth_dev *dev);
+
+/*
  * Reset the device (after NEEDS_RESET, or to drop all sessions): new epoch, handshake again.
  * Queues restart empty; in-flight operations are lost. Returns 0 or a negative errno as open.
  */
@@ -171,5 +178,7 @@ const char *synth_status_str(uint32_t status);
 #ifdef __cplusplus
 }
 #endif
+
+#include "synth/guest_packet.h"
 
 #endif /* SYNTH_GUEST_H */

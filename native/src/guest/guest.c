@@ -454,6 +454,8 @@ void synth_dev_get_info(const struct synth_dev *dev, struct synth_dev_info *info
     }
 }
 
+const void *synth_dev_class_cfg(const struct synth_dev *dev) { return dev->hdr->class_cfg; }
+
 struct synth_queue *synth_dev_queue(struct synth_dev *dev, unsigned idx)
 {
     return idx < dev->layout.num_queues ? &dev->queues[idx] : NULL;
