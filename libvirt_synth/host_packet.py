@@ -14,6 +14,8 @@ a wire must then be served by the same worker (``standalone.Backend.add_group`` 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from libvirt_synth import errors
@@ -122,7 +124,7 @@ def stats(dev: HostDevice) -> dict[str, Any]:
     return out
 
 
-def parse_endpoint(text: str, names: set[str] | dict[str, Any]) -> tuple[str, int]:
+def parse_endpoint(text: str, names: Collection[str]) -> tuple[str, int]:
     """'NAME' or 'NAME.CHAN' -> (NAME, CHAN). A name that is itself a device wins over the split."""
     if text in names:
         return text, 0
@@ -133,4 +135,72 @@ def parse_endpoint(text: str, names: set[str] | dict[str, Any]) -> tuple[str, in
                             f"with NAME one of: {', '.join(sorted(names))})")
 
 
-__all__ = ["OPTIONS", "class_params", "link", "parse_endpoint", "stats", "tap", "unlink", "wire"]
+@dataclass
+class LinkPlan:
+    """Links asked for on a command line, by device name: wires (name, channel, name, channel) and
+    TAPs (name, channel, interface)."""
+
+    wires: list[tuple[str, int, str, int]] = field(default_factory=list)
+    taps: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def groups(self, names: Sequence[str]) -> list[list[str]]:
+        """The devices in groups that must share a worker (joined by wires), in the given order."""
+        group = {n: {n} for n in names}
+        for a, _, b, _ in self.wires:
+            merged = group[a] | group[b]
+            for n in merged:
+                group[n] = merged
+        out: list[list[str]] = []
+        seen: set[str] = set()
+        for n in names:
+            if n not in seen:
+                members = [m for m in names if m in group[n]]
+                seen.update(members)
+                out.append(members)
+        return out
+
+    def connect(self, devs: Sequence[HostDevice]) -> None:
+        """Set the links among ``devs`` (the members of one group), before they are served."""
+        by_name = {d.spec.name: d for d in devs}
+        for a, ca, b, cb in self.wires:
+            if a in by_name:
+                wire(by_name[a], ca, by_name[b], cb)
+        for n, c, ifname in self.taps:
+            if n in by_name:
+                tap(by_name[n], c, ifname)
+
+
+def parse_links(names: Collection[str], wires: Sequence[str], taps: Sequence[str]) -> LinkPlan:
+    """Parse ``--wire A[.C]:B[.C]`` and ``--tap DEV[.C][=IFNAME]`` values against the device names
+    (IFNAME defaults to the device name). Checks that no channel gets two links."""
+    plan = LinkPlan()
+    used: dict[tuple[str, int], str] = {}
+
+    def claim(end: tuple[str, int], what: str) -> None:
+        if end in used:
+            raise errors.ValueError(f"{end[0]} channel {end[1]} is linked twice ({used[end]} and {what})")
+        used[end] = what
+
+    for text in wires:
+        parts = text.split(":")
+        if len(parts) != 2:
+            raise errors.ValueError(f"bad --wire {text!r}: expected A:B or A.CHANNEL:B.CHANNEL")
+        a, ca = parse_endpoint(parts[0], names)
+        b, cb = parse_endpoint(parts[1], names)
+        claim((a, ca), f"--wire {text}")
+        if (b, cb) != (a, ca):
+            claim((b, cb), f"--wire {text}")
+        plan.wires.append((a, ca, b, cb))
+    for text in taps:
+        end_text, eq, ifname = text.partition("=")
+        n, c = parse_endpoint(end_text, names)
+        ifname = ifname if eq else n
+        if not ifname:
+            raise errors.ValueError(f"bad --tap {text!r}: expected DEV[.CHANNEL][=IFNAME]")
+        claim((n, c), f"--tap {text}")
+        plan.taps.append((n, c, ifname))
+    return plan
+
+
+__all__ = ["OPTIONS", "LinkPlan", "class_params", "link", "parse_endpoint", "parse_links", "stats", "tap",
+           "unlink", "wire"]

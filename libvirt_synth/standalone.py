@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import pathlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from libvirt_synth import errors, log
@@ -37,6 +37,18 @@ def parse_cpus(text: str | None) -> list[int]:
             raise errors.ValueError(f"bad CPU list {text!r}; expected e.g. 0,2-3") from None
         cpus.extend(range(a, b + 1))
     return cpus
+
+
+def class_stats(dev: HostDevice) -> dict[str, Any]:
+    """Class-specific counters of a device (``libvirt_synth.host_<class>.stats``), if its class has some."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"libvirt_synth.host_{dev.spec.dev_class.name.lower()}")
+    except ModuleNotFoundError:
+        return {}
+    fn = getattr(mod, "stats", None)
+    return {dev.spec.dev_class.name.lower(): fn(dev)} if fn is not None else {}
 
 
 class Backend:
@@ -76,6 +88,35 @@ class Backend:
             log.info("serving %s device %s with %s", spec.dev_class.name.lower(), spec.path, dev.plugin)
             return dev
 
+    def add_group(self, specs: Sequence[DeviceSpec],
+                  connect: Callable[[list[HostDevice]], None] | None = None) -> list[HostDevice]:
+        """Lay out several regions, let ``connect`` link them while nothing serves them yet, then
+        serve them all from one worker. Packet devices joined by a wire need this: one worker
+        thread must serve both ends. All or nothing: on failure no region is left."""
+        with self._lock:
+            paths = [s.path for s in specs]
+            dup = [p for p in paths if p in self.devices or paths.count(p) > 1]
+            if dup:
+                raise errors.ValueError(f"device {dup[0]} is already served (or given twice)")
+            devs: list[HostDevice] = []
+            worker = self.workers[self._next % len(self.workers)]
+            try:
+                for spec in specs:
+                    devs.append(HostDevice.from_spec(spec))
+                if connect is not None:
+                    connect(devs)
+                for dev in devs:
+                    worker.add(dev)
+            except BaseException:
+                for dev in devs:
+                    dev.destroy()
+                raise
+            self._next += 1
+            for dev in devs:
+                self.devices[dev.path] = dev
+                log.info("serving %s device %s with %s", dev.spec.dev_class.name.lower(), dev.path, dev.plugin)
+            return devs
+
     def release(self, dev: HostDevice) -> None:
         """Stop serving a device but keep its region (the VM still maps it)."""
         self.remove(dev.path, unlink=False)
@@ -89,7 +130,8 @@ class Backend:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "devices": {p: d.stats().as_dict() | {"plugin": d.plugin} for p, d in self.devices.items()},
+            "devices": {p: d.stats().as_dict() | {"plugin": d.plugin} | class_stats(d)
+                        for p, d in self.devices.items()},
             "workers": [w.stats() for w in self.workers],
         }
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from libvirt_synth import errors
 from libvirt_synth.abi import DevClass
-from libvirt_synth.backend import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec
+from libvirt_synth.backend import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec, HostDevice
 from libvirt_synth.cli.output import Formatter, parse_size
 from libvirt_synth.standalone import Backend, default_region_dir, parse_cpus
 
@@ -20,6 +20,8 @@ EPILOG = """examples:
   virt-synth serve --device demo-crypto          # /dev/shm/demo-crypto, until Ctrl-C
   virt-synth serve --dir /tmp/x --device a --device b --workers 2 --cpus 1
   virt-synth serve --device vnf0 --owner libvirt-qemu --json
+  virt-synth serve --class packet --device a --device b --wire a:b     # a virtual wire between two VMs
+  virt-synth serve --class packet --device vnf0 --tap vnf0=tap-vnf0    # frames to and from a TAP
 """
 
 
@@ -34,6 +36,16 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queues", type=int, default=DEFAULT_QUEUES, help="queue pairs per device")
     p.add_argument("--ring", type=int, default=DEFAULT_RING_ENTRIES, help="entries per ring")
     p.add_argument("--max-sessions", type=int, default=1024, help="crypto sessions per device")
+    p.add_argument("--channels", type=int, default=None,
+                   help="packet devices: channels per device, each a TX and an RX queue pair "
+                   "(default: --queues / 2, at least 1)")
+    p.add_argument("--max-frame", type=int, default=None, help="packet devices: longest frame (default 9216)")
+    p.add_argument("--wire", action="append", default=[], metavar="A[.CH]:B[.CH]",
+                   help="packet devices: a virtual wire between channel CH (default 0) of devices A and B "
+                   "(repeatable; wired devices share a worker)")
+    p.add_argument("--tap", action="append", default=[], metavar="DEV[.CH][=IFNAME]",
+                   help="packet devices: attach a channel to the TAP interface IFNAME (default: the device "
+                   "name), created in this process's network namespace (repeatable)")
     p.add_argument("--plugin", default=None, help="serve the devices with this plugin (default: the class default)")
     p.add_argument("--owner", default=None, help="user that owns the regions (the QEMU user, e.g. libvirt-qemu)")
     p.add_argument("--workers", type=int, default=1, help="worker threads")
@@ -60,10 +72,45 @@ def event(args: argparse.Namespace, kind: str, **data: Any) -> None:
     elif kind == "ready":
         for d in data["devices"]:
             print(f"serving {d['class']} device {d['path']} ({d['size']} bytes, plugin {d['plugin']})")
+            for c, ln in enumerate(d.get("links", [])):
+                where = {"wire": f"wire to {ln.get('peer')} channel {ln.get('peer_channel')}",
+                         "tap": f"TAP {ln.get('ifname')}"}.get(ln["link"], "no link")
+                print(f"  channel {c}: {where}")
         print(f"pid {os.getpid()}; stop with SIGTERM or Ctrl-C", flush=True)
     elif kind == "stopped":
         for path, st in data["stats"]["devices"].items():
             print(f"{path}: {st['ops']} ops, {st['ring_errors']} ring errors, {st['resets']} resets")
+
+
+def queue_pairs(args: argparse.Namespace, dev_class: DevClass) -> int:
+    if dev_class != DevClass.PACKET:
+        if args.channels is not None or args.max_frame is not None or args.wire or args.tap:
+            raise errors.ValueError("--channels, --max-frame, --wire and --tap are for --class packet")
+        return int(args.queues)
+    if args.channels is None:
+        if args.queues > 1 and args.queues % 2:
+            raise errors.ValueError(f"a packet channel takes 2 queue pairs: --queues {args.queues} is odd "
+                                    "(or give --channels)")
+        return max(2, int(args.queues) - int(args.queues) % 2)
+    if not 1 <= args.channels <= 32:
+        raise errors.ValueError(f"--channels must be 1..32, got {args.channels}")
+    return 2 * int(args.channels)
+
+
+def class_options(args: argparse.Namespace, dev_class: DevClass) -> tuple[tuple[str, Any], ...]:
+    if dev_class == DevClass.PACKET and args.max_frame is not None:
+        return (("max_frame", args.max_frame),)
+    return ()
+
+
+def describe(path: str, d: HostDevice) -> dict[str, Any]:
+    out = {"name": d.spec.name, "path": path, "class": d.spec.dev_class.name.lower(), "size": d.spec.size,
+           "plugin": d.plugin}
+    if d.spec.dev_class == DevClass.PACKET:
+        from libvirt_synth import host_packet
+
+        out["links"] = [host_packet.link(d, c) for c in range(d.spec.queues // 2)]
+    return out
 
 
 def serve_until_signal(args: argparse.Namespace) -> int:
@@ -79,16 +126,27 @@ def serve_until_signal(args: argparse.Namespace) -> int:
                       spin_us=args.spin_us, max_sleep_us=args.max_sleep_us,
                       deep_sleep_us=args.deep_sleep_us)
     try:
+        dev_class = DevClass.parse(args.dev_class)
+        specs = {}
         for name in args.device:
             if "/" in name or not name:
                 raise errors.ValueError(f"bad device name {name!r}: a file name, no slashes")
-            spec = DeviceSpec(path=os.path.join(directory, name), dev_class=DevClass.parse(args.dev_class),
-                              name=name, size=args.size, queues=args.queues, ring_entries=args.ring,
-                              max_sessions=args.max_sessions, owner=args.owner, plugin=args.plugin)
-            backend.add(spec)
-        event(args, "ready", pid=os.getpid(), devices=[
-            {"name": d.spec.name, "path": p, "class": d.spec.dev_class.name.lower(), "size": d.spec.size,
-             "plugin": d.plugin} for p, d in backend.devices.items()])
+            if name in specs:
+                raise errors.ValueError(f"device {name!r} given twice")
+            specs[name] = DeviceSpec(path=os.path.join(directory, name), dev_class=dev_class, name=name,
+                                     size=args.size, queues=queue_pairs(args, dev_class), ring_entries=args.ring,
+                                     max_sessions=args.max_sessions, owner=args.owner, plugin=args.plugin,
+                                     options=class_options(args, dev_class))
+        if dev_class == DevClass.PACKET:
+            from libvirt_synth import host_packet
+
+            plan = host_packet.parse_links(list(specs), args.wire, args.tap)
+            for group in plan.groups(list(specs)):
+                backend.add_group([specs[n] for n in group], plan.connect)
+        else:
+            for spec in specs.values():
+                backend.add(spec)
+        event(args, "ready", pid=os.getpid(), devices=[describe(p, d) for p, d in backend.devices.items()])
         while not stop.wait(0.5):
             pass
         event(args, "stopped", stats=backend.stats())
