@@ -14,6 +14,7 @@ a wire must then be served by the same worker (``standalone.Backend.add_group`` 
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,9 +67,11 @@ def wire(a: HostDevice, chan_a: int, b: HostDevice, chan_b: int) -> None:
     _check(b, chan_b)
     _not_served(a, b)
     rc = lib.synth_pkt_wire(a.handle, chan_a, b.handle, chan_b)
+    what = f"wiring {a.path} channel {chan_a} to {b.path} channel {chan_b}"
+    if rc == -errno.EBUSY:
+        raise errors.ValueError(f"{what}: a channel already has a link (one link per channel; unlink it first)")
     if rc < 0:
-        raise errors.from_errno(rc, f"wiring {a.path} channel {chan_a} to {b.path} channel {chan_b} "
-                                "(a channel has one link; unlink it first)")
+        raise errors.from_errno(rc, what)
 
 
 def tap(dev: HostDevice, chan: int, ifname: str) -> None:
@@ -80,6 +83,9 @@ def tap(dev: HostDevice, chan: int, ifname: str) -> None:
     if not 0 < len(name) < IFNAMSIZ or b"/" in name or any(c <= 32 for c in name):
         raise errors.ValueError(f"bad interface name {ifname!r}: 1..{IFNAMSIZ - 1} characters, no '/' or spaces")
     rc = lib.synth_pkt_tap(dev.handle, chan, name)
+    if rc == -errno.EBUSY:
+        raise errors.ValueError(f"attaching {dev.path} channel {chan} to TAP {ifname}: the channel already has "
+                                "a link, or another process holds that TAP")
     if rc < 0:
         raise errors.from_errno(rc, f"attaching {dev.path} channel {chan} to TAP {ifname}")
 

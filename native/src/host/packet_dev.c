@@ -97,9 +97,16 @@ static unsigned rx_flush_refused(struct pkt_dev *pd, struct pkt_chan *ch)
     return n;
 }
 
+static unsigned rx_take(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst);
+
 struct pkt_rx_entry *synth_pkt_rx_head(struct pkt_dev *pd, struct pkt_chan *ch)
 {
     rx_flush_refused(pd, ch);
+    if (ch->rx_head == ch->rx_tail && !pd->dev->broken) {
+        /* Buffers the driver has published but this queue's poll has not taken yet count too. */
+        rx_take(pd, rx_queue(pd, ch), ch, SYNTH_MAX_BURST);
+        rx_flush_refused(pd, ch);
+    }
     return ch->rx_head != ch->rx_tail ? &ch->rx[ch->rx_head & ch->rx_mask] : NULL;
 }
 
@@ -168,32 +175,40 @@ static void rx_judge(struct pkt_dev *pd, const struct synth_hqueue *q, const str
 }
 
 /*
- * Poll an RX queue: take new RECV descriptors (no more than the completion ring has room for,
- * counting the ones already held), then complete refused ones that reached the head.
+ * Take up to burst new RECV descriptors into the FIFO: no more than the completion ring has room
+ * for, counting the ones already held, so that every one of them can complete without waiting.
  */
-static unsigned rx_poll(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst)
+static unsigned rx_take(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst)
 {
     struct synth_desc in[SYNTH_MAX_BURST];
-    uint32_t held = ch->rx_tail - ch->rx_head, size = q->cq.size, got = 0, i;
+    uint32_t held = ch->rx_tail - ch->rx_head, size = q->cq.size, want, take, got, i;
+    int64_t room;
 
-    if (held < size) {
-        uint32_t want = held + burst < size ? held + burst : size;
-        int64_t room = synth_ring_sp_free_count_want(&q->cq, want);
-        if (room < 0) {
-            synth_hdev_mark_broken(pd->dev, SYNTH_DEVERR_CQ_INDEX);
-            return 0;
-        }
-        if ((uint64_t)room > held) {
-            uint32_t take = (uint32_t)room - held;
-            got = synth_sq_dequeue_burst(&q->sq, in, take < burst ? take : burst);
-            for (i = 0; i < got; i++)
-                rx_judge(pd, q, &in[i], &ch->rx[(ch->rx_tail + i) & ch->rx_mask]);
-            ch->rx_tail += got;
-        }
+    if (held >= size)
+        return 0;
+    want = held + burst < size ? held + burst : size;
+    room = synth_ring_sp_free_count_want(&q->cq, want);
+    if (room < 0) {
+        synth_hdev_mark_broken(pd->dev, SYNTH_DEVERR_CQ_INDEX);
+        return 0;
     }
-    got += rx_flush_refused(pd, ch);
-    synth_pkt_rx_commit(pd, ch);
+    if ((uint64_t)room <= held)
+        return 0;
+    take = (uint32_t)room - held;
+    got = synth_sq_dequeue_burst(&q->sq, in, take < burst ? take : burst);
+    for (i = 0; i < got; i++)
+        rx_judge(pd, q, &in[i], &ch->rx[(ch->rx_tail + i) & ch->rx_mask]);
+    ch->rx_tail += got;
     return got;
+}
+
+/* Poll an RX queue: take new RECV descriptors, complete refused ones that reached the head. */
+static unsigned rx_poll(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst)
+{
+    unsigned n = rx_take(pd, q, ch, burst);
+    n += rx_flush_refused(pd, ch);
+    synth_pkt_rx_commit(pd, ch);
+    return n;
 }
 
 /* ---- transmit side ---- */
