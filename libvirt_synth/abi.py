@@ -120,6 +120,7 @@ def feature_names(bits: int, dev_class: int) -> list[str]:
     if dev_class == DevClass.CRYPTO:
         table[lib.SYNTH_CRYPTO_F_SESSIONS] = "sessions"
         table[lib.SYNTH_CRYPTO_F_OUT_OF_PLACE] = "out-of-place"
+        table[lib.SYNTH_CRYPTO_F_IV_GEN] = "iv-gen"
     out = [name for bit, name in table.items() if bits & bit]
     rest = bits & ~sum(table)
     if rest:

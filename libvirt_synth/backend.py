@@ -42,7 +42,9 @@ class DeviceSpec:
     owner: str | None = None  # user that must own the region (the QEMU user)
     mode: int = 0o600
     plugin: str | None = None  # serving plugin by name (None: the class default)
-    options: tuple[tuple[str, Any], ...] = ()  # class-specific host options (see CLASS_PARAMS)
+    options: tuple[tuple[str, Any], ...] = ()  # class-specific host options (see class_params_builder)
+    vault: str | None = None  # host-only state file: sessions and in-flight ops survive a backend restart
+    quota: tuple[tuple[str, int], ...] = ()  # ops_per_s, bytes_per_s, inflight (0 or absent: no limit)
 
     def validate(self) -> None:
         if self.size <= 0 or self.size & (self.size - 1):
@@ -108,6 +110,14 @@ def _params(spec: DeviceSpec, keep: list[Any], generation: int = 0) -> Any:
         p.uid, p.gid = pw.pw_uid, pw.pw_gid
     p.mode = spec.mode
     p.generation = generation
+    if spec.vault:
+        vault = ffi.new("char[]", spec.vault.encode())
+        keep.append(vault)
+        p.vault_path = vault
+    for key, value in spec.quota:
+        if key not in ("ops_per_s", "bytes_per_s", "inflight") or not isinstance(value, int) or value < 0:
+            raise errors.ValueError(f"quota {key}={value!r}: expected ops_per_s, bytes_per_s or inflight >= 0")
+        setattr(p.quota, key, value)
     builder = class_params_builder(spec.dev_class)
     if builder is not None:
         cp = builder(dict(spec.options), keep)

@@ -309,23 +309,26 @@ class Queue:
 
     # ---- crypto ----
 
-    def session(self, alg: Alg | str, key: bytes, tag_len: int | None = None) -> CryptoSession:
-        """Create a crypto session (security association) on this device."""
-        return CryptoSession.create(self, alg, key, tag_len)
+    def session(self, alg: Alg | str, key: bytes, tag_len: int | None = None, *, iv_gen: bool = False) -> CryptoSession:
+        """Create a crypto session (security association) on this device. With iv_gen the device
+        chooses every encryption's IV (salt || counter) and never repeats one, restarts included."""
+        return CryptoSession.create(self, alg, key, tag_len, iv_gen=iv_gen)
 
 
 class CryptoSession:
     """A crypto session: algorithm and key held by the backend, named by an id."""
 
-    def __init__(self, queue: Queue, sid: int, alg: Alg, tag_len: int) -> None:
+    def __init__(self, queue: Queue, sid: int, alg: Alg, tag_len: int, iv_gen: bool = False) -> None:
         self.queue = queue
         self.id = sid
         self.alg = alg
         self.iv_len = ALG_INFO[alg].iv_len
         self.tag_len = tag_len
+        self.iv_gen = iv_gen
 
     @classmethod
-    def create(cls, queue: Queue, alg: Alg | str, key: bytes, tag_len: int | None = None) -> CryptoSession:
+    def create(cls, queue: Queue, alg: Alg | str, key: bytes, tag_len: int | None = None, *,
+               iv_gen: bool = False) -> CryptoSession:
         a = Alg.parse(alg) if isinstance(alg, str) else Alg(alg)
         info = ALG_INFO[a]
         tag = info.default_tag if tag_len is None else tag_len
@@ -340,6 +343,7 @@ class CryptoSession:
         p.key_len = len(key)
         p.iv_len = info.iv_len
         p.tag_len = tag
+        p.flags = lib.SYNTH_CRYPTO_SF_IV_GEN if iv_gen else 0
         ffi.memmove(p.key, key, len(key))
         sid = ffi.new("uint32_t *")
         rc = lib.synth_crypto_session_create(queue.handle, p, sid)
@@ -347,7 +351,7 @@ class CryptoSession:
         if rc < 0:
             raise errors.from_errno(rc, f"creating a {info.label} session")
         raise_for_status(rc, 0, f"creating a {info.label} session")
-        return cls(queue, int(sid[0]), a, tag)
+        return cls(queue, int(sid[0]), a, tag, iv_gen)
 
     def destroy(self) -> None:
         rc = lib.synth_crypto_session_destroy(self.queue.handle, self.id)
@@ -406,6 +410,17 @@ class CryptoSession:
             self.op_at(Op.ENCRYPT, buf, buf, len(data), iv=ivbuf, tag=tbuf, aad=abuf, aad_len=len(aad))
             out = b"" if self.alg == Alg.HMAC_SHA256 else buf.read(len(data))
             return out, tbuf.read(self.tag_len)
+
+    def seal(self, data: bytes, aad: bytes = b"") -> tuple[bytes, bytes, bytes]:
+        """IV_GEN sessions: encrypt with the next IV the device chooses; returns (iv, ciphertext, tag)."""
+        if not self.iv_gen:
+            raise errors.ValueError("seal() needs a session created with iv_gen=True; use encrypt(data, iv)")
+        q = self.queue
+        with q.scratch(len(data), len(aad), self.iv_len, self.tag_len) as (buf, abuf, ivbuf, tbuf):
+            buf.write(data)
+            abuf.write(aad)
+            self.op_at(Op.ENCRYPT, buf, buf, len(data), iv=ivbuf, tag=tbuf, aad=abuf, aad_len=len(aad))
+            return ivbuf.read(self.iv_len), buf.read(len(data)), tbuf.read(self.tag_len)
 
     def decrypt(self, data: bytes, tag: bytes, iv: bytes = b"", aad: bytes = b"") -> bytes:
         """Verify ``tag`` and decrypt; raises AuthenticationError if the tag does not verify."""

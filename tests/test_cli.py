@@ -45,7 +45,7 @@ def test_serve_devices_and_sigterm(region_dir: pathlib.Path) -> None:
             assert set(by_name) == {"a", "b"}
             assert by_name["a"]["driver_attached"] and not by_name["b"]["driver_attached"]
             assert by_name["a"]["size"] == 1 << 20 and by_name["a"]["queues"] == 2
-            assert by_name["a"]["backend"] == "openssl" and by_name["a"]["heartbeat_age_s"] < 5
+            assert by_name["a"]["backend"] == "ipsec-mb,openssl" and by_name["a"]["heartbeat_age_s"] < 5
         text = run("devices", "--regions", "--dir", str(region_dir)).stdout
         assert "NAME" in text and "openssl" in text
         proc.send_signal(signal.SIGTERM)

@@ -116,7 +116,8 @@ BAD_SESSIONS = [
     ("chacha with a short tag", (int(Alg.CHACHA20_POLY1305), 32, 12, 12), Status.INVALID),
     ("cbc-hmac without a mac key", (int(Alg.AES256_CBC_HMAC_SHA256), 32, 16, 16), Status.INVALID),
     ("key longer than the block", (int(Alg.HMAC_SHA256), 300, 0, 32), Status.INVALID),
-    ("flags set", (int(Alg.AES256_GCM), 32, 12, 16, 1), Status.INVALID),
+    ("undefined flag set", (int(Alg.AES256_GCM), 32, 12, 16, 2), Status.INVALID),
+    ("iv-gen on cbc", (int(Alg.AES256_CBC_HMAC_SHA256), 64, 16, 16, 1), Status.INVALID),
 ]
 
 

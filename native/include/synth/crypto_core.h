@@ -34,6 +34,17 @@ extern "C" {
 /* Class feature bits (high half of the feature word). */
 #define SYNTH_CRYPTO_F_SESSIONS (1ULL << 32)    /* session create/destroy ops */
 #define SYNTH_CRYPTO_F_OUT_OF_PLACE (1ULL << 33) /* dst may differ from src */
+#define SYNTH_CRYPTO_F_IV_GEN (1ULL << 34)       /* sessions with SYNTH_CRYPTO_SF_IV_GEN */
+
+/*
+ * Session flags (synth_crypto_session_params.flags).
+ * IV_GEN (AES-GCM and ChaCha20-Poly1305 only): the device chooses the IV of every ENCRYPT: a
+ * 4-byte salt drawn at session creation followed by a 64-bit big-endian counter starting at 1,
+ * written to iv_off before the operation runs. The counter is recorded before each use where a
+ * restarted backend finds it, so no (key, IV) pair is ever used twice, restarts included.
+ * DECRYPT takes the IV from iv_off as usual (the sender's).
+ */
+#define SYNTH_CRYPTO_SF_IV_GEN 0x1u
 
 /*
  * Session parameters, written by the guest into its arena and named by the src_off/src_len of a
@@ -46,13 +57,15 @@ extern "C" {
  *   CHACHA20_POLY1305         32                 12      16
  *   AES256_CBC_HMAC_SHA256    32 + mac key 1..224 16      12..32  (key = AES key || HMAC key)
  *   HMAC_SHA256               1..256             0       4..32
+ *
+ * flags: SYNTH_CRYPTO_SF_* (others must be 0).
  */
 struct synth_crypto_session_params {
     uint16_t alg;     /* 0 SYNTH_ALG_* */
     uint16_t key_len; /* 2 bytes used in key[] */
     uint8_t iv_len;   /* 4 */
     uint8_t tag_len;  /* 5 */
-    uint16_t flags;   /* 6 must be 0 */
+    uint16_t flags;   /* 6 SYNTH_CRYPTO_SF_* */
     uint8_t key[SYNTH_CRYPTO_MAX_KEY]; /* 8 */
 };
 

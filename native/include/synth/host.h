@@ -25,6 +25,21 @@ struct synth_hdev;
 struct synth_worker;
 
 #define SYNTH_MAX_BURST 64u
+#define SYNTH_LAT_BUCKETS 32u
+
+/* Crypto class host parameters (synth_hdev_params.class_params). */
+struct synth_crypto_host_params {
+    /* Plugin per algorithm (index SYNTH_ALG_*); NULL: the best available one. */
+    const struct synth_plugin *pins[SYNTH_ALG_MAX];
+};
+
+/* Per-device quotas, enforced in the data path; 0 means no limit. */
+struct synth_quota {
+    uint64_t ops_per_s;   /* operations per second */
+    uint64_t bytes_per_s; /* payload bytes per second */
+    uint32_t inflight;    /* descriptors taken from one queue per poll pass (the device's share of a worker) */
+    uint32_t reserved;
+};
 
 struct synth_hdev_params {
     const char *path;        /* region file, e.g. /dev/shm/synth-<uuid>-0 */
@@ -41,6 +56,8 @@ struct synth_hdev_params {
     uint32_t generation;     /* attach: at least this generation (restart survival) */
     uint32_t class_params_size;
     const void *class_params; /* class-specific: struct synth_comp_host_params, ... (NULL: defaults) */
+    const char *vault_path;   /* host-only state file (sessions, in-flight cookies); NULL: none */
+    struct synth_quota quota;
 };
 
 struct synth_hdev_stats {
@@ -56,7 +73,19 @@ struct synth_hdev_stats {
     uint32_t active;                      /* a driver is attached and the device is serving */
     uint32_t generation;
     uint32_t reserved;
+    uint64_t throttled;                   /* poll passes that skipped the device for its quota */
+    uint64_t retried;                     /* in-flight ops completed with RETRY after a re-attach */
+    uint64_t restored_sessions;           /* sessions brought back from the vault at attach */
+    uint64_t lat_hist[SYNTH_LAT_BUCKETS]; /* ops by service time: bucket b counts [2^b, 2^(b+1)) ns */
 };
+
+struct synth_hqueue_stats {
+    uint64_t ops;
+    uint64_t status[SYNTH_ST_MAX];
+};
+
+/* Counters of queue qi (0 on success, -EINVAL if there is no such queue). */
+int synth_hdev_get_queue_stats(const struct synth_hdev *d, uint32_t qi, struct synth_hqueue_stats *st);
 
 /*
  * Create a region file (which must not exist), lay it out, and set up its class state.

@@ -24,8 +24,11 @@ extern "C" {
 #define SYNTH_PLUGIN_ABI_VERSION 1u
 
 /* One crypto operation, validated, in host-local memory. */
+struct synth_plugin;
+
 struct synth_crypto_op {
     void *sess;            /* plugin session from session_create */
+    const struct synth_plugin *plugin; /* the plugin of that session (for the data path) */
     uint32_t opcode;       /* SYNTH_OP_CRYPTO_ENCRYPT or _DECRYPT */
     uint32_t alg;          /* SYNTH_ALG_* of the session */
     const uint8_t *src;    /* input, len bytes (in the arena) */

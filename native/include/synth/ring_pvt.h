@@ -114,12 +114,13 @@ static inline int64_t synth_sq_enqueue_burst(struct synth_ring *r, const struct 
 }
 
 /*
- * Submission ring, consumer (host): copy up to n published descriptors into out (local memory),
- * then release their slots. Reads only the entries, never the producer's index: an entry counts
- * when its seq equals the one expected for our next index, so nothing the producer writes can
- * make us read past the ring or twice. Returns the number dequeued.
+ * Submission ring, consumer (host): copy up to n published descriptors into out (local memory)
+ * and advance our index, without releasing the slots yet (the caller records what it took, then
+ * stores cons). Reads only the entries, never the producer's index: an entry counts when its seq
+ * equals the one expected for our next index, so nothing the producer writes can make us read
+ * past the ring or twice. Returns the number taken.
  */
-static inline uint32_t synth_sq_dequeue_burst(struct synth_ring *r, struct synth_desc *out, uint32_t n)
+static inline uint32_t synth_sq_dequeue_burst_noreserve(struct synth_ring *r, struct synth_desc *out, uint32_t n)
 {
     uint32_t i;
 
@@ -129,11 +130,17 @@ static inline uint32_t synth_sq_dequeue_burst(struct synth_ring *r, struct synth
             break;
         memcpy(&out[i], e, sizeof(*e));
     }
-    if (i) {
-        r->local += i;
-        synth_store_release_u32(&r->core->cons, r->local);
-    }
+    r->local += i;
     return i;
+}
+
+/* As above, then release the slots (store cons). */
+static inline uint32_t synth_sq_dequeue_burst(struct synth_ring *r, struct synth_desc *out, uint32_t n)
+{
+    uint32_t got = synth_sq_dequeue_burst_noreserve(r, out, n);
+    if (got)
+        synth_store_release_u32(&r->core->cons, r->local);
+    return got;
 }
 
 /* The 32-bit word at offset 8 of a completion: status | flags << 16. */

@@ -4,6 +4,7 @@
  * device's plugin. Parameter sizes are checked here, once, for every plugin.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -18,20 +19,49 @@
 
 struct crypto_slot {
     void *psess;
-    uint16_t gen;   /* bumped on every destroy, so stale ids stay unknown */
+    const struct synth_plugin *plugin;
+    uint64_t iv_next;   /* IV_GEN: next counter value */
+    uint16_t gen;       /* bumped on every destroy, so stale ids stay unknown */
     uint8_t active;
     uint8_t alg;
     uint8_t iv_len;
     uint8_t tag_len;
-    uint8_t pad[2];
+    uint16_t sflags;    /* SYNTH_CRYPTO_SF_* */
+    uint8_t salt[4];
 };
 
+/*
+ * A session as the vault keeps it (host-only file): enough to re-create it, under the same id,
+ * in a restarted backend. `active` is written last on create and first on destroy.
+ */
+struct vault_session {
+    uint8_t active;
+    uint8_t pad0;
+    uint16_t gen;
+    uint16_t sflags;
+    uint8_t salt[4];
+    uint8_t pad1[6];
+    uint64_t iv_next;   /* IV_GEN: recorded before the counter value below it is used */
+    struct synth_crypto_session_params params;
+};
+
+struct vault_crypto {
+    uint64_t magic;
+    uint16_t gen0;
+    uint8_t pad[6];
+    struct vault_session slots[];
+};
+
+#define VAULT_CRYPTO_MAGIC 0x5353455352505943ULL /* "CYPRSESS" */
+
 struct crypto_dev {
-    const struct synth_plugin *plugin;
+    const struct synth_plugin *by_alg[SYNTH_ALG_MAX];
+    char names[64];     /* serving plugins, for the header and tools */
     uint32_t max_sessions;
     uint32_t nsessions;
     uint32_t free_hint;
     struct crypto_slot *slots;
+    struct vault_crypto *vault;  /* NULL: sessions do not outlive this process */
     struct synth_crypto_op ops[SYNTH_MAX_BURST];
     uint16_t op_desc[SYNTH_MAX_BURST];
 };
@@ -47,7 +77,10 @@ static void wipe(volatile uint8_t *p, size_t n)
 /* Check sizes against the table in crypto_core.h. */
 static int params_ok(const struct synth_crypto_session_params *p)
 {
-    if (p->flags != 0 || p->key_len > SYNTH_CRYPTO_MAX_KEY)
+    if ((p->flags & ~SYNTH_CRYPTO_SF_IV_GEN) || p->key_len > SYNTH_CRYPTO_MAX_KEY)
+        return 0;
+    if ((p->flags & SYNTH_CRYPTO_SF_IV_GEN) && p->alg != SYNTH_ALG_AES128_GCM &&
+        p->alg != SYNTH_ALG_AES256_GCM && p->alg != SYNTH_ALG_CHACHA20_POLY1305)
         return 0;
     switch (p->alg) {
     case SYNTH_ALG_AES128_GCM:
@@ -80,11 +113,43 @@ static struct crypto_slot *lookup(struct crypto_dev *c, uint32_t id)
 
 static void slot_release(struct crypto_dev *c, struct crypto_slot *s)
 {
-    c->plugin->session_destroy(s->psess);
+    uint32_t idx = (uint32_t)(s - c->slots);
+
+    if (c->vault) {
+        struct vault_session *v = &c->vault->slots[idx];
+        __atomic_store_n(&v->active, 0, __ATOMIC_RELEASE);
+        wipe((uint8_t *)&v->params, sizeof(v->params));
+    }
+    s->plugin->session_destroy(s->psess);
     s->psess = NULL;
+    s->plugin = NULL;
     s->active = 0;
     s->gen = (uint16_t)(s->gen + 1) ? (uint16_t)(s->gen + 1) : 1;
-    c->nsessions--;
+    if (c->vault)
+        c->vault->slots[idx].gen = s->gen;
+    __atomic_store_n(&c->nsessions, c->nsessions - 1, __ATOMIC_RELAXED);
+}
+
+/* Set up slot idx for validated parameters; the vault record is written by the caller. */
+static uint32_t slot_open(struct crypto_dev *c, uint32_t idx, const struct synth_crypto_session_params *p)
+{
+    struct crypto_slot *s = &c->slots[idx];
+    const struct synth_plugin *pl = c->by_alg[p->alg];
+    int rc;
+
+    if (!pl)
+        return SYNTH_ST_NOT_SUPPORTED;
+    rc = pl->session_create(p, &s->psess);
+    if (rc < 0)
+        return rc == -ENOTSUP ? SYNTH_ST_NOT_SUPPORTED : rc == -EINVAL ? SYNTH_ST_INVALID : SYNTH_ST_NO_RESOURCES;
+    s->plugin = pl;
+    s->active = 1;
+    s->alg = (uint8_t)p->alg;
+    s->iv_len = p->iv_len;
+    s->tag_len = p->tag_len;
+    s->sflags = p->flags;
+    __atomic_store_n(&c->nsessions, c->nsessions + 1, __ATOMIC_RELAXED);
+    return SYNTH_ST_OK;
 }
 
 static void session_create(struct crypto_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
@@ -92,8 +157,7 @@ static void session_create(struct crypto_dev *c, struct synth_hqueue *q, const s
 {
     struct synth_crypto_session_params p;
     uint8_t *src = synth_arena_ptr(q, d->src_off, d->src_len);
-    uint32_t i, idx;
-    int rc;
+    uint32_t i, idx = 0;
 
     if (!src || d->src_len != sizeof(p)) {
         out->status = SYNTH_ST_INVALID;
@@ -106,10 +170,6 @@ static void session_create(struct crypto_dev *c, struct synth_hqueue *q, const s
         out->status = SYNTH_ST_INVALID;
         goto done;
     }
-    if (!(c->plugin->alg_mask() & (1u << p.alg))) {
-        out->status = SYNTH_ST_NOT_SUPPORTED;
-        goto done;
-    }
     if (c->nsessions >= c->max_sessions) {
         out->status = SYNTH_ST_NO_RESOURCES;
         goto done;
@@ -119,22 +179,44 @@ static void session_create(struct crypto_dev *c, struct synth_hqueue *q, const s
         if (!c->slots[idx].active)
             break;
     }
-    rc = c->plugin->session_create(&p, &c->slots[idx].psess);
-    if (rc < 0) {
-        out->status = rc == -ENOTSUP ? SYNTH_ST_NOT_SUPPORTED
-                      : rc == -EINVAL ? SYNTH_ST_INVALID : SYNTH_ST_NO_RESOURCES;
+    out->status = (uint16_t)slot_open(c, idx, &p);
+    if (out->status != SYNTH_ST_OK)
         goto done;
+    if (p.flags & SYNTH_CRYPTO_SF_IV_GEN) {
+        struct crypto_slot *s = &c->slots[idx];
+        if (getrandom(s->salt, sizeof(s->salt), GRND_NONBLOCK) != (ssize_t)sizeof(s->salt)) {
+            uint32_t t = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)s;
+            memcpy(s->salt, &t, sizeof(t));
+        }
+        s->iv_next = 1;
     }
-    c->slots[idx].active = 1;
-    c->slots[idx].alg = (uint8_t)p.alg;
-    c->slots[idx].iv_len = p.iv_len;
-    c->slots[idx].tag_len = p.tag_len;
-    c->nsessions++;
+    if (c->vault) {
+        struct vault_session *v = &c->vault->slots[idx];
+        v->gen = c->slots[idx].gen;
+        v->sflags = p.flags;
+        memcpy(v->salt, c->slots[idx].salt, sizeof(v->salt));
+        v->iv_next = c->slots[idx].iv_next;
+        memcpy(&v->params, &p, sizeof(p));
+        __atomic_store_n(&v->active, 1, __ATOMIC_RELEASE);
+    }
     c->free_hint = (idx + 1) % c->max_sessions;
-    out->status = SYNTH_ST_OK;
     out->result = ((uint32_t)c->slots[idx].gen << 16) | idx;
 done:
     wipe((uint8_t *)&p, sizeof(p));
+}
+
+/*
+ * IV_GEN: the next IV of a session, salt || big-endian counter. The counter is recorded in the
+ * vault before the value is used, so a backend that dies right after never hands it out again.
+ */
+static void next_iv(struct crypto_dev *c, struct crypto_slot *s, uint8_t iv[12])
+{
+    uint64_t n = s->iv_next++;
+    if (c->vault)
+        __atomic_store_n(&c->vault->slots[s - c->slots].iv_next, s->iv_next, __ATOMIC_RELEASE);
+    memcpy(iv, s->salt, 4);
+    for (int i = 0; i < 8; i++)
+        iv[4 + i] = (uint8_t)(n >> (56 - 8 * i));
 }
 
 /* Validate an encrypt/decrypt descriptor into a plugin op. Returns SYNTH_ST_OK or an error. */
@@ -149,6 +231,7 @@ static uint32_t build_op(struct crypto_dev *c, struct synth_hqueue *q, const str
         return SYNTH_ST_NO_SESSION;
     auth_only = s->alg == SYNTH_ALG_HMAC_SHA256;
     op->sess = s->psess;
+    op->plugin = s->plugin;
     op->opcode = d->opcode;
     op->alg = s->alg;
     op->len = d->src_len;
@@ -183,8 +266,12 @@ static uint32_t build_op(struct crypto_dev *c, struct synth_hqueue *q, const str
         if (s->alg == SYNTH_ALG_AES256_CBC_HMAC_SHA256 && (d->src_len % 16) != 0)
             return SYNTH_ST_INVALID;
     }
-    if (iv)
+    if (iv && d->opcode == SYNTH_OP_CRYPTO_ENCRYPT && (s->sflags & SYNTH_CRYPTO_SF_IV_GEN)) {
+        next_iv(c, s, op->iv);
+        memcpy((uint8_t *)iv, op->iv, 12); /* the guest puts it in its packet */
+    } else if (iv) {
         memcpy(op->iv, iv, s->iv_len);
+    }
     if (d->opcode == SYNTH_OP_CRYPTO_DECRYPT) {
         memcpy(op->tag, tag, s->tag_len);
         op->tag_out = NULL;
@@ -202,7 +289,14 @@ static uint64_t flush_ops(struct crypto_dev *c, struct synth_cpl *out, unsigned 
 
     if (k == 0)
         return 0;
-    c->plugin->crypto_burst(c->ops, k);
+    /* One call per run of consecutive ops served by the same plugin. */
+    for (i = 0; i < k;) {
+        unsigned j = i + 1;
+        while (j < k && c->ops[j].plugin == c->ops[i].plugin)
+            j++;
+        c->ops[i].plugin->crypto_burst(&c->ops[i], j - i);
+        i = j;
+    }
     for (i = 0; i < k; i++) {
         struct synth_cpl *cpl = &out[c->op_desc[i]];
         cpl->status = (uint16_t)c->ops[i].status;
@@ -290,51 +384,144 @@ static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const s
     SYNTH_STAT_ADD(d->stats.bytes_out, bytes);
 }
 
+static int usable(const struct synth_plugin *pl)
+{
+    char why[160];
+    return pl && pl->abi_version == SYNTH_PLUGIN_ABI_VERSION && pl->dev_class == SYNTH_CLASS_CRYPTO &&
+           synth_plugin_probe(pl, why, sizeof(why)) == 0;
+}
+
+/*
+ * Which plugin serves each algorithm: the device's pin if it has one (it serves what that plugin
+ * serves), else the class parameters' pin for the algorithm, else the available plugin of
+ * highest priority that serves it.
+ */
+static int choose_plugins(struct crypto_dev *c, const struct synth_hdev_params *p)
+{
+    const struct synth_crypto_host_params *hp = NULL;
+    uint32_t alg, i;
+
+    if (p->class_params && p->class_params_size == sizeof(*hp))
+        hp = p->class_params;
+    if (p->plugin && !usable(p->plugin))
+        return -ENOTSUP;
+    for (alg = 1; alg < SYNTH_ALG_MAX; alg++) {
+        const struct synth_plugin *best = NULL, *pl;
+        if (p->plugin) {
+            if (p->plugin->alg_mask() & (1u << alg))
+                c->by_alg[alg] = p->plugin;
+            continue;
+        }
+        if (hp && hp->pins[alg]) {
+            if (!usable(hp->pins[alg]) || !(hp->pins[alg]->alg_mask() & (1u << alg)))
+                return -ENOTSUP;
+            c->by_alg[alg] = hp->pins[alg];
+            continue;
+        }
+        for (i = 0; (pl = synth_plugin_builtin(i)) != NULL; i++)
+            if (pl->dev_class == SYNTH_CLASS_CRYPTO && usable(pl) && (pl->alg_mask() & (1u << alg)) &&
+                (!best || pl->priority > best->priority))
+                best = pl;
+        c->by_alg[alg] = best;
+    }
+    /* Names of the serving plugins, best first, for the header ("ipsec-mb,openssl"). */
+    for (alg = 1; alg < SYNTH_ALG_MAX; alg++) {
+        const struct synth_plugin *pl = c->by_alg[alg];
+        if (pl && !strstr(c->names, pl->name)) {
+            size_t n = strlen(c->names);
+            snprintf(c->names + n, sizeof(c->names) - n, "%s%s", n ? "," : "", pl->name);
+        }
+    }
+    return c->names[0] ? 0 : -ENOTSUP;
+}
+
+/* Bring back the vault's sessions under their old ids (a re-attaching backend). */
+static void restore_sessions(struct synth_hdev *d, struct crypto_dev *c)
+{
+    uint32_t i;
+    for (i = 0; i < c->max_sessions; i++) {
+        struct vault_session *v = &c->vault->slots[i];
+        struct crypto_slot *s = &c->slots[i];
+        s->gen = v->gen ? v->gen : c->vault->gen0;
+        if (!__atomic_load_n(&v->active, __ATOMIC_ACQUIRE))
+            continue;
+        if (!params_ok(&v->params) || slot_open(c, i, &v->params) != SYNTH_ST_OK) {
+            v->active = 0;
+            wipe((uint8_t *)&v->params, sizeof(v->params));
+            continue;
+        }
+        memcpy(s->salt, v->salt, sizeof(s->salt));
+        s->iv_next = v->iv_next;
+        SYNTH_STAT_ADD(d->stats.restored_sessions, 1);
+    }
+}
+
+static uint64_t crypto_vault_size(const struct synth_hdev_params *p)
+{
+    uint32_t max = p->max_sessions ? p->max_sessions : DEFAULT_MAX_SESSIONS;
+    return sizeof(struct vault_crypto) + (uint64_t)max * sizeof(struct vault_session);
+}
+
 static int crypto_init(struct synth_hdev *d, const struct synth_hdev_params *p)
 {
     struct crypto_dev *c;
     struct synth_crypto_cfg cfg;
-    const struct synth_plugin *pl = p->plugin ? p->plugin : synth_plugin_openssl();
-    uint32_t max = p->max_sessions ? p->max_sessions : DEFAULT_MAX_SESSIONS;
+    uint32_t max = p->max_sessions ? p->max_sessions : DEFAULT_MAX_SESSIONS, alg, i;
     uint16_t gen0 = 0;
+    int rc;
 
-    char why[160];
-
-    if (pl->abi_version != SYNTH_PLUGIN_ABI_VERSION || pl->dev_class != SYNTH_CLASS_CRYPTO ||
-        synth_plugin_probe(pl, why, sizeof(why)) < 0)
-        return -ENOTSUP;
     if (max > MAX_SESSIONS)
         return -EINVAL;
     c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
+    rc = choose_plugins(c, p);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
     c->slots = calloc(max, sizeof(*c->slots));
     if (!c->slots) {
         free(c);
         return -ENOMEM;
     }
-    /*
-     * Slot generations start at a random value per device, so that ids a guest kept from before a
-     * backend restart do not silently name the sessions created after it.
-     */
-    if (getrandom(&gen0, sizeof(gen0), GRND_NONBLOCK) != sizeof(gen0))
-        gen0 = (uint16_t)(time(NULL) ^ (uintptr_t)c);
-    if (gen0 == 0)
-        gen0 = 1;
-    for (uint32_t i = 0; i < max; i++)
-        c->slots[i].gen = gen0;
-    c->plugin = pl;
     c->max_sessions = max;
+    if (d->has_vault)
+        c->vault = synth_vault_class(&d->vault);
     d->cls = c;
+    if (c->vault && d->attaching && c->vault->magic == VAULT_CRYPTO_MAGIC) {
+        restore_sessions(d, c);
+    } else {
+        /*
+         * Slot generations start at a random value per device, so that ids a guest kept from before
+         * a backend restart without a vault do not silently name the sessions created after it.
+         */
+        if (getrandom(&gen0, sizeof(gen0), GRND_NONBLOCK) != sizeof(gen0))
+            gen0 = (uint16_t)(time(NULL) ^ (uintptr_t)c);
+        if (gen0 == 0)
+            gen0 = 1;
+        for (i = 0; i < max; i++)
+            c->slots[i].gen = gen0;
+        if (c->vault) {
+            memset(c->vault, 0, crypto_vault_size(p));
+            c->vault->gen0 = gen0;
+            for (i = 0; i < max; i++)
+                c->vault->slots[i].gen = gen0;
+            __atomic_store_n(&c->vault->magic, VAULT_CRYPTO_MAGIC, __ATOMIC_RELEASE);
+        }
+    }
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.max_sessions = max;
-    cfg.alg_mask = pl->alg_mask();
+    for (alg = 1; alg < SYNTH_ALG_MAX; alg++)
+        if (c->by_alg[alg])
+            cfg.alg_mask |= 1u << alg;
     cfg.max_aad_len = MAX_AAD;
     memcpy(d->hdr->class_cfg, &cfg, sizeof(cfg));
     return 0;
 }
 
+/* Driver reset: its sessions go, from memory and from the vault. */
 static void crypto_reset(struct synth_hdev *d)
 {
     struct crypto_dev *c = cdev(d);
@@ -344,18 +531,23 @@ static void crypto_reset(struct synth_hdev *d)
             slot_release(c, &c->slots[i]);
 }
 
+/* The backend lets go of the device: free the sessions here; the vault keeps them for the next one. */
 static void crypto_fini(struct synth_hdev *d)
 {
     struct crypto_dev *c = cdev(d);
+    uint32_t i;
     if (!c)
         return;
-    crypto_reset(d);
+    for (i = 0; i < c->max_sessions; i++)
+        if (c->slots[i].active)
+            c->slots[i].plugin->session_destroy(c->slots[i].psess);
+    wipe((uint8_t *)c->slots, c->max_sessions * sizeof(*c->slots));
     free(c->slots);
     free(c);
     d->cls = NULL;
 }
 
-static const char *crypto_plugin_name(const struct synth_hdev *d) { return cdev(d)->plugin->name; }
+static const char *crypto_plugin_name(const struct synth_hdev *d) { return cdev(d)->names; }
 
 static uint32_t crypto_sessions(const struct synth_hdev *d)
 {
@@ -364,11 +556,12 @@ static uint32_t crypto_sessions(const struct synth_hdev *d)
 
 const struct synth_class_ops synth_crypto_class = {
     .dev_class = SYNTH_CLASS_CRYPTO,
-    .features = SYNTH_CRYPTO_F_SESSIONS | SYNTH_CRYPTO_F_OUT_OF_PLACE,
+    .features = SYNTH_CRYPTO_F_SESSIONS | SYNTH_CRYPTO_F_OUT_OF_PLACE | SYNTH_CRYPTO_F_IV_GEN,
     .init = crypto_init,
     .fini = crypto_fini,
     .reset = crypto_reset,
     .process = crypto_process,
     .plugin_name = crypto_plugin_name,
     .sessions = crypto_sessions,
+    .vault_size = crypto_vault_size,
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "host_pvt.h"
@@ -53,6 +54,8 @@ static void reset_queues(struct synth_hdev *d)
         q->cq.local = q->cq.peer = 0;
         synth_ring_clear(&q->sq);
         synth_ring_clear(&q->cq);
+        if (d->has_vault)
+            memset(synth_vault_queue(&d->vault, i), 0, d->vault.queue_stride);
         host_store_u32(&q->sq.core->prod, 0);
         host_store_u32(&q->sq.core->cons, 0);
         host_store_u32(&q->cq.core->prod, 0);
@@ -91,6 +94,8 @@ static void copy_name(char *dst, size_t n, const char *src)
 
 static void free_dev(struct synth_hdev *d)
 {
+    if (d->has_vault)
+        synth_vault_close(&d->vault, 0, NULL);
     if (d->base && d->base != MAP_FAILED)
         munmap(d->base, d->layout.region_size);
     if (d->fd >= 0)
@@ -112,6 +117,33 @@ static uint32_t cq_resume_index(struct synth_ring *r, uint32_t prod)
             break;
     }
     return idx;
+}
+
+/*
+ * A re-attaching backend: descriptors the old one took but did not complete may or may not have
+ * run. Complete each with RETRY, in order, so that no guest waits forever and none is run twice.
+ * Completion i answers submission i on a queue, so they are [completed, taken). Their cookies come
+ * from the vault (the submission slots may hold new descriptors by now).
+ */
+static void retry_in_flight(struct synth_hdev *d, struct synth_hqueue *q, uint32_t qi)
+{
+    struct synth_vault_queue *vq = d->has_vault && d->vault.restored ? synth_vault_queue(&d->vault, qi) : NULL;
+    uint32_t taken = vq ? vq->taken : q->sq.local, idx = q->cq.local, n = taken - idx;
+    struct synth_cpl c;
+
+    if (n > d->layout.ring_entries) /* inconsistent: trust the completion ring */
+        return;
+    for (; idx != taken; idx++) {
+        const struct synth_desc *e = (const struct synth_desc *)synth_ring_slot(&q->sq, idx);
+        memset(&c, 0, sizeof(c));
+        c.cookie = vq ? vq->cookies[idx & q->sq.mask] : e->cookie;
+        c.status = SYNTH_ST_RETRY;
+        if (synth_cq_enqueue_burst(&q->cq, &c, 1) != 1)
+            break;
+        SYNTH_STAT_ADD(d->stats.retried, 1);
+    }
+    q->sq.local = q->sq.peer = taken;
+    synth_store_release_u32(&q->sq.core->cons, taken);
 }
 
 /* Common part of create and attach once the file is open and sized. */
@@ -145,6 +177,21 @@ static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fr
     copy_name(h->device_name, sizeof(h->device_name), d->name);
     bind_queues(d);
 
+    if (p->vault_path) {
+        uint64_t class_size = d->ops->vault_size ? d->ops->vault_size(p) : 0;
+        if (strlen(p->vault_path) >= sizeof(d->vault_path))
+            return -EINVAL;
+        snprintf(d->vault_path, sizeof(d->vault_path), "%s", p->vault_path);
+        rc = synth_vault_open(&d->vault, p->vault_path, d->ops->dev_class, d->layout.num_queues,
+                              d->layout.ring_entries, class_size);
+        if (rc < 0)
+            return rc;
+        d->has_vault = 1;
+        if (fresh && d->vault.restored) /* left over from an earlier region of that name */
+            memset(d->vault.base + d->vault.hdr->class_off, 0, d->vault.size - d->vault.hdr->class_off);
+    }
+    d->attaching = !fresh;
+    d->quota = p->quota;
     rc = d->ops->init(d, p);
     if (rc < 0)
         return rc;
@@ -167,10 +214,11 @@ static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fr
         d->active = (synth_load_relaxed_u32(&h->drv_status) & SYNTH_DRV_DRIVER_OK) != 0;
         for (i = 0; i < d->layout.num_queues; i++) {
             struct synth_hqueue *q = &d->queues[i];
-            q->sq.local = synth_load_acquire_u32(&q->sq.core->cons);
-            q->sq.peer = q->sq.local;
             q->cq.peer = synth_load_acquire_u32(&q->cq.core->cons);
             q->cq.local = cq_resume_index(&q->cq, synth_load_acquire_u32(&q->cq.core->prod));
+            q->sq.local = q->sq.peer = synth_load_acquire_u32(&q->sq.core->cons);
+            if (d->active)
+                retry_in_flight(d, q, i);
         }
         host_store_u32(&h->acked_epoch, d->acked_epoch);
         if (d->active && ((d->features & ~d->features_offered) || !(d->features & SYNTH_F_RING_V1))) {
@@ -288,6 +336,10 @@ void synth_hdev_destroy(struct synth_hdev *d, int unlink_region)
         d->ops->fini(d);
     if (unlink_region)
         unlink(d->path);
+    if (d->has_vault) {
+        synth_vault_close(&d->vault, unlink_region, d->vault_path);
+        d->has_vault = 0;
+    }
     free_dev(d);
 }
 
@@ -334,11 +386,25 @@ static void driver_reset(struct synth_hdev *d, uint32_t epoch)
     host_store_u32(&h->acked_epoch, epoch);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned lat_bucket(uint64_t ns)
+{
+    unsigned b = ns ? 63u - (unsigned)__builtin_clzll(ns) : 0;
+    return b < SYNTH_LAT_BUCKETS ? b : SYNTH_LAT_BUCKETS - 1;
+}
+
 static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_t burst)
 {
     struct synth_desc in[SYNTH_MAX_BURST];
     struct synth_cpl out[SYNTH_MAX_BURST];
     int64_t room, put;
+    uint64_t t0;
     uint32_t got;
     unsigned i;
 
@@ -352,21 +418,98 @@ static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_
         burst = (uint32_t)room;
     if (burst == 0)
         return 0;
-    got = synth_sq_dequeue_burst(&q->sq, in, burst);
-    if (got == 0)
-        return 0;
+    if (d->has_vault) {
+        /* Peek first: the vault must name every taken descriptor before we release its slot. */
+        struct synth_vault_queue *vq = synth_vault_queue(&d->vault, (uint32_t)(q - d->queues));
+        uint32_t start = q->sq.local;
+        got = synth_sq_dequeue_burst_noreserve(&q->sq, in, burst);
+        if (got == 0)
+            return 0;
+        for (i = 0; i < got; i++)
+            vq->cookies[(start + i) & q->sq.mask] = in[i].cookie;
+        __atomic_store_n(&vq->taken, start + got, __ATOMIC_RELEASE);
+        synth_store_release_u32(&q->sq.core->cons, q->sq.local);
+    } else {
+        got = synth_sq_dequeue_burst(&q->sq, in, burst);
+        if (got == 0)
+            return 0;
+    }
+    t0 = mono_ns();
     d->ops->process(d, q, in, out, got);
     put = synth_cq_enqueue_burst(&q->cq, out, got);
     if (put != (int64_t)got) {
         synth_hdev_mark_broken(d, SYNTH_DEVERR_CQ_INDEX);
         return got;
     }
+    SYNTH_STAT_ADD(d->stats.lat_hist[lat_bucket(mono_ns() - t0)], got);
     SYNTH_STAT_ADD(d->stats.ops, (uint64_t)got);
+    SYNTH_STAT_ADD(q->stats.ops, (uint64_t)got);
     for (i = 0; i < got; i++) {
         uint32_t st = out[i].status < SYNTH_ST_MAX ? out[i].status : SYNTH_ST_DEVICE_ERROR;
         SYNTH_STAT_ADD(d->stats.status[st], 1);
+        SYNTH_STAT_ADD(q->stats.status[st], 1);
     }
     return got;
+}
+
+int synth_hdev_get_queue_stats(const struct synth_hdev *d, uint32_t qi, struct synth_hqueue_stats *st)
+{
+    const uint64_t *src;
+    uint64_t *dst = (uint64_t *)st;
+    size_t i;
+
+    if (qi >= d->layout.num_queues)
+        return -EINVAL;
+    src = (const uint64_t *)&d->queues[qi].stats;
+    for (i = 0; i < sizeof(*st) / 8; i++)
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    return 0;
+}
+
+/*
+ * Quotas: token buckets refilled from the clock, holding at most 10 ms worth (and at least one
+ * burst). A device out of tokens is skipped for the pass: its work waits in its own ring.
+ * Returns how many descriptors the device may take per queue now (0: skip it).
+ */
+static uint32_t quota_allow(struct synth_hdev *d, uint32_t burst)
+{
+    const struct synth_quota *qt = &d->quota;
+    uint64_t now, dt;
+
+    if (!qt->ops_per_s && !qt->bytes_per_s)
+        return qt->inflight && qt->inflight < burst ? qt->inflight : burst;
+    now = mono_ns();
+    dt = d->tokens_at ? now - d->tokens_at : 0;
+    d->tokens_at = now;
+    if (qt->ops_per_s) {
+        double cap = (double)qt->ops_per_s / 100.0 > burst ? (double)qt->ops_per_s / 100.0 : burst;
+        d->ops_tokens += (double)qt->ops_per_s * (double)dt / 1e9;
+        if (d->ops_tokens > cap)
+            d->ops_tokens = cap;
+    }
+    if (qt->bytes_per_s) {
+        double cap = (double)qt->bytes_per_s / 100.0;
+        d->bytes_tokens += (double)qt->bytes_per_s * (double)dt / 1e9;
+        if (d->bytes_tokens > cap)
+            d->bytes_tokens = cap;
+    }
+    if ((qt->ops_per_s && d->ops_tokens < 1.0) || (qt->bytes_per_s && d->bytes_tokens <= 0.0)) {
+        SYNTH_STAT_ADD(d->stats.throttled, 1);
+        return 0;
+    }
+    if (qt->inflight && qt->inflight < burst)
+        burst = qt->inflight;
+    if (qt->ops_per_s && d->ops_tokens < (double)burst)
+        burst = (uint32_t)d->ops_tokens;
+    return burst;
+}
+
+static void quota_charge(struct synth_hdev *d, unsigned ops, uint64_t bytes)
+{
+    if (d->quota.ops_per_s)
+        d->ops_tokens -= (double)ops;
+    if (d->quota.bytes_per_s)
+        d->bytes_tokens -= (double)bytes;
 }
 
 unsigned synth_hdev_poll_queue_generic(struct synth_hdev *d, struct synth_hqueue *q, uint32_t burst)
@@ -378,16 +521,22 @@ unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
 {
     uint32_t epoch = synth_load_acquire_u32(&d->hdr->drv_epoch);
     unsigned i, n = 0;
+    uint64_t bytes0;
 
     if (epoch != d->acked_epoch)
         driver_reset(d, epoch);
     if (!d->active || d->broken)
         return 0;
+    burst = quota_allow(d, burst);
+    if (burst == 0)
+        return 0;
+    bytes0 = d->stats.bytes_in;
     for (i = 0; i < d->layout.num_queues && !d->broken; i++)
         n += d->ops->poll_queue ? d->ops->poll_queue(d, &d->queues[i], i, burst)
                                 : poll_queue(d, &d->queues[i], burst);
     if (d->ops->poll_device && !d->broken)
         n += d->ops->poll_device(d);
+    quota_charge(d, n, d->stats.bytes_in - bytes0);
     return n;
 }
 

@@ -8,12 +8,14 @@
 #include "synth/host.h"
 #include "synth/layout.h"
 #include "synth/ring_pvt.h"
+#include "vault.h"
 
 struct synth_hqueue {
     struct synth_ring sq;   /* host consumes */
     struct synth_ring cq;   /* host produces */
     uint8_t *arena;
     uint64_t arena_size;
+    struct synth_hqueue_stats stats;
 };
 
 struct synth_hdev;
@@ -39,6 +41,8 @@ struct synth_class_ops {
     unsigned (*poll_queue)(struct synth_hdev *d, struct synth_hqueue *q, uint32_t qi, uint32_t burst);
     /* Optional. Called once per poll pass after the queues (outside sources: a TAP, a wire). */
     unsigned (*poll_device)(struct synth_hdev *d);
+    /* Optional. Bytes of vault class area this device needs (sessions to keep across restarts). */
+    uint64_t (*vault_size)(const struct synth_hdev_params *p);
 };
 
 struct synth_hdev {
@@ -57,6 +61,13 @@ struct synth_hdev {
     int active;                       /* a driver completed the handshake */
     int broken;                       /* NEEDS_RESET until the next driver epoch */
     struct synth_worker *_Atomic owner;
+    int attaching;                    /* init() runs for a re-attach, not a fresh region */
+    int has_vault;
+    struct synth_vault vault;         /* host-only persistent state (sessions, in-flight cookies) */
+    char vault_path[PATH_MAX];
+    struct synth_quota quota;
+    double ops_tokens, bytes_tokens;  /* token buckets of the quota */
+    uint64_t tokens_at;               /* when they were last refilled (ns) */
     struct synth_hdev_stats stats;    /* written by the serving thread, read with relaxed loads */
     struct synth_hqueue queues[SYNTH_MAX_QUEUES];
 };
