@@ -76,7 +76,24 @@ class DeviceStats:
     dev_error: int
     active: bool
     generation: int
+    throttled: int = 0
+    retried: int = 0
+    restored_sessions: int = 0
+    latency_ns: dict[str, int] = field(default_factory=dict)  # "<2^b ns" bucket -> ops
+    queues: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def latency_percentile(self, pct: float) -> int:
+        """Upper bound (ns) of the service-time bucket holding the pct-th percentile; 0 if no ops."""
+        total = sum(self.latency_ns.values())
+        if not total:
+            return 0
+        seen = 0
+        for label, n in sorted(self.latency_ns.items(), key=lambda kv: int(kv[0])):
+            seen += n
+            if seen >= total * pct / 100:
+                return int(label)
+        return 0
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -203,7 +220,18 @@ class HostDevice:
             dev_error=st.dev_error,
             active=bool(st.active),
             generation=st.generation,
+            throttled=st.throttled,
+            retried=st.retried,
+            restored_sessions=st.restored_sessions,
+            latency_ns={str(2 ** (b + 1)): st.lat_hist[b] for b in range(lib.SYNTH_LAT_BUCKETS) if st.lat_hist[b]},
+            queues=[self._queue_stats(i) for i in range(self.spec.queues)],
         )
+
+    def _queue_stats(self, qi: int) -> dict[str, Any]:
+        qs = ffi.new("struct synth_hqueue_stats *")
+        lib.synth_hdev_get_queue_stats(self.handle, qi, qs)
+        return {"queue": qi, "ops": qs.ops,
+                "by_status": {Status(i).name.lower(): qs.status[i] for i in range(lib.SYNTH_ST_MAX) if qs.status[i]}}
 
     def destroy(self, unlink: bool = True) -> None:
         """Stop serving (if a worker has the device), release state, unlink the region."""

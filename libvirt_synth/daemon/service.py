@@ -53,6 +53,7 @@ class Service:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+        os.makedirs(cfg.vault_dir, mode=0o700, exist_ok=True)
         self.registry = Registry(cfg.registry_path)
         self.backend = Backend(workers=cfg.workers, cpus=cfg.cpus, spin_us=cfg.spin_us,
                                max_sleep_us=cfg.max_sleep_us, deep_sleep_us=cfg.deep_sleep_us)
@@ -67,7 +68,9 @@ class Service:
         plugin = rec.plugin or self.cfg.plugin_pins.get(rec.dev_class)
         return DeviceSpec(path=rec.region_path, dev_class=DevClass.parse(rec.dev_class), name=rec.name,
                           size=rec.size, queues=rec.queues, ring_entries=rec.ring_entries,
-                          owner=self.cfg.qemu_user, plugin=plugin)
+                          owner=self.cfg.qemu_user, plugin=plugin,
+                          vault=os.path.join(self.cfg.vault_dir, rec.name + ".vault"),
+                          quota=tuple(sorted(rec.quotas.items())))
 
     def restore(self) -> None:
         """Re-attach every device of the registry whose region still exists (a daemon restart)."""
