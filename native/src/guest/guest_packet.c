@@ -301,18 +301,34 @@ void synth_pkt_chan_get_stats(const struct synth_pkt_chan *ch, struct synth_pkt_
     st->max_frame = ch->max_frame;
 }
 
-/* Buffers of size bsz that fit the ring and the arena, as asked (0: as many as fit). */
-static int pool_count(struct synth_queue *q, uint32_t ring, uint32_t bsz, uint32_t want, uint32_t *out)
+/*
+ * Allocate a pool of buffers of bsz bytes in q's arena: `want` of them, or if want is 0, as many as
+ * the ring and the arena's free space allow. Returns 0 with *count and *off set, -EINVAL, -ENOMEM.
+ */
+static int pool_alloc(struct synth_queue *q, uint32_t ring, uint32_t bsz, uint32_t want, uint32_t *count,
+                      uint32_t *off)
 {
     uint64_t fit = synth_q_arena_size(q) / bsz;
+    uint32_t n;
+    int64_t o;
+
     if (want > ring)
         return -EINVAL;
-    if (!want)
-        want = fit < ring ? (uint32_t)fit : ring;
-    if (want == 0 || want > fit)
+    if (want > fit)
         return -ENOMEM;
-    *out = want;
-    return 0;
+    n = want ? want : (fit < ring ? (uint32_t)fit : ring);
+    while (n > 0) {
+        o = synth_buf_alloc(q, n * bsz); /* n * bsz <= arena size < 2^32 */
+        if (o >= 0) {
+            *count = n;
+            *off = (uint32_t)o;
+            return 0;
+        }
+        if (want)
+            break;
+        n -= n / 8 ? n / 8 : 1; /* the arena is partly used: try a smaller pool */
+    }
+    return -ENOMEM;
 }
 
 void synth_pkt_chan_close(struct synth_pkt_chan *ch)
@@ -334,7 +350,6 @@ int synth_pkt_chan_open(struct synth_dev *dev, unsigned chan, const struct synth
     struct synth_dev_info info;
     struct synth_pkt_cfg cfg;
     struct synth_pkt_chan *ch;
-    int64_t off;
     uint32_t i;
     int rc;
 
@@ -361,27 +376,23 @@ int synth_pkt_chan_open(struct synth_dev *dev, unsigned chan, const struct synth
     if (ch->buf_size < SYNTH_PKT_MIN_FRAME || ch->buf_size > (1u << 24))
         goto fail;
     ch->buf_size = (ch->buf_size + 63u) & ~63u;
-    if ((rc = pool_count(ch->txq, info.ring_entries, ch->buf_size, o.tx_bufs, &ch->n_tx)) < 0 ||
-        (rc = pool_count(ch->rxq, info.ring_entries, ch->buf_size, o.rx_bufs, &ch->n_rx)) < 0)
+    if ((rc = pool_alloc(ch->txq, info.ring_entries, ch->buf_size, o.tx_bufs, &ch->n_tx, &ch->tx_base)) < 0)
         goto fail;
+    if ((rc = pool_alloc(ch->rxq, info.ring_entries, ch->buf_size, o.rx_bufs, &ch->n_rx, &ch->rx_base)) < 0) {
+        synth_buf_free(ch->txq, ch->tx_base, ch->n_tx * ch->buf_size);
+        goto fail;
+    }
     rc = -ENOMEM;
     ch->tx_free = calloc(ch->n_tx, sizeof(*ch->tx_free));
     ch->tx_state = calloc(ch->n_tx, 1);
     ch->rx_state = calloc(ch->n_rx, 1);
     ch->ready = calloc(ch->n_rx, sizeof(*ch->ready));
     ch->repost = calloc(ch->n_rx, sizeof(*ch->repost));
-    if (!ch->tx_free || !ch->tx_state || !ch->rx_state || !ch->ready || !ch->repost)
-        goto fail;
-    off = synth_buf_alloc(ch->txq, ch->n_tx * ch->buf_size);
-    if (off < 0)
-        goto fail;
-    ch->tx_base = (uint32_t)off;
-    off = synth_buf_alloc(ch->rxq, ch->n_rx * ch->buf_size);
-    if (off < 0) {
+    if (!ch->tx_free || !ch->tx_state || !ch->rx_state || !ch->ready || !ch->repost) {
         synth_buf_free(ch->txq, ch->tx_base, ch->n_tx * ch->buf_size);
+        synth_buf_free(ch->rxq, ch->rx_base, ch->n_rx * ch->buf_size);
         goto fail;
     }
-    ch->rx_base = (uint32_t)off;
     ch->tx_pool = (uint8_t *)synth_q_arena(ch->txq) + ch->tx_base;
     ch->rx_pool = (uint8_t *)synth_q_arena(ch->rxq) + ch->rx_base;
     for (i = 0; i < ch->n_tx; i++)
