@@ -8,7 +8,7 @@ CFLAGS ?= -O2 -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE
 NATIVE_BUILD := native/build
 GUEST_SRCS := native/src/guest/guest.c native/src/common/layout.c
 
-.PHONY: help setup demo test test-fast bench lint format libsynth clean
+.PHONY: help setup demo test test-fast bench lint format libsynth afalg-kat clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,12 @@ $(NATIVE_BUILD)/%.o: native/src/*/%.c native/include/synth/*.h
 
 $(NATIVE_BUILD)/libsynth.a: $(NATIVE_BUILD)/guest.o $(NATIVE_BUILD)/layout.o
 	ar rcs $@ $^
+
+afalg-kat: $(NATIVE_BUILD)/afalg-kat ## the AF_ALG plugin's known-answer test program (static)
+
+$(NATIVE_BUILD)/afalg-kat: native/tests/afalg_kat.c native/src/plugins/crypto_afalg.c native/include/synth/*.h
+	@mkdir -p $(NATIVE_BUILD)
+	$(CC) $(CFLAGS) -static -Inative/include native/tests/afalg_kat.c native/src/plugins/crypto_afalg.c -o $@
 
 clean: ## remove build products (keeps .venv)
 	rm -rf $(NATIVE_BUILD) build *.egg-info libvirt_synth/_native*.so

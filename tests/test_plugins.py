@@ -15,7 +15,7 @@ from libvirt_synth import errors
 from libvirt_synth.abi import Alg, DevClass, Status
 from libvirt_synth.backend import HostDevice, Worker
 from libvirt_synth.guest import Device
-from libvirt_synth.plugins import builtin_plugins, find_plugin
+from libvirt_synth.plugins import catalog, find_plugin
 
 from vectors import nist_gcm
 
@@ -32,7 +32,7 @@ def plugin_dev(request: pytest.FixtureRequest, region_dir: pathlib.Path, worker:
 
 
 def test_catalog_lists_builtins_with_their_probe() -> None:
-    plugins = {p.name: p for p in builtin_plugins()}
+    plugins = {p.name: p for p in catalog()}
     assert set(GCM_PLUGINS) <= set(plugins)
     assert plugins["openssl"].available and plugins["openssl"].detail.startswith("OpenSSL 3")
     mb = plugins["ipsec-mb"]

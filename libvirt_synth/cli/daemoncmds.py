@@ -50,9 +50,9 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_plugins(args: argparse.Namespace) -> int:
     if args.local:
-        from libvirt_synth.plugins import builtin_plugins
+        from libvirt_synth.plugins import catalog, choices
 
-        doc: dict[str, Any] = {"plugins": [p.as_dict() for p in builtin_plugins()], "pins": {}}
+        doc: dict[str, Any] = {"plugins": [p.as_dict() for p in catalog()], "pins": {}, "choices": choices()}
     else:
         doc = daemon_call(args, "plugins")
     if args.json:
@@ -61,8 +61,14 @@ def run_plugins(args: argparse.Namespace) -> int:
     rows = [[p["name"], p["dev_class"], p["priority"], "yes" if p["available"] else "no", ", ".join(p["algorithms"]),
              p["detail"]] for p in doc["plugins"]]
     print(table(rows, ["PLUGIN", "CLASS", "PRIORITY", "AVAILABLE", "ALGORITHMS", "DETAIL"]))
+    print()
     for alg, choice in doc.get("choices", {}).items():
-        print(f"{alg}: {choice['plugin']} ({choice['why']})")
+        print(f"{alg:<24} {choice['plugin'] or '(none)':<10} {choice['why']}")
+    for p in doc["plugins"]:
+        if not p["available"]:
+            print(f"{p['name']} is unavailable here: {p['detail']}")
+    for r in doc.get("loaded", []):
+        print(f"plugin file {r['path']}: {r['message']}")
     return 0
 
 

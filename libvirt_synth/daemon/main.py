@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", default=None, help="JSON-RPC socket path")
     p.add_argument("--state-dir", default=None, help="registry and key vault directory")
     p.add_argument("--region-dir", default=None, help="where region files go (libvirt maps /dev/shm)")
+    p.add_argument("--plugin-dir", default=None, help="external plugins (*.so) to load at start")
     p.add_argument("--workers", type=int, default=None, help="worker threads")
     p.add_argument("--cpus", default=None, help="CPUs for the workers, e.g. 2-3")
     p.add_argument("--group", default=None, help="group whose members may change state (root always may)")
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = config_mod.load(args.config, {
             "socket": args.socket, "state_dir": args.state_dir, "region_dir": args.region_dir,
+            "plugin_dir": args.plugin_dir,
             "workers": args.workers, "cpus": parse_cpus(args.cpus) if args.cpus else None,
             "group": args.group, "qemu_user": args.qemu_user, "prometheus_port": args.prometheus_port,
         })

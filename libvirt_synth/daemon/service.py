@@ -17,7 +17,7 @@ from libvirt_synth.backend import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_R
 from libvirt_synth.daemon.config import Config
 from libvirt_synth.daemon.registry import DeviceRecord, Registry
 from libvirt_synth.daemon.rpc import mutating, rpc
-from libvirt_synth.plugins import builtin_plugins
+from libvirt_synth.plugins import catalog, choices, load_plugin_dir
 from libvirt_synth.standalone import Backend
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$")
@@ -61,14 +61,19 @@ class Service:
         self.lock = threading.RLock()
         self.started = time.time()
         self.lost: list[str] = []
+        self.plugin_report = load_plugin_dir(cfg.plugin_dir)
 
     # ---- life cycle ----
 
     def _spec(self, rec: DeviceRecord) -> DeviceSpec:
         plugin = rec.plugin or self.cfg.plugin_pins.get(rec.dev_class)
+        options: tuple[tuple[str, Any], ...] = ()
+        alg_pins = {k: v for k, v in self.cfg.plugin_pins.items() if k not in ("crypto", "compress", "packet")}
+        if rec.dev_class == "crypto" and alg_pins and not plugin:
+            options = (("pins", alg_pins),)
         return DeviceSpec(path=rec.region_path, dev_class=DevClass.parse(rec.dev_class), name=rec.name,
                           size=rec.size, queues=rec.queues, ring_entries=rec.ring_entries,
-                          owner=self.cfg.qemu_user, plugin=plugin,
+                          owner=self.cfg.qemu_user, plugin=plugin, options=options,
                           vault=os.path.join(self.cfg.vault_dir, rec.name + ".vault"),
                           quota=tuple(sorted(rec.quotas.items())))
 
@@ -121,7 +126,8 @@ class Service:
 
     @rpc("plugins")
     def plugins(self) -> dict[str, Any]:
-        return {"plugins": [p.as_dict() for p in builtin_plugins()], "pins": self.cfg.plugin_pins}
+        return {"plugins": [p.as_dict() for p in catalog()], "pins": self.cfg.plugin_pins,
+                "choices": choices(self.cfg.plugin_pins), "loaded": self.plugin_report}
 
     @rpc("domain.create")
     @mutating

@@ -83,11 +83,19 @@ typedef const struct synth_plugin *(*synth_plugin_entry_fn)(void);
 /* Built-in plugins. */
 const struct synth_plugin *synth_plugin_openssl(void);
 const struct synth_plugin *synth_plugin_ipsecmb(void);
+const struct synth_plugin *synth_plugin_afalg(void);
 
-/* The idx-th built-in plugin, or NULL past the end. */
+/* The idx-th plugin of the catalog (built-ins first, then loaded ones), or NULL past the end. */
 const struct synth_plugin *synth_plugin_builtin(unsigned idx);
-/* A built-in plugin by name, or NULL. */
+/* A plugin of the catalog by name, or NULL. */
 const struct synth_plugin *synth_plugin_find(const char *name);
+/*
+ * Load an external plugin (a shared object exporting SYNTH_PLUGIN_ENTRY_SYMBOL) into the catalog.
+ * The table is checked (ABI version, class, complete, unique name) before it is published.
+ * Returns 0 or -errno (-ENOENT dlopen failed, -EINVAL bad plugin, -ENOSPC too many), with a
+ * one-line explanation in why.
+ */
+int synth_plugin_load(const char *path, char *why, size_t why_len);
 /*
  * Probe a plugin once (built-ins: the result is remembered): 0 if usable here, else -errno; why
  * gets a one-line description either way (version and code path, or the reason it is unusable).

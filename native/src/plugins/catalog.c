@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The built-in plugins, by name. */
+/*
+ * The plugin catalog: the built-in plugins, then the external ones loaded from a directory with
+ * dlopen (shared objects exporting synth_plugin_entry). Probing is done once per plugin and
+ * remembered; the data path picks, per algorithm, the available plugin of highest priority.
+ */
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "synth/plugin.h"
@@ -12,35 +19,48 @@ typedef const struct synth_plugin *(*builtin_fn)(void);
 static const builtin_fn builtins[] = {
     synth_plugin_openssl,
     synth_plugin_ipsecmb,
+    synth_plugin_afalg,
 };
 
 #define NBUILTIN (sizeof(builtins) / sizeof(builtins[0]))
+#define MAX_EXTERNAL 32u
+#define NMAX (NBUILTIN + MAX_EXTERNAL)
 
-static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
-static int probed[NBUILTIN];
-static int probe_rc[NBUILTIN];
-static char probe_why[NBUILTIN][160];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static const struct synth_plugin *external[MAX_EXTERNAL];
+static unsigned nexternal;
+static int probed[NMAX];
+static int probe_rc[NMAX];
+static char probe_why[NMAX][160];
 
-const struct synth_plugin *synth_plugin_builtin(unsigned idx)
+static const struct synth_plugin *at(unsigned idx)
 {
-    return idx < NBUILTIN ? builtins[idx]() : NULL;
+    if (idx < NBUILTIN)
+        return builtins[idx]();
+    idx -= (unsigned)NBUILTIN;
+    return idx < __atomic_load_n(&nexternal, __ATOMIC_ACQUIRE) ? external[idx] : NULL;
 }
+
+const struct synth_plugin *synth_plugin_builtin(unsigned idx) { return at(idx); }
 
 const struct synth_plugin *synth_plugin_find(const char *name)
 {
-    for (unsigned i = 0; i < NBUILTIN; i++)
-        if (!strcmp(builtins[i]()->name, name))
-            return builtins[i]();
+    const struct synth_plugin *p;
+    for (unsigned i = 0; (p = at(i)) != NULL; i++)
+        if (!strcmp(p->name, name))
+            return p;
     return NULL;
 }
 
 int synth_plugin_probe(const struct synth_plugin *p, char *why, size_t why_len)
 {
+    const struct synth_plugin *q;
     int rc;
-    for (unsigned i = 0; i < NBUILTIN; i++) {
-        if (builtins[i]() != p)
+
+    for (unsigned i = 0; (q = at(i)) != NULL; i++) {
+        if (q != p)
             continue;
-        pthread_mutex_lock(&probe_lock);
+        pthread_mutex_lock(&lock);
         if (!probed[i]) {
             probe_why[i][0] = 0;
             probe_rc[i] = p->probe(probe_why[i], sizeof(probe_why[i]));
@@ -48,11 +68,69 @@ int synth_plugin_probe(const struct synth_plugin *p, char *why, size_t why_len)
         }
         rc = probe_rc[i];
         snprintf(why, why_len, "%s", probe_why[i]);
-        pthread_mutex_unlock(&probe_lock);
+        pthread_mutex_unlock(&lock);
         return rc;
     }
-    /* Not built in: probe every time (the caller owns it). */
     if (why_len)
         why[0] = 0;
     return p->probe(why, why_len);
+}
+
+/* Check an external plugin's table before anything else may use it. */
+static const char *table_problem(const struct synth_plugin *p)
+{
+    if (!p)
+        return "synth_plugin_entry returned NULL";
+    if (p->abi_version != SYNTH_PLUGIN_ABI_VERSION)
+        return "plugin ABI version differs from this build's";
+    if (!p->name || !p->name[0] || strlen(p->name) > 31)
+        return "missing or over-long name";
+    if (p->dev_class != SYNTH_CLASS_CRYPTO)
+        return "not a crypto plugin (the only class external plugins may serve yet)";
+    if (!p->probe || !p->alg_mask || !p->session_create || !p->session_destroy || !p->crypto_burst)
+        return "incomplete function table";
+    if (synth_plugin_find(p->name))
+        return "a plugin of that name is already loaded";
+    return NULL;
+}
+
+int synth_plugin_load(const char *path, char *why, size_t why_len)
+{
+    synth_plugin_entry_fn entry;
+    const struct synth_plugin *p;
+    const char *problem;
+    void *h;
+
+    pthread_mutex_lock(&lock);
+    if (nexternal >= MAX_EXTERNAL) {
+        pthread_mutex_unlock(&lock);
+        snprintf(why, why_len, "too many external plugins (at most %u)", MAX_EXTERNAL);
+        return -ENOSPC;
+    }
+    pthread_mutex_unlock(&lock);
+    h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(why, why_len, "dlopen: %s", dlerror());
+        return -ENOENT;
+    }
+    *(void **)&entry = dlsym(h, SYNTH_PLUGIN_ENTRY_SYMBOL);
+    if (!entry) {
+        snprintf(why, why_len, "no %s symbol", SYNTH_PLUGIN_ENTRY_SYMBOL);
+        dlclose(h);
+        return -EINVAL;
+    }
+    p = entry();
+    pthread_mutex_lock(&lock);
+    problem = table_problem(p);
+    if (problem) {
+        pthread_mutex_unlock(&lock);
+        snprintf(why, why_len, "%s", problem);
+        dlclose(h);
+        return -EINVAL;
+    }
+    external[nexternal] = p; /* published below; the handle stays open for the process's life */
+    __atomic_store_n(&nexternal, nexternal + 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&lock);
+    snprintf(why, why_len, "loaded %s", p->name);
+    return 0;
 }
