@@ -227,6 +227,25 @@ class HostDevice:
             queues=[self._queue_stats(i) for i in range(self.spec.queues)],
         )
 
+    def sessions(self) -> list[dict[str, Any]]:
+        """The device's live crypto sessions: id, algorithm, flags, serving plugin (never keys)."""
+        from libvirt_synth.abi import ALG_INFO, Alg
+
+        n = 256
+        while True:
+            buf = ffi.new("struct synth_session_info[]", n)
+            total = lib.synth_hdev_sessions(self.handle, buf, n)
+            if total <= n:
+                break
+            n = total
+        out = []
+        for i in range(total):
+            alg = buf[i].alg
+            out.append({"id": buf[i].id, "alg": ALG_INFO[Alg(alg)].label if alg in Alg._value2member_map_ else alg,
+                        "iv_gen": bool(buf[i].flags & lib.SYNTH_CRYPTO_SF_IV_GEN),
+                        "plugin": ffi.string(buf[i].plugin).decode()})
+        return out
+
     def _queue_stats(self, qi: int) -> dict[str, Any]:
         qs = ffi.new("struct synth_hqueue_stats *")
         lib.synth_hdev_get_queue_stats(self.handle, qi, qs)

@@ -23,6 +23,8 @@ class PluginInfo:
     available: bool
     detail: str  # version and code path, or why it cannot run here
     algorithms: list[str]
+    cpu_features: list[str]  # what it needs of the CPU (informational; the probe decides)
+    missing_cpu_features: list[str]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -32,6 +34,7 @@ def _info(p: Any) -> PluginInfo:
     why = ffi.new("char[160]")
     rc = lib.synth_plugin_probe(p, why, 160)
     mask = p.alg_mask() if rc == 0 else 0
+    needs = ffi.string(p.cpu_features).decode().split() if p.cpu_features != ffi.NULL else []
     cls = DevClass(p.dev_class).name.lower() if p.dev_class in DevClass._value2member_map_ else str(p.dev_class)
     return PluginInfo(
         name=ffi.string(p.name).decode(),
@@ -41,7 +44,21 @@ def _info(p: Any) -> PluginInfo:
         available=rc == 0,
         detail=ffi.string(why).decode(errors="replace"),
         algorithms=[ALG_INFO[a].label for a in Alg if mask & (1 << a)] if p.dev_class == DevClass.CRYPTO else [],
+        cpu_features=needs,
+        missing_cpu_features=[f for f in needs if f not in cpu_flags()],
     )
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags, as /proc/cpuinfo lists them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def catalog() -> list[PluginInfo]:

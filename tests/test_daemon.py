@@ -200,3 +200,28 @@ def test_prometheus_endpoint_off_by_default_and_on_when_asked(base: pathlib.Path
 
 def test_no_metrics_port_unless_configured(daemon: Daemon) -> None:
     assert "prometheus" not in daemon.log.read_text().lower()
+
+
+def test_registry_records_sessions_without_keys(daemon: Daemon) -> None:
+    import sqlite3
+
+    daemon.call("domain.create", uuid=UUID, name="vnf1", devices=two_devices())
+    key = bytes(range(100, 132))
+    with Device.open(str(daemon.regions / "vnf1-crypto0")) as g:
+        s = g.queue(0).session("aes-256-gcm", key, iv_gen=True)
+        show = daemon.call("device.show", name="vnf1-crypto0")
+        assert show["sessions_live"] == [{"id": s.id, "alg": "aes-256-gcm", "iv_gen": True, "plugin": "ipsec-mb"}]
+        deadline = time.monotonic() + 5
+        rows: list[tuple[object, ...]] = []
+        while time.monotonic() < deadline and not rows:
+            time.sleep(0.2)
+            db = sqlite3.connect(daemon.state / "registry.sqlite")
+            rows = db.execute("SELECT device, session_id, alg FROM sessions").fetchall()
+            db.close()
+        assert rows == [("vnf1-crypto0", s.id, "aes-256-gcm")]
+    assert os.stat(daemon.state / "registry.sqlite").st_mode & 0o777 == 0o600
+    assert key not in (daemon.state / "registry.sqlite").read_bytes()
+    vault = daemon.state / "vault" / "vnf1-crypto0.vault"
+    assert os.stat(vault).st_mode & 0o777 == 0o600 and os.stat(vault.parent).st_mode & 0o777 == 0o700
+    daemon.call("domain.destroy", uuid=UUID)
+    assert not vault.exists()

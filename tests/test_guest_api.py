@@ -200,3 +200,14 @@ def test_backend_reattach_bumps_generation_and_keeps_the_rings(region_dir: pathl
             g.close()
         finally:
             dev2.destroy()
+
+
+def test_stats_histogram_and_queue_counters_add_up(guest: Device, served: HostDevice) -> None:
+    s = guest.queue(1).session(Alg.AES256_GCM, bytes(32))
+    for _ in range(300):
+        s.encrypt(b"x" * 100, bytes(12))
+    st = served.stats()
+    assert sum(st.latency_ns.values()) == st.ops, "every op lands in exactly one service-time bucket"
+    assert sum(q["ops"] for q in st.queues) == st.ops
+    assert st.queues[1]["by_status"]["ok"] >= 301 and st.queues[0]["ops"] == 0
+    assert 0 < st.latency_percentile(50) <= st.latency_percentile(99)

@@ -42,10 +42,36 @@ def run_stats(args: argparse.Namespace) -> int:
     for name, st in doc["devices"].items():
         errs = sum(v for k, v in st["by_status"].items() if k != "ok")
         rows.append([name, st["ops"], st["by_status"].get("ok", 0), errs, st["bytes_in"], st["bytes_out"],
-                     st["sessions"], st["resets"], st["ring_errors"], ",".join(st["status"])])
-    print(table(rows, ["DEVICE", "OPS", "OK", "ERRORS", "BYTES_IN", "BYTES_OUT", "SESSIONS", "RESETS",
-                       "RING_ERRORS", "STATUS"]) if rows else "no devices served")
+                     st["sessions"], percentile(st["latency_ns"], 50), percentile(st["latency_ns"], 99),
+                     st["throttled"], st["resets"], st["ring_errors"], ",".join(st["status"])])
+    print(table(rows, ["DEVICE", "OPS", "OK", "ERRORS", "BYTES_IN", "BYTES_OUT", "SESSIONS", "P50", "P99",
+                       "THROTTLED", "RESETS", "RING_ERRORS", "STATUS"]) if rows else "no devices served")
+    if args.device and rows:
+        print()
+        for q in doc["devices"][args.device]["queues"]:
+            print(f"queue {q['queue']}: {q['ops']} ops, by status {q['by_status'] or '{}'}")
+        print("service time per burst (bucket upper bound: ops):",
+              ", ".join(f"<{human_ns(int(k))}: {v}" for k, v in doc["devices"][args.device]["latency_ns"].items()))
     return 0
+
+
+def percentile(hist: dict[str, int], pct: float) -> str:
+    """Service-time percentile from the log2 histogram, as '<bucket bound>'."""
+    total = sum(hist.values())
+    seen = 0
+    for bound, n in sorted(hist.items(), key=lambda kv: int(kv[0])):
+        seen += n
+        if total and seen >= total * pct / 100:
+            return "<" + human_ns(int(bound))
+    return "-"
+
+
+def human_ns(ns: int) -> str:
+    if ns >= 1_000_000:
+        return f"{ns / 1e6:g}ms"
+    if ns >= 1000:
+        return f"{ns / 1e3:g}us"
+    return f"{ns}ns"
 
 
 def run_plugins(args: argparse.Namespace) -> int:

@@ -67,9 +67,20 @@ async def serve(cfg: config_mod.Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     log.info("virt-synthd %s ready on %s (state %s, %d devices re-attached)", __version__, cfg.socket,
              cfg.state_dir, len(service.devices))
+
+    async def keep_registry() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await loop.run_in_executor(None, service.sync_sessions)
+            except Exception:  # the registry must not take the daemon down
+                log.exception("recording sessions in the registry")
+
+    task = loop.create_task(keep_registry())
     try:
         await stop.wait()
     finally:
+        task.cancel()
         log.info("stopping")
         await server.close()
         service.close()

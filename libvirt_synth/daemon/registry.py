@@ -42,6 +42,15 @@ CREATE TABLE IF NOT EXISTS devices (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS devices_by_domain ON devices(domain_uuid);
+CREATE TABLE IF NOT EXISTS sessions (
+    device TEXT NOT NULL REFERENCES devices(name) ON DELETE CASCADE,
+    session_id INTEGER NOT NULL,
+    alg TEXT NOT NULL,
+    iv_gen INTEGER NOT NULL,
+    plugin TEXT NOT NULL,
+    seen REAL NOT NULL,
+    PRIMARY KEY (device, session_id)
+);
 """
 
 
@@ -145,6 +154,20 @@ class Registry:
         with self._lock:
             row = self._db.execute("SELECT * FROM devices WHERE name = ?", (name,)).fetchone()
         return self._record(row) if row else None
+
+    def replace_sessions(self, device: str, sessions: list[dict[str, Any]]) -> None:
+        """Record a device's live crypto sessions (metadata only: keys stay in its vault)."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute("DELETE FROM sessions WHERE device = ?", (device,))
+            db.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+                           [(device, s["id"], s["alg"], int(s["iv_gen"]), s["plugin"], now) for s in sessions])
+
+    def sessions(self, device: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT session_id, alg, iv_gen, plugin, seen FROM sessions WHERE device = ? "
+                                    "ORDER BY session_id", (device,)).fetchall()
+        return [dict(r) for r in rows]
 
     def set_generation(self, name: str, generation: int) -> None:
         with self.transaction() as db:

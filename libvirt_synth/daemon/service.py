@@ -98,6 +98,14 @@ class Service:
             if not any(d.name in self.devices for d in self.registry.devices(dom["uuid"])):
                 self.registry.remove_domain(dom["uuid"])
 
+    def sync_sessions(self) -> None:
+        """Mirror every device's live sessions into the registry (run periodically)."""
+        with self.lock:
+            devices = list(self.devices.items())
+        for name, dev in devices:
+            if dev.spec.dev_class == DevClass.CRYPTO:
+                self.registry.replace_sessions(name, dev.sessions())
+
     def close(self) -> None:
         """Stop serving; regions stay for the VMs that map them, and for the next daemon."""
         with self.lock:
@@ -232,6 +240,7 @@ class Service:
                   "sessions": st.sessions, "driver_attached": st.active}
             if full:
                 d["stats"] = st.as_dict()
+                d["sessions_live"] = dev.sessions()
                 try:
                     d["region"] = region.read_header(dev.path).as_dict()
                 except errors.SynthError as e:

@@ -99,6 +99,7 @@ static const struct synth_plugin table = {
     .session_create = create,
     .session_destroy = destroy,
     .crypto_burst = burst,
+    .cpu_features = "",
 };
 
 const struct synth_plugin *synth_plugin_entry(void) { return &table; }

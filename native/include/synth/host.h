@@ -110,6 +110,20 @@ void synth_hdev_destroy(struct synth_hdev *d, int unlink_region);
 /* Copy the device's counters (safe while a worker serves it). */
 void synth_hdev_get_stats(const struct synth_hdev *d, struct synth_hdev_stats *st);
 
+/* A live crypto session, as tools see it (no key material). */
+struct synth_session_info {
+    uint32_t id;
+    uint16_t alg;      /* SYNTH_ALG_* */
+    uint16_t flags;    /* SYNTH_CRYPTO_SF_* */
+    char plugin[32];
+};
+
+/*
+ * Up to max live sessions of a crypto device into out; returns how many the device has (which may
+ * exceed max). A snapshot: sessions may come and go meanwhile. 0 for other classes.
+ */
+unsigned synth_hdev_sessions(const struct synth_hdev *d, struct synth_session_info *out, unsigned max);
+
 /* Name of the plugin serving the device. */
 const char *synth_hdev_plugin_name(const struct synth_hdev *d);
 

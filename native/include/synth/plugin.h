@@ -74,6 +74,11 @@ struct synth_plugin {
      * output zeroed, SYNTH_ST_INVALID, SYNTH_ST_DEVICE_ERROR). Must not allocate.
      */
     void (*crypto_burst)(struct synth_crypto_op *ops, unsigned n);
+    /*
+     * CPU features the plugin needs (the names /proc/cpuinfo uses, space separated; "" for
+     * none). Informational: probe() decides, and says why when it refuses.
+     */
+    const char *cpu_features;
 };
 
 /* Entry point an external plugin exports: returns its table. */

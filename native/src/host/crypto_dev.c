@@ -549,6 +549,29 @@ static void crypto_fini(struct synth_hdev *d)
 
 static const char *crypto_plugin_name(const struct synth_hdev *d) { return cdev(d)->names; }
 
+static unsigned crypto_list_sessions(const struct synth_hdev *d, struct synth_session_info *out, unsigned max)
+{
+    const struct crypto_dev *c = cdev(d);
+    unsigned i, n = 0;
+
+    for (i = 0; i < c->max_sessions; i++) {
+        const struct crypto_slot *s = &c->slots[i];
+        const struct synth_plugin *pl;
+        if (!__atomic_load_n(&s->active, __ATOMIC_RELAXED))
+            continue;
+        if (n < max) {
+            memset(&out[n], 0, sizeof(out[n]));
+            out[n].id = ((uint32_t)__atomic_load_n(&s->gen, __ATOMIC_RELAXED) << 16) | i;
+            out[n].alg = __atomic_load_n(&s->alg, __ATOMIC_RELAXED);
+            out[n].flags = __atomic_load_n(&s->sflags, __ATOMIC_RELAXED);
+            pl = c->by_alg[out[n].alg < SYNTH_ALG_MAX ? out[n].alg : 0];
+            snprintf(out[n].plugin, sizeof(out[n].plugin), "%s", pl ? pl->name : "?");
+        }
+        n++;
+    }
+    return n;
+}
+
 static uint32_t crypto_sessions(const struct synth_hdev *d)
 {
     return __atomic_load_n(&cdev(d)->nsessions, __ATOMIC_RELAXED);
@@ -564,4 +587,5 @@ const struct synth_class_ops synth_crypto_class = {
     .plugin_name = crypto_plugin_name,
     .sessions = crypto_sessions,
     .vault_size = crypto_vault_size,
+    .list_sessions = crypto_list_sessions,
 };

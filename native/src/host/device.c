@@ -356,6 +356,11 @@ void synth_hdev_get_stats(const struct synth_hdev *d, struct synth_hdev_stats *s
 
 const char *synth_hdev_plugin_name(const struct synth_hdev *d) { return d->ops->plugin_name(d); }
 
+unsigned synth_hdev_sessions(const struct synth_hdev *d, struct synth_session_info *out, unsigned max)
+{
+    return d->ops->list_sessions ? d->ops->list_sessions(d, out, max) : 0;
+}
+
 /* Act on a new driver epoch: reset, then check the driver's handshake. */
 static void driver_reset(struct synth_hdev *d, uint32_t epoch)
 {
@@ -441,7 +446,8 @@ static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_
         synth_hdev_mark_broken(d, SYNTH_DEVERR_CQ_INDEX);
         return got;
     }
-    SYNTH_STAT_ADD(d->stats.lat_hist[lat_bucket(mono_ns() - t0)], got);
+    i = lat_bucket(mono_ns() - t0); /* SYNTH_STAT_ADD names its field twice: no side effects in it */
+    SYNTH_STAT_ADD(d->stats.lat_hist[i], got);
     SYNTH_STAT_ADD(d->stats.ops, (uint64_t)got);
     SYNTH_STAT_ADD(q->stats.ops, (uint64_t)got);
     for (i = 0; i < got; i++) {

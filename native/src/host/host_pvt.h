@@ -41,6 +41,8 @@ struct synth_class_ops {
     unsigned (*poll_queue)(struct synth_hdev *d, struct synth_hqueue *q, uint32_t qi, uint32_t burst);
     /* Optional. Called once per poll pass after the queues (outside sources: a TAP, a wire). */
     unsigned (*poll_device)(struct synth_hdev *d);
+    /* Optional. Snapshot of live sessions (see synth_hdev_sessions). */
+    unsigned (*list_sessions)(const struct synth_hdev *d, struct synth_session_info *out, unsigned max);
     /* Optional. Bytes of vault class area this device needs (sessions to keep across restarts). */
     uint64_t (*vault_size)(const struct synth_hdev_params *p);
 };
@@ -72,6 +74,7 @@ struct synth_hdev {
     struct synth_hqueue queues[SYNTH_MAX_QUEUES];
 };
 
+/* Counters written by the serving thread only; `field` is evaluated twice (keep it side-effect free). */
 #define SYNTH_STAT_ADD(field, v) \
     __atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
 #define SYNTH_STAT_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)

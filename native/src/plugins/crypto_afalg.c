@@ -216,6 +216,7 @@ static const struct synth_plugin afalg_plugin = {
     .session_create = afalg_session_create,
     .session_destroy = afalg_session_destroy,
     .crypto_burst = afalg_crypto_burst,
+    .cpu_features = "",
 };
 
 const struct synth_plugin *synth_plugin_afalg(void) { return &afalg_plugin; }

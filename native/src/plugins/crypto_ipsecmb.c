@@ -154,6 +154,7 @@ static const struct synth_plugin ipsecmb_plugin = {
     .session_create = imb_session_create,
     .session_destroy = imb_session_destroy,
     .crypto_burst = imb_crypto_burst,
+    .cpu_features = "aes pclmulqdq sse4_2", /* the SSE path; AVX2 / AVX-512+VAES when present */
 };
 
 const struct synth_plugin *synth_plugin_ipsecmb(void) { return &ipsecmb_plugin; }

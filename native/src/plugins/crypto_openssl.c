@@ -245,6 +245,7 @@ static const struct synth_plugin openssl_plugin = {
     .session_create = ossl_session_create,
     .session_destroy = ossl_session_destroy,
     .crypto_burst = ossl_crypto_burst,
+    .cpu_features = "", /* OpenSSL picks its code path at run time (AES-NI, AVX...) */
 };
 
 const struct synth_plugin *synth_plugin_openssl(void) { return &openssl_plugin; }
