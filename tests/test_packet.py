@@ -18,9 +18,11 @@ import pytest
 
 from libvirt_synth import errors, host_packet
 from libvirt_synth.abi import PKT_MAX_FRAME, DevClass, Status
-from libvirt_synth.backend import HostDevice, Worker
+from libvirt_synth.backend import DeviceSpec, HostDevice, Worker
 from libvirt_synth.guest import Device
 from libvirt_synth.packet import PacketChannel, device_counters
+
+from rawregion import RawRegion
 
 ETHERTYPE = 0x88B5  # IEEE 802 local experimental
 
@@ -348,3 +350,28 @@ def test_serve_link_errors(region_dir: pathlib.Path, args: list[str], msg: str) 
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and msg in r.stderr
     assert list(region_dir.iterdir()) == []
+
+
+def test_restarted_backend_gives_posted_buffers_back(region_dir: pathlib.Path, worker: Worker) -> None:
+    """Buffers the old backend held come back with RETRY (their cookies from the vault); the guest
+    library posts them again and they carry frames for the new backend."""
+    spec = DeviceSpec(path=str(region_dir / "b"), dev_class=DevClass.PACKET, queues=2,
+                      vault=str(region_dir / "b.vault"))
+    b = HostDevice.from_spec(spec)
+    worker.add(b)
+    with Device.open(b.path) as gb:
+        ch = PacketChannel(gb, 0, rx_bufs=8)
+        raw = RawRegion(b.path)
+        sq = raw.queue(1)[0]
+        until(lambda: sq.cons == 8, what="the backend to take the 8 buffers")
+        raw.close()
+        b.destroy(unlink=False)  # the backend goes away; the region and the vault stay
+        b = HostDevice.from_spec(spec, attach=True)
+        try:
+            host_packet.wire(b, 0, b, 0)
+            worker.add(b)
+            until(lambda: ch.are_there_packets() == 0 and ch.stats()["rx_dropped"] == 8, what="8 RETRY completions")
+            assert b.stats().retried == 8
+            assert exchange(ch, ch, [frame(i) for i in range(8)]) == [frame(i) for i in range(8)]
+        finally:
+            b.destroy()

@@ -56,9 +56,10 @@ static struct synth_hqueue *rx_queue(struct pkt_dev *pd, const struct pkt_chan *
  */
 static void rx_complete_head(struct pkt_dev *pd, struct pkt_chan *ch, uint16_t status, uint32_t result)
 {
-    struct synth_ring *cq = &rx_queue(pd, ch)->cq;
+    struct synth_hqueue *q = rx_queue(pd, ch);
+    struct synth_ring *cq = &q->cq;
     const struct pkt_rx_entry *e = &ch->rx[ch->rx_head & ch->rx_mask];
-    uint32_t idx = cq->local;
+    uint32_t idx = cq->local, st = status < SYNTH_ST_MAX ? status : SYNTH_ST_DEVICE_ERROR;
     struct synth_cpl *c = (struct synth_cpl *)synth_ring_slot(cq, idx);
     uint32_t flags = synth_cpl_phase(idx, cq->size) ? SYNTH_CPL_F_PHASE : 0u;
 
@@ -69,7 +70,9 @@ static void rx_complete_head(struct pkt_dev *pd, struct pkt_chan *ch, uint16_t s
     ch->rx_head++;
     ch->cq_dirty = 1;
     SYNTH_STAT_ADD(pd->dev->stats.ops, 1);
-    SYNTH_STAT_ADD(pd->dev->stats.status[status < SYNTH_ST_MAX ? status : SYNTH_ST_DEVICE_ERROR], 1);
+    SYNTH_STAT_ADD(pd->dev->stats.status[st], 1);
+    SYNTH_STAT_ADD(q->stats.ops, 1);
+    SYNTH_STAT_ADD(q->stats.status[st], 1);
 }
 
 void synth_pkt_rx_commit(struct pkt_dev *pd, struct pkt_chan *ch)
@@ -195,7 +198,22 @@ static unsigned rx_take(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_c
     if ((uint64_t)room <= held)
         return 0;
     take = (uint32_t)room - held;
-    got = synth_sq_dequeue_burst(&q->sq, in, take < burst ? take : burst);
+    if (take > burst)
+        take = burst;
+    if (pd->dev->has_vault) {
+        /* As the generic poll does: the vault names every taken descriptor before its slot goes back. */
+        struct synth_vault_queue *vq = synth_vault_queue(&pd->dev->vault, (uint32_t)(q - pd->dev->queues));
+        uint32_t start = q->sq.local;
+        got = synth_sq_dequeue_burst_noreserve(&q->sq, in, take);
+        if (got == 0)
+            return 0;
+        for (i = 0; i < got; i++)
+            vq->cookies[(start + i) & q->sq.mask] = in[i].cookie;
+        __atomic_store_n(&vq->taken, start + got, __ATOMIC_RELEASE);
+        synth_store_release_u32(&q->sq.core->cons, q->sq.local);
+    } else {
+        got = synth_sq_dequeue_burst(&q->sq, in, take);
+    }
     for (i = 0; i < got; i++)
         rx_judge(pd, q, &in[i], &ch->rx[(ch->rx_tail + i) & ch->rx_mask]);
     ch->rx_tail += got;
@@ -209,6 +227,23 @@ static unsigned rx_poll(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_c
     n += rx_flush_refused(pd, ch);
     synth_pkt_rx_commit(pd, ch);
     return n;
+}
+
+/* Prefetch, for writing, the next n posted buffers of ch and the completion slots they will use. */
+static void rx_prefetch(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n)
+{
+    const struct synth_hqueue *q = rx_queue(pd, ch);
+    uint32_t held = ch->rx_tail - ch->rx_head, i;
+
+    if (n > held)
+        n = held;
+    for (i = 0; i < n; i++) {
+        const struct pkt_rx_entry *e = &ch->rx[(ch->rx_head + i) & ch->rx_mask];
+        if (e->status == PKT_RX_PENDING)
+            __builtin_prefetch(q->arena + e->off, 1);
+    }
+    for (i = 0; i < n; i += 4) /* four 16-byte completions per line */
+        __builtin_prefetch(synth_ring_slot(&q->cq, q->cq.local + i), 1);
 }
 
 /* ---- transmit side ---- */
@@ -250,7 +285,12 @@ static void tx_wire(struct pkt_dev *pd, struct pkt_chan *ch, const struct tx_fra
     }
     ppd = pkt_of(peer);
     pch = &ppd->chan[w->chan[1 - me]];
-    /* The frames were just written on the sender's CPU: start all the misses at once. */
+    /*
+     * The frames were just written on the sender's CPU, the posted buffers and the completion slots
+     * were last touched on the receiver's: start all those transfers at once instead of stalling on
+     * them one frame at a time.
+     */
+    rx_prefetch(ppd, pch, nf);
     for (i = 0; i < nf; i++)
         __builtin_prefetch(f[i].p);
     for (i = 0; i < nf; i++) {
