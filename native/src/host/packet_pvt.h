@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Packet class internals shared by packet_dev.c (data path) and packet_link.c (wires, TAPs).
+ * Packet class internals shared by packet_dev.c (class hooks, transmit), packet_rx.c (receive)
+ * and packet_link.c (wires, TAPs, counters).
  *
  * State of a packet device lives in struct pkt_dev (d->cls) and is touched only by the thread that
  * serves the device, except for the link fields that the control calls set while no worker serves
@@ -111,6 +112,13 @@ struct pkt_rx_entry *synth_pkt_rx_head(struct pkt_dev *pd, struct pkt_chan *ch);
  * NO_SPACE (result = len, counted as a drop) if the buffer is too short.
  */
 void synth_pkt_rx_fill_head(struct pkt_dev *pd, struct pkt_chan *ch, uint32_t len);
+/*
+ * Poll the RX queue q of channel ch: take new RECV descriptors (no more than the completion ring
+ * has room for, counting those already held), complete refused ones that reached the head.
+ */
+unsigned synth_pkt_rx_poll(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst);
+/* Prefetch, for writing, the next n posted buffers of ch and the completion slots they will use. */
+void synth_pkt_rx_prefetch(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n);
 /* Store the CQ producer index of ch's receive queue if completions were written. */
 void synth_pkt_rx_commit(struct pkt_dev *pd, struct pkt_chan *ch);
 /* Read what the TAP of ch has, up to max frames, into posted buffers. Returns frames read. */

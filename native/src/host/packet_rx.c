@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Packet device class, receive side: the host-private FIFO of posted buffers of each channel, in
+ * posting order. RECV descriptors are copied once and judged when taken (with completion-ring room
+ * reserved for each), so that delivering a frame is one copy into the oldest posted buffer and one
+ * completion, with nothing left to check.
+ */
+#include <string.h>
+
+#include "packet_pvt.h"
+
+static struct synth_hqueue *rx_queue(struct pkt_dev *pd, const struct pkt_chan *ch)
+{
+    return &pd->dev->queues[synth_pkt_rxq(ch->idx)];
+}
+
+/*
+ * Complete the head of ch's receive FIFO. Room in the completion ring was reserved when the
+ * descriptor was taken (rx_take), so this always has a slot; the producer index is stored once per
+ * burst by synth_pkt_rx_commit.
+ */
+static void rx_complete_head(struct pkt_dev *pd, struct pkt_chan *ch, uint16_t status, uint32_t result)
+{
+    struct synth_hqueue *q = rx_queue(pd, ch);
+    struct synth_ring *cq = &q->cq;
+    const struct pkt_rx_entry *e = &ch->rx[ch->rx_head & ch->rx_mask];
+    uint32_t idx = cq->local, st = status < SYNTH_ST_MAX ? status : SYNTH_ST_DEVICE_ERROR;
+    struct synth_cpl *c = (struct synth_cpl *)synth_ring_slot(cq, idx);
+    uint32_t flags = synth_cpl_phase(idx, cq->size) ? SYNTH_CPL_F_PHASE : 0u;
+
+    c->cookie = e->cookie;
+    c->result = result;
+    synth_store_release_u32(synth_cpl_word(c), (uint32_t)status | (flags << 16));
+    cq->local = idx + 1;
+    ch->rx_head++;
+    ch->cq_dirty = 1;
+    SYNTH_STAT_ADD(pd->dev->stats.ops, 1);
+    SYNTH_STAT_ADD(pd->dev->stats.status[st], 1);
+    SYNTH_STAT_ADD(q->stats.ops, 1);
+    SYNTH_STAT_ADD(q->stats.status[st], 1);
+}
+
+void synth_pkt_rx_commit(struct pkt_dev *pd, struct pkt_chan *ch)
+{
+    struct synth_ring *cq;
+
+    if (!ch->cq_dirty)
+        return;
+    cq = &rx_queue(pd, ch)->cq;
+    synth_store_release_u32(&cq->core->prod, cq->local);
+    ch->cq_dirty = 0;
+}
+
+/* Complete the refused descriptors at the head of the FIFO. Returns how many. */
+static unsigned rx_flush_refused(struct pkt_dev *pd, struct pkt_chan *ch)
+{
+    unsigned n = 0;
+    while (ch->rx_head != ch->rx_tail) {
+        uint16_t st = ch->rx[ch->rx_head & ch->rx_mask].status;
+        if (st == PKT_RX_PENDING)
+            break;
+        rx_complete_head(pd, ch, st, 0);
+        n++;
+    }
+    return n;
+}
+
+static unsigned rx_take(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst);
+
+struct pkt_rx_entry *synth_pkt_rx_head(struct pkt_dev *pd, struct pkt_chan *ch)
+{
+    rx_flush_refused(pd, ch);
+    if (ch->rx_head == ch->rx_tail && !pd->dev->broken) {
+        /* Buffers the driver has published but this queue's poll has not taken yet count too. */
+        rx_take(pd, rx_queue(pd, ch), ch, SYNTH_MAX_BURST);
+        rx_flush_refused(pd, ch);
+    }
+    return ch->rx_head != ch->rx_tail ? &ch->rx[ch->rx_head & ch->rx_mask] : NULL;
+}
+
+void synth_pkt_rx_fill_head(struct pkt_dev *pd, struct pkt_chan *ch, uint32_t len)
+{
+    const struct pkt_rx_entry *e = &ch->rx[ch->rx_head & ch->rx_mask];
+
+    if (len > e->cap) {
+        rx_complete_head(pd, ch, SYNTH_ST_NO_SPACE, len);
+        PKT_INC(pd, rx_too_long, 1);
+        return;
+    }
+    rx_complete_head(pd, ch, SYNTH_ST_OK, len);
+    PKT_INC(pd, rx_frames, 1);
+    PKT_INC(pd, rx_bytes, len);
+    SYNTH_STAT_ADD(pd->dev->stats.bytes_out, len);
+}
+
+uint16_t synth_pkt_rx_deliver(struct pkt_dev *pd, struct pkt_chan *ch, const uint8_t *src, uint32_t len)
+{
+    struct synth_hdev *d = pd->dev;
+    struct pkt_rx_entry *e;
+
+    if (!d->active || d->broken) {
+        PKT_INC(pd, rx_no_buffer, 1);
+        return SYNTH_ST_NO_RESOURCES;
+    }
+    if (len > pd->max_frame) {
+        PKT_INC(pd, rx_bad_frame, 1);
+        return SYNTH_ST_NO_RESOURCES;
+    }
+    e = synth_pkt_rx_head(pd, ch);
+    if (!e) {
+        PKT_INC(pd, rx_no_buffer, 1);
+        return SYNTH_ST_NO_RESOURCES;
+    }
+    if (len <= e->cap)
+        memcpy(rx_queue(pd, ch)->arena + e->off, src, len);
+    synth_pkt_rx_fill_head(pd, ch, len);
+    return len <= e->cap ? SYNTH_ST_OK : SYNTH_ST_NO_RESOURCES;
+}
+
+/* Judge a RECV descriptor (a private copy) into a FIFO entry. */
+static void rx_judge(struct pkt_dev *pd, const struct synth_hqueue *q, const struct synth_desc *in,
+                     struct pkt_rx_entry *e)
+{
+    e->cookie = in->cookie;
+    e->off = 0;
+    e->cap = 0;
+    if (in->flags != 0)
+        e->status = SYNTH_ST_INVALID;
+    else if (in->opcode == SYNTH_OP_NOP)
+        e->status = (pd->dev->features & SYNTH_F_NOP) ? SYNTH_ST_OK : SYNTH_ST_NOT_SUPPORTED;
+    else if (in->opcode != SYNTH_OP_PKT_RECV)
+        e->status = SYNTH_ST_NOT_SUPPORTED;
+    else if (in->dst_len < SYNTH_PKT_MIN_FRAME || !synth_range_ok(q->arena_size, in->dst_off, in->dst_len))
+        e->status = SYNTH_ST_INVALID;
+    else {
+        e->status = PKT_RX_PENDING;
+        e->off = in->dst_off;
+        e->cap = (uint16_t)(in->dst_len < pd->max_frame ? in->dst_len : pd->max_frame);
+        return;
+    }
+    if (e->status != SYNTH_ST_OK)
+        PKT_INC(pd, rx_bad_desc, 1);
+}
+
+/*
+ * Take up to burst new RECV descriptors into the FIFO: no more than the completion ring has room
+ * for, counting the ones already held, so that every one of them can complete without waiting.
+ */
+static unsigned rx_take(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst)
+{
+    struct synth_desc in[SYNTH_MAX_BURST];
+    uint32_t held = ch->rx_tail - ch->rx_head, size = q->cq.size, want, take, got, i;
+    int64_t room;
+
+    if (held >= size)
+        return 0;
+    want = held + burst < size ? held + burst : size;
+    room = synth_ring_sp_free_count_want(&q->cq, want);
+    if (room < 0) {
+        synth_hdev_mark_broken(pd->dev, SYNTH_DEVERR_CQ_INDEX);
+        return 0;
+    }
+    if ((uint64_t)room <= held)
+        return 0;
+    take = (uint32_t)room - held;
+    if (take > burst)
+        take = burst;
+    if (pd->dev->has_vault) {
+        /* As the generic poll does: the vault names every taken descriptor before its slot goes back. */
+        struct synth_vault_queue *vq = synth_vault_queue(&pd->dev->vault, (uint32_t)(q - pd->dev->queues));
+        uint32_t start = q->sq.local;
+        got = synth_sq_dequeue_burst_noreserve(&q->sq, in, take);
+        if (got == 0)
+            return 0;
+        for (i = 0; i < got; i++)
+            vq->cookies[(start + i) & q->sq.mask] = in[i].cookie;
+        __atomic_store_n(&vq->taken, start + got, __ATOMIC_RELEASE);
+        synth_store_release_u32(&q->sq.core->cons, q->sq.local);
+    } else {
+        got = synth_sq_dequeue_burst(&q->sq, in, take);
+    }
+    for (i = 0; i < got; i++)
+        rx_judge(pd, q, &in[i], &ch->rx[(ch->rx_tail + i) & ch->rx_mask]);
+    ch->rx_tail += got;
+    return got;
+}
+
+unsigned synth_pkt_rx_poll(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst)
+{
+    unsigned n = rx_take(pd, q, ch, burst);
+    n += rx_flush_refused(pd, ch);
+    synth_pkt_rx_commit(pd, ch);
+    return n;
+}
+
+void synth_pkt_rx_prefetch(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n)
+{
+    const struct synth_hqueue *q = rx_queue(pd, ch);
+    uint32_t held = ch->rx_tail - ch->rx_head, i;
+
+    if (n > held)
+        n = held;
+    for (i = 0; i < n; i++) {
+        const struct pkt_rx_entry *e = &ch->rx[(ch->rx_head + i) & ch->rx_mask];
+        if (e->status == PKT_RX_PENDING)
+            __builtin_prefetch(q->arena + e->off, 1);
+    }
+    for (i = 0; i < n; i += 4) /* four 16-byte completions per line */
+        __builtin_prefetch(synth_ring_slot(&q->cq, q->cq.local + i), 1);
+}
