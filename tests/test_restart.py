@@ -95,7 +95,7 @@ class Traffic(threading.Thread):
         self.ivs: list[bytes] = []
         self.ok = self.retried = 0
         self.error: BaseException | None = None
-        self.size = 256 << 10
+        self.size = 1 << 20
 
     def run(self) -> None:
         try:
@@ -133,9 +133,19 @@ class Traffic(threading.Thread):
 
 @pytest.mark.slow
 def test_kill_9_while_busy(base: pathlib.Path) -> None:
-    d = Daemon(base).start()
+    daemons = [Daemon(base).start()]
+    try:
+        kill_9_while_busy(base, daemons)
+    finally:
+        for d in daemons:
+            if d.proc is not None and d.proc.poll() is None:
+                d.stop()
+
+
+def kill_9_while_busy(base: pathlib.Path, daemons: list[Daemon]) -> None:
+    d = daemons[0]
     d.call("domain.create", uuid=UUID, name="busy",
-           devices=[{"name": "busy-crypto", "class": "crypto", "size": 8 << 20}])
+           devices=[{"name": "busy-crypto", "class": "crypto", "size": 32 << 20}])
     t = Traffic(str(d.regions / "busy-crypto"))
     t.start()
     raw = RawRegion(str(d.regions / "busy-crypto"))
@@ -145,11 +155,12 @@ def test_kill_9_while_busy(base: pathlib.Path) -> None:
             time.sleep(0.3)
             # Kill while the backend holds taken-but-not-completed operations.
             deadline = time.monotonic() + 2
-            while sq.cons == cq.prod and time.monotonic() < deadline:
+            while (sq.cons - cq.prod) & 0xFFFFFFFF < 4 and time.monotonic() < deadline:
                 pass
             d.kill9()
             time.sleep(0.3)  # guests wait; nothing serves them
             d = Daemon(base).start()
+            daemons.append(d)
         time.sleep(0.4)
     finally:
         t.stop.set()
