@@ -10,9 +10,9 @@ import sys
 from collections.abc import Sequence
 
 from libvirt_synth import __version__, errors
-from libvirt_synth.cli import daemoncmds, demo, devices, serve
+from libvirt_synth.cli import daemoncmds, demo, devices, hooks, serve
 
-COMMANDS = (serve, devices, daemoncmds, demo)
+COMMANDS = (serve, devices, daemoncmds, hooks, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,302 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The libvirt qemu hook: libvirt runs it (installed in /etc/libvirt/hooks/qemu.d/) at every step
+of every domain's life, with the domain XML on stdin. It acts on the project's <metadata> alone
+and talks to virt-synthd; it never calls libvirt (that would deadlock libvirtd).
+
+    prepare begin     create the domain's devices (regions owned by the QEMU user, before QEMU
+                      starts); on failure one line on stderr and exit 1: libvirt shows the line
+                      and does not start the VM
+    start, started    nothing (light by design)
+    stopped, release  destroy the devices; idempotent, never blocks a stop
+    reconnect begin   make sure the daemon serves the devices (libvirtd restarted while the VM
+                      runs); never fails, so that libvirt never kills a running VM because of us
+    migrate, restore  XML filters: libvirt would use our stdout as the new XML; we print nothing,
+                      which keeps it unchanged
+
+Speed matters: this runs before every VM start. It imports only the interpreter's built-in
+modules (_socket, pyexpat): no json, no re, no xml.etree, no logging. The JSON it speaks is the
+small subset JSON-RPC needs, written and read here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import _socket
+import pyexpat
+
+NS = "https://libvirt-synth.org/xmlns/domain/1"
+LIBVIRT_NS_SEP = " "
+DEFAULT_SOCKET = "/run/libvirt-synth/synthd.sock"
+TIMEOUT_S = 30.0
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class HookError(Exception):
+    pass
+
+
+# ---- domain XML -> (uuid, name, devices) ----
+
+
+def parse_domain(xml: bytes) -> tuple[str, str, list[dict[str, Any]]]:
+    """uuid, name and the synthetic devices of a domain XML (an empty list: none of ours)."""
+    state: dict[str, Any] = {"path": [], "text": "", "uuid": "", "name": "", "devices": [], "cur": None}
+    ours = NS + LIBVIRT_NS_SEP
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        path = state["path"]
+        path.append(tag)
+        state["text"] = ""
+        if not tag.startswith(ours):
+            return
+        local = tag[len(ours):]
+        if local == "device" and len(path) >= 2 and path[-2] == ours + "devices":
+            dev: dict[str, Any] = {"name": attrs.get("name", ""), "class": attrs.get("class", "")}
+            for key, field in (("size", "size"), ("queues", "queues"), ("ring-entries", "ring_entries")):
+                if key in attrs:
+                    try:
+                        dev[field] = int(attrs[key])
+                    except ValueError:
+                        raise HookError(f"synth:device {dev['name']!r}: {key}={attrs[key]!r} is not a number") from None
+            if "plugin" in attrs:
+                dev["plugin"] = attrs["plugin"]
+            state["devices"].append(dev)
+            state["cur"] = dev
+        elif local == "kpi" and state["cur"] is not None:
+            state["cur"].setdefault("kpis", {})[attrs.get("name", "")] = attrs.get("value", "")
+        elif local == "option" and state["cur"] is not None:
+            state["cur"].setdefault("options", {})[attrs.get("name", "")] = attrs.get("value", "")
+
+    def end(tag: str) -> None:
+        path = state["path"]
+        if path == ["domain", "uuid"]:
+            state["uuid"] = state["text"].strip()
+        elif path == ["domain", "name"]:
+            state["name"] = state["text"].strip()
+        elif tag == ours + "capability" and state["cur"] is not None:
+            state["cur"].setdefault("capabilities", []).append(state["text"].strip())
+        elif tag == ours + "device":
+            state["cur"] = None
+        path.pop()
+
+    def text(data: str) -> None:
+        state["text"] += data
+
+    p = pyexpat.ParserCreate(namespace_separator=LIBVIRT_NS_SEP)
+    p.StartElementHandler = start
+    p.EndElementHandler = end
+    p.CharacterDataHandler = text
+    try:
+        p.Parse(xml, True)
+    except pyexpat.ExpatError as e:
+        raise HookError(f"domain XML from libvirt is not well-formed: {e}") from None
+    return state["uuid"], state["name"], state["devices"]
+
+
+# ---- the JSON subset JSON-RPC needs ----
+
+
+def dumps(v: Any) -> str:
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        out = ['"']
+        for ch in v:
+            o = ord(ch)
+            if ch in '"\\':
+                out.append("\\" + ch)
+            elif 0x20 <= o < 0x7F:
+                out.append(ch)
+            elif o > 0xFFFF:
+                o -= 0x10000
+                out.append("\\u%04x\\u%04x" % (0xD800 + (o >> 10), 0xDC00 + (o & 0x3FF)))
+            else:
+                out.append("\\u%04x" % o)
+        out.append('"')
+        return "".join(out)
+    if isinstance(v, list | tuple):
+        return "[" + ",".join(dumps(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ",".join(dumps(str(k)) + ":" + dumps(x) for k, x in v.items()) + "}"
+    raise HookError(f"cannot encode {type(v).__name__}")
+
+
+class _Reader:
+    def __init__(self, s: str) -> None:
+        self.s = s
+        self.i = 0
+
+    def ws(self) -> None:
+        while self.i < len(self.s) and self.s[self.i] in " \t\r\n":
+            self.i += 1
+
+    def value(self) -> Any:
+        self.ws()
+        c = self.s[self.i : self.i + 1]
+        if c == "{":
+            self.i += 1
+            obj: dict[str, Any] = {}
+            self.ws()
+            if self.s[self.i] == "}":
+                self.i += 1
+                return obj
+            while True:
+                self.ws()
+                key = self.string()
+                self.ws()
+                self.expect(":")
+                obj[key] = self.value()
+                self.ws()
+                if self.s[self.i] == ",":
+                    self.i += 1
+                    continue
+                self.expect("}")
+                return obj
+        if c == "[":
+            self.i += 1
+            arr: list[Any] = []
+            self.ws()
+            if self.s[self.i] == "]":
+                self.i += 1
+                return arr
+            while True:
+                arr.append(self.value())
+                self.ws()
+                if self.s[self.i] == ",":
+                    self.i += 1
+                    continue
+                self.expect("]")
+                return arr
+        if c == '"':
+            return self.string()
+        for word, val in (("true", True), ("false", False), ("null", None)):
+            if self.s.startswith(word, self.i):
+                self.i += len(word)
+                return val
+        j = self.i
+        while j < len(self.s) and self.s[j] in "+-0123456789.eE":
+            j += 1
+        if j == self.i:
+            raise HookError(f"bad JSON from virt-synthd at offset {self.i}")
+        num = self.s[self.i : j]
+        self.i = j
+        return float(num) if any(ch in num for ch in ".eE") else int(num)
+
+    def expect(self, ch: str) -> None:
+        if self.s[self.i : self.i + 1] != ch:
+            raise HookError(f"bad JSON from virt-synthd: expected {ch!r} at offset {self.i}")
+        self.i += 1
+
+    def string(self) -> str:
+        self.expect('"')
+        out = []
+        while True:
+            ch = self.s[self.i]
+            self.i += 1
+            if ch == '"':
+                return "".join(out)
+            if ch != "\\":
+                out.append(ch)
+                continue
+            esc = self.s[self.i]
+            self.i += 1
+            if esc == "u":
+                code = int(self.s[self.i : self.i + 4], 16)
+                self.i += 4
+                if 0xD800 <= code < 0xDC00 and self.s.startswith("\\u", self.i):
+                    low = int(self.s[self.i + 2 : self.i + 6], 16)
+                    self.i += 6
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                out.append(chr(code))
+            else:
+                out.append({"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}.get(esc, esc))
+
+
+def loads(s: str) -> Any:
+    return _Reader(s).value()
+
+
+# ---- JSON-RPC ----
+
+
+def call(method: str, params: dict[str, Any], socket_path: str) -> Any:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock.settimeout(TIMEOUT_S)
+    try:
+        try:
+            sock.connect(socket_path)
+        except OSError as e:
+            raise HookError(f"virt-synthd is not running ({socket_path}: {e.strerror})") from None
+        req = dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}) + "\n"
+        sock.sendall(req.encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise HookError("virt-synthd closed the connection without answering")
+            buf += chunk
+    except TimeoutError:
+        raise HookError(f"virt-synthd did not answer {method} within {TIMEOUT_S:.0f} s") from None
+    finally:
+        sock.close()
+    resp = loads(buf.decode())
+    if "error" in resp:
+        raise HookError(str(resp["error"].get("message", "error")))
+    return resp.get("result")
+
+
+# ---- the hook ----
+
+
+def main(argv: list[str], stdin: Any, stderr: Any) -> int:
+    """argv as libvirt passes it: [hook, object, operation, sub-operation, extra]."""
+    if len(argv) < 3:
+        stderr.write("libvirt-synth hook: expected OBJECT OPERATION SUB-OPERATION EXTRA (libvirt runs this)\n")
+        return 2
+    op = argv[2]
+    sub = argv[3] if len(argv) > 3 else "-"
+    xml = stdin.buffer.read()  # always drain it: libvirt writes the whole XML
+    if op not in ("prepare", "stopped", "release", "reconnect"):
+        return 0  # start, started, migrate, restore, attach...: nothing to do, nothing on stdout
+    socket_path = os.environ.get("LIBVIRT_SYNTH_SOCKET") or SOCKET_PATH
+    try:
+        uuid, name, devices = parse_domain(xml)
+    except HookError as e:
+        if op == "prepare":
+            stderr.write(f"libvirt-synth: {argv[1]}: {e}\n")
+            return 1
+        return 0
+    if not devices:
+        return 0  # not a domain of ours
+    try:
+        if op == "prepare" and sub == "begin":
+            call("domain.create", {"uuid": uuid, "name": name, "devices": devices}, socket_path)
+        elif op == "reconnect" and sub == "begin":
+            call("domain.create", {"uuid": uuid, "name": name, "devices": devices}, socket_path)
+        elif op in ("stopped", "release"):
+            call("domain.destroy", {"uuid": uuid}, socket_path)
+    except HookError as e:
+        if op == "prepare":
+            stderr.write(f"libvirt-synth: cannot create the synthetic devices of {name}: {e}\n")
+            return 1
+        # Never fail a stop or a reconnect: the VM's fate must not depend on the daemon.
+        stderr.write(f"libvirt-synth: {op} {name}: {e} (ignored)\n")
+    return 0
+
+
+SOCKET_PATH = DEFAULT_SOCKET  # `virt-synth hooks install --socket` bakes another one in
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv, sys.stdin, sys.stderr))

@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Install and remove the libvirt qemu hook (hooks/libvirt-synth) under /etc/libvirt/hooks/qemu.d/.
+libvirt reads its hooks when libvirtd starts: restart it after installing or removing."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import stat
+
+from libvirt_synth import errors
+
+HOOK_NAME = "libvirt-synth"
+QEMU_D = "etc/libvirt/hooks/qemu.d"
+SOURCE = pathlib.Path(__file__).resolve().parent.parent / "hooks" / HOOK_NAME
+PYTHON = "/usr/bin/python3"
+
+
+def hook_path(root: str = "/") -> pathlib.Path:
+    return pathlib.Path(root) / QEMU_D / HOOK_NAME
+
+
+def render(socket: str, python: str = PYTHON) -> str:
+    if not SOURCE.is_file():
+        raise errors.NotFoundError(2, f"hook template {SOURCE} is missing: install libvirt-synth from its source tree")
+    pkgdir = str(pathlib.Path(__file__).resolve().parent.parent)
+    text = SOURCE.read_text()
+    text = text.replace("#!/usr/bin/python3 -IS", f"#!{python} -IS", 1)
+    return text.replace("@PKGDIR@", pkgdir).replace("@SOCKET@", socket)
+
+
+def install(root: str = "/", socket: str = "/run/libvirt-synth/synthd.sock", python: str = PYTHON) -> tuple[str, bool]:
+    """Write the hook; returns (path, changed). Idempotent: an identical hook is left alone."""
+    if not os.access(python, os.X_OK):
+        raise errors.NotFoundError(2, f"{python} is not an executable interpreter (the hook needs one)")
+    path = hook_path(root)
+    text = render(socket, python)
+    if path.is_file() and path.read_text() == text and os.access(path, os.X_OK):
+        return str(path), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{HOOK_NAME}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    os.replace(tmp, path)
+    return str(path), True
+
+
+def remove(root: str = "/") -> tuple[str, bool]:
+    path = hook_path(root)
+    try:
+        path.unlink()
+        return str(path), True
+    except FileNotFoundError:
+        return str(path), False
