@@ -20,11 +20,10 @@ small subset JSON-RPC needs, written and read here.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import _socket
+import os
 import pyexpat
+import sys
 
 NS = "https://libvirt-synth.org/xmlns/domain/1"
 LIBVIRT_NS_SEP = " "
@@ -120,9 +119,9 @@ def dumps(v: Any) -> str:
                 out.append(ch)
             elif o > 0xFFFF:
                 o -= 0x10000
-                out.append("\\u%04x\\u%04x" % (0xD800 + (o >> 10), 0xDC00 + (o & 0x3FF)))
+                out.append(f"\\u{0xD800 + (o >> 10):04x}\\u{0xDC00 + (o & 0x3FF):04x}")
             else:
-                out.append("\\u%04x" % o)
+                out.append(f"\\u{o:04x}")
         out.append('"')
         return "".join(out)
     if isinstance(v, list | tuple):
@@ -280,9 +279,7 @@ def main(argv: list[str], stdin: Any, stderr: Any) -> int:
     if not devices:
         return 0  # not a domain of ours
     try:
-        if op == "prepare" and sub == "begin":
-            call("domain.create", {"uuid": uuid, "name": name, "devices": devices}, socket_path)
-        elif op == "reconnect" and sub == "begin":
+        if op == "prepare" and sub == "begin" or op == "reconnect" and sub == "begin":
             call("domain.create", {"uuid": uuid, "name": name, "devices": devices}, socket_path)
         elif op in ("stopped", "release"):
             call("domain.destroy", {"uuid": uuid}, socket_path)

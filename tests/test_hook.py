@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemonctl import Daemon
 from libvirt_synth import hook, hookinstall
+
+from daemonctl import Daemon
 
 UUID = "3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b"
 NS = hook.NS
@@ -79,7 +80,8 @@ def env() -> Iterator[tuple[Daemon, pathlib.Path]]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def run_hook(path: pathlib.Path, op: str, sub: str, xml: str, sock: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_hook(path: pathlib.Path, op: str, sub: str, xml: str,
+             sock: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     if sock:
         env["LIBVIRT_SYNTH_SOCKET"] = sock
@@ -135,7 +137,7 @@ def test_install_is_idempotent_and_removable(tmp_path: pathlib.Path) -> None:
     p1, changed1 = hookinstall.install(str(tmp_path), "/run/x.sock")
     p2, changed2 = hookinstall.install(str(tmp_path), "/run/x.sock")
     assert p1 == p2 and changed1 and not changed2
-    assert os.access(p1, os.X_OK) and open(p1).readline() == "#!/usr/bin/python3 -IS\n"
+    assert os.access(p1, os.X_OK) and pathlib.Path(p1).read_text().startswith("#!/usr/bin/python3 -IS\n")
     assert hookinstall.install(str(tmp_path), "/run/y.sock")[1], "a different socket rewrites it"
     assert hookinstall.remove(str(tmp_path)) == (p1, True)
     assert hookinstall.remove(str(tmp_path)) == (p1, False)
