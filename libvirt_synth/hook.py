@@ -199,7 +199,7 @@ class _Reader:
 
     def string(self) -> str:
         self.expect('"')
-        out = []
+        out: list[str] = []
         while True:
             ch = self.s[self.i]
             self.i += 1
@@ -279,7 +279,7 @@ def main(argv: list[str], stdin: Any, stderr: Any) -> int:
     if not devices:
         return 0  # not a domain of ours
     try:
-        if op == "prepare" and sub == "begin" or op == "reconnect" and sub == "begin":
+        if op in ("prepare", "reconnect") and sub == "begin":
             call("domain.create", {"uuid": uuid, "name": name, "devices": devices}, socket_path)
         elif op in ("stopped", "release"):
             call("domain.destroy", {"uuid": uuid}, socket_path)
