@@ -24,7 +24,7 @@ ffibuilder.set_source(
     "\n".join(f'#include "synth/{h}"' for h in HEADERS),
     sources=SOURCES,
     include_dirs=[str(HERE / "include")],
-    libraries=["crypto", "IPSec_MB", "pthread", "dl"],
+    libraries=["crypto", "IPSec_MB", "z", "zstd", "lz4", "isal", "pthread", "dl"],
     define_macros=[("_GNU_SOURCE", "1")],
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-unused-function", "-fvisibility=hidden"],
 )

@@ -180,5 +180,6 @@ const char *synth_status_str(uint32_t status);
 #endif
 
 #include "synth/guest_packet.h"
+#include "synth/guest_compress.h"
 
 #endif /* SYNTH_GUEST_H */

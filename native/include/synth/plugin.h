@@ -7,7 +7,11 @@
  *
  * Concurrency contract: a device is served by exactly one worker thread at a time, and a session
  * belongs to one device, so session functions and burst calls on one session never run
- * concurrently. Different sessions may be used from different threads at once.
+ * concurrently. Different sessions may be used from different threads at once. The same holds for
+ * compression contexts: a context belongs to one device (a stream, or the device's one-shot use).
+ *
+ * Versions: 1 = the header, the crypto members and cpu_features. 2 appends the compression
+ * members; they are read only from tables of version 2 or later.
  */
 #ifndef SYNTH_PLUGIN_H
 #define SYNTH_PLUGIN_H
@@ -15,13 +19,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "synth/compress_core.h"
 #include "synth/crypto_core.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define SYNTH_PLUGIN_ABI_VERSION 1u
+#define SYNTH_PLUGIN_ABI_VERSION 2u
 
 /* One crypto operation, validated, in host-local memory. */
 struct synth_plugin;
@@ -44,6 +49,33 @@ struct synth_crypto_op {
     uint32_t status;       /* out: SYNTH_ST_* */
     uint32_t result;       /* out: bytes written to dst */
 };
+
+/* Parameters of a compression context, checked by the class against the plugin's alg_mask and levels. */
+struct synth_comp_ctx_params {
+    uint32_t alg;        /* SYNTH_CALG_* the plugin serves */
+    uint32_t direction;  /* SYNTH_COMP_DIR_* */
+    int32_t level;       /* stream contexts that compress: the level, in the plugin's range */
+    uint32_t oneshot;    /* 1: serves one-shot ops of any level in the range; 0: one stream */
+    uint32_t max_src;    /* longest input of one call (sizes static workspaces) */
+    uint32_t window_log; /* zstd: largest window accepted when decompressing and used when compressing */
+};
+
+/* One call of a compression context, over buffers the class has checked. */
+struct synth_comp_io {
+    const uint8_t *src; /* input: plain data in the arena, or compressed data copied to host memory */
+    uint8_t *dst;       /* output space: in the arena, or host scratch */
+    size_t src_len;
+    size_t dst_len;
+    uint64_t limit;     /* one-shot decompression: most bytes the whole output may have */
+    size_t consumed;    /* out: input bytes used */
+    size_t produced;    /* out: bytes written to dst (never more than dst_len) */
+    uint64_t needed;    /* out: one-shot decompression with NO_SPACE: bytes the whole output needs */
+    uint32_t flags;     /* out: SYNTH_COMP_IO_* */
+    uint32_t reserved;
+};
+
+#define SYNTH_COMP_IO_END 0x1u     /* stream: the frame's end was read (decompress) or written (FINISH) */
+#define SYNTH_COMP_IO_PENDING 0x2u /* stream: output space ran out; more output may follow */
 
 struct synth_plugin {
     uint32_t abi_version;   /* SYNTH_PLUGIN_ABI_VERSION */
@@ -79,6 +111,39 @@ struct synth_plugin {
      * none). Informational: probe() decides, and says why when it refuses.
      */
     const char *cpu_features;
+
+    /*
+     * ---- Compression class (abi_version >= 2; NULL in tables of other classes) ----
+     * alg_mask() above returns bits (1 << SYNTH_CALG_*). Contexts allocate, at create, everything
+     * they will ever use: comp_oneshot and comp_stream never allocate, and never write more than
+     * dst_len bytes, whatever the input. Library errors are mapped to statuses, never abort.
+     */
+    /* Compression levels of alg: 0 with *min, *max and the plugin's *dflt set, or -ENOTSUP. */
+    int (*comp_levels)(uint32_t alg, int32_t *min, int32_t *max, int32_t *dflt);
+    /* Bytes of host memory a context with these parameters holds (the device's memory budget). */
+    size_t (*comp_ctx_size)(const struct synth_comp_ctx_params *p);
+    /* Create a context: 0, -ENOTSUP (not served), -EINVAL (level or window refused), -ENOMEM. */
+    int (*comp_ctx_create)(const struct synth_comp_ctx_params *p, void **ctx);
+    void (*comp_ctx_destroy)(void *ctx);
+    /*
+     * One-shot op on a one-shot context. Compress (level in range): all of src into one complete
+     * frame in dst; the class guarantees dst_len >= SYNTH_COMP_BOUND(src_len). Returns OK
+     * (produced set) or DEVICE_ERROR. Decompress (level ignored): exactly one complete frame in
+     * src. Returns OK; NO_SPACE with needed = the whole output's size (exact, or a bound that
+     * suffices) when dst is too small and that size is at most limit; LIMIT when the output
+     * exceeds limit or the frame needs a larger window than window_log; BAD_DATA for corrupt or
+     * truncated input and for bytes after the frame; DEVICE_ERROR.
+     */
+    uint32_t (*comp_oneshot)(void *ctx, int32_t level, struct synth_comp_io *io);
+    /*
+     * One step of a stream context. Compress: consume input, write output, flush as asked
+     * (SYNTH_FLUSH_*; FINISH is repeated until END); sets END once FINISH has written the frame's
+     * end, PENDING when output space ran out with output still to come. Decompress (flush
+     * ignored): consume input up to the end of the frame at most (consumed says where it
+     * ended), END when it ended, PENDING as above. Returns OK, BAD_DATA, LIMIT (window too large)
+     * or DEVICE_ERROR; after an error or END the class calls it no more.
+     */
+    uint32_t (*comp_stream)(void *ctx, uint32_t flush, struct synth_comp_io *io);
 };
 
 /* Entry point an external plugin exports: returns its table. */
@@ -89,6 +154,10 @@ typedef const struct synth_plugin *(*synth_plugin_entry_fn)(void);
 const struct synth_plugin *synth_plugin_openssl(void);
 const struct synth_plugin *synth_plugin_ipsecmb(void);
 const struct synth_plugin *synth_plugin_afalg(void);
+const struct synth_plugin *synth_plugin_zlib(void);
+const struct synth_plugin *synth_plugin_isal(void);
+const struct synth_plugin *synth_plugin_zstd(void);
+const struct synth_plugin *synth_plugin_lz4(void);
 
 /* The idx-th plugin of the catalog (built-ins first, then loaded ones), or NULL past the end. */
 const struct synth_plugin *synth_plugin_builtin(unsigned idx);
@@ -106,6 +175,20 @@ int synth_plugin_load(const char *path, char *why, size_t why_len);
  * gets a one-line description either way (version and code path, or the reason it is unusable).
  */
 int synth_plugin_probe(const struct synth_plugin *p, char *why, size_t why_len);
+
+/*
+ * Compression class: the usable plugins of the catalog serving alg (SYNTH_CALG_*), best first
+ * (higher priority first, then catalog order), at most max of them into out. Returns how many
+ * serve it (which may exceed max).
+ */
+unsigned synth_plugin_comp_candidates(uint32_t alg, const struct synth_plugin **out, unsigned max);
+/*
+ * Compression class: the plugin that serves alg in direction (SYNTH_COMP_DIR_*) at level (a
+ * compression level other than 0; ignored when decompressing): pin if it is a usable compression
+ * plugin that serves them, else NULL; with pin NULL, the best usable plugin of the catalog, or NULL.
+ */
+const struct synth_plugin *synth_plugin_comp_select(uint32_t alg, uint32_t direction, int32_t level,
+                                                    const struct synth_plugin *pin);
 
 #ifdef __cplusplus
 }

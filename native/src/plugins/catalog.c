@@ -2,7 +2,8 @@
 /*
  * The plugin catalog: the built-in plugins, then the external ones loaded from a directory with
  * dlopen (shared objects exporting synth_plugin_entry). Probing is done once per plugin and
- * remembered; the data path picks, per algorithm, the available plugin of highest priority.
+ * remembered; the data path picks, per algorithm, the available plugin of highest priority (the
+ * compression class also per level: synth_plugin_comp_select).
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -20,6 +21,10 @@ static const builtin_fn builtins[] = {
     synth_plugin_openssl,
     synth_plugin_ipsecmb,
     synth_plugin_afalg,
+    synth_plugin_zlib,
+    synth_plugin_isal,
+    synth_plugin_zstd,
+    synth_plugin_lz4,
 };
 
 #define NBUILTIN (sizeof(builtins) / sizeof(builtins[0]))
@@ -133,4 +138,62 @@ int synth_plugin_load(const char *path, char *why, size_t why_len)
     pthread_mutex_unlock(&lock);
     snprintf(why, why_len, "loaded %s", p->name);
     return 0;
+}
+
+/* A compression plugin of this ABI that runs here and serves alg. */
+static int comp_usable(const struct synth_plugin *p, uint32_t alg)
+{
+    char why[160];
+
+    if (!p || p->dev_class != SYNTH_CLASS_COMPRESS || p->abi_version < 2 || !p->comp_levels ||
+        !p->comp_ctx_size || !p->comp_ctx_create || !p->comp_ctx_destroy || !p->comp_oneshot || !p->comp_stream)
+        return 0;
+    if (alg == 0 || alg >= SYNTH_CALG_MAX || synth_plugin_probe(p, why, sizeof(why)) < 0)
+        return 0;
+    return (p->alg_mask() & (1u << alg)) != 0;
+}
+
+unsigned synth_plugin_comp_candidates(uint32_t alg, const struct synth_plugin **out, unsigned max)
+{
+    const struct synth_plugin *all[NMAX], *p;
+    unsigned n = 0, i, j;
+
+    for (i = 0; n < NMAX && (p = at(i)) != NULL; i++) {
+        if (!comp_usable(p, alg))
+            continue;
+        /* Insertion sort by priority, stable: ties keep catalog order. */
+        for (j = n; j > 0 && all[j - 1]->priority < p->priority; j--)
+            all[j] = all[j - 1];
+        all[j] = p;
+        n++;
+    }
+    for (i = 0; i < n && i < max; i++)
+        out[i] = all[i];
+    return n;
+}
+
+static int comp_serves(const struct synth_plugin *p, uint32_t alg, uint32_t direction, int32_t level)
+{
+    int32_t lo, hi, dflt;
+
+    if (!comp_usable(p, alg) || direction > SYNTH_COMP_DIR_DECOMPRESS)
+        return 0;
+    if (direction == SYNTH_COMP_DIR_DECOMPRESS)
+        return 1;
+    return p->comp_levels(alg, &lo, &hi, &dflt) == 0 && level >= lo && level <= hi;
+}
+
+const struct synth_plugin *synth_plugin_comp_select(uint32_t alg, uint32_t direction, int32_t level,
+                                                    const struct synth_plugin *pin)
+{
+    const struct synth_plugin *cand[NMAX];
+    unsigned n, i;
+
+    if (pin)
+        return comp_serves(pin, alg, direction, level) ? pin : NULL;
+    n = synth_plugin_comp_candidates(alg, cand, NMAX);
+    for (i = 0; i < n && i < NMAX; i++)
+        if (comp_serves(cand[i], alg, direction, level))
+            return cand[i];
+    return NULL;
 }

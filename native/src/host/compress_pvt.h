@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Compression class internals shared by compress_dev.c (device, one-shot ops) and compress_stream.c. */
+#ifndef SYNTH_COMPRESS_PVT_H
+#define SYNTH_COMPRESS_PVT_H
+
+#include "host_pvt.h"
+#include "synth/compress_core.h"
+#include "synth/compress_host.h"
+
+#define COMP_MAX_CANDIDATES 4u
+
+/* How the device serves one algorithm. */
+struct comp_alg {
+    unsigned n;                                      /* compression plugins, best first */
+    const struct synth_plugin *pl[COMP_MAX_CANDIDATES];
+    int32_t lo[COMP_MAX_CANDIDATES];                 /* their level ranges */
+    int32_t hi[COMP_MAX_CANDIDATES];
+    void *cctx[COMP_MAX_CANDIDATES];                 /* one-shot compression contexts */
+    void *dctx;                                      /* one-shot decompression context, of pl[0] */
+    struct synth_comp_levels levels;                 /* as advertised in the cfg block */
+};
+
+enum comp_stream_state { STREAM_OPEN = 0, STREAM_ENDED, STREAM_DEAD };
+
+struct comp_stream {
+    void *ctx;                      /* plugin context */
+    const struct synth_plugin *pl;
+    uint8_t *buf;                   /* input not consumed yet (max_chunk bytes) */
+    uint32_t pos;                   /* [pos, len) of buf is pending */
+    uint32_t len;
+    uint64_t total_out;
+    size_t mem;                     /* charged to the device's stream memory */
+    uint16_t gen;                   /* bumped on every destroy, so stale ids stay unknown */
+    uint8_t active;
+    uint8_t alg;
+    uint8_t dir;
+    uint8_t flush;                  /* strongest flush asked since output was last complete */
+    uint8_t more;                   /* the last completion said MORE */
+    uint8_t state;                  /* enum comp_stream_state */
+    uint16_t dead_status;           /* STREAM_DEAD: the status every later op gets */
+};
+
+struct comp_dev {
+    struct comp_alg alg[SYNTH_CALG_MAX];
+    uint32_t alg_mask;
+    uint32_t max_streams;
+    uint32_t max_chunk;
+    uint32_t window_log;
+    uint64_t max_output;
+    uint64_t mem_budget;            /* for streams */
+    uint64_t mem_used;
+    uint8_t *inbuf;                 /* one-shot DECOMPRESS: private copy of the input */
+    uint8_t *scratch;               /* one-shot COMPRESS into a dst below the bound */
+    size_t scratch_len;
+    struct comp_stream *streams;
+    uint32_t nstreams;
+    uint32_t free_hint;
+    char plugin_names[32];          /* header.backend: the plugins serving, e.g. "isal,zlib,zstd,lz4" */
+};
+
+static inline struct comp_dev *comp_dev(const struct synth_hdev *d) { return (struct comp_dev *)d->cls; }
+
+/* Resolve level 0 and find the compression plugin for (alg, level): SYNTH_ST_OK or an error. */
+uint16_t comp_pick(const struct comp_dev *c, uint32_t alg, int32_t *level, unsigned *idx);
+
+/* Source and destination ranges of a descriptor: SYNTH_ST_OK, or INVALID (outside, overlapping). */
+uint16_t comp_buffers(const struct synth_hqueue *q, const struct synth_desc *d, uint8_t **src, uint8_t **dst);
+
+/* compress_stream.c */
+int comp_streams_init(struct comp_dev *c);
+void comp_streams_reset(struct comp_dev *c);
+void comp_streams_fini(struct comp_dev *c);
+uint16_t comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
+                            uint32_t *result);
+uint16_t comp_stream_destroy(struct comp_dev *c, const struct synth_desc *d);
+uint16_t comp_stream_op(struct comp_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
+                        struct synth_cpl *cpl, uint64_t *bytes_in, uint64_t *bytes_out);
+
+#endif /* SYNTH_COMPRESS_PVT_H */
