@@ -121,6 +121,8 @@ def feature_names(bits: int, dev_class: int) -> list[str]:
         table[lib.SYNTH_CRYPTO_F_SESSIONS] = "sessions"
         table[lib.SYNTH_CRYPTO_F_OUT_OF_PLACE] = "out-of-place"
         table[lib.SYNTH_CRYPTO_F_IV_GEN] = "iv-gen"
+    elif dev_class == DevClass.COMPRESS:
+        table[lib.SYNTH_COMP_F_STREAMS] = "streams"
     out = [name for bit, name in table.items() if bits & bit]
     rest = bits & ~sum(table)
     if rest:
@@ -146,3 +148,57 @@ class Link(enum.IntEnum):
     NONE = lib.SYNTH_PKT_LINK_NONE
     WIRE = lib.SYNTH_PKT_LINK_WIRE
     TAP = lib.SYNTH_PKT_LINK_TAP
+
+
+# ---- compression class (compress_core.h) ----
+
+
+class CAlg(enum.IntEnum):
+    """Compression algorithms: deflate in its three framings, zstd and lz4 (frame format)."""
+
+    DEFLATE = lib.SYNTH_CALG_DEFLATE
+    ZLIB = lib.SYNTH_CALG_ZLIB
+    GZIP = lib.SYNTH_CALG_GZIP
+    ZSTD = lib.SYNTH_CALG_ZSTD
+    LZ4 = lib.SYNTH_CALG_LZ4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> CAlg:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(a.label for a in cls)
+            raise ValueError(f"unknown compression algorithm {text!r}; expected one of: {names}") from None
+
+
+class CompOp(enum.IntEnum):
+    COMPRESS = lib.SYNTH_OP_COMP_COMPRESS
+    DECOMPRESS = lib.SYNTH_OP_COMP_DECOMPRESS
+    STREAM_CREATE = lib.SYNTH_OP_COMP_STREAM_CREATE
+    STREAM_DESTROY = lib.SYNTH_OP_COMP_STREAM_DESTROY
+    STREAM = lib.SYNTH_OP_COMP_STREAM
+
+
+class Flush(enum.IntEnum):
+    NONE = lib.SYNTH_FLUSH_NONE
+    SYNC = lib.SYNTH_FLUSH_SYNC
+    FINISH = lib.SYNTH_FLUSH_FINISH
+
+
+class Direction(enum.IntEnum):
+    COMPRESS = lib.SYNTH_COMP_DIR_COMPRESS
+    DECOMPRESS = lib.SYNTH_COMP_DIR_DECOMPRESS
+
+
+CPL_MORE: int = lib.SYNTH_CPL_F_MORE
+CPL_END: int = lib.SYNTH_CPL_F_END
+
+
+def comp_bound(n: int) -> int:
+    """Worst-case compressed size of n bytes (SYNTH_COMP_BOUND): a COMPRESS into a destination this
+    large never completes with NO_SPACE."""
+    return int(lib.synth_comp_bound(n))

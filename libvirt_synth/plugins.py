@@ -11,7 +11,7 @@ from typing import Any
 
 from libvirt_synth import errors, log
 from libvirt_synth._native import ffi, lib
-from libvirt_synth.abi import ALG_INFO, Alg, DevClass
+from libvirt_synth.abi import ALG_INFO, Alg, CAlg, DevClass
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,19 @@ def _info(p: Any) -> PluginInfo:
         priority=p.priority,
         available=rc == 0,
         detail=ffi.string(why).decode(errors="replace"),
-        algorithms=[ALG_INFO[a].label for a in Alg if mask & (1 << a)] if p.dev_class == DevClass.CRYPTO else [],
+        algorithms=_alg_labels(p.dev_class, mask),
         cpu_features=needs,
         missing_cpu_features=[f for f in needs if f not in cpu_flags()],
     )
+
+
+def _alg_labels(dev_class: int, mask: int) -> list[str]:
+    """Names of the algorithms in a plugin's alg_mask, whose bits mean different things per class."""
+    if dev_class == DevClass.COMPRESS:
+        return [a.label for a in CAlg if mask & (1 << a)]
+    if dev_class == DevClass.CRYPTO:
+        return [ALG_INFO[a].label for a in Alg if mask & (1 << a)]
+    return []
 
 
 def cpu_flags() -> set[str]:

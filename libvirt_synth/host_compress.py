@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Host options of compression devices: limits and which plugin serves which algorithm.
+
+    DeviceSpec(path, DevClass.COMPRESS, options=(("max_streams", 16), ("zstd_window_log", 22),
+                                                  ("pins", {"deflate": "zlib"})))
+
+Every option may be left out (the C core's default applies). ``pins`` maps an algorithm (deflate,
+zlib, gzip, zstd, lz4) to a plugin name (zlib, isal, zstd, lz4); unpinned algorithms go to the
+usable plugins serving them, best first (ISA-L for the deflate family at its levels, zlib at the
+others). ``DeviceSpec.plugin`` pins the whole device to one plugin instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from libvirt_synth import errors
+from libvirt_synth._native import ffi, lib
+from libvirt_synth.abi import CAlg, DevClass
+
+# name -> (minimum, maximum, meaning); 0 always means "the default".
+LIMITS: dict[str, tuple[int, int, str]] = {
+    "max_streams": (1, lib.SYNTH_COMP_MAX_MAX_STREAMS, "streams a device holds at once"),
+    "max_chunk": (lib.SYNTH_COMP_MIN_MAX_CHUNK, lib.SYNTH_COMP_MAX_MAX_CHUNK, "longest input of one op (bytes)"),
+    "max_stream_output": (1, 2**64 - 1, "most bytes one stream may produce (bytes)"),
+    "max_stream_memory": (1, 2**64 - 1, "host memory all streams of a device may hold (bytes)"),
+    "zstd_window_log": (lib.SYNTH_COMP_MIN_WINDOW_LOG, lib.SYNTH_COMP_MAX_WINDOW_LOG,
+                        "largest zstd window, log2 of bytes"),
+}
+OPTIONS = {**{k: v[2] for k, v in LIMITS.items()}, "pins": "algorithm -> plugin name"}
+
+
+def parse_pins(value: Any) -> dict[CAlg, str]:
+    """``{"deflate": "zlib"}`` or ``"deflate=zlib,zstd=zstd"`` -> {CAlg.DEFLATE: "zlib", ...}."""
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise errors.ValueError(f"bad pins {value!r}: expected alg=plugin[,alg=plugin...]")
+        value = {a.strip(): b.strip() for a, _, b in pairs}
+    if not isinstance(value, dict):
+        raise errors.ValueError(f"pins must map algorithms to plugin names, got {value!r}")
+    try:
+        return {CAlg.parse(str(a)): str(p) for a, p in value.items()}
+    except ValueError as e:
+        raise errors.ValueError(str(e)) from None
+
+
+def class_params(options: dict[str, Any], keep: list[Any]) -> Any:
+    """The C parameter block (struct synth_comp_host_params) of a compression device's options."""
+    from libvirt_synth.plugins import find_plugin
+
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise errors.ValueError(f"unknown compression device option(s) {sorted(unknown)}; known: {sorted(OPTIONS)}")
+    hp = ffi.new("struct synth_comp_host_params *")
+    for name, (lo, hi, what) in LIMITS.items():
+        raw = options.get(name, 0)
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise errors.ValueError(f"{name} ({what}) must be a number, got {raw!r}") from None
+        if value and not lo <= value <= hi:
+            raise errors.ValueError(f"{name} ({what}) must be {lo}..{hi}, got {value}")
+        setattr(hp, name, value)
+    for alg, plugin in parse_pins(options.get("pins", {})).items():
+        p = find_plugin(plugin, DevClass.COMPRESS)
+        if not p.alg_mask() & (1 << alg):
+            raise errors.NotSupportedError(95, f"plugin {plugin} does not serve {alg.label}")
+        hp.plugin[alg] = p
+    keep.append(hp)
+    return hp
