@@ -1,0 +1,571 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A compression guest is untrusted, and so is its data: hostile descriptors and stream parameters
+end as error statuses, truncated, bit-flipped, adversarial and bomb input end as BAD_DATA or
+LIMIT with output inside the destination and host memory bounded, and nothing of it reaches
+another stream or another device."""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import lz4.frame
+import pytest
+import zstandard
+from compress_ref import ALGS, DEFLATE_FAMILY, WBITS, corpus, ref_compress, ref_decompress, served_device
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from libvirt_synth import errors
+from libvirt_synth._native import lib
+from libvirt_synth.abi import CAlg, CompOp, Flush, Status
+from libvirt_synth.backend import HostDevice, Worker
+from libvirt_synth.compress import Compressor, CorruptDataError, LimitError
+from libvirt_synth.guest import Device, Queue
+
+from rawregion import RawRegion
+
+LIMIT_OUT = 4 << 20
+MAX_CHUNK = 512 << 10
+WINDOW_LOG = 20
+OPTIONS = (("max_stream_output", LIMIT_OUT), ("max_streams", 4), ("max_chunk", MAX_CHUNK),
+           ("zstd_window_log", WINDOW_LOG))
+SAMPLE = b"".join(d for _, d in corpus()[:6])[:150_000]
+
+
+@pytest.fixture(scope="module")
+def dev() -> Iterator[HostDevice]:
+    with served_device(options=OPTIONS) as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def guest(dev: HostDevice) -> Iterator[Device]:
+    with Device.open(dev.path) as g:
+        yield g
+
+
+@pytest.fixture
+def comp(guest: Device, dev: HostDevice) -> Iterator[Compressor]:
+    c = Compressor(guest.queue(0))
+    yield c
+    assert dev.stats().ring_errors == 0
+    check_still_serves(c)
+
+
+def check_still_serves(c: Compressor) -> None:
+    """A correct one-shot and stream round trip still work and match the reference libraries."""
+    for alg in (CAlg.GZIP, CAlg.ZSTD):
+        blob = c.compress(SAMPLE[:20000], alg)
+        assert ref_decompress(alg, blob) == SAMPLE[:20000]
+        with c.stream(alg) as s:
+            assert c.decompress(s.compress(SAMPLE[:5000]) + s.finish(), alg) == SAMPLE[:5000]
+
+
+def status(q: Queue, **fields: Any) -> tuple[int, int, int]:
+    c = q.exec(fields | {"cookie": 0xC0FFEE})
+    assert c.cookie == 0xC0FFEE
+    return c.status, c.result, c.flags
+
+
+@pytest.fixture
+def bufs(guest: Device) -> Iterator[dict[str, int]]:
+    q = guest.queue(0)
+    src, dst = q.alloc(8192), q.alloc(8192)
+    src.write(os.urandom(8192))
+    yield {"src": src.offset, "dst": dst.offset}
+    src.free()
+    dst.free()
+
+
+ONE_SHOT = [
+    ("src past the arena", {"src_off": "END"}, Status.INVALID),
+    ("src length wraps", {"src_off": 0xFFFFFFF0, "src_len": 0x20}, Status.INVALID),
+    ("src runs past the end", {"src_off": "END-32", "src_len": 64}, Status.INVALID),
+    ("dst past the arena", {"dst_off": "END-8", "dst_len": 64}, Status.INVALID),
+    ("dst length wraps", {"dst_off": 0xFFFFFF00, "dst_len": 0x200}, Status.INVALID),
+    ("dst overlaps src", {"dst_off": "SRC+1"}, Status.INVALID),
+    ("in place", {"dst_off": "SRC"}, Status.INVALID),
+    ("src inside dst", {"src_off": "DST+16", "src_len": 100}, Status.INVALID),
+    ("algorithm 0", {"arg": [0, 0, 0]}, Status.INVALID),
+    ("unknown algorithm", {"arg": [99, 0, 0]}, Status.INVALID),
+    ("algorithm 2^32-1", {"arg": [0xFFFFFFFF, 0, 0]}, Status.INVALID),
+    ("level too high", {"arg": [int(CAlg.ZSTD), 23, 0]}, Status.NOT_SUPPORTED),
+    ("level INT32_MIN", {"arg": [int(CAlg.GZIP), 0x80000000, 0]}, Status.NOT_SUPPORTED),
+    ("igzip level 0 is -1, not -2", {"arg": [int(CAlg.DEFLATE), 0xFFFFFFFE, 0]}, Status.NOT_SUPPORTED),
+    ("input over max_chunk", {"src_len": MAX_CHUNK + 1}, Status.LIMIT),
+    ("input huge", {"src_len": 0xFFFFFFFF}, Status.LIMIT),
+    ("flags set", {"flags": 1}, Status.INVALID),
+    ("unknown opcode", {"opcode": 0x25}, Status.NOT_SUPPORTED),
+    ("crypto opcode", {"opcode": 0x12}, Status.NOT_SUPPORTED),
+    ("decompress garbage", {"opcode": CompOp.DECOMPRESS, "arg": [int(CAlg.ZSTD), 0, 0]}, Status.BAD_DATA),
+    ("decompress nothing", {"opcode": CompOp.DECOMPRESS, "src_len": 0, "arg": [int(CAlg.LZ4), 0, 0]},
+     Status.BAD_DATA),
+    ("decompress algorithm 0", {"opcode": CompOp.DECOMPRESS, "arg": [0, 0, 0]}, Status.INVALID),
+    ("decompress over max_chunk", {"opcode": CompOp.DECOMPRESS, "src_len": MAX_CHUNK + 1}, Status.LIMIT),
+    ("stream op, unknown stream", {"opcode": CompOp.STREAM, "session": 0x1234}, Status.NO_SESSION),
+    ("stream op, stream 0", {"opcode": CompOp.STREAM, "session": 0}, Status.NO_SESSION),
+    ("destroy an unknown stream", {"opcode": CompOp.STREAM_DESTROY, "session": 0xFFFF0001}, Status.NO_SESSION),
+    ("create with a short block", {"opcode": CompOp.STREAM_CREATE, "src_len": 15}, Status.INVALID),
+    ("create past the arena", {"opcode": CompOp.STREAM_CREATE, "src_off": "END-8", "src_len": 16},
+     Status.INVALID),
+]
+
+
+@pytest.mark.parametrize("case,fields,want", ONE_SHOT, ids=[c[0] for c in ONE_SHOT])
+def test_hostile_descriptor(comp: Compressor, bufs: dict[str, int], case: str, fields: dict[str, Any],
+                            want: Status) -> None:
+    q = comp.queue
+    end = q.arena_size
+    d: dict[str, Any] = {"opcode": CompOp.COMPRESS, "src_off": bufs["src"], "src_len": 4096, "dst_off": bufs["dst"],
+                         "dst_len": 8192, "arg": [int(CAlg.DEFLATE), 0, 0]}
+    for k, v in fields.items():
+        if isinstance(v, str):
+            v = {"END": end, "END-32": end - 32, "END-8": end - 8, "SRC": bufs["src"], "SRC+1": bufs["src"] + 1,
+                 "DST+16": bufs["dst"] + 16}[v]
+        d[k] = v
+    st, result, flags = status(q, **d)
+    assert Status(st) == want, case
+    assert (result, flags) == (0, 0), "an error carries no result and no flags"
+
+
+def params(alg: int, direction: int, level: int = 0, flags: int = 0, reserved: int = 0) -> bytes:
+    return struct.pack("<HHiII", alg, direction, level, flags, reserved)
+
+
+BAD_STREAMS = [
+    ("flags set", params(int(CAlg.ZLIB), 0, flags=1), Status.INVALID),
+    ("reserved set", params(int(CAlg.ZLIB), 0, reserved=7), Status.INVALID),
+    ("direction 2", params(int(CAlg.ZLIB), 2), Status.INVALID),
+    ("algorithm 0", params(0, 0), Status.INVALID),
+    ("algorithm 6", params(6, 1), Status.INVALID),
+    ("level on a decompression stream", params(int(CAlg.ZSTD), 1, 3), Status.INVALID),
+    ("level out of range", params(int(CAlg.LZ4), 0, 13), Status.NOT_SUPPORTED),
+    ("level far out", params(int(CAlg.ZSTD), 0, -(2**31)), Status.NOT_SUPPORTED),
+]
+
+
+@pytest.mark.parametrize("case,block,want", BAD_STREAMS, ids=[b[0] for b in BAD_STREAMS])
+def test_bad_stream_params(comp: Compressor, dev: HostDevice, case: str, block: bytes, want: Status) -> None:
+    q = comp.queue
+    with q.scratch(len(block)) as (buf,):
+        buf.write(block)
+        st, result, _ = status(q, opcode=CompOp.STREAM_CREATE, src_off=buf.offset, src_len=len(block))
+    assert (Status(st), result) == (want, 0), case
+    assert dev.stats().sessions == 0
+
+
+def stream_op(q: Queue, sid: int, data: bytes, flush: int = Flush.NONE, out: int = 65536) -> tuple[int, bytes, int]:
+    with q.scratch(len(data), out) as (src, dst):
+        src.write(data)
+        c = q.exec({"opcode": CompOp.STREAM, "session": sid, "src_off": src.offset, "src_len": len(data),
+                    "dst_off": dst.offset, "dst_len": out, "arg": [flush, 0, 0]})
+        return c.status, dst.read(c.result) if c.status == Status.OK else b"", c.flags
+
+
+def test_stream_protocol_violations_are_refused_and_harmless(comp: Compressor) -> None:
+    q = comp.queue
+    with comp.stream(CAlg.ZLIB, 1) as s:
+        st, out, flags = stream_op(q, s.id, SAMPLE[:100000], Flush.FINISH, out=100)
+        assert st == Status.OK and flags == lib.SYNTH_CPL_F_MORE and len(out) == 100
+        pending = out
+        assert stream_op(q, s.id, b"more input")[0] == Status.INVALID, "input while MORE: drain first"
+        assert stream_op(q, s.id, b"", 3)[0] == Status.INVALID, "flush mode 3"
+        while True:  # the refusals changed nothing: the stream drains and is complete
+            st, out, flags = stream_op(q, s.id, b"", Flush.NONE, out=4096)
+            assert st == Status.OK
+            pending += out
+            if not flags & lib.SYNTH_CPL_F_MORE:
+                break
+        assert flags == lib.SYNTH_CPL_F_END and zlib.decompress(pending) == SAMPLE[:100000]
+        assert stream_op(q, s.id, b"x")[0] == Status.INVALID, "input after the end"
+        assert stream_op(q, s.id, b"")[::2] == (Status.OK, lib.SYNTH_CPL_F_END)
+    with comp.stream(CAlg.ZSTD, decompress=True) as s:
+        frame = ref_compress(CAlg.ZSTD, SAMPLE[:1000])
+        st, out, flags = stream_op(q, s.id, frame)
+        assert (st, out, flags) == (Status.OK, SAMPLE[:1000], lib.SYNTH_CPL_F_END)
+        assert stream_op(q, s.id, frame)[0] == Status.INVALID, "a second frame after END"
+
+
+@pytest.mark.parametrize("alg", ALGS, ids=lambda a: a.label)
+def test_trailing_bytes_kill_a_decompression_stream_only(comp: Compressor, alg: CAlg) -> None:
+    q = comp.queue
+    frame = ref_compress(alg, SAMPLE[:3000])
+    with comp.stream(alg, decompress=True) as bad, comp.stream(alg, decompress=True) as good:
+        assert stream_op(q, good.id, frame[:100])[0] == Status.OK
+        assert stream_op(q, bad.id, frame + b"\x00trailing")[0] == Status.BAD_DATA
+        assert stream_op(q, bad.id, b"")[0] == Status.BAD_DATA, "a failed stream stays failed"
+        st, out, flags = stream_op(q, good.id, frame[100:])
+        assert (st, flags) == (Status.OK, lib.SYNTH_CPL_F_END) and len(out) <= 3000
+    with comp.stream(alg, decompress=True) as s, pytest.raises(CorruptDataError):
+        s.decompress(frame[:-3], final=True)
+
+
+def test_stream_table_and_memory_are_bounded(comp: Compressor, dev: HostDevice) -> None:
+    streams = [comp.stream(CAlg.LZ4) for _ in range(4)]
+    with pytest.raises(errors.OpError) as e:
+        comp.stream(CAlg.ZLIB)
+    assert e.value.status == Status.NO_RESOURCES
+    assert dev.stats().sessions == 4
+    streams.pop().destroy()
+    comp.stream(CAlg.ZLIB).destroy()
+    for s in streams:
+        s.destroy()
+    assert dev.stats().sessions == 0
+    # zstd level 19 needs ~90 MiB (window capped at 2^20 here, so less); the budget holds.
+    with served_device(options=(("max_stream_memory", 24 << 20),)) as d, Device.open(d.path) as g:
+        c = Compressor(g.queue(0))
+        got = []
+        with pytest.raises(errors.OpError) as e:
+            for _ in range(8):
+                got.append(c.stream(CAlg.ZSTD, decompress=True))  # ~9.5 MiB each at window 2^23
+        assert e.value.status == Status.NO_RESOURCES and len(got) == 2
+        c.stream(CAlg.DEFLATE).destroy()  # a small one still fits
+        for s in got:
+            s.destroy()
+
+
+def test_streams_need_the_feature_and_die_with_a_reset() -> None:
+    with served_device() as dev, Device.open(dev.path, features=lib.SYNTH_F_RING_V1 | lib.SYNTH_F_NOP) as g:
+        c = Compressor(g.queue(0))
+        with pytest.raises(errors.OpError) as e:
+            c.stream(CAlg.GZIP)
+        assert e.value.status == Status.NOT_SUPPORTED
+        assert c.decompress(c.compress(SAMPLE, CAlg.GZIP), CAlg.GZIP) == SAMPLE  # one-shot needs no feature
+    with served_device() as dev, Device.open(dev.path) as g:
+        c = Compressor(g.queue(1))
+        s = c.stream(CAlg.GZIP)
+        assert dev.stats().sessions == 1
+        g.reset()
+        assert dev.stats().sessions == 0
+        with pytest.raises(errors.UnknownSessionError):
+            s.compress(b"after the reset")
+
+
+# ---- bad input ----
+
+def oneshot(q: Queue, alg: CAlg, blob: bytes, dst_len: int) -> tuple[int, int, bytes]:
+    with q.scratch(len(blob), dst_len) as (src, dst):
+        src.write(blob)
+        dst.write(b"\xa5" * dst_len)
+        c = q.exec({"opcode": CompOp.DECOMPRESS, "src_off": src.offset, "src_len": len(blob), "dst_off": dst.offset,
+                    "dst_len": dst_len, "arg": [int(alg), 0, 0]})
+        return c.status, c.result, dst.read(c.result) if c.status == Status.OK else b""
+
+
+@pytest.mark.parametrize("alg", ALGS, ids=lambda a: a.label)
+def test_truncated_input_is_bad_data(comp: Compressor, alg: CAlg) -> None:
+    q = comp.queue
+    data = SAMPLE[:40000]
+    blob = comp.compress(data, alg)
+    rng = random.Random(int(alg))
+    cuts = sorted({0, 1, 2, 5, 10, len(blob) - 1, len(blob) - 4, len(blob) // 2} |
+                  {rng.randrange(len(blob)) for _ in range(30)})
+    for n in cuts:
+        st, result, _ = oneshot(q, alg, blob[:n], 2 * len(data))
+        assert (st, result) == (Status.BAD_DATA, 0), (alg, n)
+    with comp.stream(alg, decompress=True) as s, pytest.raises(CorruptDataError):
+        s.decompress(blob[: len(blob) - 1], final=True)
+
+
+CHECKSUMMED = [CAlg.ZLIB, CAlg.GZIP, CAlg.ZSTD, CAlg.LZ4]
+
+
+@pytest.mark.parametrize("alg", ALGS, ids=lambda a: a.label)
+def test_bit_flips_are_an_error_or_harmless(comp: Compressor, alg: CAlg) -> None:
+    """A flipped bit is BAD_DATA (or LIMIT); where the format has a checksum, anything the device
+    accepts is the original data (the flip hit a field that does not change it). Raw deflate has no
+    checksum: any verdict, but never more than dst_len bytes."""
+    q = comp.queue
+    data = SAMPLE[:30000]
+    blob = comp.compress(data, alg, 1 if alg != CAlg.LZ4 else 0)
+    rng = random.Random(1000 + int(alg))
+    seen = set()
+    for _ in range(150):
+        bad = bytearray(blob)
+        pos = rng.randrange(len(bad))
+        bad[pos] ^= 1 << rng.randrange(8)
+        st, result, out = oneshot(q, alg, bytes(bad), len(data) + 4096)
+        if st == Status.NO_SPACE:  # a size field grew: a retry at that size must still be caught
+            assert 0 < result <= LIMIT_OUT
+            st, result, out = oneshot(q, alg, bytes(bad), result)
+        seen.add(Status(st))
+        assert st in (Status.OK, Status.BAD_DATA, Status.LIMIT, Status.NO_SPACE), (alg, pos, st)
+        if st == Status.OK and alg in CHECKSUMMED:
+            assert out == data, (alg, pos)
+        if st == Status.OK:
+            assert result <= len(out)
+    assert Status.BAD_DATA in seen
+    # the same through a stream
+    bad = bytearray(blob)
+    bad[len(bad) // 2] ^= 0x10
+    if alg in CHECKSUMMED:
+        with comp.stream(alg, decompress=True) as s, pytest.raises((CorruptDataError, LimitError)):
+            s.decompress(bytes(bad), final=True)
+
+
+def gzip_member(data: bytes, extra: bytes = b"", name: bytes = b"", comment: bytes = b"") -> bytes:
+    flg = (4 if extra else 0) | (8 if name else 0) | (16 if comment else 0)
+    hdr = b"\x1f\x8b\x08" + bytes([flg]) + b"\0\0\0\0\0\xff"
+    if extra:
+        hdr += struct.pack("<H", len(extra)) + extra
+    if name:
+        hdr += name + b"\0"
+    if comment:
+        hdr += comment + b"\0"
+    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = z.compress(data) + z.flush()
+    return hdr + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+
+
+def zstd_rle_frame(blocks: int, fcs: int) -> bytes:
+    """A zstd frame by hand that declares fcs bytes and holds blocks RLE blocks of 128 KiB."""
+    hdr = b"\x28\xb5\x2f\xfd" + bytes([0xC0, 7 << 3]) + struct.pack("<Q", fcs)  # window 128 KiB
+    rle = [struct.pack("<I", ((128 << 10) << 3) | (1 << 1) | (i == blocks - 1))[:3] + b"z" for i in range(blocks)]
+    return hdr + b"".join(rle)
+
+
+def zstd_raw_frame(window_exp: int, payload: bytes, fcs: int | None = None) -> bytes:
+    """A zstd frame by hand: a window descriptor of 2^(10 + window_exp) bytes, one raw block."""
+    if fcs is None:
+        fhd, tail = 0x00, b""
+    else:
+        fhd, tail = 0xC0, struct.pack("<Q", fcs)  # 8-byte frame content size, not single-segment
+    hdr = b"\x28\xb5\x2f\xfd" + bytes([fhd, window_exp << 3]) + tail
+    block = struct.pack("<I", (len(payload) << 3) | 1)[:3]  # last block, raw
+    return hdr + block + payload
+
+
+ADVERSARIAL = [
+    # CVE-2022-37434 was a heap overflow reading a large gzip extra field into a header buffer:
+    # the device never hands the header out, and a member with a 65535-byte extra field is valid.
+    ("gzip, 65535-byte extra field", CAlg.GZIP, gzip_member(b"hi there", extra=b"E" * 65535), "ok:hi there"),
+    ("gzip, extra field cut short", CAlg.GZIP, gzip_member(b"x", extra=b"E" * 65535)[:40000], Status.BAD_DATA),
+    ("gzip, extra length past the end", CAlg.GZIP, b"\x1f\x8b\x08\x04\0\0\0\0\0\xff\xff\xff" + b"E" * 100,
+     Status.BAD_DATA),
+    ("gzip, endless name", CAlg.GZIP, b"\x1f\x8b\x08\x08\0\0\0\0\0\xff" + b"N" * 100000, Status.BAD_DATA),
+    ("gzip, long name and comment", CAlg.GZIP, gzip_member(b"data", name=b"n" * 5000, comment=b"c" * 5000),
+     "ok:data"),
+    ("gzip, method 7", CAlg.GZIP, b"\x1f\x8b\x07" + gzip_member(b"x")[3:], Status.BAD_DATA),
+    ("gzip, two members", CAlg.GZIP, gzip_member(b"a") + gzip_member(b"b"), Status.BAD_DATA),
+    ("zlib, preset dictionary", CAlg.ZLIB, b"\x78\xbb" + b"\0\0\0\1" + zlib.compress(b"x")[2:], Status.BAD_DATA),
+    ("zlib, bad header check", CAlg.ZLIB, b"\x78\x9d" + zlib.compress(b"x")[2:], Status.BAD_DATA),
+    ("zlib, trailing byte", CAlg.ZLIB, zlib.compress(b"payload") + b"\0", Status.BAD_DATA),
+    ("deflate, reserved block type", CAlg.DEFLATE, b"\x07" + b"\0" * 30, Status.BAD_DATA),
+    ("deflate, stored length mismatch", CAlg.DEFLATE, b"\x01\x05\x00\x00\x00hello", Status.BAD_DATA),
+    ("deflate, distance too far back", CAlg.DEFLATE, bytes.fromhex("63 00 02 00") + b"\0" * 8, Status.BAD_DATA),
+    ("zstd, 2 GiB window", CAlg.ZSTD, zstd_raw_frame(21, b"hello"), Status.LIMIT),
+    ("zstd, window one past the cap", CAlg.ZSTD, zstd_raw_frame(WINDOW_LOG - 9, b"hello"), Status.LIMIT),
+    ("zstd, window at the cap", CAlg.ZSTD, zstd_raw_frame(WINDOW_LOG - 10, b"hello"), "ok:hello"),
+    ("zstd, declares 2^40 bytes, holds 5", CAlg.ZSTD, zstd_raw_frame(0, b"hello", fcs=1 << 40), Status.BAD_DATA),
+    # One-shot believes the header (no buffer could take 2^40 bytes); a stream finds the lie.
+    ("zstd, declares 2^40 bytes, holds 256 KiB", CAlg.ZSTD, zstd_rle_frame(2, 1 << 40),
+     (Status.LIMIT, Status.BAD_DATA)),
+    ("zstd, 256 KiB of RLE blocks", CAlg.ZSTD, zstd_rle_frame(2, 256 << 10), Status.NO_SPACE),
+    ("zstd, declares fewer bytes than it holds", CAlg.ZSTD, zstd_raw_frame(0, b"hello", fcs=2), Status.BAD_DATA),
+    ("zstd, two frames", CAlg.ZSTD, zstandard.ZstdCompressor().compress(b"a") * 2, Status.BAD_DATA),
+    ("zstd, bad magic", CAlg.ZSTD, b"\x28\xb5\x2f\xfe" + b"\0" * 20, Status.BAD_DATA),
+    ("lz4, legacy frame", CAlg.LZ4, b"\x02\x21\x4c\x18" + b"\x10\0\0\0" + b"\0" * 16, Status.BAD_DATA),
+    ("lz4, 4 MiB block that is not there", CAlg.LZ4,
+     lz4.frame.compress(b"z" * 100, block_size=lz4.frame.BLOCKSIZE_MAX4MB, store_size=False)[:7]
+     + struct.pack("<I", 4 << 20) + b"\0" * 64, Status.BAD_DATA),
+    ("lz4, block larger than the frame allows", CAlg.LZ4,
+     lz4.frame.compress(b"z" * 100, store_size=False)[:7] + struct.pack("<I", (64 << 10) + 1) + b"\0" * 64,
+     Status.BAD_DATA),
+    ("lz4, two frames", CAlg.LZ4, lz4.frame.compress(b"a") * 2, Status.BAD_DATA),
+    ("lz4, content size lies", CAlg.LZ4,
+     lz4.frame.compress(b"abc" * 1000, store_size=True)[:6] + struct.pack("<Q", 10), Status.BAD_DATA),
+]
+
+
+@pytest.mark.parametrize("case,alg,blob,want", ADVERSARIAL, ids=[a[0] for a in ADVERSARIAL])
+def test_adversarial_input(comp: Compressor, case: str, alg: CAlg, blob: bytes,
+                           want: Status | str | tuple[Status, Status]) -> None:
+    q = comp.queue
+    st, result, out = oneshot(q, alg, blob, 1 << 16)
+    if isinstance(want, tuple):
+        assert (Status(st), result) == (want[0], 0), case
+        want = want[1]
+        st, result = want, 0
+    if isinstance(want, str):
+        assert (st, out) == (Status.OK, want[3:].encode()), case
+    elif want == Status.NO_SPACE:
+        assert (st, result) == (want, 256 << 10), case
+        return
+    else:
+        assert (Status(st), result) == (want, 0), case
+    # The same bytes through a stream get the same verdict.
+    with comp.stream(alg, decompress=True) as s:
+        if isinstance(want, str):
+            assert s.decompress(blob, final=True) == want[3:].encode()
+        else:
+            with pytest.raises(CorruptDataError if want == Status.BAD_DATA else LimitError):
+                s.decompress(blob, final=True)
+
+
+def zeros_bomb(alg: CAlg, total: int) -> bytes:
+    """total zero bytes in one frame, compressed a MiB at a time."""
+    mib = bytes(1 << 20)
+    if alg in DEFLATE_FAMILY:
+        z = zlib.compressobj(9, zlib.DEFLATED, WBITS[alg])
+        return b"".join(z.compress(mib) for _ in range(total >> 20)) + z.flush()
+    if alg == CAlg.ZSTD:  # a window the device accepts (2^20): a bomb must not be refused for its window
+        params_ = zstandard.ZstdCompressionParameters.from_level(3, window_log=WINDOW_LOG)
+        zc = zstandard.ZstdCompressor(compression_params=params_).compressobj()
+        return b"".join(zc.compress(mib) for _ in range(total >> 20)) + zc.flush()
+    lc = lz4.frame.LZ4FrameCompressor(compression_level=12)
+    return lc.begin() + b"".join(lc.compress(mib) for _ in range(total >> 20)) + lc.flush()
+
+
+def vm_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(field)
+
+
+@pytest.mark.parametrize("alg", ALGS, ids=lambda a: a.label)
+def test_decompression_bombs_stop_at_the_limits(comp: Compressor, alg: CAlg) -> None:
+    q = comp.queue
+    bomb = zeros_bomb(alg, 64 << 20)
+    assert len(bomb) <= MAX_CHUNK
+    small = zeros_bomb(alg, 3 << 20)
+    with open("/proc/self/clear_refs", "w") as f:  # reset the peak RSS
+        f.write("5")
+    base = vm_kib("VmRSS")
+    st, result, _ = oneshot(q, alg, bomb, 1 << 20)
+    assert (st, result) == (Status.LIMIT, 0), "one-shot: the size is counted only up to the limit"
+    st, result, _ = oneshot(q, alg, small, 1 << 20)
+    # Below the limit: the exact size; zstd frames written without their size: a bound that suffices.
+    assert st == Status.NO_SPACE and 3 << 20 <= result <= (3 << 20) + (128 << 10 if alg == CAlg.ZSTD else 0)
+    with comp.stream(alg, decompress=True) as s:
+        total, st = 0, Status.OK
+        with q.scratch(len(bomb), 1 << 20) as (src, dst):
+            src.write(bomb)
+            n = len(bomb)
+            while True:
+                c = q.exec({"opcode": CompOp.STREAM, "session": s.id, "src_off": src.offset, "src_len": n,
+                            "dst_off": dst.offset, "dst_len": 1 << 20})
+                n = 0
+                if c.status != Status.OK:
+                    st = Status(c.status)
+                    break
+                assert c.result <= 1 << 20
+                total += c.result
+                assert c.flags & lib.SYNTH_CPL_F_MORE
+        assert st == Status.LIMIT and total <= LIMIT_OUT
+    grew = vm_kib("VmHWM") - base
+    assert grew < 48 << 10, f"host memory grew by {grew} KiB while decoding a 64 MiB bomb"
+
+
+def test_compression_stream_output_is_bounded_too(comp: Compressor) -> None:
+    noise = random.Random(3).randbytes(MAX_CHUNK)
+    with comp.stream(CAlg.LZ4) as s, pytest.raises(LimitError):
+        for _ in range(LIMIT_OUT // MAX_CHUNK + 2):
+            s.compress(noise)
+
+
+# ---- randomised descriptors ----
+
+u32 = st.one_of(st.integers(0, 2**32 - 1),
+                st.sampled_from([0, 1, 15, 16, 17, 4095, 4096, MAX_CHUNK, MAX_CHUNK + 1, 0x7FFFFFFF, 0xFFFFFFFF]))
+ops = st.one_of(st.sampled_from([int(o) for o in CompOp] + [0]), st.integers(0, 0xFFFF))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), n=st.integers(1, 48))
+def test_random_descriptors_get_a_status_each(comp: Compressor, dev: HostDevice, data: st.DataObject, n: int) -> None:
+    q = comp.queue
+    live = comp.stream(CAlg.ZSTD)
+    created = [live.id]
+    try:
+        with q.scratch(65536, 65536, 16) as (src, dst, pblock):
+            blob = comp.compress(SAMPLE[:20000], CAlg.GZIP)
+            src.write(blob)
+            pblock.write(params(int(CAlg.DEFLATE), 0, 1))
+            offs = st.one_of(u32, st.sampled_from([src.offset, dst.offset, pblock.offset, src.offset + 7]))
+            lens = st.one_of(u32, st.sampled_from([len(blob), 16, 100, 65536]))
+            descs = data.draw(st.lists(st.fixed_dictionaries({
+                "cookie": st.integers(0, 2**64 - 1), "opcode": ops,
+                "flags": st.one_of(st.just(0), st.integers(0, 0xFFFF)),
+                "session": st.one_of(u32, st.just(live.id)), "src_off": offs, "src_len": lens, "dst_off": offs,
+                "dst_len": lens, "aad_off": u32, "aad_len": u32, "iv_off": u32, "tag_off": u32,
+                "arg": st.lists(st.one_of(st.integers(0, 7), u32), min_size=3, max_size=3),
+            }), min_size=n, max_size=n))
+            assert q.submit(q.descs(descs)) == n
+            got = q.drain(n)
+        created += [c.result for c, d in zip(got, descs, strict=True)
+                    if c.status == Status.OK and d["opcode"] == CompOp.STREAM_CREATE]
+        assert [c.cookie for c in got] == [d["cookie"] for d in descs]
+        for c, d in zip(got, descs, strict=True):
+            assert 0 <= c.status < lib.SYNTH_ST_MAX
+            if d["flags"]:
+                assert c.status == Status.INVALID
+            elif d["opcode"] not in [int(o) for o in CompOp] + [0]:
+                assert c.status == Status.NOT_SUPPORTED
+            if c.status not in (Status.OK, Status.NO_SPACE):
+                assert (c.result, c.flags) == (0, 0)
+            if c.status == Status.OK and d["opcode"] in (CompOp.COMPRESS, CompOp.DECOMPRESS, CompOp.STREAM):
+                assert c.result <= d["dst_len"], "never more output than the destination holds"
+    finally:
+        for sid in created:  # a random STREAM_DESTROY may have taken some already
+            q.exec({"opcode": CompOp.STREAM_DESTROY, "session": sid})
+    assert dev.stats().sessions == 0 and dev.stats().ring_errors == 0
+
+
+# ---- isolation ----
+
+def test_one_devices_bad_input_never_affects_another() -> None:
+    """Two devices on one worker: A takes bombs, garbage, dead streams, a full stream table and at
+    last a broken ring; B, interleaved with all of it, keeps giving the reference's bytes."""
+    with Worker(spin_us=200, max_sleep_us=200) as w, \
+            served_device(options=OPTIONS, worker=w) as a, served_device(worker=w) as b, \
+            Device.open(a.path) as ga, Device.open(b.path) as gb:
+        ca, cb = Compressor(ga.queue(0)), Compressor(gb.queue(0))
+        data = SAMPLE[:60000]
+        with cb.stream(CAlg.ZSTD) as sb_c, cb.stream(CAlg.GZIP, decompress=True) as sb_d:
+            gz = ref_compress(CAlg.GZIP, data)
+            out_c, out_d = [], []
+            for i, alg in enumerate(ALGS * 2):
+                with pytest.raises((LimitError, errors.OutputTooSmallError)):
+                    ca.decompress(zeros_bomb(alg, 64 << 20), alg)
+                with pytest.raises(CorruptDataError):
+                    ca.decompress(os.urandom(1000) if alg != CAlg.DEFLATE else b"\x07" * 100, alg)
+                bad = ca.stream(alg, decompress=True)
+                with pytest.raises(CorruptDataError):
+                    bad.decompress(b"\xff" * 64)
+                a_streams = [ca.stream(CAlg.LZ4) for _ in range(3)]
+                # B, in between
+                out_c.append(sb_c.compress(data[i * 5000 : (i + 1) * 5000]))
+                out_d.append(sb_d.decompress(gz[i * 700 : (i + 1) * 700]))
+                assert cb.decompress(cb.compress(data, alg), alg) == data
+                for s in a_streams + [bad]:
+                    s.destroy()
+            out_c.append(sb_c.compress(data[50000:]) + sb_c.finish())
+            out_d.append(sb_d.decompress(gz[7000:], final=True))
+            assert zstandard.ZstdDecompressor().decompressobj().decompress(b"".join(out_c)) == data
+            assert b"".join(out_d) == data and sb_d.ended
+        # A's completion ring broken on purpose (a consumer index ahead of anything produced): the
+        # host sees it once a ring's worth of completions is pending, and only A needs a reset.
+        r = RawRegion(a.path)
+        try:
+            cq = r.queue(0)[2]
+            entries = r.hdr.ring_entries
+            cq.cons = (cq.prod + entries + 5) & 0xFFFFFFFF
+            q = ga.queue(0)
+            assert q.submit(q.descs([{"opcode": 0}] * (entries - 8))) == entries - 8
+            deadline = time.monotonic() + 5
+            while not ga.needs_reset and time.monotonic() < deadline:
+                time.sleep(0.001)
+        finally:
+            r.close()
+        assert a.stats().ring_errors == 1 and ga.needs_reset
+        assert cb.decompress(cb.compress(data, CAlg.LZ4), CAlg.LZ4) == data
+        assert b.stats().ring_errors == 0 and not gb.needs_reset
+        assert b.stats().by_status.get("bad_data", 0) == 0 and b.stats().by_status.get("limit", 0) == 0
