@@ -82,8 +82,8 @@ uint16_t comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, const st
     const uint8_t *src = synth_arena_ptr(q, d->src_off, d->src_len);
     struct comp_stream *s = NULL;
     int32_t level = 0;
-    unsigned idx = 0;
-    uint32_t i;
+    unsigned which = 0; /* the algorithm's plugin that serves the level */
+    uint32_t i, idx;
     uint16_t st;
     size_t mem;
     int rc;
@@ -97,13 +97,13 @@ uint16_t comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, const st
         return SYNTH_ST_INVALID;
     if (p.direction == SYNTH_COMP_DIR_COMPRESS) {
         level = p.level;
-        st = comp_pick(c, p.alg, &level, &idx);
+        st = comp_pick(c, p.alg, &level, &which);
         if (st != SYNTH_ST_OK)
             return st;
     } else if (!(c->alg_mask & (1u << p.alg))) {
         return SYNTH_ST_NOT_SUPPORTED;
     }
-    pl = c->alg[p.alg].pl[idx];
+    pl = c->alg[p.alg].pl[which]; /* decompression: the algorithm's best plugin */
     if (c->nstreams >= c->max_streams)
         return SYNTH_ST_NO_RESOURCES;
     memset(&cp, 0, sizeof(cp));
