@@ -33,7 +33,7 @@ from libvirt_synth.abi import CAlg, Flush, Status, comp_bound
 from libvirt_synth.backend import HostDevice
 from libvirt_synth.compress import Compressor
 from libvirt_synth.guest import Device
-from libvirt_synth.plugins import builtin_plugins
+from libvirt_synth.plugins import catalog
 
 PLUGINS = {"zlib": DEFLATE_FAMILY, "isal": DEFLATE_FAMILY, "zstd": [CAlg.ZSTD], "lz4": [CAlg.LZ4]}
 # Levels to try per algorithm on the default device (0: the default).
@@ -61,7 +61,7 @@ def test_default_device_serves_every_algorithm_with_the_best_plugins(dev: HostDe
     assert info.levels["gzip"] == (-1, 9, 6)  # igzip's -1..3 and zlib's 1..9; default zlib's 6
     assert info.levels["zstd"] == (-5, 19, 3) and info.levels["lz4"] == (-16, 12, 1)
     assert info.max_chunk == 1 << 20 and info.zstd_window_log == 23 and info.max_streams == 64
-    cat = {p.name: p for p in builtin_plugins() if p.dev_class == "compress"}
+    cat = {p.name: p for p in catalog() if p.dev_class == "compress"}
     assert set(cat) == {"zlib", "isal", "zstd", "lz4"} and all(p.available for p in cat.values())
     assert cat["isal"].priority > cat["zlib"].priority
     assert cat["zlib"].detail.startswith("zlib 1.") and cat["lz4"].algorithms == ["lz4"]

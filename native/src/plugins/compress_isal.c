@@ -306,6 +306,7 @@ static const struct synth_plugin isal_plugin = {
     .comp_ctx_destroy = isal_ctx_destroy,
     .comp_oneshot = isal_oneshot,
     .comp_stream = isal_stream,
+    .cpu_features = "", /* the library picks its code path at run time */
 };
 
 const struct synth_plugin *synth_plugin_isal(void) { return &isal_plugin; }

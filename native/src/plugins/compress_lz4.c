@@ -317,6 +317,7 @@ static const struct synth_plugin lz4_plugin = {
     .comp_ctx_destroy = lz4_ctx_destroy,
     .comp_oneshot = lz4_oneshot,
     .comp_stream = lz4_stream,
+    .cpu_features = "", /* the library picks its code path at run time */
 };
 
 const struct synth_plugin *synth_plugin_lz4(void) { return &lz4_plugin; }

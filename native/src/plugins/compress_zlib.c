@@ -265,6 +265,7 @@ static const struct synth_plugin zlib_plugin = {
     .comp_ctx_destroy = zlib_ctx_destroy,
     .comp_oneshot = zlib_oneshot,
     .comp_stream = zlib_stream,
+    .cpu_features = "", /* the library picks its code path at run time */
 };
 
 const struct synth_plugin *synth_plugin_zlib(void) { return &zlib_plugin; }

@@ -251,6 +251,7 @@ static const struct synth_plugin zstd_plugin = {
     .comp_ctx_destroy = zstd_ctx_destroy,
     .comp_oneshot = zstd_oneshot,
     .comp_stream = zstd_stream,
+    .cpu_features = "", /* the library picks its code path at run time */
 };
 
 const struct synth_plugin *synth_plugin_zstd(void) { return &zstd_plugin; }
