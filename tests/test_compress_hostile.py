@@ -6,6 +6,7 @@ another stream or another device."""
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import struct
@@ -408,6 +409,7 @@ def test_adversarial_input(comp: Compressor, case: str, alg: CAlg, blob: bytes,
                 s.decompress(blob, final=True)
 
 
+@functools.lru_cache(maxsize=16)
 def zeros_bomb(alg: CAlg, total: int) -> bytes:
     """total zero bytes in one frame, compressed a MiB at a time."""
     mib = bytes(1 << 20)
