@@ -161,3 +161,41 @@ def chunks(data: bytes, rng: random.Random, max_len: int) -> Iterator[bytes]:
 
 
 Codec = Callable[[bytes], bytes]
+
+
+# ---- a device with small limits, for the hostile tests ----
+
+LIMIT_OUT = 4 << 20
+MAX_CHUNK = 512 << 10
+WINDOW_LOG = 20
+HOSTILE_OPTIONS = (("max_stream_output", LIMIT_OUT), ("max_streams", 4), ("max_chunk", MAX_CHUNK),
+                   ("zstd_window_log", WINDOW_LOG))
+
+
+def sample() -> bytes:
+    return b"".join(d for _, d in corpus()[:6])[:150_000]
+
+
+def check_still_serves(c: Any) -> None:
+    """A correct one-shot and stream round trip still work and match the reference libraries."""
+    data = sample()
+    for alg in (CAlg.GZIP, CAlg.ZSTD):
+        blob = c.compress(data[:20000], alg)
+        assert ref_decompress(alg, blob) == data[:20000]
+        with c.stream(alg) as s:
+            assert c.decompress(s.compress(data[:5000]) + s.finish(), alg) == data[:5000]
+
+
+@functools.lru_cache(maxsize=16)
+def zeros_bomb(alg: CAlg, total: int) -> bytes:
+    """total zero bytes in one frame (a window the hostile device accepts), a MiB at a time."""
+    mib = bytes(1 << 20)
+    if alg in DEFLATE_FAMILY:
+        z = zlib.compressobj(9, zlib.DEFLATED, WBITS[alg])
+        return b"".join(z.compress(mib) for _ in range(total >> 20)) + z.flush()
+    if alg == CAlg.ZSTD:
+        params = zstandard.ZstdCompressionParameters.from_level(3, window_log=WINDOW_LOG)
+        zc = zstandard.ZstdCompressor(compression_params=params).compressobj()
+        return b"".join(zc.compress(mib) for _ in range(total >> 20)) + zc.flush()
+    lc = lz4.frame.LZ4FrameCompressor(compression_level=12)
+    return bytes(lc.begin() + b"".join(lc.compress(mib) for _ in range(total >> 20)) + lc.flush())

@@ -1,0 +1,263 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A compression guest's data is untrusted too: truncated, bit-flipped and hand-made adversarial
+input ends as BAD_DATA or LIMIT (the same verdict one-shot and through a stream), bombs stop at the
+device's limits with output inside the destination and the host's memory flat."""
+
+from __future__ import annotations
+
+import random
+import struct
+import zlib
+from collections.abc import Iterator
+
+import lz4.frame
+import pytest
+import zstandard
+from compress_ref import (
+    ALGS,
+    HOSTILE_OPTIONS,
+    LIMIT_OUT,
+    MAX_CHUNK,
+    WINDOW_LOG,
+    check_still_serves,
+    sample,
+    served_device,
+    zeros_bomb,
+)
+
+from libvirt_synth._native import lib
+from libvirt_synth.abi import CAlg, CompOp, Status
+from libvirt_synth.backend import HostDevice
+from libvirt_synth.compress import Compressor, CorruptDataError, LimitError
+from libvirt_synth.guest import Device, Queue
+
+SAMPLE = sample()
+
+
+@pytest.fixture(scope="module")
+def dev() -> Iterator[HostDevice]:
+    with served_device(options=HOSTILE_OPTIONS) as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def guest(dev: HostDevice) -> Iterator[Device]:
+    with Device.open(dev.path) as g:
+        yield g
+
+
+@pytest.fixture
+def comp(guest: Device, dev: HostDevice) -> Iterator[Compressor]:
+    c = Compressor(guest.queue(0))
+    yield c
+    assert dev.stats().ring_errors == 0
+    check_still_serves(c)
+
+
+def oneshot(q: Queue, alg: CAlg, blob: bytes, dst_len: int) -> tuple[int, int, bytes]:
+    with q.scratch(len(blob), dst_len) as (src, dst):
+        src.write(blob)
+        dst.write(b"\xa5" * dst_len)
+        c = q.exec({"opcode": CompOp.DECOMPRESS, "src_off": src.offset, "src_len": len(blob), "dst_off": dst.offset,
+                    "dst_len": dst_len, "arg": [int(alg), 0, 0]})
+        return c.status, c.result, dst.read(c.result) if c.status == Status.OK else b""
+
+
+@pytest.mark.parametrize("alg", ALGS, ids=lambda a: a.label)
+def test_truncated_input_is_bad_data(comp: Compressor, alg: CAlg) -> None:
+    q = comp.queue
+    data = SAMPLE[:40000]
+    blob = comp.compress(data, alg)
+    rng = random.Random(int(alg))
+    cuts = sorted({0, 1, 2, 5, 10, len(blob) - 1, len(blob) - 4, len(blob) // 2} |
+                  {rng.randrange(len(blob)) for _ in range(30)})
+    for n in cuts:
+        st, result, _ = oneshot(q, alg, blob[:n], 2 * len(data))
+        assert (st, result) == (Status.BAD_DATA, 0), (alg, n)
+    with comp.stream(alg, decompress=True) as s, pytest.raises(CorruptDataError):
+        s.decompress(blob[: len(blob) - 1], final=True)
+
+
+CHECKSUMMED = [CAlg.ZLIB, CAlg.GZIP, CAlg.ZSTD, CAlg.LZ4]
+
+
+@pytest.mark.parametrize("alg", ALGS, ids=lambda a: a.label)
+def test_bit_flips_are_an_error_or_harmless(comp: Compressor, alg: CAlg) -> None:
+    """A flipped bit is BAD_DATA (or LIMIT); where the format has a checksum, anything the device
+    accepts is the original data (the flip hit a field that does not change it). Raw deflate has no
+    checksum: any verdict, but never more than dst_len bytes."""
+    q = comp.queue
+    data = SAMPLE[:30000]
+    blob = comp.compress(data, alg, 1 if alg != CAlg.LZ4 else 0)
+    rng = random.Random(1000 + int(alg))
+    seen = set()
+    for _ in range(150):
+        bad = bytearray(blob)
+        pos = rng.randrange(len(bad))
+        bad[pos] ^= 1 << rng.randrange(8)
+        st, result, out = oneshot(q, alg, bytes(bad), len(data) + 4096)
+        if st == Status.NO_SPACE:  # a size field grew: a retry at that size must still be caught
+            assert 0 < result <= LIMIT_OUT
+            st, result, out = oneshot(q, alg, bytes(bad), result)
+        seen.add(Status(st))
+        assert st in (Status.OK, Status.BAD_DATA, Status.LIMIT, Status.NO_SPACE), (alg, pos, st)
+        if st == Status.OK and alg in CHECKSUMMED:
+            assert out == data, (alg, pos)
+        if st == Status.OK:
+            assert result <= len(out)
+    assert Status.BAD_DATA in seen
+    # the same through a stream
+    bad = bytearray(blob)
+    bad[len(bad) // 2] ^= 0x10
+    if alg in CHECKSUMMED:
+        with comp.stream(alg, decompress=True) as s, pytest.raises((CorruptDataError, LimitError)):
+            s.decompress(bytes(bad), final=True)
+
+
+def gzip_member(data: bytes, extra: bytes = b"", name: bytes = b"", comment: bytes = b"") -> bytes:
+    flg = (4 if extra else 0) | (8 if name else 0) | (16 if comment else 0)
+    hdr = b"\x1f\x8b\x08" + bytes([flg]) + b"\0\0\0\0\0\xff"
+    if extra:
+        hdr += struct.pack("<H", len(extra)) + extra
+    if name:
+        hdr += name + b"\0"
+    if comment:
+        hdr += comment + b"\0"
+    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = z.compress(data) + z.flush()
+    return hdr + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+
+
+def zstd_rle_frame(blocks: int, fcs: int) -> bytes:
+    """A zstd frame by hand that declares fcs bytes and holds blocks RLE blocks of 128 KiB."""
+    hdr = b"\x28\xb5\x2f\xfd" + bytes([0xC0, 7 << 3]) + struct.pack("<Q", fcs)  # window 128 KiB
+    rle = [struct.pack("<I", ((128 << 10) << 3) | (1 << 1) | (i == blocks - 1))[:3] + b"z" for i in range(blocks)]
+    return hdr + b"".join(rle)
+
+
+def zstd_raw_frame(window_exp: int, payload: bytes, fcs: int | None = None) -> bytes:
+    """A zstd frame by hand: a window descriptor of 2^(10 + window_exp) bytes, one raw block."""
+    if fcs is None:
+        fhd, tail = 0x00, b""
+    else:
+        fhd, tail = 0xC0, struct.pack("<Q", fcs)  # 8-byte frame content size, not single-segment
+    hdr = b"\x28\xb5\x2f\xfd" + bytes([fhd, window_exp << 3]) + tail
+    block = struct.pack("<I", (len(payload) << 3) | 1)[:3]  # last block, raw
+    return hdr + block + payload
+
+
+ADVERSARIAL = [
+    # CVE-2022-37434 was a heap overflow reading a large gzip extra field into a header buffer:
+    # the device never hands the header out, and a member with a 65535-byte extra field is valid.
+    ("gzip, 65535-byte extra field", CAlg.GZIP, gzip_member(b"hi there", extra=b"E" * 65535), "ok:hi there"),
+    ("gzip, extra field cut short", CAlg.GZIP, gzip_member(b"x", extra=b"E" * 65535)[:40000], Status.BAD_DATA),
+    ("gzip, extra length past the end", CAlg.GZIP, b"\x1f\x8b\x08\x04\0\0\0\0\0\xff\xff\xff" + b"E" * 100,
+     Status.BAD_DATA),
+    ("gzip, endless name", CAlg.GZIP, b"\x1f\x8b\x08\x08\0\0\0\0\0\xff" + b"N" * 100000, Status.BAD_DATA),
+    ("gzip, long name and comment", CAlg.GZIP, gzip_member(b"data", name=b"n" * 5000, comment=b"c" * 5000),
+     "ok:data"),
+    ("gzip, method 7", CAlg.GZIP, b"\x1f\x8b\x07" + gzip_member(b"x")[3:], Status.BAD_DATA),
+    ("gzip, two members", CAlg.GZIP, gzip_member(b"a") + gzip_member(b"b"), Status.BAD_DATA),
+    ("zlib, preset dictionary", CAlg.ZLIB, b"\x78\xbb" + b"\0\0\0\1" + zlib.compress(b"x")[2:], Status.BAD_DATA),
+    ("zlib, bad header check", CAlg.ZLIB, b"\x78\x9d" + zlib.compress(b"x")[2:], Status.BAD_DATA),
+    ("zlib, trailing byte", CAlg.ZLIB, zlib.compress(b"payload") + b"\0", Status.BAD_DATA),
+    ("deflate, reserved block type", CAlg.DEFLATE, b"\x07" + b"\0" * 30, Status.BAD_DATA),
+    ("deflate, stored length mismatch", CAlg.DEFLATE, b"\x01\x05\x00\x00\x00hello", Status.BAD_DATA),
+    ("deflate, distance too far back", CAlg.DEFLATE, bytes.fromhex("63 00 02 00") + b"\0" * 8, Status.BAD_DATA),
+    ("zstd, 2 GiB window", CAlg.ZSTD, zstd_raw_frame(21, b"hello"), Status.LIMIT),
+    ("zstd, window one past the cap", CAlg.ZSTD, zstd_raw_frame(WINDOW_LOG - 9, b"hello"), Status.LIMIT),
+    ("zstd, window at the cap", CAlg.ZSTD, zstd_raw_frame(WINDOW_LOG - 10, b"hello"), "ok:hello"),
+    ("zstd, declares 2^40 bytes, holds 5", CAlg.ZSTD, zstd_raw_frame(0, b"hello", fcs=1 << 40), Status.BAD_DATA),
+    # One-shot believes the header (no buffer could take 2^40 bytes); a stream finds the lie.
+    ("zstd, declares 2^40 bytes, holds 256 KiB", CAlg.ZSTD, zstd_rle_frame(2, 1 << 40),
+     (Status.LIMIT, Status.BAD_DATA)),
+    ("zstd, 256 KiB of RLE blocks", CAlg.ZSTD, zstd_rle_frame(2, 256 << 10), Status.NO_SPACE),
+    ("zstd, declares fewer bytes than it holds", CAlg.ZSTD, zstd_raw_frame(0, b"hello", fcs=2), Status.BAD_DATA),
+    ("zstd, two frames", CAlg.ZSTD, zstandard.ZstdCompressor().compress(b"a") * 2, Status.BAD_DATA),
+    ("zstd, bad magic", CAlg.ZSTD, b"\x28\xb5\x2f\xfe" + b"\0" * 20, Status.BAD_DATA),
+    ("lz4, legacy frame", CAlg.LZ4, b"\x02\x21\x4c\x18" + b"\x10\0\0\0" + b"\0" * 16, Status.BAD_DATA),
+    ("lz4, 4 MiB block that is not there", CAlg.LZ4,
+     lz4.frame.compress(b"z" * 100, block_size=lz4.frame.BLOCKSIZE_MAX4MB, store_size=False)[:7]
+     + struct.pack("<I", 4 << 20) + b"\0" * 64, Status.BAD_DATA),
+    ("lz4, block larger than the frame allows", CAlg.LZ4,
+     lz4.frame.compress(b"z" * 100, store_size=False)[:7] + struct.pack("<I", (64 << 10) + 1) + b"\0" * 64,
+     Status.BAD_DATA),
+    ("lz4, two frames", CAlg.LZ4, lz4.frame.compress(b"a") * 2, Status.BAD_DATA),
+    ("lz4, content size lies", CAlg.LZ4,
+     lz4.frame.compress(b"abc" * 1000, store_size=True)[:6] + struct.pack("<Q", 10), Status.BAD_DATA),
+]
+
+
+@pytest.mark.parametrize("case,alg,blob,want", ADVERSARIAL, ids=[a[0] for a in ADVERSARIAL])
+def test_adversarial_input(comp: Compressor, case: str, alg: CAlg, blob: bytes,
+                           want: Status | str | tuple[Status, Status]) -> None:
+    q = comp.queue
+    st, result, out = oneshot(q, alg, blob, 1 << 16)
+    if isinstance(want, tuple):
+        assert (Status(st), result) == (want[0], 0), case
+        want = want[1]
+        st, result = want, 0
+    if isinstance(want, str):
+        assert (st, out) == (Status.OK, want[3:].encode()), case
+    elif want == Status.NO_SPACE:
+        assert (st, result) == (want, 256 << 10), case
+        return
+    else:
+        assert (Status(st), result) == (want, 0), case
+    # The same bytes through a stream get the same verdict.
+    with comp.stream(alg, decompress=True) as s:
+        if isinstance(want, str):
+            assert s.decompress(blob, final=True) == want[3:].encode()
+        else:
+            with pytest.raises(CorruptDataError if want == Status.BAD_DATA else LimitError):
+                s.decompress(blob, final=True)
+
+
+def vm_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(field)
+
+
+@pytest.mark.parametrize("alg", ALGS, ids=lambda a: a.label)
+def test_decompression_bombs_stop_at_the_limits(comp: Compressor, alg: CAlg) -> None:
+    q = comp.queue
+    bomb = zeros_bomb(alg, 64 << 20)
+    assert len(bomb) <= MAX_CHUNK
+    small = zeros_bomb(alg, 3 << 20)
+    with open("/proc/self/clear_refs", "w") as f:  # reset the peak RSS
+        f.write("5")
+    base = vm_kib("VmRSS")
+    st, result, _ = oneshot(q, alg, bomb, 1 << 20)
+    assert (st, result) == (Status.LIMIT, 0), "one-shot: the size is counted only up to the limit"
+    st, result, _ = oneshot(q, alg, small, 1 << 20)
+    # Below the limit: the exact size; zstd frames written without their size: a bound that suffices.
+    assert st == Status.NO_SPACE and 3 << 20 <= result <= (3 << 20) + (128 << 10 if alg == CAlg.ZSTD else 0)
+    with comp.stream(alg, decompress=True) as s:
+        total, st = 0, Status.OK
+        with q.scratch(len(bomb), 1 << 20) as (src, dst):
+            src.write(bomb)
+            n = len(bomb)
+            while True:
+                c = q.exec({"opcode": CompOp.STREAM, "session": s.id, "src_off": src.offset, "src_len": n,
+                            "dst_off": dst.offset, "dst_len": 1 << 20})
+                n = 0
+                if c.status != Status.OK:
+                    st = Status(c.status)
+                    break
+                assert c.result <= 1 << 20
+                total += c.result
+                assert c.flags & lib.SYNTH_CPL_F_MORE
+        assert st == Status.LIMIT and total <= LIMIT_OUT
+    grew = vm_kib("VmHWM") - base
+    assert grew < 48 << 10, f"host memory grew by {grew} KiB while decoding a 64 MiB bomb"
+
+
+def test_compression_stream_output_is_bounded_too(comp: Compressor) -> None:
+    noise = random.Random(3).randbytes(MAX_CHUNK)
+    with comp.stream(CAlg.LZ4) as s, pytest.raises(LimitError):
+        for _ in range(LIMIT_OUT // MAX_CHUNK + 2):
+            s.compress(noise)
+
