@@ -10,9 +10,9 @@ import sys
 from collections.abc import Sequence
 
 from libvirt_synth import __version__, errors
-from libvirt_synth.cli import daemoncmds, demo, devices, hooks, serve
+from libvirt_synth.cli import daemoncmds, define, demo, devices, hooks, serve, xml
 
-COMMANDS = (serve, devices, daemoncmds, hooks, demo)
+COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define)
 
 
 def build_parser() -> argparse.ArgumentParser:
