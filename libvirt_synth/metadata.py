@@ -22,9 +22,12 @@ with the standard library alone, so that the hook imports it in a few millisecon
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Any
 
 from libvirt_synth import errors
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; the hook imports this module
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The namespace of the element; the trailing number is the format's version.
 NAMESPACE = "https://libvirt-synth.org/xmlns/domain/1"
