@@ -201,6 +201,9 @@ def _apply_shmem(root: Any, devices: list[SynthDeviceConfig], removed: list[str]
     for name in removed:
         if name in by_name:
             xtree.remove(by_name.pop(name))
+    if removed and not devices and len(devs_el) == 0:
+        xtree.remove(devs_el)  # it held only our devices
+        return
     for dev in devices:
         existing = by_name.get(dev.name)
         if existing is not None:

@@ -27,7 +27,11 @@ DEFAULT_SCHEMA_DIR = "/usr/share/libvirt/schemas"
 SCHEMA_DIR_ENV = "LIBVIRT_SYNTH_SCHEMA_DIR"
 DOMAIN_SCHEMA = "domain.rng"
 _GENERIC = re.compile(r"^Element \S+ failed to validate content$")
+_NOISE = re.compile(r"^(Invalid sequence in interleave|Extra element \S+ in interleave"
+                    r"|Element \S+ has extra content: .*)$")
+_EXTRA = re.compile(r"^(?:Extra element (\S+) in interleave|Element \S+ has extra content: (\S+))$")
 _WHERE = re.compile(r",? line \d+, column (\d+)$")
+_RNG_NS = "http://relaxng.org/ns/structure/1.0"
 
 
 @dataclass(frozen=True)
@@ -108,46 +112,75 @@ def element_schema(tag: str) -> Any | None:
         return None
 
 
+def _noise(message: str) -> bool:
+    return bool(_GENERIC.match(message) or _NOISE.match(message))
+
+
 def _messages(log: Any) -> list[str]:
     msgs = list(dict.fromkeys(str(e.message) for e in log))
-    specific = [m for m in msgs if not _GENERIC.match(m)]
-    return specific or msgs
+    specific = [m for m in msgs if not _noise(m)]
+    named = [m for m in msgs if not _GENERIC.match(m)]
+    return specific or named or msgs
+
+
+@functools.cache
+def known_elements() -> frozenset[str]:
+    """Every element name libvirt's schemas define (to tell a typo from a misplaced element)."""
+    names: set[str] = set()
+    for path in schema_dir().glob("*.rng"):
+        try:
+            doc = etree.parse(str(path))
+        except etree.XMLSyntaxError:
+            continue
+        names |= {str(el.get("name")) for el in doc.iter(f"{{{_RNG_NS}}}element") if el.get("name")}
+    return frozenset(names)
 
 
 def _children(el: Any) -> list[Any]:
     return [c for c in el if isinstance(c.tag, str)]
 
 
-def _variant(tree: Any, path: str, keep: int | None) -> Any:
-    """A copy of the document where the element at ``path`` keeps only its child ``keep``."""
+def _variant(tree: Any, path: str, keep: int | None = None, drop: int | None = None) -> Any:
+    """A copy of the document where the element at ``path`` keeps only its child ``keep`` (None:
+    none of them), or loses only its child ``drop``."""
     t = copy.deepcopy(tree)
     target = t.xpath(path)[0]
     for i, c in enumerate(_children(target)):
-        if i != keep:
+        if (i == drop) if drop is not None else (i != keep):
             target.remove(c)
     return t
 
 
-def _narrow(rng: Any, tree: Any, target: Any) -> list[Problem]:
-    """The children of ``target`` that the schema rejects, each with its reason; [] if the
-    culprits cannot be told apart (e.g. the element needs some children to be valid at all)."""
+def _reason(c: Any, parent: Any, context: list[str]) -> str:
+    sub = element_schema(c.tag)
+    if sub is not None and not sub.validate(c):
+        return f"<{c.tag}>: " + "; ".join(_messages(sub.error_log))
+    if c.tag not in known_elements():
+        return f"<{c.tag}>: libvirt's schema has no such element (in <{parent.tag}> or anywhere)"
+    if sub is None:
+        return (f"<{c.tag}>: not accepted in <{parent.tag}>: check its value, attributes and children, and that "
+                f"it belongs here ({'; '.join(context)})")
+    return f"<{c.tag}>: valid on its own but not accepted in <{parent.tag}> ({'; '.join(context)})"
+
+
+def _narrow(rng: Any, tree: Any, target: Any, context: list[str]) -> list[Problem]:
+    """The children of ``target`` that the schema rejects, each with its reason; [] if they
+    cannot be told apart."""
     kids = _children(target)
     path = tree.getpath(target)
-    if not kids or not rng.validate(_variant(tree, path, None)):
+    if not kids:
         return []
     out = []
-    for i, c in enumerate(kids):
-        if rng.validate(_variant(tree, path, i)):
-            continue
-        context = _messages(rng.error_log)
-        sub = element_schema(c.tag)
-        if sub is None:
-            reason = f"libvirt's schema does not allow <{c.tag}> in <{target.tag}>"
-        elif not sub.validate(c):
-            reason = "; ".join(_messages(sub.error_log))
-        else:
-            reason = f"valid on its own but not accepted in <{target.tag}> (" + "; ".join(context) + ")"
-        out.append(Problem(c.sourceline, f"<{c.tag}>: {reason}"))
+    if rng.validate(_variant(tree, path)):
+        # The element is fine empty: try each child alone.
+        for i, c in enumerate(kids):
+            if not rng.validate(_variant(tree, path, keep=i)):
+                out.append(Problem(c.sourceline, _reason(c, target, _messages(rng.error_log))))
+    else:
+        # It needs some children (<domain> needs <name>...): a child whose removal fixes it.
+        for i, c in enumerate(kids):
+            if rng.validate(_variant(tree, path, drop=i)):
+                out.append(Problem(c.sourceline, _reason(c, target, context)))
     return out
 
 
@@ -157,6 +190,7 @@ def check_domain(tree: Any, source: str = "<domain XML>") -> None:
     if rng.validate(tree):
         return
     log = list(rng.error_log)
+    context = _messages(log)
     problems: list[Problem] = []
     for e in log:
         if e.path and _GENERIC.match(str(e.message)):
@@ -165,11 +199,17 @@ def check_domain(tree: Any, source: str = "<domain XML>") -> None:
             except etree.XPathError:
                 found = []
             if found:
-                problems += _narrow(rng, tree, found[0])
+                problems += _narrow(rng, tree, found[0], context)
     if not problems:
-        generic_only = all(_GENERIC.match(str(e.message)) or not e.line for e in log)
+        problems = [Problem(e.line, str(e.message)) for e in log if e.line and not _noise(str(e.message))]
+    if not problems:
+        # Only libxml2's generic lines: place each "Extra element X" on the first <X>.
         for e in log:
-            if e.line and (generic_only or not _GENERIC.match(str(e.message))):
-                problems.append(Problem(e.line, str(e.message)))
-        problems = problems or [Problem(None, "; ".join(_messages(log)) or "rejected by libvirt's schema")]
+            m = _EXTRA.match(str(e.message))
+            el = next(tree.getroot().iter(m.group(1) or m.group(2)), None) if m else None
+            if el is not None:
+                problems.append(Problem(el.sourceline, _reason(el, el.getparent(), context)))
+    if not problems:
+        problems = [Problem(e.line or None, str(e.message)) for e in log] or [Problem(None, "rejected by libvirt's "
+                                                                                        "schema")]
     raise XmlError(source, list(dict.fromkeys(problems)))
