@@ -18,11 +18,11 @@ CLI = [sys.executable, "-m", "libvirt_synth.cli"]
 
 
 class Daemon:
-    def __init__(self, base: pathlib.Path, *extra: str) -> None:
+    def __init__(self, base: pathlib.Path, *extra: str, regions: pathlib.Path | None = None) -> None:
         self.base = base
         self.socket = str(base / "synthd.sock")
         self.state = base / "state"
-        self.regions = base / "regions"
+        self.regions = regions or base / "regions"
         self.regions.mkdir(exist_ok=True)
         self.log = base / "virt-synthd.log"
         self.extra = extra

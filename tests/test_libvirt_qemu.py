@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The real stack: libvirtd + virtlogd + QEMU (TCG) starting a domain with two synthetic devices,
+the libvirt hook creating them in a real virt-synthd, QEMU mapping the regions, and the devices
+going away with the domain. Also: a start with the daemon down, and a libvirtd restart while the
+domain runs. Root only (it installs the hook under /etc/libvirt/hooks/qemu.d and restarts libvirtd;
+both are undone afterwards)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import pwd
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from libvirt_synth import hook, hookinstall
+
+import libvirtctl
+from daemonctl import Daemon
+
+why_not = libvirtctl.available()
+pytestmark = [pytest.mark.skipif(why_not is not None, reason=why_not or ""), pytest.mark.slow]
+
+UUID = "b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e"
+NAME = "synth-test-vm"
+DEVS = ["synth-b1c2d3e4f5a6-0", "synth-b1c2d3e4f5a6-1"]
+SHM = pathlib.Path("/dev/shm")
+
+
+def domain_xml() -> str:
+    shmem = "".join(f"<shmem name='{n}' role='master'><model type='ivshmem-plain'/>"
+                    f"<size unit='M'>{s}</size></shmem>" for n, s in zip(DEVS, (1, 4), strict=True))
+    meta = "".join(f'<synth:device name="{n}" class="crypto" size="{s << 20}"/>' for n, s in zip(DEVS, (1, 4), strict=True))
+    return f"""<domain type='qemu'>
+  <name>{NAME}</name>
+  <uuid>{UUID}</uuid>
+  <metadata><synth:devices xmlns:synth="{hook.NS}">{meta}</synth:devices></metadata>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <features><acpi/></features>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    {shmem}
+    <serial type='pty'/>
+  </devices>
+</domain>"""
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Daemon]:
+    libvirtctl.ensure_running()
+    base = pathlib.Path(tempfile.mkdtemp(prefix="synth-libvirt-", dir="/dev/shm"))
+    d = Daemon(base, "--qemu-user", "libvirt-qemu", regions=SHM).start()
+    hookinstall.install("/", d.socket)
+    libvirtctl.restart_libvirtd()  # libvirt reads its hooks when it starts
+    xml = base / "domain.xml"
+    xml.write_text(domain_xml())
+    libvirtctl.virsh("define", str(xml))
+    try:
+        yield d
+    finally:
+        libvirtctl.virsh("destroy", NAME, check=False)
+        libvirtctl.virsh("undefine", NAME, check=False)
+        hookinstall.remove("/")
+        libvirtctl.restart_libvirtd()
+        d.stop()
+        for n in DEVS:
+            (SHM / n).unlink(missing_ok=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def qemu_cmdline() -> str:
+    pid = int(pathlib.Path(f"/run/libvirt/qemu/{NAME}.pid").read_text())
+    return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def served(d: Daemon) -> list[str]:
+    return sorted(x["name"] for x in d.call("devices.list") if x["served"])
+
+
+def test_start_serves_and_maps_the_devices_and_destroy_removes_them(stack: Daemon) -> None:
+    d = stack
+    libvirtctl.virsh("start", NAME)
+    try:
+        assert served(d) == DEVS
+        qemu = pwd.getpwnam("libvirt-qemu")
+        for n, size in zip(DEVS, (1 << 20, 4 << 20), strict=True):
+            st = os.stat(SHM / n)
+            assert (st.st_uid, st.st_mode & 0o777, st.st_size) == (qemu.pw_uid, 0o600, size)
+        cmd = qemu_cmdline()
+        assert cmd.count("ivshmem-plain") == 2
+        for n in DEVS:
+            assert f"/dev/shm/{n}" in cmd and '"master":"on"' in cmd
+        assert libvirtctl.virsh("domstate", NAME).stdout.strip() == "running"
+    finally:
+        libvirtctl.virsh("destroy", NAME)
+    deadline = time.monotonic() + 10
+    while served(d) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert served(d) == [] and not any((SHM / n).exists() for n in DEVS)
+
+
+def test_start_with_the_daemon_down_fails_clearly_and_leaves_nothing(stack: Daemon) -> None:
+    d = stack
+    d.stop()
+    try:
+        r = libvirtctl.virsh("start", NAME, check=False)
+        assert r.returncode != 0
+        assert "cannot create the synthetic devices of synth-test-vm" in r.stderr
+        assert "virt-synthd is not running" in r.stderr
+        assert libvirtctl.virsh("domstate", NAME).stdout.strip() == "shut off"
+        assert not any((SHM / n).exists() for n in DEVS)
+    finally:
+        d.start()
+    assert served(d) == []
+
+
+def test_libvirtd_restart_keeps_the_vm_and_its_devices(stack: Daemon) -> None:
+    d = stack
+    libvirtctl.virsh("start", NAME)
+    try:
+        pid_before = pathlib.Path(f"/run/libvirt/qemu/{NAME}.pid").read_text()
+        libvirtctl.restart_libvirtd()  # the hook runs "reconnect"
+        assert libvirtctl.virsh("domstate", NAME).stdout.strip() == "running"
+        assert pathlib.Path(f"/run/libvirt/qemu/{NAME}.pid").read_text() == pid_before
+        assert served(d) == DEVS and all((SHM / n).exists() for n in DEVS)
+    finally:
+        libvirtctl.virsh("destroy", NAME)
