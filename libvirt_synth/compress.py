@@ -103,20 +103,14 @@ class Compressor:
         self.queue = queue
         self.info = device_info(queue.device)
 
-    def _fits(self, *sizes: int) -> None:
-        total = sum(max(64, s) for s in sizes)
-        if total > self.queue.arena_size:
-            raise errors.ValueError(f"{total} bytes of buffers do not fit the {self.queue.arena_size}-byte arena "
-                                    "of this queue; use a stream")
-
     def compress(self, data: bytes | bytearray | memoryview, alg: CAlg | str, level: int = 0) -> bytes:
-        """One complete frame of ``data``. Longer than the device's max_chunk: through a stream."""
+        """One complete frame of ``data``. Longer than the device's max_chunk, or too large for
+        the queue's arena with its output: through a stream (the same single frame)."""
         a = _alg(alg)
-        if len(data) > self.info.max_chunk:
+        bound = comp_bound(len(data))
+        if len(data) > self.info.max_chunk or len(data) + bound + 128 > self.queue.arena_size:
             with self.stream(a, level) as s:
                 return s.compress(data) + s.finish()
-        bound = comp_bound(len(data))
-        self._fits(len(data), bound)
         out = ffi.new("uint32_t *")
         with self.queue.scratch(len(data), bound) as (src, dst):
             src.write(data)

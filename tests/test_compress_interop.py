@@ -347,3 +347,17 @@ def test_c_stream_feed_drains_through_a_sink(comp: Compressor) -> None:
     assert rc == 0 and flags[0] & lib.SYNTH_CPL_F_END and len(got) > 10
     assert isal_zlib.decompress(b"".join(got), 31) == data
     assert lib.synth_comp_stream_destroy(q.handle, sid[0]) == 0
+
+
+def test_buffers_larger_than_the_arena_go_through_a_stream() -> None:
+    """A 1 MiB region: 700 kB of data and its output do not fit the arena at once; the Python API
+    streams them through it and still gives one standard frame."""
+    data = (b"".join(d for _, d in corpus()) * 4)[:700_000]
+    with served_device(size=1 << 20, queues=1) as d, Device.open(d.path) as g:
+        comp = Compressor(g.queue(0))
+        assert comp.queue.arena_size < 2 * len(data)
+        for alg in (CAlg.GZIP, CAlg.LZ4):
+            blob = comp.compress(data, alg)
+            assert ref_decompress(alg, blob) == data
+            assert comp.decompress(blob, alg) == data
+            assert comp.decompress(ref_compress(alg, data), alg) == data
