@@ -6,6 +6,7 @@ stream or another device. Hostile data is in test_compress_baddata.py."""
 from __future__ import annotations
 
 import os
+import random
 import struct
 import time
 import zlib
@@ -337,3 +338,36 @@ def test_one_devices_bad_input_never_affects_another() -> None:
         assert cb.decompress(cb.compress(data, CAlg.LZ4), CAlg.LZ4) == data
         assert b.stats().ring_errors == 0 and not gb.needs_reset
         assert b.stats().by_status.get("bad_data", 0) == 0 and b.stats().by_status.get("limit", 0) == 0
+
+
+def test_heartbeat_stays_fresh_through_a_burst_of_slow_ops() -> None:
+    """Six zstd level-19 compressions of 1 MiB of text take the worker a second or more in one
+    pass; the device's heartbeat still moves meanwhile, so the guest does not take it for dead."""
+    rng = random.Random(5)
+    words = [b"alpha ", b"beta ", b"gamma\n", b"delta, ", b"epsilon "]
+    text = b"".join(rng.choice(words) + rng.randbytes(3) for _ in range(120_000))[: 1 << 20]
+    with served_device() as d, Device.open(d.path) as g:
+        q = g.queue(0)
+        raw = RawRegion(d.path)
+        try:
+            with q.scratch(len(text), *[len(text) + 20000] * 6) as (src, *dsts):
+                src.write(text)
+                descs = [{"opcode": CompOp.COMPRESS, "src_off": src.offset, "src_len": len(text),
+                          "dst_off": b.offset, "dst_len": b.size, "arg": [int(CAlg.ZSTD), 19, 0], "cookie": i}
+                         for i, b in enumerate(dsts)]
+                t0 = time.monotonic()
+                assert q.submit(q.descs(descs)) == 6
+                last, since, stuck = raw.hdr.heartbeat, t0, 0.0
+                while q.inflight and time.monotonic() < t0 + 60:
+                    now, beat = time.monotonic(), raw.hdr.heartbeat
+                    if beat != last:
+                        last, since = beat, now
+                    stuck = max(stuck, now - since)
+                    assert all(c.status == Status.OK for c in q.poll())
+                    time.sleep(0.005)
+                took = time.monotonic() - t0
+                assert q.inflight == 0
+        finally:
+            raw.close()
+    assert took > 0.8, f"the burst took only {took:.2f} s: too fast to tell"
+    assert stuck < took / 2, f"the heartbeat stood still for {stuck:.2f} s of a {took:.2f} s burst"

@@ -16,8 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compress_pvt.h"
+
+#define HEARTBEAT_NS 1000000ull
 
 /* The algorithm's default level (compress_core.h), used when a plugin of the device has it. */
 static int32_t alg_default_level(uint32_t alg)
@@ -327,11 +330,18 @@ static void comp_fini(struct synth_hdev *d)
 
 static void comp_reset(struct synth_hdev *d) { comp_streams_reset(comp_dev(d)); }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void comp_process(struct synth_hdev *d, struct synth_hqueue *q, const struct synth_desc *in,
                          struct synth_cpl *out, unsigned n)
 {
     struct comp_dev *c = comp_dev(d);
-    uint64_t bytes_in = 0, bytes_out = 0;
+    uint64_t bytes_in = 0, bytes_out = 0, t;
     unsigned i;
 
     for (i = 0; i < n; i++) {
@@ -375,6 +385,15 @@ static void comp_process(struct synth_hdev *d, struct synth_hqueue *q, const str
         if (st != SYNTH_ST_OK && st != SYNTH_ST_NO_SPACE) {
             cpl->result = 0;
             cpl->flags = 0;
+        }
+        /*
+         * One op may take a second (zstd level 19 on a 1 MiB chunk) and a burst many of them: keep
+         * this device's heartbeat fresh meanwhile, as the worker does between passes.
+         */
+        if (desc->opcode >= SYNTH_OP_COMP_COMPRESS && desc->opcode <= SYNTH_OP_COMP_STREAM &&
+            (t = now_ns()) - c->last_beat >= HEARTBEAT_NS) {
+            synth_hdev_heartbeat(d, t);
+            c->last_beat = t;
         }
     }
     SYNTH_STAT_ADD(d->stats.bytes_in, bytes_in);

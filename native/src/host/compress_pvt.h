@@ -55,6 +55,7 @@ struct comp_dev {
     struct comp_stream *streams;
     uint32_t nstreams;
     uint32_t free_hint;
+    uint64_t last_beat;             /* when comp_process last wrote the heartbeat (ns) */
     char plugin_names[32];          /* header.backend: the plugins serving, e.g. "isal,zlib,zstd,lz4" */
 };
 
