@@ -261,3 +261,44 @@ def test_compression_stream_output_is_bounded_too(comp: Compressor) -> None:
         for _ in range(LIMIT_OUT // MAX_CHUNK + 2):
             s.compress(noise)
 
+
+
+@pytest.mark.parametrize("alg", ALGS, ids=lambda a: a.label)
+def test_input_changing_while_it_is_decoded(comp: Compressor, alg: CAlg) -> None:
+    """A thread flips bytes of the compressed input in the arena while the device decodes it over
+    and over (lz4 decodes in place; the others decode a copy): every op ends with a status, never
+    more output than the destination holds, and the device goes on serving."""
+    import threading
+
+    q = comp.queue
+    data = SAMPLE[:60000]
+    blob = comp.compress(data, alg)
+    stop = threading.Event()
+    with q.scratch(len(blob), *[len(data) + 100] * 8) as (src, *dsts):
+        src.write(blob)
+        view = src.view
+
+        def flipper() -> None:
+            rng = random.Random(int(alg))
+            while not stop.is_set():
+                i = rng.randrange(len(blob))
+                view[i] = view[i] ^ (1 << rng.randrange(8))
+
+        t = threading.Thread(target=flipper, daemon=True)
+        t.start()
+        seen = set()
+        try:
+            for rnd in range(40):
+                descs = [{"opcode": CompOp.DECOMPRESS, "src_off": src.offset, "src_len": len(blob),
+                          "dst_off": b.offset, "dst_len": b.size, "arg": [int(alg), 0, 0], "cookie": i}
+                         for i, b in enumerate(dsts)]
+                assert q.submit(q.descs(descs)) == len(descs)
+                for c in q.drain(len(descs)):
+                    seen.add(Status(c.status))
+                    assert c.status in (Status.OK, Status.BAD_DATA, Status.LIMIT, Status.NO_SPACE), (rnd, c)
+                    if c.status == Status.OK:
+                        assert c.result <= len(data) + 100
+        finally:
+            stop.set()
+            t.join()
+    assert Status.BAD_DATA in seen

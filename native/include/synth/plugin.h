@@ -77,6 +77,16 @@ struct synth_comp_io {
 #define SYNTH_COMP_IO_END 0x1u     /* stream: the frame's end was read (decompress) or written (FINISH) */
 #define SYNTH_COMP_IO_PENDING 0x2u /* stream: output space ran out; more output may follow */
 
+/*
+ * Compression plugin capabilities (synth_plugin.comp_caps).
+ * DECODES_IN_PLACE: the plugin's decoders read each input byte they act on once (a value read for
+ * a check is the value used), so decoding input that the guest changes meanwhile is decoding some
+ * other fixed input, which they handle like any input. The class then decodes compressed input in
+ * the arena; without this capability it decodes a private copy. Claim it only after reading the
+ * decoder for double fetches.
+ */
+#define SYNTH_COMP_CAP_DECODES_IN_PLACE 0x1u
+
 struct synth_plugin {
     uint32_t abi_version;   /* SYNTH_PLUGIN_ABI_VERSION */
     uint32_t dev_class;     /* SYNTH_CLASS_* served */
@@ -144,6 +154,8 @@ struct synth_plugin {
      * or DEVICE_ERROR; after an error or END the class calls it no more.
      */
     uint32_t (*comp_stream)(void *ctx, uint32_t flush, struct synth_comp_io *io);
+    uint32_t comp_caps; /* SYNTH_COMP_CAP_* */
+    uint32_t comp_reserved;
 };
 
 /* Entry point an external plugin exports: returns its table. */

@@ -8,9 +8,10 @@
  * copy buffer for compressed input, a scratch buffer for compressing into a short destination) or
  * at STREAM_CREATE (a stream's context and input buffer): ops themselves never allocate. Compressed
  * input is copied to host memory before it is decoded, so a decoder never parses bytes the guest
- * can change under it; plain input is compressed in place (a guest racing its own input only
- * spoils its own output). Output is written only into the checked destination range, never more
- * than dst_len bytes.
+ * can change under it, unless the plugin has SYNTH_COMP_CAP_DECODES_IN_PLACE (its decoder reads
+ * each byte it acts on once: lz4). Plain input is compressed in place (a guest racing its own input
+ * only spoils its own output). Output is written only into the checked destination range, never
+ * more than dst_len bytes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -131,9 +132,12 @@ static uint16_t op_decompress(struct comp_dev *c, struct synth_hqueue *q, const 
     if (st != SYNTH_ST_OK)
         return st;
     a = &c->alg[d->arg[0]];
-    memcpy(c->inbuf, src, d->src_len); /* decode a private copy, read once from the arena */
     memset(&io, 0, sizeof(io));
-    io.src = c->inbuf;
+    io.src = src;
+    if (!(a->pl[0]->comp_caps & SYNTH_COMP_CAP_DECODES_IN_PLACE)) {
+        memcpy(c->inbuf, src, d->src_len); /* decode a private copy, read once from the arena */
+        io.src = c->inbuf;
+    }
     io.src_len = d->src_len;
     io.dst = dst;
     io.dst_len = d->dst_len;

@@ -199,14 +199,14 @@ uint16_t comp_stream_op(struct comp_dev *c, struct synth_hqueue *q, const struct
     if (!d->src_len) {
         in = s->buf + s->pos;
         in_len = s->len - s->pos;
-    } else if (s->dir == SYNTH_COMP_DIR_DECOMPRESS) {
+    } else if (s->dir == SYNTH_COMP_DIR_DECOMPRESS && !(s->pl->comp_caps & SYNTH_COMP_CAP_DECODES_IN_PLACE)) {
         memcpy(s->buf, src, d->src_len); /* decode a private copy */
         s->pos = 0;
         s->len = d->src_len;
         in = s->buf;
         in_len = d->src_len;
     } else {
-        in = src; /* compress in place; what is not consumed is copied below */
+        in = src; /* (de)compress in place; what is not consumed is copied below */
         in_len = d->src_len;
         in_place = 1;
     }
@@ -236,7 +236,7 @@ uint16_t comp_stream_op(struct comp_dev *c, struct synth_hqueue *q, const struct
         s->pos = s->len = 0;
         cpl->flags = SYNTH_CPL_F_END;
     } else {
-        if (in_place && left) { /* a new chunk compressed in place: keep the rest */
+        if (in_place && left) { /* a new chunk used in place: keep the rest */
             memcpy(s->buf, src + io.consumed, left);
             s->pos = 0;
             s->len = (uint32_t)left;

@@ -9,6 +9,13 @@
  * no op allocates. LZ4F_compressUpdate writes only into a buffer of LZ4F_compressBound bytes, so a
  * compression stream compresses into its own staging buffer, 64 KiB of input at a time, and copies
  * out what dst can take; the rest waits there for the next op.
+ *
+ * DECODES_IN_PLACE (lz4 1.9): LZ4F reads the frame header's fields into locals before its checksum
+ * and uses those; a block size is read once and bounded by the frame's block size before use (the
+ * second read of the header word only picks the compressed or stored branch for that size); the
+ * block decoder (LZ4_decompress_safe*) reads each token, length byte and offset once, and what it
+ * reads twice (the 16- and 32-byte wild copies) is only copied into the output. The content
+ * checksum covers the output. So input that changes meanwhile decodes like some fixed input.
  */
 #define LZ4F_STATIC_LINKING_ONLY
 #include <errno.h>
@@ -318,6 +325,7 @@ static const struct synth_plugin lz4_plugin = {
     .comp_oneshot = lz4_oneshot,
     .comp_stream = lz4_stream,
     .cpu_features = "", /* the library picks its code path at run time */
+    .comp_caps = SYNTH_COMP_CAP_DECODES_IN_PLACE,
 };
 
 const struct synth_plugin *synth_plugin_lz4(void) { return &lz4_plugin; }
