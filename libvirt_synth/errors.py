@@ -17,19 +17,27 @@ class ValueError(builtins.ValueError, SynthError):  # noqa: A001 - deliberate, a
     """An argument is malformed or out of range."""
 
 
-class NotFoundError(FileNotFoundError, SynthError):
+class _OSErrorMessage:
+    """OSError subclasses print as '[Errno N] message'; ours print the message alone."""
+
+    def __str__(self) -> str:
+        strerror = getattr(self, "strerror", None)
+        return str(strerror) if strerror else super().__str__()
+
+
+class NotFoundError(_OSErrorMessage, FileNotFoundError, SynthError):
     """A device, region or session does not exist."""
 
 
-class PermissionError(builtins.PermissionError, SynthError):  # noqa: A001
+class PermissionError(_OSErrorMessage, builtins.PermissionError, SynthError):  # noqa: A001
     """The caller may not do this."""
 
 
-class TimeoutError(builtins.TimeoutError, SynthError):  # noqa: A001
+class TimeoutError(_OSErrorMessage, builtins.TimeoutError, SynthError):  # noqa: A001
     """The other side did not answer in time."""
 
 
-class DeviceError(OSError, SynthError):
+class DeviceError(_OSErrorMessage, OSError, SynthError):
     """The device or its backend failed, or the device needs a reset."""
 
 

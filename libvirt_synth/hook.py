@@ -13,20 +13,20 @@ and talks to virt-synthd; it never calls libvirt (that would deadlock libvirtd).
     migrate, restore  XML filters: libvirt would use our stdout as the new XML; we print nothing,
                       which keeps it unchanged
 
-Speed matters: this runs before every VM start. It imports only the interpreter's built-in
-modules (_socket, pyexpat): no json, no re, no xml.etree, no logging. The JSON it speaks is the
-small subset JSON-RPC needs, written and read here.
+Speed matters: this runs before every VM start. Besides libvirt_synth.metadata (the reader of
+the contract, over xml.etree) it imports only built-in modules: no json, no re, no socket.py, no
+logging. The JSON it speaks is the small subset JSON-RPC needs, written and read here.
 """
 
 from __future__ import annotations
 
 import _socket
 import os
-import pyexpat
 import sys
 
-NS = "https://libvirt-synth.org/xmlns/domain/1"
-LIBVIRT_NS_SEP = " "
+from libvirt_synth import metadata
+
+NS = metadata.NAMESPACE
 DEFAULT_SOCKET = "/run/libvirt-synth/synthd.sock"
 TIMEOUT_S = 30.0
 
@@ -43,58 +43,14 @@ class HookError(Exception):
 
 
 def parse_domain(xml: bytes) -> tuple[str, str, list[dict[str, Any]]]:
-    """uuid, name and the synthetic devices of a domain XML (an empty list: none of ours)."""
-    state: dict[str, Any] = {"path": [], "text": "", "uuid": "", "name": "", "devices": [], "cur": None}
-    ours = NS + LIBVIRT_NS_SEP
+    """uuid, name and the synthetic devices of a domain XML (an empty list: none of ours), read
+    by libvirt_synth.metadata: the one reader of the contract the XML generator writes."""
+    from libvirt_synth import errors
 
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        path = state["path"]
-        path.append(tag)
-        state["text"] = ""
-        if not tag.startswith(ours):
-            return
-        local = tag[len(ours):]
-        if local == "device" and len(path) >= 2 and path[-2] == ours + "devices":
-            dev: dict[str, Any] = {"name": attrs.get("name", ""), "class": attrs.get("class", "")}
-            for key, field in (("size", "size"), ("queues", "queues"), ("ring-entries", "ring_entries")):
-                if key in attrs:
-                    try:
-                        dev[field] = int(attrs[key])
-                    except ValueError:
-                        raise HookError(f"synth:device {dev['name']!r}: {key}={attrs[key]!r} is not a number") from None
-            if "plugin" in attrs:
-                dev["plugin"] = attrs["plugin"]
-            state["devices"].append(dev)
-            state["cur"] = dev
-        elif local == "kpi" and state["cur"] is not None:
-            state["cur"].setdefault("kpis", {})[attrs.get("name", "")] = attrs.get("value", "")
-        elif local == "option" and state["cur"] is not None:
-            state["cur"].setdefault("options", {})[attrs.get("name", "")] = attrs.get("value", "")
-
-    def end(tag: str) -> None:
-        path = state["path"]
-        if path == ["domain", "uuid"]:
-            state["uuid"] = state["text"].strip()
-        elif path == ["domain", "name"]:
-            state["name"] = state["text"].strip()
-        elif tag == ours + "capability" and state["cur"] is not None:
-            state["cur"].setdefault("capabilities", []).append(state["text"].strip())
-        elif tag == ours + "device":
-            state["cur"] = None
-        path.pop()
-
-    def text(data: str) -> None:
-        state["text"] += data
-
-    p = pyexpat.ParserCreate(namespace_separator=LIBVIRT_NS_SEP)
-    p.StartElementHandler = start
-    p.EndElementHandler = end
-    p.CharacterDataHandler = text
     try:
-        p.Parse(xml, True)
-    except pyexpat.ExpatError as e:
-        raise HookError(f"domain XML from libvirt is not well-formed: {e}") from None
-    return state["uuid"], state["name"], state["devices"]
+        return metadata.parse_devices(xml.decode())
+    except (errors.ValueError, UnicodeDecodeError) as e:
+        raise HookError(str(e)) from None
 
 
 # ---- the JSON subset JSON-RPC needs ----

@@ -38,19 +38,20 @@ def domain_xml(devices: str = "", name: str = "vnf-hook") -> str:
 TWO = ('<synth:device name="synth-3f2a1b4c5d6e-0" class="crypto" size="1048576" queues="2" ring-entries="128">'
        "<synth:capability>aes-256-gcm</synth:capability><synth:kpi name=\"throughput_gbps\" value=\"12\"/>"
        "</synth:device>"
-       '<synth:device name="synth-3f2a1b4c5d6e-1" class="crypto" size="4194304"/>')
+       '<synth:device name="synth-3f2a1b4c5d6e-1" class="crypto" size="4194304" queues="1" ring-entries="256"/>')
 
 
 def test_parse_domain() -> None:
     uuid, name, devs = hook.parse_domain(domain_xml(TWO).encode())
     assert (uuid, name) == (UUID, "vnf-hook")
     assert devs[0] == {"name": "synth-3f2a1b4c5d6e-0", "class": "crypto", "size": 1 << 20, "queues": 2,
-                       "ring_entries": 128, "capabilities": ["aes-256-gcm"], "kpis": {"throughput_gbps": "12"}}
-    assert devs[1] == {"name": "synth-3f2a1b4c5d6e-1", "class": "crypto", "size": 4 << 20}
+                       "ring_entries": 128, "capabilities": ["aes-256-gcm"], "kpis": {"throughput_gbps": 12},
+                       "options": {}}
+    assert devs[1]["name"] == "synth-3f2a1b4c5d6e-1" and devs[1]["size"] == 4 << 20
     assert hook.parse_domain(domain_xml().encode())[2] == []
     with pytest.raises(hook.HookError, match="not well-formed"):
         hook.parse_domain(b"<domain><name>x</domain>")
-    with pytest.raises(hook.HookError, match="not a number"):
+    with pytest.raises(hook.HookError, match="not an integer"):
         hook.parse_domain(domain_xml('<synth:device name="a" class="crypto" size="big"/>').encode())
 
 
@@ -120,7 +121,7 @@ def test_prepare_fails_with_one_clear_line(env: tuple[Daemon, pathlib.Path]) -> 
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and "cannot create the synthetic devices of vnf-hook" in r.stderr
     assert "virt-synthd is not running" in r.stderr
-    bad = domain_xml('<synth:device name="x" class="crypto" size="3145728"/>')
+    bad = domain_xml('<synth:device name="x" class="crypto" size="3145728" queues="1" ring-entries="256"/>')
     r = run_hook(path, "prepare", "begin", bad)
     assert r.returncode == 1 and "power of two" in r.stderr and r.stderr.count("\n") == 1
     assert list(d.regions.iterdir()) == [], "a failed prepare leaves nothing behind"

@@ -34,7 +34,8 @@ SHM = pathlib.Path("/dev/shm")
 def domain_xml() -> str:
     shmem = "".join(f"<shmem name='{n}' role='master'><model type='ivshmem-plain'/>"
                     f"<size unit='M'>{s}</size></shmem>" for n, s in zip(DEVS, (1, 4), strict=True))
-    meta = "".join(f'<synth:device name="{n}" class="crypto" size="{s << 20}"/>' for n, s in zip(DEVS, (1, 4), strict=True))
+    meta = "".join(f'<synth:device name="{n}" class="crypto" size="{s << 20}" queues="1" ring-entries="256"/>'
+                   for n, s in zip(DEVS, (1, 4), strict=True))
     return f"""<domain type='qemu'>
   <name>{NAME}</name>
   <uuid>{UUID}</uuid>

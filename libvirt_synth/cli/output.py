@@ -11,7 +11,12 @@ from typing import Any
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults in --help and keeps the description's line breaks (for examples)."""
+    """Shows defaults in --help (except None and flags) and keeps the description's line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def emit_json(data: Any) -> None:

@@ -40,7 +40,7 @@ def parse_device(raw: Any, where: str) -> dict[str, Any]:
         "name": name,
         "class": cls.name.lower(),
         "size": int(raw.get("size", DEFAULT_REGION_SIZE)),
-        "queues": int(raw.get("queues", DEFAULT_QUEUES)),
+        "queues": int(raw.get("queues", 2 if cls == DevClass.PACKET else DEFAULT_QUEUES)),  # packet: TX + RX
         "ring_entries": int(raw.get("ring_entries", DEFAULT_RING_ENTRIES)),
         "plugin": raw.get("plugin"),
         "quotas": dict(raw.get("quotas", {})),
