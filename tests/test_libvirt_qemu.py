@@ -11,13 +11,15 @@ import os
 import pathlib
 import pwd
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from libvirt_synth import hook, hookinstall
+from libvirt_synth import hookinstall
 
 import libvirtctl
 from daemonctl import Daemon
@@ -31,25 +33,25 @@ DEVS = ["synth-b1c2d3e4f5a6-0", "synth-b1c2d3e4f5a6-1"]
 SHM = pathlib.Path("/dev/shm")
 
 
-def domain_xml() -> str:
-    shmem = "".join(f"<shmem name='{n}' role='master'><model type='ivshmem-plain'/>"
-                    f"<size unit='M'>{s}</size></shmem>" for n, s in zip(DEVS, (1, 4), strict=True))
-    meta = "".join(f'<synth:device name="{n}" class="crypto" size="{s << 20}" queues="1" ring-entries="256"/>'
-                   for n, s in zip(DEVS, (1, 4), strict=True))
-    return f"""<domain type='qemu'>
+def domain_xml(base: pathlib.Path) -> str:
+    """A minimal TCG domain (nothing to boot: QEMU runs SeaBIOS) with two synthetic devices
+    injected by the XML generator, as an operator would with `virt-synth xml`."""
+    plain = base / "plain.xml"
+    plain.write_text(f"""<domain type='qemu'>
   <name>{NAME}</name>
   <uuid>{UUID}</uuid>
-  <metadata><synth:devices xmlns:synth="{hook.NS}">{meta}</synth:devices></metadata>
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <features><acpi/></features>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    {shmem}
     <serial type='pty'/>
   </devices>
-</domain>"""
+</domain>""")
+    r = subprocess.run([sys.executable, "-m", "libvirt_synth.cli", "xml", str(plain), "--device", "crypto:size=1M",
+                        "--device", "crypto:size=4M,caps=aes-256-gcm"], capture_output=True, text=True, check=True)
+    return r.stdout
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def stack() -> Iterator[Daemon]:
     hookinstall.install("/", d.socket)
     libvirtctl.restart_libvirtd()  # libvirt reads its hooks when it starts
     xml = base / "domain.xml"
-    xml.write_text(domain_xml())
+    xml.write_text(domain_xml(base))
     libvirtctl.virsh("define", str(xml))
     try:
         yield d
