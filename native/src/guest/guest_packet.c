@@ -229,9 +229,9 @@ unsigned synth_pkt_send_packets(struct synth_pkt_chan *ch, struct synth_pkt *pkt
 
     while (done < n) {
         unsigned k, m = 0, sent;
-        memset(d, 0, sizeof(d));
         while (m < POLL_CHUNK && done + m < n && tx_pkt_ok(ch, &pkts[done + m])) {
             const struct synth_pkt *p = &pkts[done + m];
+            memset(&d[m], 0, sizeof(d[m]));
             d[m].cookie = p->id;
             d[m].opcode = SYNTH_OP_PKT_SEND;
             d[m].src_off = ch->tx_base + p->id * ch->buf_size;
