@@ -25,15 +25,17 @@ test: setup libsynth ## run the whole test suite
 test-fast: setup ## tests without the slow ones
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: setup libsynth ## run the benchmarks (short by default)
-	$(PY) bench/crypto
+BENCHES := $(filter-out %.c %.py out,$(notdir $(wildcard bench/*)))
+
+bench: setup libsynth ## run every benchmark in bench/ (each prints our figure next to its baseline)
+	@set -e; for b in $(BENCHES); do echo "== bench/$$b"; $(PY) bench/$$b; done
 
 lint: setup ## ruff and mypy
-	$(VENV)/bin/ruff check libvirt_synth tests bench
+	$(VENV)/bin/ruff check libvirt_synth tests bench $(addprefix bench/,$(BENCHES))
 	$(VENV)/bin/mypy libvirt_synth
 
 format: setup ## apply ruff's fixes
-	$(VENV)/bin/ruff check --fix libvirt_synth tests bench
+	$(VENV)/bin/ruff check --fix libvirt_synth tests bench $(addprefix bench/,$(BENCHES))
 
 libsynth: $(NATIVE_BUILD)/libsynth.a ## the static guest library (native/build/libsynth.a)
 
