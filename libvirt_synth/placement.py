@@ -1,0 +1,369 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Placement: which hosts can take a VDU, best first, and why each other host cannot.
+
+Each host inventory is reduced once to a small ``Host``: per capability, the capacity left
+(calibrated capacity minus what defined VMs committed), the mean time per op and the sessions one
+device holds. A VDU's asks (``Vdu.demand()``: KPIs summed per capability over its devices) are then
+checked against every host:
+
+- a **mandatory** ask the host cannot meet rejects the host, with every reason, e.g.
+  ``host7: aes-256-gcm 8.1 Gb/s free < 12 Gb/s asked``;
+- a **preferred** ask only ranks: hosts meeting more preferred asks come first;
+- among equals, the host left with the most headroom comes first (spread): headroom is, over the
+  asks with a measured capacity, the smallest fraction of a capability's capacity still free after
+  the VDU is placed. Then the host name, so the order is stable.
+
+Capacity that was not measured (packet I/O; a plugin not calibrated) cannot reject a host: the
+verdict carries a note instead. See docs/inventory.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from libvirt_synth import errors
+from libvirt_synth.inventory import model
+from libvirt_synth.vnfd.capabilities import KPIS
+from libvirt_synth.vnfd.model import Ask, Vdu
+
+# (free throughput Gb/s, free ops/s, capacity Gb/s, capacity ops/s, latency us, sessions per device)
+Row = tuple[float | None, float | None, float | None, float | None, float | None, float | None]
+
+
+@dataclass(frozen=True)
+class Host:
+    """What placement needs of one inventory, precomputed."""
+
+    name: str
+    caps: dict[str, Row]
+    source: str = ""
+
+    @classmethod
+    def from_inventory(cls, doc: dict[str, Any], source: str = "") -> Host:
+        used = model.committed(doc)
+        caps: dict[str, Row] = {}
+        num = model.number
+        for cap, e in doc["capacity"].items():
+            if not isinstance(e, dict):
+                continue
+            u = used.get(cap, {}) if isinstance(used.get(cap), dict) else {}
+            gbps, ops = num(e.get("throughput_gbps")), num(e.get("ops_per_s"))
+            caps[cap] = (None if gbps is None else gbps - (num(u.get("throughput_gbps")) or 0.0),
+                         None if ops is None else ops - (num(u.get("ops_per_s")) or 0.0),
+                         gbps, ops, num(e.get("latency_us")), num(e.get("sessions_per_device")))
+        return cls(str(doc["host"]), caps, source)
+
+    def as_row(self) -> tuple[str, str, dict[str, Row]]:
+        return (self.name, self.source, self.caps)
+
+
+@dataclass
+class Verdict:
+    host: str
+    fits: bool
+    reasons: list[str] = field(default_factory=list)          # why a mandatory ask is not met
+    notes: list[str] = field(default_factory=list)            # what could not be checked
+    preferred_met: list[str] = field(default_factory=list)
+    preferred_missed: list[str] = field(default_factory=list)  # with the reason
+    headroom: float | None = None
+
+    def explain(self) -> str:
+        return f"{self.host}: " + "; ".join(self.reasons)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"host": self.host, "fits": self.fits, "headroom": None if self.headroom is None
+             else round(self.headroom, 4), "preferred_met": self.preferred_met,
+             "preferred_missed": self.preferred_missed, "notes": self.notes}
+        if not self.fits:
+            d["reasons"] = self.reasons
+            d["explanation"] = self.explain()
+        return d
+
+
+@dataclass
+class Result:
+    vdu: str
+    asks: list[Ask]
+    ranked: list[Verdict]
+    rejected: list[Verdict]
+
+    def as_dict(self, top: int | None = None) -> dict[str, Any]:
+        return {"vdu": self.vdu, "asks": [describe_ask(a) for a in self.asks], "hosts": len(self.ranked)
+                + len(self.rejected), "fits": len(self.ranked),
+                "ranked": [v.as_dict() for v in self.ranked[:top]],
+                "rejected": [v.as_dict() for v in self.rejected[:top]]}
+
+
+def fmt(value: float) -> str:
+    """8.1, 12, 2,000,000: one decimal under 100, else grouped integers."""
+    if abs(value) >= 100 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2g}"
+
+
+def describe_ask(a: Ask) -> dict[str, Any]:
+    return {"capability": a.capability, "support": "mandatory" if a.mandatory else "preferred", "kpis": a.kpis,
+            "devices": a.devices}
+
+
+def ask_text(a: Ask) -> str:
+    parts = [f"{fmt(v)} {KPIS[k].unit}" if k != "max_latency_us" else f"latency <= {fmt(v)} us"
+             for k, v in a.kpis.items()]
+    support = "mandatory" if a.mandatory else "preferred"
+    return f"{a.capability}" + (f" {', '.join(parts)}" if parts else "") + f" ({support})"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """An ask prepared for the host loop: the KPIs as locals, the notes as ready strings."""
+
+    ask: Ask
+    gbps: float | None
+    ops: float | None
+    latency: float | None
+    sessions: float
+    note_gbps: str
+    note_ops: str
+    note_latency: str
+    note_sessions: str
+    note_packets: str | None
+
+    @classmethod
+    def of(cls, a: Ask) -> _Compiled:
+        k, c = a.kpis, a.capability
+        return cls(a, k.get("throughput_gbps"), k.get("ops_per_s"), k.get("max_latency_us"), a.per_device_sessions,
+                   f"{c} Gb/s not measured on this host: {fmt(k.get('throughput_gbps') or 0)} Gb/s not checked",
+                   f"{c} ops/s not measured on this host: {fmt(k.get('ops_per_s') or 0)} ops/s not checked",
+                   f"{c} latency not measured on this host: <= {fmt(k.get('max_latency_us') or 0)} us not checked",
+                   f"{c} sessions per device not known on this host: not checked",
+                   f"{c} packets/s not measured: {fmt(k['packets_per_s'])} packets/s not checked"
+                   if "packets_per_s" in k else None)
+
+
+def _check(c: _Compiled, row: Row | None, notes: list[str]) -> tuple[list[str] | None, float | None]:
+    """Why a host cannot meet one ask (None: it can) and the headroom it leaves."""
+    cap = c.ask.capability
+    if row is None:
+        return [f"{cap} not offered (no plugin serves it)"], None
+    free_gbps, free_ops, cap_gbps, cap_ops, latency, per_dev = row
+    why: list[str] | None = None
+    head: float | None = None
+    want = c.gbps
+    if want is not None:
+        if free_gbps is None or not cap_gbps:
+            notes.append(c.note_gbps)
+        elif free_gbps < want:
+            why = [f"{cap} {fmt(max(free_gbps, 0.0))} Gb/s free < {fmt(want)} Gb/s asked"]
+        else:
+            head = (free_gbps - want) / cap_gbps
+    want = c.ops
+    if want is not None:
+        if free_ops is None or not cap_ops:
+            notes.append(c.note_ops)
+        elif free_ops < want:
+            why = (why or []) + [f"{cap} {fmt(max(free_ops, 0.0))} ops/s free < {fmt(want)} ops/s asked"]
+        else:
+            h = (free_ops - want) / cap_ops
+            head = h if head is None or h < head else head
+    want = c.latency
+    if want is not None:
+        if latency is None:
+            notes.append(c.note_latency)
+        elif latency > want:
+            why = (why or []) + [f"{cap} latency {fmt(latency)} us > {fmt(want)} us asked"]
+    if c.sessions:
+        if per_dev is None:
+            notes.append(c.note_sessions)
+        elif c.sessions > per_dev:
+            why = (why or []) + [f"{cap} {fmt(c.sessions)} sessions on one device > {fmt(per_dev)} a device holds"]
+    if c.note_packets is not None:
+        notes.append(c.note_packets)
+    return why, head
+
+
+def _judge(host: Host, asks: Sequence[_Compiled]) -> Verdict:
+    v = Verdict(host.name, True)
+    caps = host.caps
+    for c in asks:
+        why, head = _check(c, caps.get(c.ask.capability), v.notes)
+        if c.ask.mandatory:
+            if why:
+                v.fits = False
+                v.reasons += why
+            elif head is not None and (v.headroom is None or head < v.headroom):
+                v.headroom = head
+        elif why:
+            v.preferred_missed += why
+        else:
+            v.preferred_met.append(c.ask.capability)
+    return v
+
+
+def judge(host: Host, asks: Sequence[Ask]) -> Verdict:
+    """One host's verdict on a VDU's asks."""
+    return _judge(host, [_Compiled.of(a) for a in asks])
+
+
+def rank(hosts: Iterable[Host], vdu: Vdu) -> Result:
+    asks = vdu.demand()
+    compiled = [_Compiled.of(a) for a in asks]
+    fits: list[Verdict] = []
+    rejected: list[Verdict] = []
+    for h in hosts:
+        v = _judge(h, compiled)
+        (fits if v.fits else rejected).append(v)
+    fits.sort(key=lambda v: (-len(v.preferred_met), -(v.headroom if v.headroom is not None else 1.0), v.host))
+    rejected.sort(key=lambda v: v.host)
+    return Result(vdu.name, asks, fits, rejected)
+
+
+# ---- loading a fleet ----
+
+@dataclass
+class Fleet:
+    hosts: list[Host]
+    unreadable: list[tuple[str, str]]  # (path, why)
+    parsed: int = 0      # documents parsed in this load
+    from_index: int = 0  # hosts taken from the index
+
+    def problems(self) -> list[str]:
+        return [f"{p}: {why}" for p, why in self.unreadable]
+
+
+INDEX_VERSION = 1
+PARALLEL_MIN = 2000  # files to parse before parsing them in worker processes
+
+
+def _files(paths: Sequence[str]) -> list[tuple[str, int, int]]:
+    """(path, mtime_ns, size) of every inventory: files given, and *.json of directories given."""
+    out = []
+    for p in paths:
+        if os.path.isdir(p):
+            with os.scandir(p) as it:
+                for e in it:
+                    if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file():
+                        st = e.stat()
+                        out.append((e.path, st.st_mtime_ns, st.st_size))
+        elif os.path.exists(p):
+            st = os.stat(p)
+            out.append((p, st.st_mtime_ns, st.st_size))
+        else:
+            raise errors.NotFoundError(2, f"inventory {p} does not exist (give a directory of <host>.json "
+                                          "documents or a file)")
+    out.sort()
+    return out
+
+
+def _parse(path: str) -> tuple[str, Any]:
+    """One inventory file -> ("ok", host row) or ("error", why)."""
+    try:
+        with open(path, "rb") as f:
+            raw = json.loads(f.read())
+        return "ok", Host.from_inventory(model.check(raw, path), path).as_row()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        return "error", str(e).removeprefix(f"{path}: ")
+
+
+def _parse_chunk(paths: list[str]) -> list[tuple[str, Any]]:
+    return [_parse(p) for p in paths]
+
+
+def _parse_all(paths: list[str]) -> list[tuple[str, Any]]:
+    """Parse inventories; many of them in worker processes, one per CPU (forked: no imports to
+    repeat), when this process runs no other thread."""
+    import threading
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if len(paths) < PARALLEL_MIN or cpus < 2 or threading.active_count() > 1:
+        return _parse_chunk(paths)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    n = min(cpus, 8)
+    chunks = [paths[i::n] for i in range(n)]
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+        parts = list(pool.map(_parse_chunk, chunks))
+    out: list[tuple[str, Any]] = [("error", "")] * len(paths)
+    for i, part in enumerate(parts):
+        out[i::n] = part
+    return out
+
+
+def load(paths: Sequence[str], index: str | None = None) -> Fleet:
+    """Every inventory under ``paths`` (directories of ``*.json``, or files). With ``index`` (a file
+    path), the precomputed hosts of unchanged files (same mtime and size) are taken from it, and it
+    is rewritten when anything changed. The index is this Python's ``marshal`` format (plain data,
+    no code), about ten times faster to read than JSON; a missing or stale one is rebuilt."""
+    files = _files(paths)
+    cached: dict[str, Any] = _read_index(index) if index else {}
+    fleet = Fleet([], [])
+    fresh: dict[str, Any] = {}
+    todo = []
+    for path, mtime, size in files:
+        hit = cached.get(path)
+        if hit is not None and hit[0] == mtime and hit[1] == size:
+            fresh[path] = hit
+        else:
+            todo.append((path, mtime, size))
+    for (path, mtime, size), (status, value) in zip(todo, _parse_all([t[0] for t in todo]), strict=True):
+        fresh[path] = (mtime, size, status, value)
+    fleet.parsed, fleet.from_index = len(todo), len(files) - len(todo)
+    for path, _mtime, _size in files:
+        _, _, status, value = fresh[path]
+        if status == "ok":
+            fleet.hosts.append(Host(value[0], value[2], value[1]))
+        else:
+            fleet.unreadable.append((path, value))
+    if index and (todo or len(fresh) != len(cached)):
+        _write_index(index, fresh)
+    return fleet
+
+
+def _index_tag() -> str:
+    import sys
+
+    return f"libvirt-synth place index {INDEX_VERSION} python {sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _read_index(path: str) -> dict[str, Any]:
+    import marshal
+
+    try:
+        with open(path, "rb") as f:
+            doc = marshal.loads(f.read())
+        if isinstance(doc, dict) and doc.get("tag") == _index_tag() and isinstance(doc.get("files"), dict):
+            return doc["files"]  # type: ignore[no-any-return]
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    return {}
+
+
+def _write_index(path: str, files: dict[str, Any]) -> None:
+    import marshal
+    import tempfile
+
+    d = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".place-index-", dir=d)
+        with os.fdopen(fd, "wb") as f:
+            f.write(marshal.dumps({"tag": _index_tag(), "files": files}))
+        os.replace(tmp, path)
+    except (OSError, ValueError) as e:
+        from libvirt_synth import log
+
+        log.warning("cannot write the placement index %s: %s", path, e)
+
+
+def default_index(paths: Sequence[str]) -> str:
+    """The index file for a set of inventory paths, in the cache directory."""
+    import hashlib
+
+    from libvirt_synth.inventory.plugins import default_cache_dir
+
+    key = hashlib.sha256("\0".join(os.path.realpath(p) for p in paths).encode()).hexdigest()[:16]
+    return os.path.join(default_cache_dir(), f"place-index-{key}.json")
