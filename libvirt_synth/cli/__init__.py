@@ -10,9 +10,9 @@ import sys
 from collections.abc import Sequence
 
 from libvirt_synth import __version__, errors
-from libvirt_synth.cli import daemoncmds, define, demo, devices, hooks, serve, xml
+from libvirt_synth.cli import daemoncmds, define, demo, devices, hooks, inventory, place, serve, xml
 
-COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define)
+COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define, inventory, place)
 
 
 def build_parser() -> argparse.ArgumentParser:

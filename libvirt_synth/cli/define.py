@@ -22,6 +22,8 @@ EPILOG = """examples:
   virt-synth define --template vnf-kernel --kernel /boot/vmlinuz --initrd /boot/initrd.img \\
       --device crypto:caps=aes-256-gcm --dry-run                  # print the XML
   virt-synth define vnf.xml                                       # check it with libvirt's test driver
+  virt-synth define --vnfd examples/vnfd/ipsec-gateway.yaml --template vnf-kernel --kernel /boot/vmlinuz \
+      --initrd /boot/initrd.img --name gw1                        # the devices a VNFD's VDU needs
   virt-synth define vnf.xml --connect qemu:///system --start      # define and start it for real
   virt-synth define --domain gw1 --device crypto --device compress --connect qemu:///system
                                                                   # change a defined domain's devices

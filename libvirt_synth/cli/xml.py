@@ -25,6 +25,7 @@ examples:
       --device crypto:caps=aes-256-gcm,kpi.throughput_gbps=12 -o vnf.xml
   virt-synth xml vnf.xml --device crypto:caps=aes-256-gcm --device packet:channels=2 --in-place
   virsh dumpxml --inactive gw1 | virt-synth xml - --spec devices.yaml > gw1.xml
+  virt-synth xml gw1.xml --vnfd examples/vnfd/packet-core.yaml --vdu upf --in-place
   virt-synth xml --template vnf-disk --disk /var/lib/libvirt/images/vnf.qcow2 --domain-type kvm --json
 """
 
@@ -60,6 +61,9 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
                    help="a synthetic device (repeatable; see below)")
     p.add_argument("--spec", "-s", action="append", default=[], metavar="FILE",
                    help="a YAML file listing devices (repeatable; before the --device ones)")
+    p.add_argument("--vnfd", metavar="FILE", help="a VNFD (docs/vnfd.md): the devices of one of its VDUs "
+                   "(before the --spec and --device ones)")
+    p.add_argument("--vdu", metavar="NAME", help="with --vnfd: the VDU (default: the VNFD's only one)")
     p.add_argument("--no-devices", action="store_true",
                    help="remove the synthetic devices the domain has (without --device or --spec, the "
                    "devices it has are kept)")
@@ -110,8 +114,15 @@ def generate(args: argparse.Namespace, data: bytes, source: str) -> Any:
     from libvirt_synth.xml import designer, spec
 
     specs = spec.load(args.spec, args.device)
+    if args.vdu and not args.vnfd:
+        raise errors.ValueError("--vdu names a VDU of the VNFD given with --vnfd FILE")
+    if args.vnfd:
+        from libvirt_synth import vnfd
+
+        specs = spec.from_vdu(vnfd.load(args.vnfd).vdu(args.vdu)) + specs
     if specs and args.no_devices:
-        raise errors.ValueError("--no-devices removes every synthetic device: give it without --device/--spec")
+        raise errors.ValueError("--no-devices removes every synthetic device: give it without "
+                                "--device/--spec/--vnfd")
     # No device options: keep the devices the domain has (their metadata and shmem, normalised).
     return designer.inject(data, specs if specs or args.no_devices else None, source)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from libvirt_synth import errors, metadata
 
@@ -223,6 +223,26 @@ def parse_yaml(text: str, source: str = "<spec>") -> list[DeviceSpec]:
     if not isinstance(doc, list):
         raise errors.ValueError(f"{source}: expected a list of devices (or 'devices:' and a list)")
     return [parse_mapping(d, f"{source}: devices[{i}]") for i, d in enumerate(doc)]
+
+
+class VduDevices(Protocol):
+    """What from_vdu() needs of a VNFD's VDU (libvirt_synth.vnfd.Vdu; not imported: the XML layer
+    sits below the VNFD in the data flow)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+
+    def spec_devices(self) -> list[dict[str, Any]]: ...
+
+
+def from_vdu(vdu: VduDevices) -> list[DeviceSpec]:
+    """The devices of a VNFD's VDU (``vnfd.load(path).vdu(name)``) as DeviceSpecs, checked as a
+    YAML device spec is."""
+    return [parse_mapping(d, f"{vdu.source}: {vdu.path}.devices[{i}]") for i, d in enumerate(vdu.spec_devices())]
 
 
 def load(spec_files: Iterable[str] = (), cli: Sequence[str] = ()) -> list[DeviceSpec]:
