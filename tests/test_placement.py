@@ -1,0 +1,252 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Placement decisions and their explanations over the inventories of tests/data/inventory (see its
+build.py for what each host is), the fleet loader and its index, the OpenStack export, and the
+round trip VNFD -> place -> xml -> define on test:///default."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from libvirt_synth import metadata, openstack, placement, vnfd
+from libvirt_synth.inventory import model
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+INV = ROOT / "tests/data/inventory"
+EX = ROOT / "examples/vnfd"
+CLI = [sys.executable, "-m", "libvirt_synth.cli"]
+
+
+def fleet() -> list[placement.Host]:
+    f = placement.load([str(INV)])
+    assert [p for p, _ in f.unreadable] == [str(INV / "broken.json")]
+    return f.hosts
+
+
+def vdu(name: str, which: str | None = None) -> vnfd.Vdu:
+    return vnfd.load(str(EX / f"{name}.yaml")).vdu(which)
+
+
+def test_ipsec_gateway_ranking_and_reasons() -> None:
+    r = placement.rank(fleet(), vdu("ipsec-gateway"))
+    assert [v.host for v in r.ranked] == ["host1", "host4", "host5", "host2"]
+    # host2 fits but cannot serve the preferred ChaCha20: after every host that can.
+    host2 = r.ranked[-1]
+    assert host2.preferred_met == [] and host2.preferred_missed == ["chacha20-poly1305 not offered (no plugin "
+                                                                    "serves it)"]
+    assert [v.explain() for v in r.rejected] == [
+        "host3: aes-256-gcm 6 Gb/s free < 12 Gb/s asked; aes-256-gcm latency 60 us > 50 us asked",
+        "host7: aes-256-gcm 8.1 Gb/s free < 12 Gb/s asked",
+    ]
+    # Packet I/O is not measured: a note, never a rejection.
+    assert all("io packets/s not measured: 2,000,000 packets/s not checked" in v.notes for v in r.ranked)
+
+
+def test_committed_capacity_is_subtracted() -> None:
+    hosts = {h.name: h for h in fleet()}
+    # host5: 8 cores x 24 Gb/s = 192, 152 committed: 40 free, 28 after this VDU -> 15 % headroom.
+    v = placement.judge(hosts["host5"], vdu("ipsec-gateway").demand())
+    assert v.fits and v.headroom == pytest.approx((192 - 152 - 12) / 192)
+    doc = json.loads((INV / "host5.json").read_text())
+    doc["committed"]["by_capability"]["aes-256-gcm"]["throughput_gbps"] = 185.0
+    full = placement.Host.from_inventory(doc)
+    v = placement.judge(full, vdu("ipsec-gateway").demand())
+    assert not v.fits and v.reasons == ["aes-256-gcm 7 Gb/s free < 12 Gb/s asked"]
+    doc["committed"]["by_capability"]["aes-256-gcm"]["throughput_gbps"] = 500.0
+    v = placement.judge(placement.Host.from_inventory(doc), vdu("ipsec-gateway").demand())
+    assert v.reasons == ["aes-256-gcm 0 Gb/s free < 12 Gb/s asked"]  # over-committed shows as nothing free
+
+
+def test_compression_proxy_missing_plugins_and_latency() -> None:
+    r = placement.rank(fleet(), vdu("compression-proxy"))
+    assert [v.host for v in r.ranked] == ["host1", "host5"]
+    why = {v.host: v.reasons for v in r.rejected}
+    assert why["host4"] == ["lz4 not offered (no plugin serves it)", "zstd not offered (no plugin serves it)"]
+    assert why["host2"] == ["zstd 1.4 Gb/s free < 1.5 Gb/s asked"]
+    assert "lz4 latency 20.9 us > 20 us asked" in why["host3"]
+
+
+def test_sessions_beyond_what_one_device_holds() -> None:
+    text = (EX / "ipsec-gateway.yaml").read_text().replace("sessions: 1000", "sessions: 10000")
+    r = placement.rank(fleet(), vnfd.loads(text).vdu())
+    assert r.ranked == []
+    assert "aes-256-gcm 10,000 sessions on one device > 1,024 a device holds" in r.rejected[0].reasons
+
+
+def test_ops_per_s_and_each_vdu_on_its_own() -> None:
+    smf = placement.rank(fleet(), vdu("packet-core", "smf"))
+    assert [v.explain() for v in smf.rejected] == ["host3: hmac-sha256 95,833 ops/s free < 200,000 ops/s asked"]
+    upf = placement.rank(fleet(), vdu("packet-core", "upf"))
+    assert upf.ranked[0].host == "host5" and [v.host for v in upf.rejected] == ["host3"]
+
+
+def test_unmeasured_capacity_is_a_note_not_a_rejection() -> None:
+    doc = json.loads((INV / "host1.json").read_text())
+    doc["capacity"]["aes-256-gcm"] |= {"throughput_gbps": None, "ops_per_s": None, "latency_us": None}
+    v = placement.judge(placement.Host.from_inventory(doc), vdu("ipsec-gateway").demand())
+    assert v.fits
+    assert "aes-256-gcm Gb/s not measured on this host: 12 Gb/s not checked" in v.notes
+    assert "aes-256-gcm latency not measured on this host: <= 50 us not checked" in v.notes
+
+
+def test_index_reuses_unchanged_inventories(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "fleet"
+    shutil.copytree(INV, d)
+    index = str(tmp_path / "cache" / "index")
+    first = placement.load([str(d)], index=index)
+    assert (first.parsed, first.from_index, len(first.hosts)) == (7, 0, 6)
+    again = placement.load([str(d)], index=index)
+    assert (again.parsed, again.from_index) == (0, 7)
+    assert [h.name for h in again.hosts] == [h.name for h in first.hosts]
+    assert again.hosts == first.hosts and again.unreadable == first.unreadable
+    # A changed file is parsed again, and what it says now counts.
+    doc = json.loads((d / "host7.json").read_text())
+    doc["committed"]["by_capability"] = {}
+    (d / "host7.json").write_text(json.dumps(doc))
+    os.utime(d / "host7.json", ns=(1, 1))
+    changed = placement.load([str(d)], index=index)
+    assert (changed.parsed, changed.from_index) == (1, 6)
+    assert [v.host for v in placement.rank(changed.hosts, vdu("ipsec-gateway")).rejected] == ["host3"]
+    (d / "host1.json").unlink()
+    assert len(placement.load([str(d)], index=index).hosts) == 5
+    # A corrupt index is ignored.
+    pathlib.Path(index).write_bytes(b"garbage")
+    assert placement.load([str(d)], index=index).parsed == 6
+
+
+def test_parallel_parse_gives_the_same_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
+    serial = placement.load([str(INV)])
+    monkeypatch.setattr(placement, "PARALLEL_MIN", 1)
+    parallel = placement.load([str(INV)])
+    assert parallel.hosts == serial.hosts and parallel.unreadable == serial.unreadable
+
+
+def test_missing_inventory_path() -> None:
+    with pytest.raises(FileNotFoundError, match="inventory /nonexistent does not exist"):
+        placement.load(["/nonexistent"])
+
+
+# ---- OpenStack ----
+
+def test_openstack_traits_and_resource_classes() -> None:
+    doc = model.read(str(INV / "host7.json"))
+    tr = openstack.traits(doc)
+    assert {"CUSTOM_SYNTH_CAP_AES_256_GCM", "CUSTOM_SYNTH_CAP_IO", "CUSTOM_SYNTH_CLASS_CRYPTO",
+            "CUSTOM_SYNTH_HW_QAT", "CUSTOM_SYNTH_HW_QAT_GEN4", "CUSTOM_SYNTH_HW_QAT_GEN2",
+            "CUSTOM_SYNTH_HW_SRIOV_NIC"} <= set(tr)
+    assert all(openstack.NAME_RE.match(t) for t in tr)
+    inv = openstack.inventories(doc)
+    assert inv["CUSTOM_SYNTH_AES_256_GCM_MBPS"] == {"total": 20000, "reserved": 0, "min_unit": 1,
+                                                    "max_unit": 20000, "step_size": 1, "allocation_ratio": 1.0}
+    assert "CUSTOM_SYNTH_IO_MBPS" not in inv  # not measured: no inventory
+    assert openstack.inventories(doc, reserve_committed=True)["CUSTOM_SYNTH_AES_256_GCM_MBPS"]["reserved"] == 11900
+    ccp = openstack.traits(model.read(str(INV / "host2.json")))
+    assert "CUSTOM_SYNTH_HW_CCP_V5B" in ccp and "CUSTOM_SYNTH_CAP_CHACHA20_POLY1305" not in ccp
+    req = openstack.placement_requests(doc)
+    assert {"method": "PUT", "path": "/resource_classes/CUSTOM_SYNTH_AES_256_GCM_MBPS", "body": None} in req["requests"]
+    pc = openstack.provider_config(doc)
+    assert {"CUSTOM_SYNTH_AES_256_GCM_MBPS": inv["CUSTOM_SYNTH_AES_256_GCM_MBPS"]} in \
+        pc["providers"][0]["inventories"]["additional"]
+
+
+def test_openstack_flavor_extra_specs() -> None:
+    s = openstack.flavor_extra_specs(vdu("ipsec-gateway"))
+    assert s["extra_specs"] == {"trait:CUSTOM_SYNTH_CAP_AES_256_GCM": "required",
+                                "resources:CUSTOM_SYNTH_AES_256_GCM_MBPS": "12000",
+                                "trait:CUSTOM_SYNTH_CAP_IO": "required"}
+    assert "chacha20-poly1305 (preferred: Placement has no soft traits)" in s["not_expressed"]
+
+
+# ---- CLI and the round trip ----
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_cli_place_text_and_json(tmp_path: pathlib.Path) -> None:
+    out = run("place", str(EX / "ipsec-gateway.yaml"), "--inventory", str(INV), "--no-index").stdout
+    assert "VDU gw asks: aes-256-gcm 12 Gb/s, 1,000 sessions, latency <= 50 us (mandatory)" in out
+    assert "    1. host1  headroom 88%, preferred met: chacha20-poly1305" in out
+    assert "    host7: aes-256-gcm 8.1 Gb/s free < 12 Gb/s asked" in out
+    assert "unreadable: " + str(INV / "broken.json") in out
+    doc = json.loads(run("place", str(EX / "packet-core.yaml"), "-I", str(INV), "--vdu", "smf", "--json",
+                         "--top", "2", "--no-index").stdout)
+    [smf] = doc["vdus"]
+    assert smf["vdu"] == "smf" and smf["hosts"] == 6 and smf["fits"] == 5 and len(smf["ranked"]) == 2
+    assert smf["rejected"][0]["explanation"] == "host3: hmac-sha256 95,833 ops/s free < 200,000 ops/s asked"
+    spec = json.loads(run("place", str(EX / "ipsec-gateway.yaml"), "--openstack", "--json").stdout)
+    assert spec["flavors"][0]["extra_specs"]["resources:CUSTOM_SYNTH_AES_256_GCM_MBPS"] == "12000"
+
+
+def test_cli_place_when_nothing_fits_and_errors(tmp_path: pathlib.Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text((EX / "ipsec-gateway.yaml").read_text().replace("throughput_gbps: 12", "throughput_gbps: 900"))
+    r = run("place", str(big), "--inventory", str(INV), "--no-index", check=False)
+    assert r.returncode == 3 and "no host meets every mandatory requirement" in r.stdout
+    assert "VDU gw: no host meets every mandatory requirement" in r.stderr
+    r = run("place", str(big), check=False)
+    assert r.returncode == 1 and "give --inventory DIR" in r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("synth_vnfd: 1\ndescriptor_id: x\nvdus: {gw: {devices: [{class: crypto}]}}\n")
+    r = run("place", str(bad), "--inventory", str(INV), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"virt-synth place: error: {bad}:3: $.vdus.gw.devices[0]: 'capabilities' is required")
+    assert "examples:" in run("place", "--help").stdout
+
+
+def test_round_trip_vnfd_place_xml_define(tmp_path: pathlib.Path) -> None:
+    """VNFD -> place (picks a host) -> xml (the VDU's devices) -> define on test:///default."""
+    gw = str(EX / "ipsec-gateway.yaml")
+    placed = json.loads(run("place", gw, "--inventory", str(INV), "--json", "--no-index").stdout)
+    host = placed["vdus"][0]["ranked"][0]["host"]
+    assert host == "host1"
+    xml_file = tmp_path / "gw1.xml"
+    run("xml", "--vnfd", gw, "--template", "vnf-kernel", "--kernel", "/boot/vmlinuz", "--initrd", "/boot/initrd.img",
+        "--name", f"gw1-{host}", "--uuid", "5a1b6c3e-0d2f-4a8e-9c71-3b5d7e9f1a20", "--memory", "2G", "--vcpus", "2",
+        "-o", str(xml_file))
+    text = xml_file.read_text()
+    uuid, name, devices = metadata.parse_devices(text)
+    assert name == "gw1-host1" and [(d["class"], d["capabilities"]) for d in devices] == [
+        ("crypto", ["aes-256-gcm", "chacha20-poly1305"]), ("packet", ["io"])]
+    assert devices[0]["kpis"] == {"throughput_gbps": 12, "sessions": 1000, "max_latency_us": 50,
+                                  "chacha20-poly1305.throughput_gbps": 2}
+    # define through libvirt-python, in this process (test:///default lives as long as the connection)
+    from libvirt_synth.xml import connect
+
+    conn = connect.open_connection("test:///default")
+    try:
+        defined = connect.define(conn, text)
+        dom = connect.lookup(conn, defined.name)
+        back = metadata.parse_devices(connect.inactive_xml(dom))
+        assert back == (uuid, name, devices)
+        assert text.count("<shmem") == 2 and connect.inactive_xml(dom).count("<shmem") == 2
+    finally:
+        conn.close()
+    # define takes --vnfd too, and --vdu picks one VDU of several
+    r = json.loads(run("define", "--vnfd", str(EX / "packet-core.yaml"), "--vdu", "upf", "--template", "vnf-kernel",
+                       "--kernel", "/boot/vmlinuz", "--initrd", "/boot/initrd.img", "--name", "upf1",
+                       "--json").stdout)
+    assert r["defined"]["uri"] == "test:///default"
+    assert [(d["class"], d["queues"], d["size"]) for d in r["devices"]] == [("packet", 8, 16 << 20),
+                                                                           ("crypto", 4, 4 << 20)]
+    r2 = run("xml", "--vdu", "upf", "--template", "vnf-kernel", "--kernel", "/boot/vmlinuz", "--initrd",
+             "/boot/initrd.img", check=False)
+    assert r2.returncode == 1 and "--vdu names a VDU of the VNFD given with --vnfd" in r2.stderr
+
+
+def test_results_serialise(tmp_path: pathlib.Path) -> None:
+    r = placement.rank(fleet(), vdu("ipsec-gateway"))
+    d: dict[str, Any] = json.loads(json.dumps(r.as_dict()))
+    assert d["fits"] == 4 and d["asks"][0] == {"capability": "aes-256-gcm", "support": "mandatory",
+                                               "kpis": {"throughput_gbps": 12, "sessions": 1000,
+                                                        "max_latency_us": 50}, "devices": 1}
