@@ -9,7 +9,7 @@ NATIVE_BUILD := native/build
 GUEST_SRCS := $(wildcard native/src/guest/*.c) native/src/common/layout.c
 GUEST_OBJS := $(patsubst %.c,$(NATIVE_BUILD)/%.o,$(notdir $(GUEST_SRCS)))
 
-.PHONY: help setup demo test test-fast bench lint format libsynth afalg-kat clean
+.PHONY: help setup demo test test-fast bench lint format libsynth afalg-kat synth-guest clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,13 @@ afalg-kat: $(NATIVE_BUILD)/afalg-kat ## the AF_ALG plugin's known-answer test pr
 $(NATIVE_BUILD)/afalg-kat: native/tests/afalg_kat.c native/src/plugins/crypto_afalg.c native/include/synth/*.h
 	@mkdir -p $(NATIVE_BUILD)
 	$(CC) $(CFLAGS) -static -Inative/include native/tests/afalg_kat.c native/src/plugins/crypto_afalg.c -o $@
+
+SYNTH_GUEST_SRCS := $(wildcard guest/*.c)
+
+synth-guest: $(NATIVE_BUILD)/synth-guest ## the guest's test program, static (probe, selftest, bench)
+
+$(NATIVE_BUILD)/synth-guest: $(SYNTH_GUEST_SRCS) guest/sg.h $(NATIVE_BUILD)/libsynth.a
+	$(CC) $(CFLAGS) -static -Inative/include $(SYNTH_GUEST_SRCS) $(NATIVE_BUILD)/libsynth.a -o $@
 
 clean: ## remove build products (keeps .venv)
 	rm -rf $(NATIVE_BUILD) build *.egg-info libvirt_synth/_native*.so
