@@ -9,7 +9,7 @@ NATIVE_BUILD := native/build
 GUEST_SRCS := $(wildcard native/src/guest/*.c) native/src/common/layout.c
 GUEST_OBJS := $(patsubst %.c,$(NATIVE_BUILD)/%.o,$(notdir $(GUEST_SRCS)))
 
-.PHONY: help setup demo test test-fast bench lint format libsynth afalg-kat synth-guest clean
+.PHONY: help setup demo test test-fast bench lint format libsynth afalg-kat synth-guest guest-image clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ synth-guest: $(NATIVE_BUILD)/synth-guest ## the guest's test program, static (pr
 
 $(NATIVE_BUILD)/synth-guest: $(SYNTH_GUEST_SRCS) guest/sg.h $(NATIVE_BUILD)/libsynth.a
 	$(CC) $(CFLAGS) -static -Inative/include $(SYNTH_GUEST_SRCS) $(NATIVE_BUILD)/libsynth.a -o $@
+
+guest-image: setup synth-guest afalg-kat ## the guest kernel + initramfs (cached in ~/.cache/libvirt-synth)
+	$(VENV)/bin/virt-synth guest-image
 
 clean: ## remove build products (keeps .venv)
 	rm -rf $(NATIVE_BUILD) build *.egg-info libvirt_synth/_native*.so

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Sequence
 
 from libvirt_synth import __version__, errors
-from libvirt_synth.cli import daemoncmds, define, demo, devices, hooks, inventory, place, serve, xml
+from libvirt_synth.cli import daemoncmds, define, demo, devices, guest_image, hooks, inventory, place, serve, xml
 
-COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define, inventory, place)
+COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define, guest_image, inventory, place)
 
 
 def build_parser() -> argparse.ArgumentParser:
