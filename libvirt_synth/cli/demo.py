@@ -1,9 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
 """``virt-synth demo``: show, step by step, a VNF getting crypto from a synthetic device.
 
-A backend process lays out a crypto device region in a temporary directory and serves it; this
-process plays the guest: it opens the device, negotiates features, creates security associations
-and encrypts through the shared-memory rings, and checks every result against in-process OpenSSL.
+Without ``--connect``: a backend process lays out a crypto device region in a temporary directory
+and serves it; this process plays the guest: it opens the device, negotiates features, creates
+security associations and encrypts through the shared-memory rings, and checks every result
+against in-process OpenSSL. Needs no libvirt.
+
+With ``--connect qemu:///system`` (root): the real thing. A Linux VM (the guest image) started by
+libvirtd from the domain XML the generator writes finds a crypto, a compression and two packet
+devices on its PCI bus, which virt-synthd serves; its results are checked against the host's own
+computation (see docs/guest.md; the steps are in ``libvirt_synth.cli.demo_vm``).
 """
 
 from __future__ import annotations
@@ -30,7 +36,15 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the demo: a VNF uses a crypto device served by a backend",
                        description=__doc__, formatter_class=Formatter)
     p.add_argument("--json", action="store_true", help="print the steps as one JSON document")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (and, with --connect, the "
+                   "domain's definition)")
+    p.add_argument("--connect", metavar="URI", default=None,
+                   help="run the VM version on this libvirt URI (qemu:///system; root): guest image, virt-synthd, "
+                   "hook, a real guest")
+    p.add_argument("--plugin", default=None, metavar="NAME",
+                   help="with --connect: pin crypto devices to this plugin (openssl, ipsec-mb, ...) in the "
+                   "virt-synthd the demo starts")
+    p.add_argument("--timeout", type=float, default=120.0, help="with --connect: seconds the guest may run")
     p.set_defaults(func=run)
 
 
@@ -73,6 +87,12 @@ def start_backend(directory: str, name: str) -> tuple[subprocess.Popen[str], dic
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.connect:
+        from libvirt_synth.cli import demo_vm
+
+        return demo_vm.run(args, Steps(args.json))
+    if args.plugin:
+        raise errors.ValueError("--plugin applies to the VM demo: give --connect qemu:///system too")
     out = Steps(args.json)
     tmp = tempfile.mkdtemp(prefix="virt-synth-demo-", dir=str(default_region_dir()))
     name = "demo-crypto"
