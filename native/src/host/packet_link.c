@@ -16,7 +16,7 @@
 
 #include "packet_pvt.h"
 
-#define TAP_DRAIN_MAX 65536u
+#define TAP_DRAIN_MAX 4096u /* a TAP queues 1000 frames by default (txqueuelen) */
 
 static int served(const struct synth_hdev *d)
 {
