@@ -51,37 +51,50 @@ struct tx_frame {
     uint32_t slot; /* index of its descriptor in the burst */
 };
 
+/*
+ * Lock ch's wire and return it with the receiving end in *ppd / *pch, if frames may go there now:
+ * the wire is alive and both ends are served by this thread. Otherwise return NULL, nothing locked.
+ */
+static struct pkt_wire *wire_lock(struct pkt_dev *pd, struct pkt_chan *ch, struct pkt_dev **ppd,
+                                  struct pkt_chan **pch)
+{
+    struct pkt_wire *w = atomic_load_explicit(&ch->wire, memory_order_acquire);
+    struct synth_hdev *d = pd->dev;
+    unsigned me;
+
+    if (!w)
+        return NULL;
+    pthread_mutex_lock(&w->lock);
+    me = (w->end[0] == d && w->chan[0] == ch->idx) ? 0 : 1;
+    /*
+     * Only the thread serving both ends may touch the peer's receive queue. During a worker's pass
+     * none of its devices can be removed from it, so an equal owner stays equal until we unlock.
+     */
+    if (!w->alive || atomic_load_explicit(&w->end[1 - me]->owner, memory_order_acquire) !=
+                         atomic_load_explicit(&d->owner, memory_order_relaxed)) {
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
+    }
+    *ppd = pkt_of(w->end[1 - me]);
+    *pch = &(*ppd)->chan[w->chan[1 - me]];
+    return w;
+}
+
 /* Send the checked frames of a burst over ch's wire. */
 static void tx_wire(struct pkt_dev *pd, struct pkt_chan *ch, const struct tx_frame *f, unsigned nf,
                     struct synth_cpl *out)
 {
-    struct pkt_wire *w = atomic_load_explicit(&ch->wire, memory_order_acquire);
-    struct synth_hdev *d = pd->dev, *peer;
     struct pkt_dev *ppd;
     struct pkt_chan *pch;
-    unsigned i, me;
+    struct pkt_wire *w = wire_lock(pd, ch, &ppd, &pch);
+    unsigned i;
 
     if (!w) {
-        PKT_INC(pd, tx_no_link, nf);
-        return;
-    }
-    pthread_mutex_lock(&w->lock);
-    me = (w->end[0] == d && w->chan[0] == ch->idx) ? 0 : 1;
-    peer = w->end[1 - me];
-    /*
-     * Only the thread serving both ends may touch the peer's receive queue. During a worker's pass
-     * none of its devices can be removed from it, so an equal owner stays equal until we return.
-     */
-    if (!w->alive || atomic_load_explicit(&peer->owner, memory_order_acquire) !=
-                         atomic_load_explicit(&d->owner, memory_order_relaxed)) {
-        pthread_mutex_unlock(&w->lock);
         for (i = 0; i < nf; i++)
             out[f[i].slot].status = SYNTH_ST_NO_RESOURCES;
         PKT_INC(pd, tx_no_link, nf);
         return;
     }
-    ppd = pkt_of(peer);
-    pch = &ppd->chan[w->chan[1 - me]];
     /*
      * The frames were just written on the sender's CPU, the posted buffers and the completion slots
      * were last touched on the receiver's: start all those transfers at once instead of stalling on
