@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from libvirt_synth import errors, vnfd
-from libvirt_synth.inventory import collect, committed, cpu, model, numa, pci, plugins
+from libvirt_synth.inventory import collect, committed, cpu, model, numa, pci, plugins, workers
 from libvirt_synth.xml import designer, spec
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -214,6 +214,8 @@ def test_committed_from_a_running_daemon(tmp_path: pathlib.Path) -> None:
              "kpis": {"throughput_gbps": 1, "lz4.throughput_gbps": 0.5}}])
         c = committed.collect(socket=d.socket)
         assert c.problems == [] and c.sources == [f"virt-synthd ({d.socket})"]
+        assert workers(socket=d.socket, config=str(tmp_path / "none.toml")) == {"count": 1, "cpus": [],
+                                                                                "source": "virt-synthd"}
         assert c.by_capability() == {"aes-256-gcm": {"throughput_gbps": 5}, "lz4": {"throughput_gbps": 0.5},
                                      "zstd": {"throughput_gbps": 1}}
         # Both sources: the daemon's devices and libvirt's (other domains) add up; a device both know
@@ -228,6 +230,16 @@ def test_committed_from_a_running_daemon(tmp_path: pathlib.Path) -> None:
         d.stop()
     gone = committed.collect(socket=d.socket)
     assert gone.devices == {} and "not running" in gone.problems[0]
+
+
+def test_workers_from_the_daemon_configuration(tmp_path: pathlib.Path) -> None:
+    cfg = tmp_path / "virt-synthd.toml"
+    cfg.write_text('[workers]\ncount = 3\ncpus = "2-4"\n')
+    assert workers(config=str(cfg), ask_daemon=False) == {"count": 3, "cpus": [2, 3, 4],
+                                                          "source": f"configuration ({cfg})"}
+    assert workers(2, config=str(cfg), ask_daemon=False) == {"count": 2, "cpus": [2, 3], "source": "--workers"}
+    cfg.write_text("[nonsense]\n")
+    assert workers(config=str(cfg), ask_daemon=False)["source"] == "default"
 
 
 # ---- the document and the CLI ----

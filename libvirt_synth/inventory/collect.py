@@ -9,7 +9,7 @@ import os
 import socket as socketlib
 from typing import Any
 
-from libvirt_synth import __version__, log
+from libvirt_synth import __version__, errors, log
 from libvirt_synth.inventory import committed as committedmod
 from libvirt_synth.inventory import cpu, model, numa, pci, plugins
 
@@ -27,7 +27,7 @@ def workers(count: int | None = None, socket: str | None = None, config: str | N
         cpus = list(cfg.cpus)
         if config or os.path.exists(cfgmod.DEFAULT_CONFIG):
             cfg_count, cfg_source = cfg.workers, f"configuration ({config or cfgmod.DEFAULT_CONFIG})"
-    except Exception as e:  # noqa: BLE001 - a broken daemon config must not stop the inventory
+    except (errors.SynthError, OSError, ValueError) as e:  # a broken daemon config must not stop the inventory
         log.warning("virt-synthd configuration not read: %s", e)
     if count is not None:
         return {"count": count, "cpus": cpus[:count], "source": "--workers"}
