@@ -236,7 +236,11 @@ def main(argv: list[str], stdin: Any, stderr: Any) -> int:
         return 0  # not a domain of ours
     try:
         if op in ("prepare", "reconnect") and sub == "begin":
-            call("domain.create", {"uuid": uuid, "name": name, "devices": devices}, socket_path)
+            # prepare: QEMU does not run yet, so a region of ours nobody serves is stale: replace it.
+            # reconnect: QEMU maps the regions: a daemon that lost track of them takes them over.
+            existing = "replace" if op == "prepare" else "attach"
+            call("domain.create", {"uuid": uuid, "name": name, "devices": devices, "existing": existing},
+                 socket_path)
         elif op in ("stopped", "release"):
             call("domain.destroy", {"uuid": uuid}, socket_path)
     except HookError as e:

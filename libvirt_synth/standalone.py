@@ -89,10 +89,12 @@ class Backend:
             return dev
 
     def add_group(self, specs: Sequence[DeviceSpec],
-                  connect: Callable[[list[HostDevice]], None] | None = None) -> list[HostDevice]:
-        """Lay out several regions, let ``connect`` link them while nothing serves them yet, then
-        serve them all from one worker. Packet devices joined by a wire need this: one worker
-        thread must serve both ends. All or nothing: on failure no region is left."""
+                  connect: Callable[[list[HostDevice]], None] | None = None, *, attach: bool = False,
+                  generations: dict[str, int] | None = None) -> list[HostDevice]:
+        """Lay out several regions (or, with attach, take over existing ones), let ``connect`` link
+        them while nothing serves them yet, then serve them all from one worker. Packet devices
+        joined by a wire need this: one worker thread must serve both ends. All or nothing: on
+        failure no region is left (attached ones are left to their VMs)."""
         with self._lock:
             paths = [s.path for s in specs]
             dup = [p for p in paths if p in self.devices or paths.count(p) > 1]
@@ -102,14 +104,15 @@ class Backend:
             worker = self.workers[self._next % len(self.workers)]
             try:
                 for spec in specs:
-                    devs.append(HostDevice.from_spec(spec))
+                    gen = (generations or {}).get(spec.path, 0)
+                    devs.append(HostDevice.from_spec(spec, attach=attach, generation=gen))
                 if connect is not None:
                     connect(devs)
                 for dev in devs:
                     worker.add(dev)
             except BaseException:
                 for dev in devs:
-                    dev.destroy()
+                    dev.destroy(unlink=not attach)
                 raise
             self._next += 1
             for dev in devs:

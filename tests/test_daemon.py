@@ -225,3 +225,51 @@ def test_registry_records_sessions_without_keys(daemon: Daemon) -> None:
     assert os.stat(vault).st_mode & 0o777 == 0o600 and os.stat(vault.parent).st_mode & 0o777 == 0o700
     daemon.call("domain.destroy", uuid=UUID)
     assert not vault.exists()
+
+
+def test_packet_devices_of_a_domain_are_wired_and_rewired_after_a_restart(base: pathlib.Path) -> None:
+    d = Daemon(base).start()
+    devs = [{"name": "pk-a", "class": "packet", "options": {"link": "wire:pk-b"}},
+            {"name": "pk-b", "class": "packet", "options": {"link": "wire:pk-a"}},
+            {"name": "pk-c", "class": "packet", "options": {"max_frame": "1500"}}]
+    try:
+        d.call("domain.create", uuid=UUID, name="pk", devices=devs)
+        for restart in (False, True):
+            if restart:
+                d.stop()
+                d = Daemon(base).start()
+            stats = d.call("stats")["devices"]
+            link_a = stats["pk-a"]["packet"]["links"][0]
+            assert link_a["link"] == "wire" and link_a["peer"] == "pk-b" and link_a["peer_alive"], link_a
+            assert stats["pk-c"]["packet"]["links"][0]["link"] == "none"
+        with pytest.raises(client.RpcError, match="expected wire:PEER"):
+            d.call("domain.create", uuid="11111111-2222-4333-8444-555555555555", name="bad",
+                   devices=[{"name": "pk-x", "class": "packet", "options": {"link": "cable:pk-y"}}])
+        with pytest.raises(client.RpcError, match="names no device"):
+            d.call("domain.create", uuid="11111111-2222-4333-8444-555555555555", name="bad",
+                   devices=[{"name": "pk-x", "class": "packet", "options": {"link": "wire:elsewhere"}}])
+        d.call("domain.destroy", uuid=UUID)
+    finally:
+        d.stop()
+
+
+def test_regions_nobody_serves_are_replaced_or_taken_over_as_asked(daemon: Daemon) -> None:
+    stale = daemon.regions / "vnf1-crypto0"
+    stale.write_bytes(b"left over by a backend that died")
+    devs = two_devices()
+    with pytest.raises(client.RpcError, match="File exists"):
+        daemon.call("domain.create", uuid=UUID, name="vnf1", devices=devs)
+    assert daemon.call("devices.list") == []
+    daemon.call("domain.create", uuid=UUID, name="vnf1", devices=devs, existing="replace")
+    assert os.stat(stale).st_size == 1 << 20 and len(daemon.call("devices.list")) == 2
+    # A daemon that lost its registry while the VM runs takes the live regions over (reconnect).
+    with Device.open(str(stale)) as g:
+        s = g.queue(0).session("aes-256-gcm", bytes(32))
+        daemon.stop()
+        (daemon.state / "registry.sqlite").unlink()
+        daemon.start()
+        assert daemon.call("devices.list") == []
+        r = daemon.call("domain.create", uuid=UUID, name="vnf1", devices=devs, existing="attach")
+        assert [d["generation"] for d in r["devices"]] == [2, 2]
+        s.encrypt(b"still served", bytes(12))  # the vault kept the session
+    daemon.call("domain.destroy", uuid=UUID)

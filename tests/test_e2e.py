@@ -309,8 +309,6 @@ def test_packet_devices_send_and_the_host_counts_every_frame(e2e: E2E) -> None:
 
 @vm
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="virt-synthd does not link packet devices yet: it keeps a device's "
-                   "options (link=wire:PEER) in its registry but never wires them (docs/guest.md, 'Packets')")
 def test_frames_cross_the_virtual_wire_between_the_two_packet_devices(e2e: E2E) -> None:
     recs = e2e.boots[PINS[0]].run.step("selftest").of("packet")
     assert not failed(guestvm.check_packets(recs, e2e.inputs)), json.dumps(recs)[:2000]

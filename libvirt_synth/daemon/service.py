@@ -17,10 +17,12 @@ from libvirt_synth.backend import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_R
 from libvirt_synth.daemon.config import Config
 from libvirt_synth.daemon.registry import DeviceRecord, Registry
 from libvirt_synth.daemon.rpc import mutating, rpc
+from libvirt_synth.host_packet import LinkPlan, parse_endpoint, parse_links
 from libvirt_synth.plugins import catalog, choices, load_plugin_dir
-from libvirt_synth.standalone import Backend
+from libvirt_synth.standalone import Backend, class_stats
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$")
+LINK_KEY = re.compile(r"^link(?:\.(\d+))?$")  # packet option link[.CHANNEL]
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -49,6 +51,40 @@ def parse_device(raw: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def link_plan(records: list[DeviceRecord]) -> LinkPlan:
+    """The packet links a domain's devices ask for, in their options: ``link[.CHANNEL]`` =
+    ``wire:PEER[.CHANNEL]`` (a packet device of the same domain) or ``tap:IFNAME``. A wire named
+    from both ends counts once."""
+    names = [r.name for r in records if r.dev_class == "packet"]
+    wires: list[str] = []
+    taps: list[str] = []
+    seen: set[tuple[tuple[str, int], ...]] = set()
+    for r in records:
+        if r.dev_class != "packet":
+            continue
+        for key, value in (r.spec.get("options") or {}).items():
+            m = LINK_KEY.match(key)
+            if not m:
+                continue
+            chan = int(m.group(1) or 0)
+            kind, _, target = str(value).partition(":")
+            where = f"device {r.name}: option {key}={value!r}"
+            if kind == "wire":
+                try:
+                    peer, pchan = parse_endpoint(target, names)
+                except errors.ValueError as e:
+                    raise errors.ValueError(f"{where}: {e}") from None
+                edge = tuple(sorted([(r.name, chan), (peer, pchan)]))
+                if edge not in seen:
+                    seen.add(edge)
+                    wires.append(f"{r.name}.{chan}:{peer}.{pchan}")
+            elif kind == "tap" and target:
+                taps.append(f"{r.name}.{chan}={target}")
+            else:
+                raise errors.ValueError(f"{where}: expected wire:PEER[.CHANNEL] or tap:IFNAME")
+    return parse_links(names, wires, taps)
+
+
 class Service:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -71,31 +107,86 @@ class Service:
         alg_pins = {k: v for k, v in self.cfg.plugin_pins.items() if k not in ("crypto", "compress", "packet")}
         if rec.dev_class == "crypto" and alg_pins and not plugin:
             options = (("pins", alg_pins),)
+        if rec.dev_class == "packet":  # links are set apart (link_plan); the rest are device options
+            options = tuple(sorted((k, v) for k, v in (rec.spec.get("options") or {}).items()
+                                   if not LINK_KEY.match(k)))
         return DeviceSpec(path=rec.region_path, dev_class=DevClass.parse(rec.dev_class), name=rec.name,
                           size=rec.size, queues=rec.queues, ring_entries=rec.ring_entries,
                           owner=self.cfg.qemu_user, plugin=plugin, options=options,
                           vault=os.path.join(self.cfg.vault_dir, rec.name + ".vault"),
                           quota=tuple(sorted(rec.quotas.items())))
 
+    def _serve(self, records: list[DeviceRecord], plan: LinkPlan, attach: bool = False,
+               existing: str = "fail") -> list[str]:
+        """Serve the records' devices that are not served yet: packet devices joined by wires in
+        one group each (one worker; links set before serving), the others one by one. All or
+        nothing unless attach (a restart keeps what it can). A region file that exists though
+        nothing serves it is, with existing="replace", left over from a dead backend and replaced
+        (the prepare hook: QEMU does not run yet); with "attach", taken over (the reconnect hook:
+        QEMU maps it). Returns the names now served."""
+        by_name = {r.name: r for r in records}
+        if not attach and existing != "fail":
+            stale = [n for n in by_name if n not in self.devices and os.path.exists(by_name[n].region_path)]
+            if existing == "replace":
+                for n in stale:
+                    log.warning("device %s: replacing region %s left by a backend that is gone", n,
+                                by_name[n].region_path)
+                    os.unlink(by_name[n].region_path)
+            elif stale:
+                fresh = [r for r in records if r.name not in stale]
+                taken_over = self._serve([r for r in records if r.name in stale], plan, attach=True)
+                return taken_over + self._serve(fresh, plan)
+        order = [r.name for r in records if r.name not in self.devices]
+        groups = [[n] for n in order if by_name[n].dev_class != "packet"]
+        groups += plan.groups([n for n in order if by_name[n].dev_class == "packet"])
+        served: list[str] = []
+        try:
+            for group in groups:
+                specs = [self._spec(by_name[n]) for n in group]
+                gens = {by_name[n].region_path: by_name[n].generation + 1 for n in group}
+                try:
+                    if len(group) == 1 and by_name[group[0]].dev_class != "packet":
+                        devs = [self.backend.attach(specs[0], generation=gens[specs[0].path]) if attach
+                                else self.backend.add(specs[0])]
+                    else:
+                        devs = self.backend.add_group(specs, plan.connect, attach=attach, generations=gens)
+                except errors.SynthError as e:
+                    if not attach:
+                        raise
+                    log.error("devices %s: cannot re-attach: %s", ", ".join(group), e)
+                    self.lost.extend(group)
+                    continue
+                for n, dev in zip(group, devs, strict=True):
+                    self.devices[n] = dev
+                    served.append(n)
+        except BaseException:
+            for n in served:
+                self.backend.remove(self.devices.pop(n).path)
+            raise
+        return served
+
     def restore(self) -> None:
-        """Re-attach every device of the registry whose region still exists (a daemon restart)."""
-        for rec in self.registry.devices():
-            if not os.path.exists(rec.region_path):
-                log.warning("device %s of domain %s: region %s is gone; dropping it", rec.name,
-                            rec.domain_uuid, rec.region_path)
-                self.lost.append(rec.name)
-                continue
-            try:
-                dev = self.backend.attach(self._spec(rec), generation=rec.generation + 1)
-            except errors.SynthError as e:
-                log.error("device %s: cannot re-attach %s: %s", rec.name, rec.region_path, e)
-                self.lost.append(rec.name)
-                continue
-            self.devices[rec.name] = dev
-            self.registry.set_generation(rec.name, dev.stats().generation)
-            log.info("re-attached %s (%s, generation %d)", rec.name, rec.region_path, dev.stats().generation)
+        """Re-attach every device of the registry whose region still exists (a daemon restart),
+        with its links."""
         for dom in self.registry.domains():
-            if not any(d.name in self.devices for d in self.registry.devices(dom["uuid"])):
+            records = []
+            for rec in self.registry.devices(dom["uuid"]):
+                if os.path.exists(rec.region_path):
+                    records.append(rec)
+                else:
+                    log.warning("device %s of domain %s: region %s is gone; dropping it", rec.name,
+                                rec.domain_uuid, rec.region_path)
+                    self.lost.append(rec.name)
+            try:
+                plan = link_plan(records)
+            except errors.SynthError as e:
+                log.error("domain %s: links: %s; re-attaching without them", dom["uuid"], e)
+                plan = LinkPlan()
+            for n in self._serve(records, plan, attach=True):
+                gen = self.devices[n].stats().generation
+                self.registry.set_generation(n, gen)
+                log.info("re-attached %s (generation %d)", n, gen)
+            if not any(r.name in self.devices for r in records):
                 self.registry.remove_domain(dom["uuid"])
 
     def sync_sessions(self) -> None:
@@ -139,9 +230,13 @@ class Service:
 
     @rpc("domain.create")
     @mutating
-    def domain_create(self, uuid: str, name: str, devices: list[Any]) -> dict[str, Any]:
+    def domain_create(self, uuid: str, name: str, devices: list[Any], existing: str = "fail") -> dict[str, Any]:
         """Lay out and serve every device of a domain; all or nothing. Devices the daemon already
-        serves for this domain are kept (the hook may run again after a failed start)."""
+        serves for this domain are kept (the hook may run again after a failed start). A region
+        file that exists but is not served: "fail" (the default), "replace" it (the prepare hook)
+        or "attach" to it (the reconnect hook)."""
+        if existing not in ("fail", "replace", "attach"):
+            raise errors.ValueError(f"existing: {existing!r}; expected fail, replace or attach")
         if not isinstance(uuid, str) or not UUID_RE.match(uuid):
             raise errors.ValueError(f"uuid: {uuid!r} is not a UUID")
         if not isinstance(devices, list) or not devices:
@@ -155,25 +250,13 @@ class Service:
                 rec = self.registry.device(d["name"])
                 if rec is not None and rec.domain_uuid != uuid:
                     raise errors.ValueError(f"device {d['name']} belongs to domain {rec.domain_uuid}, not {uuid}")
-            created: list[str] = []
-            records = []
-            try:
-                for d in parsed:
-                    rec = DeviceRecord(
-                        name=d["name"], domain_uuid=uuid, dev_class=d["class"],
-                        region_path=os.path.join(self.cfg.region_dir, d["name"]), size=d["size"],
-                        queues=d["queues"], ring_entries=d["ring_entries"], plugin=d["plugin"],
-                        quotas=d["quotas"] or dict(self.cfg.quotas), spec=d["spec"],
-                    )
-                    records.append(rec)
-                    if d["name"] in self.devices:
-                        continue
-                    self.devices[d["name"]] = self.backend.add(self._spec(rec))
-                    created.append(d["name"])
-            except BaseException:
-                for n in created:
-                    self.backend.remove(self.devices.pop(n).path)
-                raise
+            records = [DeviceRecord(
+                name=d["name"], domain_uuid=uuid, dev_class=d["class"],
+                region_path=os.path.join(self.cfg.region_dir, d["name"]), size=d["size"],
+                queues=d["queues"], ring_entries=d["ring_entries"], plugin=d["plugin"],
+                quotas=d["quotas"] or dict(self.cfg.quotas), spec=d["spec"],
+            ) for d in parsed]
+            self._serve(records, link_plan(records), existing=existing)
             # Devices the domain had before and no longer lists go away.
             for old in self.registry.devices(uuid):
                 if old.name not in names and old.name in self.devices:
@@ -222,7 +305,7 @@ class Service:
             dev = self.devices.get(n)
             if dev is None:
                 raise errors.NotFoundError(2, f"no device {n!r} is served")
-            out[n] = dev.stats().as_dict()
+            out[n] = dev.stats().as_dict() | class_stats(dev)
         return {"devices": out, "workers": [w.stats() for w in self.backend.workers]}
 
     def _describe(self, name: str, full: bool = False) -> dict[str, Any]:
