@@ -199,6 +199,15 @@ class HostDevice:
     def plugin(self) -> str:
         return str(ffi.string(lib.synth_hdev_plugin_name(self.handle)).decode())
 
+    def set_quota(self, quota: dict[str, int]) -> None:
+        """Change the device's quotas (ops_per_s, bytes_per_s, inflight; 0 or absent: no limit)."""
+        q = ffi.new("struct synth_quota *")
+        for key, value in quota.items():
+            if key not in ("ops_per_s", "bytes_per_s", "inflight") or not isinstance(value, int) or value < 0:
+                raise errors.ValueError(f"quota {key}={value!r}: expected ops_per_s, bytes_per_s or inflight >= 0")
+            setattr(q, key, value)
+        lib.synth_hdev_set_quota(self.handle, q)
+
     def poll(self) -> int:
         """Serve the queues once from this thread (only for a device no worker owns)."""
         if self.worker is not None:

@@ -273,3 +273,20 @@ def test_regions_nobody_serves_are_replaced_or_taken_over_as_asked(daemon: Daemo
         assert [d["generation"] for d in r["devices"]] == [2, 2]
         s.encrypt(b"still served", bytes(12))  # the vault kept the session
     daemon.call("domain.destroy", uuid=UUID)
+
+
+def test_quotas_apply_when_a_served_domain_is_created_again(daemon: Daemon) -> None:
+    devs = two_devices()
+    daemon.call("domain.create", uuid=UUID, name="vnf1", devices=devs)
+    with Device.open(str(daemon.regions / "vnf1-crypto0")) as g:
+        q = g.queue(0)
+        q.nop()
+        devs[0]["quotas"] = {"ops_per_s": 200}
+        daemon.call("domain.create", uuid=UUID, name="vnf1", devices=devs)
+        t0 = time.monotonic()
+        for _ in range(60):
+            q.nop()
+        elapsed = time.monotonic() - t0
+        assert elapsed > 0.15, f"60 ops at 200/s took {elapsed:.3f} s: the new quota was not applied"
+        assert daemon.call("stats", name="vnf1-crypto0")["devices"]["vnf1-crypto0"]["throttled"] > 0
+    daemon.call("domain.destroy", uuid=UUID)

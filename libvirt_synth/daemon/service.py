@@ -257,6 +257,8 @@ class Service:
                 quotas=d["quotas"] or dict(self.cfg.quotas), spec=d["spec"],
             ) for d in parsed]
             self._serve(records, link_plan(records), existing=existing)
+            for rec in records:  # devices served before keep serving, with the quotas asked now
+                self.devices[rec.name].set_quota(rec.quotas)
             # Devices the domain had before and no longer lists go away.
             for old in self.registry.devices(uuid):
                 if old.name not in names and old.name in self.devices:

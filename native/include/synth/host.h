@@ -107,6 +107,9 @@ int synth_hdev_attach(const struct synth_hdev_params *p, struct synth_hdev **out
 /* Release the device: destroy sessions, unmap; unlink the region file if unlink_region. */
 void synth_hdev_destroy(struct synth_hdev *d, int unlink_region);
 
+/* Change a served device's quotas; the worker picks them up at its next pass. */
+void synth_hdev_set_quota(struct synth_hdev *d, const struct synth_quota *q);
+
 /* Copy the device's counters (safe while a worker serves it). */
 void synth_hdev_get_stats(const struct synth_hdev *d, struct synth_hdev_stats *st);
 

@@ -69,6 +69,7 @@ struct synth_hdev {
     char vault_path[PATH_MAX];
     struct synth_quota quota;
     double ops_tokens, bytes_tokens;  /* token buckets of the quota */
+    double avg_op_bytes;              /* running average, to bound a burst by the byte budget */
     uint64_t tokens_at;               /* when they were last refilled (ns) */
     struct synth_hdev_stats stats;    /* written by the serving thread, read with relaxed loads */
     struct synth_hqueue queues[SYNTH_MAX_QUEUES];
