@@ -48,6 +48,10 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.line}: {self.path}: {self.message}" if self.line else f"{self.path}: {self.message}"
 
+    def located(self, source: str) -> str:
+        """'file.yaml:14: $.path: message' (no line: 'file.yaml: $.path: message')."""
+        return f"{source}:{self.line}: {self.path}: {self.message}" if self.line else f"{source}: {self}"
+
 
 class VnfdError(errors.ValueError):
     """The VNFD is not valid; ``problems`` lists every problem found."""
@@ -55,9 +59,11 @@ class VnfdError(errors.ValueError):
     def __init__(self, source: str, problems: Sequence[Problem]) -> None:
         self.source = source
         self.problems = list(problems)
-        lines = [f"{source}:{p}" for p in self.problems]
-        head = f"{source}: {len(lines)} problem{'s' if len(lines) != 1 else ''} in the VNFD"
-        super().__init__(head + ("\n  " + "\n  ".join(lines) if len(lines) > 1 else ": " + str(self.problems[0])))
+        lines = [p.located(source) for p in self.problems]
+        if len(lines) == 1:
+            super().__init__(lines[0])
+        else:
+            super().__init__(f"{source}: {len(lines)} problems in the VNFD\n  " + "\n  ".join(lines))
 
 
 @functools.cache
