@@ -121,11 +121,21 @@ def test_index_reuses_unchanged_inventories(tmp_path: pathlib.Path, monkeypatch:
     assert placement.load([str(d)], index=index).parsed == 6
 
 
-def test_parallel_parse_gives_the_same_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
-    serial = placement.load([str(INV)])
-    monkeypatch.setattr(placement, "PARALLEL_MIN", 1)
-    parallel = placement.load([str(INV)])
-    assert parallel.hosts == serial.hosts and parallel.unreadable == serial.unreadable
+def test_placement_reads_only_the_head_of_a_document(tmp_path: pathlib.Path) -> None:
+    """The writer puts what placement needs first; what follows is not parsed."""
+    doc = model.ordered(json.loads((INV / "host7.json").read_text()))
+    assert list(doc)[:8] == ["format", "version", "host", "generated", "generator", "root", "capacity", "committed"]
+    text = json.dumps(doc)
+    cut = text[:text.index('"workers"')] + '"workers": {oops'
+    (tmp_path / "host7.json").write_text(cut)
+    f = placement.load([str(tmp_path)])
+    assert [(h.name, h.caps) for h in f.hosts] == [(h.name, h.caps) for h in fleet() if h.name == "host7"]
+    (tmp_path / "host7.json").write_text(text[:text.index('"capacity"')] + '"capacity": {oops')
+    f = placement.load([str(tmp_path)])
+    assert f.hosts == [] and "Expecting property name enclosed in double quotes" in f.unreadable[0][1]
+    assert model.read_keys('{"a": 1}') == {"a": 1}
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        model.read_keys("[1]")
 
 
 def test_missing_inventory_path() -> None:

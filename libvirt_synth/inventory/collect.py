@@ -54,7 +54,7 @@ def collect(root: str | None = None, *, host: str | None = None, calibrate: bool
     w = workers(worker_count, socket, config, ask_daemon=use_daemon)
     plugin_list = plugins.inventory(c.model, calibrate=calibrate, cache_dir=cache_dir, size=size, millis=millis)
     committed = committedmod.collect(socket=socket, uri=uri, use_daemon=use_daemon)
-    return {
+    return model.ordered({
         "format": model.FORMAT,
         "version": model.VERSION,
         "host": host or socketlib.gethostname(),
@@ -69,4 +69,4 @@ def collect(root: str | None = None, *, host: str | None = None, calibrate: bool
         "workers": w,
         "capacity": plugins.capacity(plugin_list, w["count"]),
         "committed": committed.as_dict(),
-    }
+    })

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from libvirt_synth import errors
@@ -22,6 +23,58 @@ from libvirt_synth import errors
 FORMAT = "libvirt-synth-inventory"
 VERSION = 1
 REQUIRED = ("host", "capacity")
+#: Keys in the order written: what placement reads comes first, so that a reader that has what it
+#: needs can stop (libvirt_synth.placement reads no further than ``committed``).
+KEY_ORDER = ("format", "version", "host", "generated", "generator", "root", "capacity", "committed", "workers",
+             "calibration", "cpu", "numa", "pci", "plugins")
+PLACEMENT_KEYS = frozenset(("format", "version", "host", "capacity", "committed"))
+
+
+def ordered(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document with its keys in KEY_ORDER (others after, as they were)."""
+    out = {k: doc[k] for k in KEY_ORDER if k in doc}
+    return out | {k: v for k, v in doc.items() if k not in out}
+
+
+_SCAN: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner json itself uses
+_WS: Any = re.compile(r"[ \t\n\r]*")  # always matches
+
+
+def read_keys(text: str, wanted: frozenset[str] = PLACEMENT_KEYS) -> dict[str, Any]:
+    """The top-level members of a JSON object, read in order until every ``wanted`` key is in:
+    what follows is not parsed (nor checked). Falls back to parsing the whole text, which raises
+    json's own error, when the text is not a well-formed object up to there."""
+    scan, ws = _SCAN, _WS.match
+    out: dict[str, Any] = {}
+    try:
+        i = ws(text, 0).end()
+        if text[i] != "{":
+            raise ValueError
+        i = ws(text, i + 1).end()
+        if text[i] == "}":
+            return out
+        while True:
+            if text[i] != '"':
+                raise ValueError
+            key, i = scan(text, i)
+            i = ws(text, i).end()
+            if text[i] != ":":
+                raise ValueError
+            value, i = scan(text, ws(text, i + 1).end())
+            out[key] = value
+            if wanted <= out.keys():
+                return out
+            i = ws(text, i).end()
+            if text[i] == "}":
+                return out
+            if text[i] != ",":
+                raise ValueError
+            i = ws(text, i + 1).end()
+    except (ValueError, IndexError, StopIteration):
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise errors.ValueError("not an inventory document (expected a JSON object)") from None
+        return doc
 
 
 def check(doc: Any, source: str) -> dict[str, Any]:

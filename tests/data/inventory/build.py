@@ -84,6 +84,6 @@ HOSTS = [
 
 if __name__ == "__main__":
     for d in HOSTS:
-        (HERE / f"{d['host']}.json").write_text(json.dumps(d, indent=2) + "\n")
+        (HERE / f"{d['host']}.json").write_text(json.dumps(model.ordered(d), indent=2) + "\n")
     (HERE / "broken.json").write_text(json.dumps({"format": "something-else", "version": 1}) + "\n")
     print(f"wrote {len(HOSTS) + 1} files to {HERE}")
