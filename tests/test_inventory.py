@@ -129,6 +129,16 @@ def test_measure_errors(plugin: str, alg: str, size: int, millis: int, exc: type
         plugins.measure(plugin, alg, size=size, millis=millis)
 
 
+def test_measure_a_plugin_that_cannot_run_here() -> None:
+    from libvirt_synth.plugins import catalog
+
+    off = [p for p in catalog() if not p.available and p.dev_class == "crypto"]
+    if not off:
+        pytest.skip("every crypto plugin can run on this host")
+    with pytest.raises(errors.NotSupportedError, match="the plugin cannot run on this host"):
+        plugins.measure(off[0].name, "aes-256-gcm", millis=10)
+
+
 def test_calibration_is_cached_and_redone_on_demand(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, str]] = []
     real = plugins.measure

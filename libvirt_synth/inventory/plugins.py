@@ -16,6 +16,7 @@ CLI's ``--calibrate``) measures everything again.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pathlib
@@ -84,8 +85,13 @@ def measure(plugin: str, algorithm: str, size: int = DEFAULT_SIZE, millis: int =
         raise errors.ValueError(f"plugin {plugin}: {e}") from None
     out = ffi.new("struct synth_calib_result *")
     rc = lib.synth_calibrate(plugin.encode(), alg, size, millis, out)
+    what = f"calibrating {plugin} {algorithm}"
+    if rc == -errno.ENODEV:
+        raise errors.NotSupportedError(errno.ENODEV, f"{what}: the plugin cannot run on this host")
+    if rc == -errno.EIO:
+        raise errors.DeviceError(errno.EIO, f"{what}: an operation completed with an error status")
     if rc < 0:
-        raise errors.from_errno(rc, f"calibrating {plugin} {algorithm}")
+        raise errors.from_errno(rc, what)
     cls = {lib.SYNTH_CLASS_CRYPTO: "crypto", lib.SYNTH_CLASS_COMPRESS: "compress"}.get(out.dev_class, "?")
     return Measurement(plugin=plugin, algorithm=algorithm, dev_class=cls, size=size, millis=millis,
                        gbps_per_core=round(out.gbps, 3), ops_per_s_per_core=round(out.ops_per_s, 1),
