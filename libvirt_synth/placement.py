@@ -31,8 +31,10 @@ from libvirt_synth.inventory import model
 from libvirt_synth.vnfd.capabilities import KPIS
 from libvirt_synth.vnfd.model import Ask, Vdu
 
-# (free throughput Gb/s, free ops/s, capacity Gb/s, capacity ops/s, latency us, sessions per device)
-Row = tuple[float | None, float | None, float | None, float | None, float | None, float | None]
+# (free throughput Gb/s, free ops/s, capacity Gb/s, capacity ops/s, latency us, sessions per device,
+#  Gb/s of one worker core, ops/s of one worker core)
+Row = tuple[float | None, float | None, float | None, float | None, float | None, float | None, float | None,
+            float | None]
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,11 @@ class Host:
             if not isinstance(e, dict):
                 continue
             u = used.get(cap, {}) if isinstance(used.get(cap), dict) else {}
-            gbps, ops = num(e.get("throughput_gbps")), num(e.get("ops_per_s"))
+            gbps, ops, core = num(e.get("throughput_gbps")), num(e.get("ops_per_s")), num(e.get("gbps_per_core"))
+            core_ops = ops * core / gbps if ops is not None and core is not None and gbps else None
             caps[cap] = (None if gbps is None else gbps - (num(u.get("throughput_gbps")) or 0.0),
                          None if ops is None else ops - (num(u.get("ops_per_s")) or 0.0),
-                         gbps, ops, num(e.get("latency_us")), num(e.get("sessions_per_device")))
+                         gbps, ops, num(e.get("latency_us")), num(e.get("sessions_per_device")), core, core_ops)
         return cls(str(doc["host"]), caps, source)
 
     def as_row(self) -> tuple[str, str, dict[str, Row]]:
@@ -138,6 +141,8 @@ class _Compiled:
     ops: float | None
     latency: float | None
     sessions: float
+    device_gbps: float
+    device_ops: float
     note_gbps: str
     note_ops: str
     note_latency: str
@@ -148,7 +153,7 @@ class _Compiled:
     def of(cls, a: Ask) -> _Compiled:
         k, c = a.kpis, a.capability
         return cls(a, c, a.mandatory, k.get("throughput_gbps"), k.get("ops_per_s"), k.get("max_latency_us"),
-                   a.per_device_sessions,
+                   a.per_device_sessions, a.per_device_gbps, a.per_device_ops,
                    f"{c} Gb/s not measured on this host: {fmt(k.get('throughput_gbps') or 0)} Gb/s not checked",
                    f"{c} ops/s not measured on this host: {fmt(k.get('ops_per_s') or 0)} ops/s not checked",
                    f"{c} latency not measured on this host: <= {fmt(k.get('max_latency_us') or 0)} us not checked",
@@ -162,7 +167,7 @@ def _check(c: _Compiled, row: Row | None, notes: list[str]) -> tuple[list[str] |
     cap = c.cap
     if row is None:
         return [f"{cap} not offered (no plugin serves it)"], None
-    free_gbps, free_ops, cap_gbps, cap_ops, latency, per_dev = row
+    free_gbps, free_ops, cap_gbps, cap_ops, latency, per_dev, core_gbps, core_ops = row
     why: list[str] | None = None
     head: float | None = None
     want = c.gbps
@@ -182,6 +187,13 @@ def _check(c: _Compiled, row: Row | None, notes: list[str]) -> tuple[list[str] |
         else:
             h = (free_ops - want) / cap_ops
             head = h if head is None or h < head else head
+    # A device is served by one worker thread: what one device asks must fit one core.
+    if c.device_gbps and core_gbps is not None and c.device_gbps > core_gbps:
+        why = (why or []) + [f"{cap} {fmt(c.device_gbps)} Gb/s on one device > {fmt(core_gbps)} Gb/s one worker "
+                             "core serves"]
+    if c.device_ops and core_ops is not None and c.device_ops > core_ops:
+        why = (why or []) + [f"{cap} {fmt(c.device_ops)} ops/s on one device > {fmt(core_ops)} ops/s one worker "
+                             "core serves"]
     want = c.latency
     if want is not None:
         if latency is None:
@@ -271,7 +283,7 @@ class Fleet:
         return [f"{p}: {why}" for p, why in self.unreadable]
 
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 def _files(paths: Sequence[str]) -> list[tuple[str, int, int]]:

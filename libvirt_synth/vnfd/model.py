@@ -66,6 +66,8 @@ class Ask:
     kpis: dict[str, float]  # summed KPIs add up; max_latency_us is the smallest asked
     devices: int            # how many devices ask for it (per-device limits apply to each)
     per_device_sessions: float = 0.0  # the most sessions one device asks for
+    per_device_gbps: float = 0.0      # the most throughput one device asks for (one worker core serves a device)
+    per_device_ops: float = 0.0       # the most ops/s one device asks for
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ class Vdu:
         acc: dict[tuple[str, bool], dict[str, Any]] = {}
         for d in self.devices:
             for r in d.requirements:
-                a = acc.setdefault((r.capability, r.mandatory), {"kpis": {}, "devices": 0, "sessions": 0.0})
+                a = acc.setdefault((r.capability, r.mandatory),
+                                   {"kpis": {}, "devices": 0, "sessions": 0.0, "gbps": 0.0, "ops": 0.0})
                 a["devices"] += 1
                 for k, v in r.kpis.items():
                     if KPIS[k].summed:
@@ -95,7 +98,9 @@ class Vdu:
                     else:
                         a["kpis"][k] = min(a["kpis"].get(k, v), v)
                 a["sessions"] = max(a["sessions"], r.kpis.get("sessions", 0))
-        return [Ask(cap, mand, a["kpis"], a["devices"], a["sessions"])
+                a["gbps"] = max(a["gbps"], r.kpis.get("throughput_gbps", 0))
+                a["ops"] = max(a["ops"], r.kpis.get("ops_per_s", 0))
+        return [Ask(cap, mand, a["kpis"], a["devices"], a["sessions"], a["gbps"], a["ops"])
                 for (cap, mand), a in sorted(acc.items(), key=lambda kv: (not kv[0][1], kv[0][0]))]
 
 

@@ -13,7 +13,7 @@ host2  ccp-host, 2 cores, no ChaCha20 (openssl without it): fits, the preferred 
 host3  ccp-host, 1 slow core: AES-256-GCM 6 Gb/s only, and latency 60 us > 50 asked
 host4  qat-host, 2 cores, no compression plugin at all: zstd and lz4 not offered
 host5  qat-host, 8 cores, lots committed but AES-256-GCM 40 Gb/s free
-host7  qat-host, 2 cores: AES-256-GCM 20 Gb/s, 11.9 committed: 8.1 Gb/s free < 12 asked
+host7  qat-host, 1 core: AES-256-GCM 20 Gb/s, 11.9 committed: 8.1 Gb/s free < 12 asked
 broken.json  not an inventory: listed as unreadable
 """
 
@@ -79,7 +79,7 @@ HOSTS = [
     doc("host4", "qat-host", 2, without=("deflate", "zlib", "gzip", "zstd", "lz4")),
     doc("host5", "qat-host", 8, committed={"aes-256-gcm": {"throughput_gbps": 152.0, "sessions": 30000},
                                            "lz4": {"throughput_gbps": 10.0}}),
-    doc("host7", "qat-host", 2, speed=20 / 48, committed={"aes-256-gcm": {"throughput_gbps": 11.9}}),
+    doc("host7", "qat-host", 1, speed=20 / 24, committed={"aes-256-gcm": {"throughput_gbps": 11.9}}),
 ]
 
 if __name__ == "__main__":
