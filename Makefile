@@ -31,9 +31,10 @@ BENCHES := $(filter-out %.c %.py out,$(notdir $(wildcard bench/*)))
 bench: setup libsynth ## run every benchmark in bench/ (each prints our figure next to its baseline)
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b"; $(PY) bench/$$b; done
 
-lint: setup ## ruff and mypy
+lint: setup ## ruff, mypy and ansible-lint
 	$(VENV)/bin/ruff check libvirt_synth tests bench $(addprefix bench/,$(BENCHES))
 	$(VENV)/bin/mypy libvirt_synth
+	cd ansible && $(VENV)/bin/ansible-lint
 
 format: setup ## apply ruff's fixes
 	$(VENV)/bin/ruff check --fix libvirt_synth tests bench $(addprefix bench/,$(BENCHES))

@@ -7,12 +7,16 @@ from __future__ import annotations
 import os
 import pathlib
 import stat
+import sys
 
 from libvirt_synth import errors
 
 HOOK_NAME = "libvirt-synth"
 QEMU_D = "etc/libvirt/hooks/qemu.d"
-SOURCE = pathlib.Path(__file__).resolve().parent.parent / "hooks" / HOOK_NAME
+# The template: in a source checkout, hooks/; from a wheel, <prefix>/share/libvirt-synth/hooks/.
+_CANDIDATES = (pathlib.Path(__file__).resolve().parent.parent / "hooks" / HOOK_NAME,
+               pathlib.Path(sys.prefix) / "share" / "libvirt-synth" / "hooks" / HOOK_NAME)
+SOURCE = next((p for p in _CANDIDATES if p.is_file()), _CANDIDATES[0])
 PYTHON = "/usr/bin/python3"
 
 

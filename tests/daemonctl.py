@@ -29,8 +29,13 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> Daemon:
+        # An empty configuration: a host's /etc/libvirt-synth/virt-synthd.toml must not leak in.
+        config = self.base / "virt-synthd.toml"
+        if not config.exists():
+            config.write_text("")
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([*DAEMON, "--socket", self.socket, "--state-dir", str(self.state),
+            self.proc = subprocess.Popen([*DAEMON, "--config", str(config), "--socket", self.socket,
+                                          "--state-dir", str(self.state),
                                           "--region-dir", str(self.regions), "--log-level", "debug", *self.extra],
                                          stdout=log, stderr=log)
         deadline = time.monotonic() + timeout

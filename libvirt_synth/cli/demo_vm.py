@@ -28,7 +28,7 @@ from typing import Any
 
 from libvirt_synth import client, errors, guestimage, guestvm, hookinstall
 
-PUBLISH_DIR = pathlib.Path("/var/lib/libvirt-synth/guest")
+PUBLISH_DIR = pathlib.Path("/var/lib/libvirt/images/libvirt-synth-guest")  # QEMU (libvirt-qemu) must read it
 NAME = "synth-demo-vm"
 
 

@@ -21,7 +21,7 @@ EPILOG = f"""inputs (build the programs first: make synth-guest afalg-kat, or ma
 
 examples:
   virt-synth guest-image                          # kernel + initramfs paths
-  virt-synth guest-image --publish /var/lib/libvirt-synth/guest --json
+  virt-synth guest-image --publish /var/lib/libvirt/images/libvirt-synth-guest --json
   virt-synth xml --template vnf-kernel --kernel K --initrd I --cmdline 'console=ttyS0 synth.cmd=probe' ...
 """
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import sys
 import uuid as uuidlib
 from collections.abc import Mapping
 from xml.sax.saxutils import escape
@@ -35,7 +36,11 @@ def template_dir() -> pathlib.Path:
     if env:
         return pathlib.Path(env)
     tree = pathlib.Path(__file__).resolve().parents[2] / "xml-templates"
-    return tree if tree.is_dir() else pathlib.Path(SYSTEM_TEMPLATE_DIR)
+    installed = pathlib.Path(sys.prefix) / "share" / "libvirt-synth" / "xml-templates"  # a wheel's data files
+    for d in (tree, installed):
+        if d.is_dir():
+            return d
+    return pathlib.Path(SYSTEM_TEMPLATE_DIR)
 
 
 def available() -> list[str]:
