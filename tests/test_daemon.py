@@ -290,3 +290,11 @@ def test_quotas_apply_when_a_served_domain_is_created_again(daemon: Daemon) -> N
         assert elapsed > 0.15, f"60 ops at 200/s took {elapsed:.3f} s: the new quota was not applied"
         assert daemon.call("stats", name="vnf1-crypto0")["devices"]["vnf1-crypto0"]["throttled"] > 0
     daemon.call("domain.destroy", uuid=UUID)
+
+
+def test_a_device_may_ask_for_a_bigger_session_table(daemon: Daemon) -> None:
+    daemon.call("domain.create", uuid=UUID, name="vnf1",
+                devices=[{"name": "big-sa", "class": "crypto", "size": 8 << 20, "max_sessions": 10000}])
+    with Device.open(str(daemon.regions / "big-sa")) as g:
+        assert g.info().max_sessions == 10000
+    daemon.call("domain.destroy", uuid=UUID)

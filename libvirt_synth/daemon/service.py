@@ -45,6 +45,7 @@ def parse_device(raw: Any, where: str) -> dict[str, Any]:
         "queues": int(raw.get("queues", 2 if cls == DevClass.PACKET else DEFAULT_QUEUES)),  # packet: TX + RX
         "ring_entries": int(raw.get("ring_entries", DEFAULT_RING_ENTRIES)),
         "plugin": raw.get("plugin"),
+        "max_sessions": int(raw.get("max_sessions", 0)),  # crypto: session table size (0: 1024)
         "quotas": dict(raw.get("quotas", {})),
         "spec": {k: raw[k] for k in ("capabilities", "kpis", "options") if k in raw},
     }
@@ -113,6 +114,7 @@ class Service:
         return DeviceSpec(path=rec.region_path, dev_class=DevClass.parse(rec.dev_class), name=rec.name,
                           size=rec.size, queues=rec.queues, ring_entries=rec.ring_entries,
                           owner=self.cfg.qemu_user, plugin=plugin, options=options,
+                          max_sessions=int(rec.spec.get("max_sessions", 0)),
                           vault=os.path.join(self.cfg.vault_dir, rec.name + ".vault"),
                           quota=tuple(sorted(rec.quotas.items())))
 
@@ -254,7 +256,8 @@ class Service:
                 name=d["name"], domain_uuid=uuid, dev_class=d["class"],
                 region_path=os.path.join(self.cfg.region_dir, d["name"]), size=d["size"],
                 queues=d["queues"], ring_entries=d["ring_entries"], plugin=d["plugin"],
-                quotas=d["quotas"] or dict(self.cfg.quotas), spec=d["spec"],
+                quotas=d["quotas"] or dict(self.cfg.quotas),
+                spec=d["spec"] | ({"max_sessions": d["max_sessions"]} if d["max_sessions"] else {}),
             ) for d in parsed]
             self._serve(records, link_plan(records), existing=existing)
             for rec in records:  # devices served before keep serving, with the quotas asked now
