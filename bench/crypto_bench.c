@@ -45,6 +45,8 @@
 
 #include "synth/guest.h"
 
+#include "bench_util.h"
+
 #define SLOT_HDR 64u
 #define AAD_OFF 0u
 #define AAD_LEN 8u
@@ -57,66 +59,6 @@
 #define WARMUP_OPS 20000u
 #define STALL_NS 5000000000ull /* no progress for this long: the device is stuck */
 
-static const char *prog_mode = "?";
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "crypto_bench %s: error: ", prog_mode);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
-static void pin(int cpu)
-{
-    cpu_set_t set;
-    if (cpu < 0)
-        return;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof(set), &set) < 0)
-        die("sched_setaffinity(cpu %d): %s", cpu, strerror(errno));
-}
-
-static long parse_long(const char *s, const char *what, long lo, long hi)
-{
-    char *end;
-    long v;
-    errno = 0;
-    v = strtol(s, &end, 0);
-    if (errno || *end || v < lo || v > hi)
-        die("bad %s %s (expected %ld..%ld)", what, s, lo, hi);
-    return v;
-}
-
-static double parse_seconds(const char *s)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (*end || !(v > 0 && v < 3600))
-        die("bad duration %s", s);
-    return v;
-}
 
 /* ---- the op ---- */
 
@@ -804,6 +746,7 @@ static int cmd_idle_guest(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    prog_name = "crypto_bench";
     if (argc < 2) {
         fprintf(stderr, "usage: %s inproc|device|rtt|pingpong|idle-guest ARGS... (see the source)\n", argv[0]);
         return 2;
