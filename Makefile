@@ -26,7 +26,7 @@ test: setup libsynth ## run the whole test suite
 test-fast: setup ## tests without the slow ones
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-BENCHES := $(filter-out %.c %.py out,$(notdir $(wildcard bench/*)))
+BENCHES := $(filter-out %.c %.h %.py out,$(notdir $(wildcard bench/*)))
 
 bench: setup libsynth ## run every benchmark in bench/ (each prints our figure next to its baseline)
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b"; $(PY) bench/$$b; done
