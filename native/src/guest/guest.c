@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "synth/guest.h"
+#include "guest_pvt.h"
 #include "synth/layout.h"
 #include "synth/ring_pvt.h"
 
@@ -527,27 +528,27 @@ int synth_q_exec(struct synth_queue *q, const struct synth_desc *d, struct synth
     return synth_q_poll_burst(q, c, 1) == 1 ? 0 : -EIO;
 }
 
-/* ---- crypto ---- */
+/* ---- class objects (sessions, streams) ---- */
 
-int synth_crypto_session_create(struct synth_queue *q, const struct synth_crypto_session_params *p,
-                                uint32_t *id)
+int synth_q_create_from_params(struct synth_queue *q, uint16_t opcode, const void *params, uint32_t size,
+                               uint32_t *id)
 {
     struct synth_desc d;
     struct synth_cpl c;
-    int64_t off = synth_buf_alloc(q, sizeof(*p));
+    int64_t off = synth_buf_alloc(q, size);
     int rc;
 
     if (off < 0)
         return (int)off;
-    memcpy(q->arena + off, p, sizeof(*p));
+    memcpy(q->arena + off, params, size);
     memset(&d, 0, sizeof(d));
-    d.opcode = SYNTH_OP_CRYPTO_SESSION_CREATE;
+    d.opcode = opcode;
     d.src_off = (uint32_t)off;
-    d.src_len = sizeof(*p);
+    d.src_len = size;
     rc = synth_q_exec(q, &d, &c, 0);
-    /* The backend wipes the key; wipe our copy too, whatever happened. */
-    memset(q->arena + off, 0, sizeof(*p));
-    synth_buf_free(q, (uint32_t)off, sizeof(*p));
+    /* A crypto backend wipes the key; wipe our copy too, whatever happened. */
+    memset(q->arena + off, 0, size);
+    synth_buf_free(q, (uint32_t)off, size);
     if (rc < 0)
         return rc;
     if (c.status != SYNTH_ST_OK)
@@ -556,17 +557,30 @@ int synth_crypto_session_create(struct synth_queue *q, const struct synth_crypto
     return 0;
 }
 
-int synth_crypto_session_destroy(struct synth_queue *q, uint32_t id)
+int synth_q_destroy_by_id(struct synth_queue *q, uint16_t opcode, uint32_t id)
 {
     struct synth_desc d;
     struct synth_cpl c;
     int rc;
 
     memset(&d, 0, sizeof(d));
-    d.opcode = SYNTH_OP_CRYPTO_SESSION_DESTROY;
+    d.opcode = opcode;
     d.session = id;
     rc = synth_q_exec(q, &d, &c, 0);
     return rc < 0 ? rc : (int)c.status;
+}
+
+/* ---- crypto ---- */
+
+int synth_crypto_session_create(struct synth_queue *q, const struct synth_crypto_session_params *p,
+                                uint32_t *id)
+{
+    return synth_q_create_from_params(q, SYNTH_OP_CRYPTO_SESSION_CREATE, p, sizeof(*p), id);
+}
+
+int synth_crypto_session_destroy(struct synth_queue *q, uint32_t id)
+{
+    return synth_q_destroy_by_id(q, SYNTH_OP_CRYPTO_SESSION_DESTROY, id);
 }
 
 int synth_crypto_op(struct synth_queue *q, uint16_t opcode, uint32_t session, uint32_t src_off,

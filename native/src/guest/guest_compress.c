@@ -8,6 +8,7 @@
 
 #include "synth/guest.h"
 #include "synth/guest_compress.h"
+#include "guest_pvt.h"
 
 int synth_comp_get_cfg(const struct synth_dev *dev, struct synth_comp_cfg *cfg)
 {
@@ -49,39 +50,12 @@ int synth_comp_decompress(struct synth_queue *q, uint32_t alg, uint32_t src_off,
 
 int synth_comp_stream_create(struct synth_queue *q, const struct synth_comp_stream_params *p, uint32_t *id)
 {
-    struct synth_desc d;
-    struct synth_cpl c;
-    int64_t off = synth_buf_alloc(q, sizeof(*p));
-    int rc;
-
-    if (off < 0)
-        return (int)off;
-    memcpy(synth_buf_ptr(q, (uint32_t)off), p, sizeof(*p));
-    memset(&d, 0, sizeof(d));
-    d.opcode = SYNTH_OP_COMP_STREAM_CREATE;
-    d.src_off = (uint32_t)off;
-    d.src_len = sizeof(*p);
-    rc = synth_q_exec(q, &d, &c, 0);
-    synth_buf_free(q, (uint32_t)off, sizeof(*p));
-    if (rc < 0)
-        return rc;
-    if (c.status != SYNTH_ST_OK)
-        return (int)c.status;
-    *id = c.result;
-    return 0;
+    return synth_q_create_from_params(q, SYNTH_OP_COMP_STREAM_CREATE, p, sizeof(*p), id);
 }
 
 int synth_comp_stream_destroy(struct synth_queue *q, uint32_t id)
 {
-    struct synth_desc d;
-    struct synth_cpl c;
-    int rc;
-
-    memset(&d, 0, sizeof(d));
-    d.opcode = SYNTH_OP_COMP_STREAM_DESTROY;
-    d.session = id;
-    rc = synth_q_exec(q, &d, &c, 0);
-    return rc < 0 ? rc : (int)c.status;
+    return synth_q_destroy_by_id(q, SYNTH_OP_COMP_STREAM_DESTROY, id);
 }
 
 int synth_comp_stream_op(struct synth_queue *q, uint32_t id, uint32_t flush, uint32_t src_off, uint32_t src_len,
