@@ -76,6 +76,18 @@ static void finish(struct synth_calib_result *out, uint64_t ns)
     out->latency_us = out->ops ? (double)out->ns / 1e3 / (double)out->ops : 0.0;
 }
 
+/* Count a timed step of ops and bytes; returns the time now (and keeps the longest step). */
+static uint64_t account(struct synth_calib_result *out, uint64_t ops, uint64_t bytes, uint64_t *prev)
+{
+    uint64_t t = now_ns();
+    out->ops += ops;
+    out->bytes += bytes;
+    if (t - *prev > out->burst_ns_max)
+        out->burst_ns_max = t - *prev;
+    *prev = t;
+    return t;
+}
+
 static int calib_crypto(const struct synth_plugin *p, uint32_t alg, uint32_t size, uint64_t budget_ns,
                         struct synth_calib_result *out)
 {
@@ -135,12 +147,7 @@ static int calib_crypto(const struct synth_plugin *p, uint32_t alg, uint32_t siz
                 goto out;
             }
         }
-        out->ops += SYNTH_CALIB_BURST;
-        out->bytes += (uint64_t)size * SYNTH_CALIB_BURST;
-        t = now_ns();
-        if (t - prev > out->burst_ns_max)
-            out->burst_ns_max = t - prev;
-        prev = t;
+        t = account(out, SYNTH_CALIB_BURST, (uint64_t)size * SYNTH_CALIB_BURST, &prev);
     } while (t - t0 < budget_ns);
     finish(out, t - t0);
     rc = 0;
@@ -198,12 +205,7 @@ static int calib_compress(const struct synth_plugin *p, uint32_t alg, uint32_t s
             rc = -EIO;
             goto out;
         }
-        out->ops++;
-        out->bytes += size;
-        t = now_ns();
-        if (t - prev > out->burst_ns_max)
-            out->burst_ns_max = t - prev;
-        prev = t;
+        t = account(out, 1, size, &prev);
     } while (t - t0 < budget_ns);
     finish(out, t - t0);
     rc = 0;
