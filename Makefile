@@ -52,7 +52,7 @@ $(NATIVE_BUILD)/libsynth.a: $(GUEST_OBJS)
 
 afalg-kat: $(NATIVE_BUILD)/afalg-kat ## the AF_ALG plugin's known-answer test program (static)
 
-$(NATIVE_BUILD)/afalg-kat: native/tests/afalg_kat.c native/src/plugins/crypto_afalg.c native/include/synth/*.h
+$(NATIVE_BUILD)/afalg-kat: native/tests/afalg_kat.c native/tests/kat_vectors.h native/src/plugins/crypto_afalg.c native/include/synth/*.h
 	@mkdir -p $(NATIVE_BUILD)
 	$(CC) $(CFLAGS) -static -Inative/include native/tests/afalg_kat.c native/src/plugins/crypto_afalg.c -o $@
 
@@ -60,8 +60,8 @@ SYNTH_GUEST_SRCS := $(wildcard guest/*.c)
 
 synth-guest: $(NATIVE_BUILD)/synth-guest ## the guest's test program, static (probe, selftest, bench)
 
-$(NATIVE_BUILD)/synth-guest: $(SYNTH_GUEST_SRCS) guest/sg.h $(NATIVE_BUILD)/libsynth.a
-	$(CC) $(CFLAGS) -static -Inative/include $(SYNTH_GUEST_SRCS) $(NATIVE_BUILD)/libsynth.a -o $@
+$(NATIVE_BUILD)/synth-guest: $(SYNTH_GUEST_SRCS) guest/sg.h native/tests/kat_vectors.h $(NATIVE_BUILD)/libsynth.a
+	$(CC) $(CFLAGS) -static -Inative/include -Inative/tests $(SYNTH_GUEST_SRCS) $(NATIVE_BUILD)/libsynth.a -o $@
 
 guest-image: setup synth-guest afalg-kat ## the guest kernel + initramfs (cached in ~/.cache/libvirt-synth)
 	$(VENV)/bin/virt-synth guest-image
