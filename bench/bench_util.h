@@ -79,4 +79,11 @@ static inline double parse_seconds(const char *s)
     return v;
 }
 
+/* qsort comparator of uint64_t. */
+static inline int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 #endif /* SYNTH_BENCH_UTIL_H */

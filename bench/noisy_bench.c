@@ -58,13 +58,8 @@
 #include "synth/guest.h"
 
 #include "bench_util.h"
+#include "bench_gcm.h"
 
-#define SLOT_HDR 64u
-#define AAD_OFF 0u
-#define AAD_LEN 8u
-#define IV_OFF 16u
-#define IV_LEN 12u
-#define TAG_LEN 16u
 #define MAX_SIZE 65536u
 #define PROBE_SIZE 64u
 #define PROBE_WARMUP 500u
@@ -81,13 +76,6 @@ static void on_stop(int sig)
 }
 
 /* ---- the op and its reference ---- */
-
-static const uint8_t KEY[32] = {
-    0x60, 0x3d, 0xeb, 0x10, 0x15, 0xca, 0x71, 0xbe, 0x2b, 0x73, 0xae, 0xf0, 0x85, 0x7d, 0x77, 0x81,
-    0x1f, 0x35, 0x2c, 0x07, 0x3b, 0x61, 0x08, 0xd7, 0x2d, 0x98, 0x10, 0xa3, 0x09, 0x14, 0xdf, 0xf4,
-};
-
-static uint32_t slot_size(uint32_t size) { return (SLOT_HDR + size + TAG_LEN + 63u) & ~63u; }
 
 /*
  * AAD = SPI || 32-bit sequence (big-endian); IV = salt || 64-bit counter. The counter is unique per
@@ -126,67 +114,6 @@ static void reference_op(const uint8_t *slot, uint32_t size, uint8_t *ct, uint8_
 }
 
 /* ---- device ---- */
-
-struct gdev {
-    struct synth_dev *dev;
-    struct synth_queue *q;
-    struct synth_dev_info info;
-    uint32_t sess;
-};
-
-static const char *errstr(int rc) { return rc < 0 ? strerror(-rc) : synth_status_str((uint32_t)rc); }
-
-static void gdev_open(struct gdev *g, const char *path)
-{
-    struct synth_crypto_session_params p;
-    int rc;
-
-    memset(g, 0, sizeof(*g));
-    rc = synth_dev_open_path(path, NULL, &g->dev);
-    if (rc < 0)
-        die("synth_dev_open_path(%s): %s", path, strerror(-rc));
-    synth_dev_get_info(g->dev, &g->info);
-    if (g->info.dev_class != SYNTH_CLASS_CRYPTO)
-        die("%s is not a crypto device (class %u)", path, g->info.dev_class);
-    if (!(g->info.crypto_alg_mask & (1u << SYNTH_ALG_AES256_GCM)))
-        die("%s does not serve AES-256-GCM (algorithm mask 0x%x)", path, g->info.crypto_alg_mask);
-    g->q = synth_dev_queue(g->dev, 0);
-    if (!g->q)
-        die("device %s has no queue 0", path);
-    memset(&p, 0, sizeof(p));
-    p.alg = SYNTH_ALG_AES256_GCM;
-    p.key_len = sizeof(KEY);
-    p.iv_len = IV_LEN;
-    p.tag_len = TAG_LEN;
-    memcpy(p.key, KEY, sizeof(KEY));
-    rc = synth_crypto_session_create(g->q, &p, &g->sess);
-    OPENSSL_cleanse(&p, sizeof(p));
-    if (rc != 0)
-        die("synth_crypto_session_create: %s", errstr(rc));
-}
-
-static void gdev_close(struct gdev *g)
-{
-    int rc = synth_crypto_session_destroy(g->q, g->sess);
-    if (rc != 0)
-        die("synth_crypto_session_destroy: %s", errstr(rc));
-    synth_dev_close(g->dev);
-}
-
-static uint32_t gdev_alloc(struct gdev *g, uint32_t size)
-{
-    int64_t off = synth_buf_alloc(g->q, size);
-    if (off < 0)
-        die("synth_buf_alloc(%u): %s (arena %llu bytes)", size, strerror((int)-off),
-            (unsigned long long)synth_q_arena_size(g->q));
-    return (uint32_t)off;
-}
-
-static inline void slot_desc(struct synth_desc *d, uint32_t sess, uint32_t off, uint32_t size, uint64_t cookie)
-{
-    synth_crypto_desc(d, SYNTH_OP_CRYPTO_ENCRYPT, sess, off + SLOT_HDR, off + SLOT_HDR, size, off + AAD_OFF,
-                      AAD_LEN, off + IV_OFF, off + SLOT_HDR + size, cookie);
-}
 
 /* One synchronous op on fresh data, compared with in-process EVP. The queue must be idle. */
 static void device_check(struct gdev *g, uint32_t off, uint32_t size, uint64_t seq, uint8_t spi)
@@ -244,7 +171,7 @@ static int cmd_flood(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    gdev_open(&g, path);
+    gdev_open(&g, path, 1);
     nslots = burst * bursts;
     if (nslots > g.info.ring_entries)
         die("%u ops in flight do not fit a ring of %u entries", nslots, g.info.ring_entries);
@@ -385,12 +312,6 @@ static int cmd_spin(int argc, char **argv)
 
 /* ---- probe ---- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static uint64_t pct(const uint64_t *v, uint32_t n, uint32_t per_mille)
 {
     uint64_t i = (uint64_t)n * per_mille / 1000;
@@ -454,7 +375,7 @@ static int cmd_probe(int argc, char **argv)
     all = malloc((size_t)n * sizeof(*all));
     if (!lat || !all)
         die("out of memory");
-    gdev_open(&g, path);
+    gdev_open(&g, path, 1);
     off = gdev_alloc(&g, ssz);
     slot = synth_buf_ptr(g.q, off);
     memset(slot, 0, ssz);
