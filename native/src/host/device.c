@@ -404,6 +404,25 @@ static unsigned lat_bucket(uint64_t ns)
     return b < SYNTH_LAT_BUCKETS ? b : SYNTH_LAT_BUCKETS - 1;
 }
 
+uint32_t synth_hdev_take(struct synth_hdev *d, struct synth_hqueue *q, struct synth_desc *in, uint32_t n)
+{
+    struct synth_vault_queue *vq;
+    uint32_t start = q->sq.local, got, i;
+
+    if (!d->has_vault)
+        return synth_sq_dequeue_burst(&q->sq, in, n);
+    /* Peek first: the vault must name every taken descriptor before we release its slot. */
+    vq = synth_vault_queue(&d->vault, (uint32_t)(q - d->queues));
+    got = synth_sq_dequeue_burst_noreserve(&q->sq, in, n);
+    if (got == 0)
+        return 0;
+    for (i = 0; i < got; i++)
+        vq->cookies[(start + i) & q->sq.mask] = in[i].cookie;
+    __atomic_store_n(&vq->taken, start + got, __ATOMIC_RELEASE);
+    synth_store_release_u32(&q->sq.core->cons, q->sq.local);
+    return got;
+}
+
 static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_t burst)
 {
     struct synth_desc in[SYNTH_MAX_BURST];
@@ -423,22 +442,9 @@ static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_
         burst = (uint32_t)room;
     if (burst == 0)
         return 0;
-    if (d->has_vault) {
-        /* Peek first: the vault must name every taken descriptor before we release its slot. */
-        struct synth_vault_queue *vq = synth_vault_queue(&d->vault, (uint32_t)(q - d->queues));
-        uint32_t start = q->sq.local;
-        got = synth_sq_dequeue_burst_noreserve(&q->sq, in, burst);
-        if (got == 0)
-            return 0;
-        for (i = 0; i < got; i++)
-            vq->cookies[(start + i) & q->sq.mask] = in[i].cookie;
-        __atomic_store_n(&vq->taken, start + got, __ATOMIC_RELEASE);
-        synth_store_release_u32(&q->sq.core->cons, q->sq.local);
-    } else {
-        got = synth_sq_dequeue_burst(&q->sq, in, burst);
-        if (got == 0)
-            return 0;
-    }
+    got = synth_hdev_take(d, q, in, burst);
+    if (got == 0)
+        return 0;
     t0 = mono_ns();
     d->ops->process(d, q, in, out, got);
     put = synth_cq_enqueue_burst(&q->cq, out, got);

@@ -84,6 +84,13 @@ extern const struct synth_class_ops synth_crypto_class;
 extern const struct synth_class_ops synth_compress_class;
 extern const struct synth_class_ops synth_packet_class;
 
+/*
+ * Take up to n published descriptors of queue q into in (local memory) and release their slots;
+ * with a vault, first record each one's cookie and the taken index there, so that a backend that
+ * dies with them in hand is answered with RETRY by the next. Every class's poll takes this way.
+ */
+uint32_t synth_hdev_take(struct synth_hdev *d, struct synth_hqueue *q, struct synth_desc *in, uint32_t n);
+
 /* Make the generic poll of one queue available to classes that wrap it. */
 unsigned synth_hdev_poll_queue_generic(struct synth_hdev *d, struct synth_hqueue *q, uint32_t burst);
 

@@ -165,20 +165,7 @@ static unsigned rx_take(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_c
     take = (uint32_t)room - held;
     if (take > burst)
         take = burst;
-    if (pd->dev->has_vault) {
-        /* As the generic poll does: the vault names every taken descriptor before its slot goes back. */
-        struct synth_vault_queue *vq = synth_vault_queue(&pd->dev->vault, (uint32_t)(q - pd->dev->queues));
-        uint32_t start = q->sq.local;
-        got = synth_sq_dequeue_burst_noreserve(&q->sq, in, take);
-        if (got == 0)
-            return 0;
-        for (i = 0; i < got; i++)
-            vq->cookies[(start + i) & q->sq.mask] = in[i].cookie;
-        __atomic_store_n(&vq->taken, start + got, __ATOMIC_RELEASE);
-        synth_store_release_u32(&q->sq.core->cons, q->sq.local);
-    } else {
-        got = synth_sq_dequeue_burst(&q->sq, in, take);
-    }
+    got = synth_hdev_take(pd->dev, q, in, take);
     for (i = 0; i < got; i++)
         rx_judge(pd, q, &in[i], &ch->rx[(ch->rx_tail + i) & ch->rx_mask]);
     ch->rx_tail += got;
