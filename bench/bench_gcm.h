@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The AES-256-GCM op of the crypto benchmarks (crypto_bench.c, noisy_bench.c) and the guest side
- * of a crypto device they drive: one ESP-like slot per op in the arena,
+ * of a crypto device they drive: one ESP-like slot per op in the arena, 128-byte aligned,
  *
  *   slot + 0    AAD (8 bytes: SPI and sequence number)
  *   slot + 16   IV (12 bytes)
- *   slot + 64   payload, encrypted in place
- *   slot + 64 + size   tag (16 bytes)
+ *   slot + 128  payload, encrypted in place
+ *   slot + 128 + size   tag (16 bytes)
+ *
+ * The guest writes the header for every op while the device writes payload and tag: the header
+ * has a 128-byte block (an adjacent-line prefetch pair) of its own, else each header write would
+ * pull a line the device is writing over to the guest's core and back (docs/device-abi.md, 4.4).
  *
  * Include after bench_util.h and synth/guest.h.
  */
@@ -15,7 +19,7 @@
 
 #include <openssl/crypto.h>
 
-#define SLOT_HDR 64u
+#define SLOT_HDR 128u
 #define AAD_OFF 0u
 #define AAD_LEN 8u
 #define IV_OFF 16u
@@ -27,7 +31,7 @@ static const uint8_t KEY[32] = {
     0x1f, 0x35, 0x2c, 0x07, 0x3b, 0x61, 0x08, 0xd7, 0x2d, 0x98, 0x10, 0xa3, 0x09, 0x14, 0xdf, 0xf4,
 };
 
-static inline uint32_t slot_size(uint32_t size) { return (SLOT_HDR + size + TAG_LEN + 63u) & ~63u; }
+static inline uint32_t slot_size(uint32_t size) { return (SLOT_HDR + size + TAG_LEN + 127u) & ~127u; }
 
 /* An open crypto device, its queue 0 and (optionally) an AES-256-GCM session keyed with KEY. */
 struct gdev {

@@ -15,12 +15,7 @@
  * The op is what an IPsec ESP gateway does per packet: AES-256-GCM, 12-byte IV (4-byte salt and
  * an 8-byte per-packet counter, unique per op as GCM requires), 8 bytes of AAD (SPI and sequence
  * number), in-place encryption, 16-byte tag written after the payload. Both the in-process loop and
- * the device loop use the same buffer layout and write the IV and AAD of every op:
- *
- *   slot + 0    AAD (8 bytes)
- *   slot + 16   IV (12 bytes)
- *   slot + 64   payload (SIZE bytes), encrypted in place
- *   slot + 64 + SIZE   tag (16 bytes)
+ * the device loop use the same buffer layout (bench_gcm.h) and write the IV and AAD of every op.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -246,7 +241,7 @@ static int cmd_inproc_lat(int argc, char **argv)
     n = (uint32_t)parse_long(argv[1], "sample count", 100, 100000000);
     pin((int)parse_long(argv[2], "cpu", -1, CPU_SETSIZE - 1));
     gcm_kat();
-    slot = aligned_alloc(64, slot_size(size));
+    slot = aligned_alloc(128, slot_size(size));
     lat = malloc((size_t)n * sizeof(*lat));
     if (!slot || !lat)
         die("out of memory");

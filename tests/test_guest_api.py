@@ -5,6 +5,7 @@ feature negotiation, queues, arena buffers, reset."""
 from __future__ import annotations
 
 import os
+import time
 import pathlib
 
 import pytest
@@ -203,6 +204,7 @@ def test_backend_reattach_bumps_generation_and_keeps_the_rings(region_dir: pathl
 
 
 def test_stats_histogram_and_queue_counters_add_up(guest: Device, served: HostDevice) -> None:
+    t0 = time.monotonic_ns()
     s = guest.queue(1).session(Alg.AES256_GCM, bytes(32))
     for _ in range(300):
         s.encrypt(b"x" * 100, bytes(12))
@@ -211,3 +213,6 @@ def test_stats_histogram_and_queue_counters_add_up(guest: Device, served: HostDe
     assert sum(q["ops"] for q in st.queues) == st.ops
     assert st.queues[1]["by_status"]["ok"] >= 301 and st.queues[0]["ops"] == 0
     assert 0 < st.latency_percentile(50) <= st.latency_percentile(99)
+    # busy time: at least the lower bound of every op's bucket, at most the wall time spent
+    lower = sum(int(k) // 2 * n for k, n in st.latency_ns.items())
+    assert lower // 32 <= st.busy_ns <= (time.monotonic_ns() - t0), (lower, st.busy_ns)

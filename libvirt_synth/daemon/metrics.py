@@ -23,6 +23,8 @@ class SynthCollector:
         resets = CounterMetricFamily("synth_device_resets", "Driver resets acted on", labels=["device"])
         ring_errors = CounterMetricFamily("synth_device_ring_errors", "Times marked NEEDS_RESET", labels=["device"])
         sessions = GaugeMetricFamily("synth_device_sessions", "Live crypto sessions", labels=["device"])
+        busy = CounterMetricFamily("synth_device_busy_seconds", "Worker time spent processing the device's bursts",
+                                   labels=["device"])
         attached = GaugeMetricFamily("synth_device_driver_attached", "1 if a guest driver is attached",
                                      labels=["device"])
         for name, dev in list(self.service.devices.items()):
@@ -34,8 +36,9 @@ class SynthCollector:
             resets.add_metric([name], st.resets)
             ring_errors.add_metric([name], st.ring_errors)
             sessions.add_metric([name], st.sessions)
+            busy.add_metric([name], st.busy_ns / 1e9)
             attached.add_metric([name], 1 if st.active else 0)
-        yield from (ops, nbytes, resets, ring_errors, sessions, attached)
+        yield from (ops, nbytes, resets, ring_errors, sessions, busy, attached)
 
 
 def start(service: Any, port: int, addr: str = "127.0.0.1") -> None:

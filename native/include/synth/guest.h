@@ -104,7 +104,15 @@ struct synth_queue *synth_dev_queue(struct synth_dev *dev, unsigned idx);
 uint64_t synth_q_arena_size(const struct synth_queue *q);
 void *synth_q_arena(struct synth_queue *q);
 
-/* Allocate size bytes (64-byte aligned) from the queue's arena: offset, or -ENOMEM / -EINVAL. */
+/*
+ * Arena buffers start and end on SYNTH_BUF_ALIGN bytes: an adjacent-line prefetch pair, so that
+ * two buffers never share one and a buffer the guest writes never drags a line of a buffer the
+ * device writes between the two cores. Within a buffer the same holds for the caller's layout:
+ * keep what the guest writes for each op 128 bytes apart from what the device writes.
+ */
+#define SYNTH_BUF_ALIGN 128u
+
+/* Allocate size bytes (SYNTH_BUF_ALIGN aligned) from the queue's arena: offset, or -ENOMEM / -EINVAL. */
 int64_t synth_buf_alloc(struct synth_queue *q, uint32_t size);
 /* Return a buffer; off and size as allocated. */
 void synth_buf_free(struct synth_queue *q, uint32_t off, uint32_t size);

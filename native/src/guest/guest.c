@@ -92,11 +92,14 @@ static int alloc_reset(struct synth_queue *q)
 
 int64_t synth_buf_alloc(struct synth_queue *q, uint32_t size)
 {
+    uint64_t need64 = ((uint64_t)size + SYNTH_BUF_ALIGN - 1) & ~(uint64_t)(SYNTH_BUF_ALIGN - 1);
     uint32_t i, need;
 
     if (size == 0 || size > q->arena_size)
         return -EINVAL;
-    need = (size + 63u) & ~63u;
+    if (need64 > q->arena_size)
+        return -ENOMEM;
+    need = (uint32_t)need64;
     for (i = 0; i < q->nfree; i++) {
         struct extent *e = &q->free[i];
         if (e->len >= need) {
@@ -115,9 +118,10 @@ int64_t synth_buf_alloc(struct synth_queue *q, uint32_t size)
 
 void synth_buf_free(struct synth_queue *q, uint32_t off, uint32_t size)
 {
-    uint32_t len = (size + 63u) & ~63u, lo = 0, hi = q->nfree;
+    uint64_t len64 = ((uint64_t)size + SYNTH_BUF_ALIGN - 1) & ~(uint64_t)(SYNTH_BUF_ALIGN - 1);
+    uint32_t len = (uint32_t)len64, lo = 0, hi = q->nfree;
 
-    if (size == 0 || !synth_range_ok(q->arena_size, off, len))
+    if (size == 0 || len64 > q->arena_size || !synth_range_ok(q->arena_size, off, len))
         return;
     while (lo < hi) { /* first extent after off */
         uint32_t mid = (lo + hi) / 2;

@@ -269,6 +269,8 @@ static uint32_t build_op(struct crypto_dev *c, struct synth_hqueue *q, const str
     if (iv && d->opcode == SYNTH_OP_CRYPTO_ENCRYPT && (s->sflags & SYNTH_CRYPTO_SF_IV_GEN)) {
         next_iv(c, s, op->iv);
         memcpy((uint8_t *)iv, op->iv, 12); /* the guest puts it in its packet */
+    } else if (iv && s->iv_len == 12) {
+        memcpy(op->iv, iv, 12); /* the common case, as two moves */
     } else if (iv) {
         memcpy(op->iv, iv, s->iv_len);
     }
@@ -281,23 +283,21 @@ static uint32_t build_op(struct crypto_dev *c, struct synth_hqueue *q, const str
     return SYNTH_ST_OK;
 }
 
-/* Run the validated ops gathered so far and write their completions. */
-static uint64_t flush_ops(struct crypto_dev *c, struct synth_cpl *out, unsigned k)
+/* Run validated ops [from, k) and write their completions. */
+static uint64_t run_ops(struct crypto_dev *c, struct synth_cpl *out, unsigned from, unsigned k)
 {
     uint64_t bytes = 0;
     unsigned i;
 
-    if (k == 0)
-        return 0;
     /* One call per run of consecutive ops served by the same plugin. */
-    for (i = 0; i < k;) {
+    for (i = from; i < k;) {
         unsigned j = i + 1;
         while (j < k && c->ops[j].plugin == c->ops[i].plugin)
             j++;
         c->ops[i].plugin->crypto_burst(&c->ops[i], j - i);
         i = j;
     }
-    for (i = 0; i < k; i++) {
+    for (i = from; i < k; i++) {
         struct synth_cpl *cpl = &out[c->op_desc[i]];
         cpl->status = (uint16_t)c->ops[i].status;
         cpl->result = c->ops[i].status == SYNTH_ST_OK ? c->ops[i].len : 0;
@@ -305,6 +305,21 @@ static uint64_t flush_ops(struct crypto_dev *c, struct synth_cpl *out, unsigned 
             bytes += c->ops[i].len;
     }
     return bytes;
+}
+
+/* Start fetching the line of an op's IV and the line of its AAD (usually the same one). */
+static inline void prefetch_op_lines(const struct synth_hqueue *q, const struct synth_desc *d)
+{
+    uint32_t op = __atomic_load_n(&d->opcode, __ATOMIC_RELAXED);
+    uint64_t iv = __atomic_load_n(&d->iv_off, __ATOMIC_RELAXED);
+    uint64_t aad = __atomic_load_n(&d->aad_off, __ATOMIC_RELAXED);
+
+    if (op != SYNTH_OP_CRYPTO_ENCRYPT && op != SYNTH_OP_CRYPTO_DECRYPT)
+        return;
+    if (iv < q->arena_size)
+        __builtin_prefetch(q->arena + iv);
+    if (aad < q->arena_size && (aad >> 6) != (iv >> 6))
+        __builtin_prefetch(q->arena + aad);
 }
 
 static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const struct synth_desc *in,
@@ -316,18 +331,11 @@ static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const s
 
     /*
      * The guest has just written each op's IV and AAD, so those lines sit in its core's cache:
-     * start fetching all of them now, so the misses overlap instead of adding up one op at a time.
+     * start fetching all of them now, so the misses overlap instead of adding up one op at a time
+     * (when the guest streams, the previous burst has fetched them already: see below).
      */
-    for (i = 0; i < n; i++) {
-        if (in[i].opcode != SYNTH_OP_CRYPTO_ENCRYPT && in[i].opcode != SYNTH_OP_CRYPTO_DECRYPT)
-            continue;
-        if (in[i].iv_off < q->arena_size)
-            __builtin_prefetch(q->arena + in[i].iv_off);
-        if (in[i].aad_off < q->arena_size)
-            __builtin_prefetch(q->arena + in[i].aad_off);
-        if (in[i].src_off < q->arena_size)
-            __builtin_prefetch(q->arena + in[i].src_off);
-    }
+    for (i = 0; i < n; i++)
+        prefetch_op_lines(q, &in[i]);
     for (i = 0; i < n; i++) {
         const struct synth_desc *desc = &in[i];
         struct synth_cpl *cpl = &out[i];
@@ -356,7 +364,7 @@ static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const s
              * Ops gathered so far run first: they may use the session this op destroys, and
              * the slot a destroy frees may be reused by a create later in the same burst.
              */
-            bytes += flush_ops(c, out, k);
+            bytes += run_ops(c, out, 0, k);
             k = 0;
             if (desc->opcode == SYNTH_OP_CRYPTO_SESSION_CREATE) {
                 session_create(c, q, desc, cpl);
@@ -379,7 +387,23 @@ static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const s
             cpl->status = SYNTH_ST_NOT_SUPPORTED;
         }
     }
-    bytes += flush_ops(c, out, k);
+    /*
+     * A guest that streams writes its next burst when the previous one completes, that is while
+     * this one starts: halfway through this one it is in the ring, and its IV and AAD lines can
+     * come over while the second half computes.
+     */
+    if (q->streaming && k > 1) {
+        bytes += run_ops(c, out, 0, k / 2);
+        for (i = 0; i < n; i++) {
+            const struct synth_desc *next = synth_hq_peek(q, i);
+            if (!next)
+                break;
+            prefetch_op_lines(q, next);
+        }
+        bytes += run_ops(c, out, k / 2, k);
+    } else {
+        bytes += run_ops(c, out, 0, k);
+    }
     SYNTH_STAT_ADD(d->stats.bytes_in, bytes);
     SYNTH_STAT_ADD(d->stats.bytes_out, bytes);
 }

@@ -15,6 +15,7 @@ struct synth_hqueue {
     struct synth_ring cq;   /* host produces */
     uint8_t *arena;
     uint64_t arena_size;
+    uint32_t streaming;     /* the last take was a full burst: the guest is likely to have more */
     struct synth_hqueue_stats stats;
 };
 
@@ -90,6 +91,19 @@ extern const struct synth_class_ops synth_packet_class;
  * dies with them in hand is answered with RETRY by the next. Every class's poll takes this way.
  */
 uint32_t synth_hdev_take(struct synth_hdev *d, struct synth_hqueue *q, struct synth_desc *in, uint32_t n);
+
+/* After taking a full burst of n: prefetch, for writing, the completion lines it will fill. */
+void synth_hq_prefetch_cq(struct synth_hqueue *q, uint32_t n);
+
+/*
+ * The i-th descriptor the guest has published past those taken, read in place (it may still
+ * change under us), or NULL. Only for hints such as prefetching: never trust it.
+ */
+static inline const struct synth_desc *synth_hq_peek(const struct synth_hqueue *q, uint32_t i)
+{
+    const struct synth_desc *e = (const struct synth_desc *)synth_ring_slot(&q->sq, q->sq.local + i);
+    return synth_load_relaxed_u32(&e->seq) == synth_ring_seq(q->sq.local + i) ? e : NULL;
+}
 
 /* Make the generic poll of one queue available to classes that wrap it. */
 unsigned synth_hdev_poll_queue_generic(struct synth_hdev *d, struct synth_hqueue *q, uint32_t burst);

@@ -124,16 +124,14 @@ static int ossl_session_create(const struct synth_crypto_session_params *p, void
 
 static uint32_t aead_encrypt(struct ossl_sess *s, struct synth_crypto_op *op)
 {
-    uint8_t tag[16];
     int n = 0, fin = 0;
 
     if (!EVP_EncryptInit_ex(s->enc, NULL, NULL, NULL, op->iv) ||
         (op->aad_len && !EVP_EncryptUpdate(s->enc, NULL, &n, op->aad, (int)op->aad_len)) ||
         (op->len && !EVP_EncryptUpdate(s->enc, op->dst, &n, op->src, (int)op->len)) ||
         !EVP_EncryptFinal_ex(s->enc, op->dst + n, &fin) ||
-        !EVP_CIPHER_CTX_ctrl(s->enc, EVP_CTRL_AEAD_GET_TAG, (int)s->tag_len, tag))
+        !EVP_CIPHER_CTX_ctrl(s->enc, EVP_CTRL_AEAD_GET_TAG, (int)s->tag_len, op->tag_out))
         return SYNTH_ST_DEVICE_ERROR;
-    memcpy(op->tag_out, tag, s->tag_len);
     return SYNTH_ST_OK;
 }
 
