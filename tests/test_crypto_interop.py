@@ -150,7 +150,7 @@ def test_full_bursts_back_to_back_match_openssl(guest: Device) -> None:
     bufs = [q.alloc(128 + size + 16) for size in sizes]  # IV at 0, AAD at 16, payload at 128, tag after
     try:
         plain, ivs, aads, items = [], [], [], []
-        for i, (b, size) in enumerate(zip(bufs, sizes)):
+        for i, (b, size) in enumerate(zip(bufs, sizes, strict=True)):
             plain.append(rng.randbytes(size))
             ivs.append(rng.randbytes(12))
             aads.append(rng.randbytes(i % 24))

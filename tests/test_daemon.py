@@ -193,7 +193,8 @@ def test_prometheus_endpoint_off_by_default_and_on_when_asked(base: pathlib.Path
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         assert 'synth_device_ops_total{device="vnf1-crypto0",status="ok"}' in text
         assert 'synth_device_sessions{device="vnf1-crypto1"} 0.0' in text
-        busy = [ln for ln in text.splitlines() if ln.startswith('synth_device_busy_seconds_total{device="vnf1-crypto0"}')]
+        busy0 = 'synth_device_busy_seconds_total{device="vnf1-crypto0"}'
+        busy = [ln for ln in text.splitlines() if ln.startswith(busy0)]
         assert len(busy) == 1 and float(busy[0].split()[-1]) > 0, busy
         assert 'synth_device_busy_seconds_total{device="vnf1-crypto1"} 0.0' in text
         d.call("domain.destroy", uuid=UUID)

@@ -5,8 +5,8 @@ feature negotiation, queues, arena buffers, reset."""
 from __future__ import annotations
 
 import os
-import time
 import pathlib
+import time
 
 import pytest
 
