@@ -322,6 +322,19 @@ static inline void prefetch_op_lines(const struct synth_hqueue *q, const struct 
         __builtin_prefetch(q->arena + aad);
 }
 
+/*
+ * The guest has just written each op's IV and AAD, so those lines sit in its core's cache: start
+ * fetching all of them as soon as the descriptors are taken, so that the misses overlap each other
+ * and the rest of the setup (when the guest streams, the previous burst has fetched them already:
+ * see crypto_process).
+ */
+static void crypto_prefetch(const struct synth_hqueue *q, const struct synth_desc *in, unsigned n)
+{
+    unsigned i;
+    for (i = 0; i < n; i++)
+        prefetch_op_lines(q, &in[i]);
+}
+
 static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const struct synth_desc *in,
                            struct synth_cpl *out, unsigned n)
 {
@@ -329,13 +342,6 @@ static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const s
     unsigned i, k = 0;
     uint64_t bytes = 0;
 
-    /*
-     * The guest has just written each op's IV and AAD, so those lines sit in its core's cache:
-     * start fetching all of them now, so the misses overlap instead of adding up one op at a time
-     * (when the guest streams, the previous burst has fetched them already: see below).
-     */
-    for (i = 0; i < n; i++)
-        prefetch_op_lines(q, &in[i]);
     for (i = 0; i < n; i++) {
         const struct synth_desc *desc = &in[i];
         struct synth_cpl *cpl = &out[i];
@@ -608,6 +614,7 @@ const struct synth_class_ops synth_crypto_class = {
     .fini = crypto_fini,
     .reset = crypto_reset,
     .process = crypto_process,
+    .prefetch = crypto_prefetch,
     .plugin_name = crypto_plugin_name,
     .sessions = crypto_sessions,
     .vault_size = crypto_vault_size,

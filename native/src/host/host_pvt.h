@@ -40,6 +40,11 @@ struct synth_class_ops {
      * receive buffers wait for frames). Returns the work done.
      */
     unsigned (*poll_queue)(struct synth_hdev *d, struct synth_hqueue *q, uint32_t qi, uint32_t burst);
+    /*
+     * Optional. Start fetching the guest lines that n just taken descriptors refer to (hints only:
+     * the descriptors are not validated yet).
+     */
+    void (*prefetch)(const struct synth_hqueue *q, const struct synth_desc *in, unsigned n);
     /* Optional. Called once per poll pass after the queues (outside sources: a TAP, a wire). */
     unsigned (*poll_device)(struct synth_hdev *d);
     /* Optional. Snapshot of live sessions (see synth_hdev_sessions). */
