@@ -7,7 +7,8 @@
  *   crypto_bench device PATH SIZE BURST BURSTS SECONDS CPU
  *                                                     the same ops through a synthetic device
  *   crypto_bench rtt PATH N CPU [gcm|nop]             single-op round trips (64 B encrypt or NOP)
- *   crypto_bench pingpong DIR N CPU_A CPU_B           raw shared-memory ping-pong between 2 processes
+ *   crypto_bench pingpong DIR N CPU_A CPU_B [line|mailbox]
+ *                                                     raw shared-memory ping-pong between 2 processes
  *   crypto_bench idle-guest PATH                      attach, create a session, wait for stdin EOF
  *
  * Each mode prints one JSON line on stdout; any failure prints a message on stderr and exits 1.
@@ -531,21 +532,40 @@ static int cmd_rtt(int argc, char **argv)
 
 /* ---- raw ping-pong ---- */
 
+/*
+ * Two processes on two CPUs bounce a value through a MAP_SHARED file. Round i: A stores ask(i) in
+ * its request word and spins until the response word holds reply(i); B spins until the request
+ * word holds ask(i), then stores reply(i) in the response word.
+ *   line:    request and response are one word of one cache line (ask 2i+1, reply 2i+2): the line
+ *            goes back and forth, each side reading it and then writing it;
+ *   mailbox: a word in a line of its own each way (128 bytes apart, so not an adjacent-line pair
+ *            either; ask = reply = i+1): each side writes only its line and reads only the other's,
+ *            as a driver and a device do with a submission and a completion ring.
+ */
+static inline uint64_t pp_ask(int mailbox, uint64_t i) { return mailbox ? i + 1 : 2 * i + 1; }
+static inline uint64_t pp_reply(int mailbox, uint64_t i) { return mailbox ? i + 1 : 2 * i + 2; }
+
 static int cmd_pingpong(int argc, char **argv)
 {
     char path[4096];
     uint32_t n, i, total;
-    int cpu_a, cpu_b, fd, status;
-    _Atomic uint64_t *ctr, *ready;
+    int cpu_a, cpu_b, fd, status, mailbox = 0;
+    _Atomic uint64_t *req, *resp, *ready;
     uint8_t *mem;
     uint64_t *lat;
     pid_t pid;
 
-    if (argc != 4)
-        die("usage: pingpong DIR N CPU_A CPU_B");
+    if (argc != 4 && argc != 5)
+        die("usage: pingpong DIR N CPU_A CPU_B [line|mailbox]");
     n = (uint32_t)parse_long(argv[1], "sample count", 100, 100000000);
     cpu_a = (int)parse_long(argv[2], "cpu", -1, CPU_SETSIZE - 1);
     cpu_b = (int)parse_long(argv[3], "cpu", -1, CPU_SETSIZE - 1);
+    if (argc == 5) {
+        if (!strcmp(argv[4], "mailbox"))
+            mailbox = 1;
+        else if (strcmp(argv[4], "line"))
+            die("unknown ping-pong %s (line or mailbox)", argv[4]);
+    }
     total = WARMUP_OPS + n;
     snprintf(path, sizeof(path), "%s/pingpong-XXXXXX", argv[0]);
     fd = mkstemp(path);
@@ -557,7 +577,8 @@ static int cmd_pingpong(int argc, char **argv)
     if (mem == MAP_FAILED)
         die("mmap: %s", strerror(errno));
     close(fd);
-    ctr = (_Atomic uint64_t *)(void *)mem;              /* the bounced line */
+    req = (_Atomic uint64_t *)(void *)mem;
+    resp = (_Atomic uint64_t *)(void *)(mem + (mailbox ? 256 : 0));
     ready = (_Atomic uint64_t *)(void *)(mem + 2048);   /* start flag, far away */
     lat = malloc((size_t)n * sizeof(*lat));
     if (!lat)
@@ -567,8 +588,8 @@ static int cmd_pingpong(int argc, char **argv)
     if (pid < 0)
         die("fork: %s", strerror(errno));
     if (pid == 0) {
-        /* Peer: its own mapping of the same file, on the other CPU; answers odd with even. */
-        uint64_t expect = 1, spins = 0, since = now_ns();
+        /* Peer: its own mapping of the same file, on the other CPU. */
+        uint64_t k = 0, spins = 0, since = now_ns();
         uint8_t *m;
         prog_mode = "pingpong peer";
         munmap(mem, 4096);
@@ -579,14 +600,15 @@ static int cmd_pingpong(int argc, char **argv)
         if (m == MAP_FAILED)
             die("mmap: %s", strerror(errno));
         close(fd);
-        ctr = (_Atomic uint64_t *)(void *)m;
+        req = (_Atomic uint64_t *)(void *)m;
+        resp = (_Atomic uint64_t *)(void *)(m + (mailbox ? 256 : 0));
         ready = (_Atomic uint64_t *)(void *)(m + 2048);
         pin(cpu_b);
         atomic_store_explicit(ready, 1, memory_order_release);
-        while (expect < 2ull * total) {
-            if (atomic_load_explicit(ctr, memory_order_acquire) == expect) {
-                atomic_store_explicit(ctr, expect + 1, memory_order_release);
-                expect += 2;
+        while (k < total) {
+            if (atomic_load_explicit(req, memory_order_acquire) == pp_ask(mailbox, k)) {
+                atomic_store_explicit(resp, pp_reply(mailbox, k), memory_order_release);
+                k++;
                 spins = 0;
                 continue;
             }
@@ -612,10 +634,10 @@ static int cmd_pingpong(int argc, char **argv)
     }
     unlink(path);
     for (i = 0; i < total; i++) {
-        uint64_t want = 2ull * i + 2, t0, t1, spins = 0;
+        uint64_t want = pp_reply(mailbox, i), t0, t1, spins = 0;
         t0 = now_ns();
-        atomic_store_explicit(ctr, want - 1, memory_order_release);
-        while (atomic_load_explicit(ctr, memory_order_acquire) != want) {
+        atomic_store_explicit(req, pp_ask(mailbox, i), memory_order_release);
+        while (atomic_load_explicit(resp, memory_order_acquire) != want) {
             cpu_relax();
             if ((++spins & 65535) == 0 && now_ns() - t0 > STALL_NS)
                 die("the ping-pong peer stopped answering");
@@ -628,11 +650,11 @@ static int cmd_pingpong(int argc, char **argv)
         die("waitpid: %s", strerror(errno));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         die("the ping-pong peer failed (status 0x%x)", status);
-    if (atomic_load(ctr) != 2ull * total)
-        die("ping-pong counter is %llu, expected %llu", (unsigned long long)atomic_load(ctr),
-            2ull * total);
+    if (atomic_load(resp) != pp_reply(mailbox, total - 1))
+        die("ping-pong response word is %llu, expected %llu", (unsigned long long)atomic_load(resp),
+            (unsigned long long)pp_reply(mailbox, total - 1));
     munmap(mem, 4096);
-    print_lat("pingpong", "shared-cache-line", lat, n);
+    print_lat("pingpong", mailbox ? "mailbox" : "line", lat, n);
     free(lat);
     return 0;
 }
