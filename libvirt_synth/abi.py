@@ -97,6 +97,7 @@ DEV_ERRORS = {
     lib.SYNTH_DEVERR_SQ_INDEX: "submission ring index out of range",
     lib.SYNTH_DEVERR_CQ_INDEX: "completion ring index out of range",
     lib.SYNTH_DEVERR_BACKEND: "backend failure",
+    lib.SYNTH_DEVERR_REGION: "the region file shrank under the backend (truncated by its owner): device abandoned",
 }
 
 

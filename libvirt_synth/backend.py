@@ -312,7 +312,7 @@ class Worker:
         st = ffi.new("struct synth_worker_stats *")
         lib.synth_worker_get_stats(self._h, st)
         return {"passes": st.passes, "busy_passes": st.busy_passes, "sleeps": st.sleeps,
-                "ops": st.ops, "devices": st.devices}
+                "ops": st.ops, "devices": st.devices, "region_faults": st.region_faults}
 
     def stop(self) -> None:
         if self._h is not None:

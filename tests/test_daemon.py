@@ -302,3 +302,28 @@ def test_a_device_may_ask_for_a_bigger_session_table(daemon: Daemon) -> None:
     with Device.open(str(daemon.regions / "big-sa")) as g:
         assert g.info().max_sessions == 10000
     daemon.call("domain.destroy", uuid=UUID)
+
+
+def test_a_truncated_region_is_abandoned_and_the_daemon_goes_on(base: pathlib.Path) -> None:
+    """The QEMU that owns a region can truncate it: the daemon survives, reports that device as
+    abandoned, and its other devices keep serving."""
+    d = Daemon(base).start()
+    try:
+        d.call("domain.create", uuid=UUID, name="vnf1", devices=two_devices())
+        victim = d.regions / "vnf1-crypto0"
+        with Device.open(str(victim)) as g:
+            check_still_serves(g.queue(0))
+        os.truncate(victim, 0)
+        deadline = time.monotonic() + 5
+        while d.call("health")["abandoned_devices"] != ["vnf1-crypto0"]:
+            assert time.monotonic() < deadline, d.call("health")
+            time.sleep(0.02)
+        assert sum(w["region_faults"] for w in d.call("health")["workers"]) == 1
+        with Device.open(str(d.regions / "vnf1-crypto1")) as g:
+            check_still_serves(g.queue(0))
+        out = d.cli("health").stdout
+        assert "abandoned (region file truncated under the backend): vnf1-crypto0" in out
+        d.call("domain.destroy", uuid=UUID)
+        assert d.call("health")["devices"] == 0
+    finally:
+        d.stop()

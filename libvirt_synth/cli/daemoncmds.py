@@ -107,4 +107,6 @@ def run_health(args: argparse.Namespace) -> int:
     print(f"{doc['domains']} domains, {doc['devices']} devices, {len(doc['workers'])} workers")
     if doc["lost_devices"]:
         print(f"lost at restart (region gone): {', '.join(doc['lost_devices'])}")
+    if doc.get("abandoned_devices"):
+        print(f"abandoned (region file truncated under the backend): {', '.join(doc['abandoned_devices'])}")
     return 0

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from libvirt_synth import __version__, errors, log, region
+from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.backend import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec, HostDevice
 from libvirt_synth.daemon.config import Config
@@ -220,6 +221,9 @@ class Service:
             "domains": len(self.registry.domains()),
             "devices": len(self.devices),
             "lost_devices": self.lost,
+            # regions truncated under us (by their QEMU): the data path abandoned them
+            "abandoned_devices": sorted(name for name, dev in list(self.devices.items())
+                                        if dev.stats().dev_error == lib.SYNTH_DEVERR_REGION),
             "workers": [w.stats() for w in self.backend.workers],
             "socket": self.cfg.socket,
             "state_dir": self.cfg.state_dir,

@@ -73,6 +73,7 @@ extern "C" {
 #define SYNTH_DEVERR_SQ_INDEX 2u   /* reserved (descriptors are published by seq, prod is not read) */
 #define SYNTH_DEVERR_CQ_INDEX 3u   /* completion consumer index impossible (prod - cons > entries) */
 #define SYNTH_DEVERR_BACKEND 4u    /* backend internal failure for this device */
+#define SYNTH_DEVERR_REGION 5u     /* host only: the region file shrank under the backend */
 
 /*
  * Generic opcodes (synth_desc.opcode). Class opcodes start at 0x10 and are defined in the class

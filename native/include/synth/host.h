@@ -153,6 +153,7 @@ struct synth_worker_stats {
     uint64_t ops;           /* descriptors completed */
     uint32_t devices;
     uint32_t reserved;
+    uint64_t region_faults; /* devices abandoned because their region file was truncated (SIGBUS) */
 };
 
 /* Start a worker thread. Returns 0, -EINVAL, -ENOMEM or the error of pthread_create. */

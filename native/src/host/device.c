@@ -71,10 +71,23 @@ static void reset_queues(struct synth_hdev *d)
 
 static void set_status(struct synth_hdev *d, uint32_t status, uint32_t err)
 {
-    host_store_u32(&d->hdr->dev_error, err);
-    host_store_u32(&d->hdr->dev_status, status);
+    if (!d->faulted) {
+        host_store_u32(&d->hdr->dev_error, err);
+        host_store_u32(&d->hdr->dev_status, status);
+    }
     SYNTH_STAT_SET(d->stats.dev_status, status);
     SYNTH_STAT_SET(d->stats.dev_error, err);
+}
+
+void synth_hdev_region_fault(struct synth_hdev *d)
+{
+    d->faulted = 1;
+    d->broken = 1;
+    d->active = 0;
+    SYNTH_STAT_SET(d->stats.active, 0);
+    SYNTH_STAT_SET(d->stats.dev_status, SYNTH_DEV_NEEDS_RESET);
+    SYNTH_STAT_SET(d->stats.dev_error, SYNTH_DEVERR_REGION);
+    SYNTH_STAT_ADD(d->stats.ring_errors, 1);
 }
 
 void synth_hdev_mark_broken(struct synth_hdev *d, uint32_t err)
@@ -87,7 +100,8 @@ void synth_hdev_mark_broken(struct synth_hdev *d, uint32_t err)
 
 void synth_hdev_heartbeat(struct synth_hdev *d, uint64_t now_ns)
 {
-    __atomic_store_n(&d->hdr->heartbeat, now_ns, __ATOMIC_RELAXED);
+    if (!d->faulted)
+        __atomic_store_n(&d->hdr->heartbeat, now_ns, __ATOMIC_RELAXED);
 }
 
 static void copy_name(char *dst, size_t n, const char *src)
@@ -633,10 +647,13 @@ unsigned synth_hdev_poll_queue_generic(struct synth_hdev *d, struct synth_hqueue
 
 unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
 {
-    uint32_t epoch = synth_load_acquire_u32(&d->hdr->drv_epoch);
+    uint32_t epoch;
     unsigned i, n = 0;
     uint64_t bytes0;
 
+    if (d->faulted)
+        return 0;
+    epoch = synth_load_acquire_u32(&d->hdr->drv_epoch);
     if (epoch != d->acked_epoch)
         driver_reset(d, epoch);
     if (!d->active || d->broken)

@@ -68,6 +68,7 @@ struct synth_hdev {
     uint32_t generation;
     int active;                       /* a driver completed the handshake */
     int broken;                       /* NEEDS_RESET until the next driver epoch */
+    int faulted;                      /* the region faulted (file truncated): never touched again */
     struct synth_worker *_Atomic owner;
     int attaching;                    /* init() runs for a re-attach, not a fresh region */
     int has_vault;
@@ -115,6 +116,19 @@ unsigned synth_hdev_poll_queue_generic(struct synth_hdev *d, struct synth_hqueue
 
 /* Mark the device NEEDS_RESET with reason err (SYNTH_DEVERR_*). */
 void synth_hdev_mark_broken(struct synth_hdev *d, uint32_t err);
+
+/* Does addr lie in d's region? */
+static inline int synth_hdev_owns(const struct synth_hdev *d, const void *addr)
+{
+    const uint8_t *p = (const uint8_t *)addr;
+    return d->base && p >= d->base && p < d->base + d->layout.region_size;
+}
+
+/*
+ * The region of d faulted (SIGBUS: its file was truncated under us). Mark it abandoned without
+ * touching the region again: poll passes skip it, its header is never written, destroy only unmaps.
+ */
+void synth_hdev_region_fault(struct synth_hdev *d);
 
 /* One poll pass over the device's queues with the given burst size. */
 unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst);

@@ -43,7 +43,7 @@ void synth_pkt_link_drop(struct pkt_dev *pd, uint32_t chan)
         for (i = 0; i < 2; i++) {
             if (w->end[i] == pd->dev && w->chan[i] == chan) {
                 mine++;
-            } else if (w->alive) {
+            } else if (w->alive && !w->end[i]->faulted) {
                 /* The other end lives on: tell its driver it has no link any more. */
                 struct pkt_dev *other = pkt_of(w->end[i]);
                 __atomic_store_n(&other->cfg->link[w->chan[i]], (uint8_t)SYNTH_PKT_LINK_NONE, __ATOMIC_RELAXED);

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -46,6 +48,56 @@ static void sleep_ns(uint64_t ns)
     nanosleep(&ts, NULL);
 }
 
+/*
+ * A region is a file its VM's QEMU owns: QEMU (or whoever controls it) can truncate it, and the
+ * next access of ours to the lost pages raises SIGBUS. That must cost the one device, never the
+ * process: while a worker polls, a fault on an address inside one of its devices' regions jumps
+ * back to the top of its loop, which abandons that device (synth_hdev_region_fault) and goes on
+ * with the others. Any other SIGBUS goes to the handler that was there before us, or kills the
+ * process as it would have without us.
+ */
+struct fault_guard {
+    sigjmp_buf env;
+    struct synth_worker *w;          /* set while the worker polls with its lock held */
+    struct synth_hdev *faulted;
+};
+
+static __thread struct fault_guard guard;
+static struct sigaction prev_sigbus;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    struct synth_worker *w = guard.w;
+    unsigned i;
+
+    if (w) {
+        for (i = 0; i < w->ndevs; i++) {
+            if (synth_hdev_owns(w->devs[i], si->si_addr)) {
+                guard.w = NULL;
+                guard.faulted = w->devs[i];
+                siglongjmp(guard.env, 1);
+            }
+        }
+    }
+    if (prev_sigbus.sa_flags & SA_SIGINFO) {
+        prev_sigbus.sa_sigaction(sig, si, uc);
+    } else if (prev_sigbus.sa_handler != SIG_DFL && prev_sigbus.sa_handler != SIG_IGN) {
+        prev_sigbus.sa_handler(sig);
+    } else {
+        signal(SIGBUS, SIG_DFL); /* returning re-runs the access: now fatal, as without us */
+    }
+}
+
+static void install_sigbus_once(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &prev_sigbus);
+}
+
 static void heartbeat_all(struct synth_worker *w, uint64_t t)
 {
     unsigned i;
@@ -76,15 +128,30 @@ static void *worker_main(void *arg)
     /*
      * The device list lock is held while polling and handed over only when add/remove asks for it
      * (waiters) or when the thread sleeps: an uncontended lock per pass would still be a cost on the
-     * path from a guest's submission to its completion.
+     * path from a guest's submission to its completion. Region faults land here with the lock held
+     * (see on_sigbus); the loop's state starts afresh after one.
      */
     pthread_mutex_lock(&w->lock);
+    if (sigsetjmp(guard.env, 0)) {
+        sigset_t bus;
+        sigemptyset(&bus);
+        sigaddset(&bus, SIGBUS);
+        pthread_sigmask(SIG_UNBLOCK, &bus, NULL);
+        synth_hdev_region_fault(guard.faulted);
+        SYNTH_STAT_ADD(w->stats.region_faults, 1);
+        idle_start = last_beat = 0;
+        nap = MIN_SLEEP_NS;
+        idle_passes = busy_passes = 0;
+    }
+    guard.w = w;
     while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
         if (atomic_load_explicit(&w->waiters, memory_order_acquire)) {
+            guard.w = NULL;
             pthread_mutex_unlock(&w->lock);
             while (atomic_load_explicit(&w->waiters, memory_order_acquire))
                 sched_yield();
             pthread_mutex_lock(&w->lock);
+            guard.w = w;
         }
         work = 0;
         for (i = 0; i < w->ndevs; i++)
@@ -117,9 +184,11 @@ static void *worker_main(void *arg)
         if (t - idle_start < spin_ns)
             continue;
         SYNTH_STAT_ADD(w->stats.sleeps, 1);
+        guard.w = NULL;
         pthread_mutex_unlock(&w->lock);
         sleep_ns(nap);
         pthread_mutex_lock(&w->lock);
+        guard.w = w;
         /* Back off to max_sleep; after a second of idleness, further to deep_sleep. */
         nap *= 2;
         if (t - idle_start < DEEP_IDLE_AFTER_NS) {
@@ -129,6 +198,7 @@ static void *worker_main(void *arg)
             nap = deep_sleep;
         }
     }
+    guard.w = NULL;
     pthread_mutex_unlock(&w->lock);
     return NULL;
 }
@@ -138,8 +208,11 @@ int synth_worker_create(const struct synth_worker_params *p, struct synth_worker
     struct synth_worker *w;
     int rc;
 
+    static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
+
     if (p->burst > SYNTH_MAX_BURST)
         return -EINVAL;
+    pthread_once(&sigbus_once, install_sigbus_once);
     w = calloc(1, sizeof(*w));
     if (!w)
         return -ENOMEM;
@@ -231,6 +304,7 @@ void synth_worker_get_stats(const struct synth_worker *w, struct synth_worker_st
     st->ops = __atomic_load_n(&w->stats.ops, __ATOMIC_RELAXED);
     st->devices = __atomic_load_n(&w->stats.devices, __ATOMIC_RELAXED);
     st->reserved = 0;
+    st->region_faults = __atomic_load_n(&w->stats.region_faults, __ATOMIC_RELAXED);
 }
 
 void synth_worker_destroy(struct synth_worker *w)

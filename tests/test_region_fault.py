@@ -1,0 +1,93 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A region file belongs to its VM's QEMU, which can truncate it under the backend. The next access
+to the lost pages raises SIGBUS in the worker: that must abandon the one device, never take the
+process (and with it every other device) down."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import time
+
+from libvirt_synth._native import lib
+from libvirt_synth.abi import DEV_ERRORS, DevClass
+from libvirt_synth.backend import HostDevice, Worker
+from libvirt_synth.guest import Device
+
+from test_hostile import check_still_serves
+
+# A guest in its own process: opens the device, does real work, then truncates the region file as
+# a hostile QEMU could, and keeps its (now dead) mapping until told to go.
+# With a length that keeps the header and the start of the submission ring, it then submits one more
+# encrypt whose buffers lay past the cut, so that the fault comes from the data path.
+GUEST = textwrap.dedent("""
+    import os, sys
+    from libvirt_synth.abi import Alg, Op
+    from libvirt_synth.guest import Device
+    path, length = sys.argv[1], int(sys.argv[2])
+    g = Device.open(path)
+    q = g.queue(0)
+    s = q.session(Alg.AES256_GCM, bytes(32))
+    for _ in range(50):
+        s.encrypt(b"x" * 300, bytes(12))
+    src, iv, tag = q.alloc(300), q.alloc(12), q.alloc(16)
+    d = q.descs([{"opcode": Op.ENCRYPT, "session": s.id, "src_off": src.offset, "src_len": 300,
+                  "dst_off": src.offset, "dst_len": 300, "iv_off": iv.offset, "tag_off": tag.offset}])
+    os.truncate(path, length)
+    if length:
+        assert q.submit(d) == 1
+    print("truncated", flush=True)
+    sys.stdin.read()
+    os._exit(0)
+""")
+
+
+def wait_for(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
+
+
+def run_truncation(region_dir: pathlib.Path, worker: Worker, length: int) -> None:
+    victim = HostDevice.create(str(region_dir / "victim"), DevClass.CRYPTO, size=1 << 20)
+    other = HostDevice.create(str(region_dir / "other"), DevClass.CRYPTO, size=1 << 20)
+    worker.add(victim)
+    worker.add(other)
+    try:
+        with Device.open(other.path) as g:
+            check_still_serves(g.queue(0))
+            peer = subprocess.Popen([sys.executable, "-c", GUEST, victim.path, str(length)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                assert peer.stdout is not None and peer.stdout.readline().strip() == "truncated"
+                # The worker touches the victim's header on its next pass at the latest.
+                wait_for(lambda: worker.stats()["region_faults"] == 1)
+                st = victim.stats()
+                assert st.dev_error == lib.SYNTH_DEVERR_REGION and not st.active
+                assert "truncated" in DEV_ERRORS[st.dev_error]
+                # The neighbour on the same worker thread goes on, again and again.
+                for _ in range(3):
+                    check_still_serves(g.queue(0))
+                assert worker.stats()["region_faults"] == 1 and other.stats().dev_error == 0
+            finally:
+                peer.communicate("", timeout=10)
+        # Nothing of the victim is touched on the way out: no header write, just unmap and unlink.
+        victim.destroy()
+        assert not os.path.exists(victim.path)
+        with Device.open(other.path) as g:
+            check_still_serves(g.queue(0))
+    finally:
+        other.destroy()
+
+
+def test_truncated_to_nothing_costs_that_device_only(region_dir: pathlib.Path, worker: Worker) -> None:
+    run_truncation(region_dir, worker, 0)
+
+
+def test_truncated_below_its_arena_costs_that_device_only(region_dir: pathlib.Path, worker: Worker) -> None:
+    """The header survives, the rings and arena do not: the fault comes from the data path."""
+    run_truncation(region_dir, worker, 8192)
