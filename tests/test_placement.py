@@ -266,6 +266,12 @@ def test_round_trip_vnfd_place_xml_define(tmp_path: pathlib.Path) -> None:
     assert r["defined"]["uri"] == "test:///default"
     assert [(d["class"], d["queues"], d["size"]) for d in r["devices"]] == [("packet", 8, 16 << 20),
                                                                            ("crypto", 4, 4 << 20)]
+    # the VDU sizes the VM from a template (upf: 4 vCPUs, 4G), unless the command line says otherwise
+    kernel = ["--template", "vnf-kernel", "--kernel", "/boot/vmlinuz", "--initrd", "/boot/initrd.img"]
+    upf = run("xml", "--vnfd", str(EX / "packet-core.yaml"), "--vdu", "upf", *kernel).stdout
+    assert "<vcpu>4</vcpu>" in upf and '<memory unit="MiB">4096</memory>' in upf
+    upf = run("xml", "--vnfd", str(EX / "packet-core.yaml"), "--vdu", "upf", *kernel, "--vcpus", "8").stdout
+    assert "<vcpu>8</vcpu>" in upf and '<memory unit="MiB">4096</memory>' in upf
     r2 = run("xml", "--vdu", "upf", "--template", "vnf-kernel", "--kernel", "/boot/vmlinuz", "--initrd",
              "/boot/initrd.img", check=False)
     assert r2.returncode == 1 and "--vdu names a VDU of the VNFD given with --vnfd" in r2.stderr

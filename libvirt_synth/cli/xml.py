@@ -62,7 +62,7 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", "-s", action="append", default=[], metavar="FILE",
                    help="a YAML file listing devices (repeatable; before the --device ones)")
     p.add_argument("--vnfd", metavar="FILE", help="a VNFD (docs/vnfd.md): the devices of one of its VDUs "
-                   "(before the --spec and --device ones)")
+                   "(before the --spec and --device ones); with --template also its vcpus and memory")
     p.add_argument("--vdu", metavar="NAME", help="with --vnfd: the VDU (default: the VNFD's only one)")
     p.add_argument("--no-devices", action="store_true",
                    help="remove the synthetic devices the domain has (without --device or --spec, the "
@@ -70,8 +70,8 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("template values (with --template)")
     g.add_argument("--name", help="domain name (default: vnf)")
     g.add_argument("--uuid", help="domain uuid (default: a new one)")
-    g.add_argument("--memory", type=memory_mib, help="memory: MiB, or e.g. 512M, 2G (default: 512)")
-    g.add_argument("--vcpus", help="virtual CPUs (default: 1)")
+    g.add_argument("--memory", type=memory_mib, help="memory: MiB, or e.g. 512M, 2G (default: the VDU's, else 512)")
+    g.add_argument("--vcpus", help="virtual CPUs (default: the VDU's, else 1)")
     g.add_argument("--domain-type", choices=("qemu", "kvm"), help="qemu (TCG) or kvm (default: qemu)")
     g.add_argument("--kernel", metavar="PATH", help="vnf-kernel: the kernel to boot")
     g.add_argument("--initrd", metavar="PATH", help="vnf-kernel: its initramfs")
@@ -82,11 +82,27 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
                    help="file the serial console is logged to (default: /var/log/libvirt/qemu/NAME-console.log)")
 
 
+def load_vdu(args: argparse.Namespace) -> Any:
+    """The VDU named by --vnfd/--vdu (read once per command)."""
+    if getattr(args, "_vdu", None) is None:
+        from libvirt_synth import vnfd
+
+        args._vdu = vnfd.load(args.vnfd).vdu(args.vdu)
+    return args._vdu
+
+
 def load_source(args: argparse.Namespace) -> tuple[bytes, str]:
     """The input domain XML and a label for error messages."""
     from libvirt_synth.xml import template
 
     given = {k.upper(): getattr(args, k) for k in TEMPLATE_OPTIONS}
+    if args.template and args.vnfd:
+        # The VDU sizes the VM it describes, unless --vcpus/--memory say otherwise.
+        vdu = load_vdu(args)
+        if given["VCPUS"] is None and vdu.vcpus:
+            given["VCPUS"] = str(vdu.vcpus)
+        if given["MEMORY"] is None and vdu.memory_mib:
+            given["MEMORY"] = str(vdu.memory_mib)
     if args.template:
         if args.domain_xml:
             raise errors.ValueError("give a DOMAIN_XML file or --template, not both")
@@ -117,9 +133,7 @@ def generate(args: argparse.Namespace, data: bytes, source: str) -> Any:
     if args.vdu and not args.vnfd:
         raise errors.ValueError("--vdu names a VDU of the VNFD given with --vnfd FILE")
     if args.vnfd:
-        from libvirt_synth import vnfd
-
-        specs = spec.from_vdu(vnfd.load(args.vnfd).vdu(args.vdu)) + specs
+        specs = spec.from_vdu(load_vdu(args)) + specs
     if specs and args.no_devices:
         raise errors.ValueError("--no-devices removes every synthetic device: give it without "
                                 "--device/--spec/--vnfd")
