@@ -392,11 +392,11 @@ static void comp_process(struct synth_hdev *d, struct synth_hqueue *q, const str
         }
         /*
          * One op may take a second (zstd level 19 on a 1 MiB chunk) and a burst many of them: keep
-         * this device's heartbeat fresh meanwhile, as the worker does between passes.
+         * the heartbeats of this worker's devices fresh meanwhile, as the worker does between passes.
          */
         if (desc->opcode >= SYNTH_OP_COMP_COMPRESS && desc->opcode <= SYNTH_OP_COMP_STREAM &&
             (t = now_ns()) - c->last_beat >= HEARTBEAT_NS) {
-            synth_hdev_heartbeat(d, t);
+            synth_hdev_heartbeat_all(d, t);
             c->last_beat = t;
         }
     }

@@ -136,6 +136,12 @@ unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst);
 /* Write the host heartbeat word. */
 void synth_hdev_heartbeat(struct synth_hdev *d, uint64_t now_ns);
 
+/*
+ * From inside a long pass over d (slow ops): refresh the heartbeat of every device of d's worker,
+ * not just d's, so that a neighbour's guest does not take its device for dead meanwhile.
+ */
+void synth_hdev_heartbeat_all(struct synth_hdev *d, uint64_t now_ns);
+
 /* Arena pointer for a checked (off, len) of queue q, or NULL if out of range. */
 static inline uint8_t *synth_arena_ptr(const struct synth_hqueue *q, uint32_t off, uint32_t len)
 {

@@ -105,6 +105,16 @@ static void heartbeat_all(struct synth_worker *w, uint64_t t)
         synth_hdev_heartbeat(w->devs[i], t);
 }
 
+void synth_hdev_heartbeat_all(struct synth_hdev *d, uint64_t now_ns)
+{
+    /* Called by d's own worker thread while it polls d, so the device list is stable (locked). */
+    struct synth_worker *w = atomic_load_explicit(&d->owner, memory_order_relaxed);
+    if (w && guard.w == w)
+        heartbeat_all(w, now_ns);
+    else
+        synth_hdev_heartbeat(d, now_ns);
+}
+
 static void *worker_main(void *arg)
 {
     struct synth_worker *w = arg;
