@@ -17,11 +17,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import lz4.frame
+import pytest
 import zstandard
 from isal import isal_zlib
 
 from libvirt_synth.abi import CAlg, DevClass
 from libvirt_synth.backend import HostDevice, Worker
+from libvirt_synth.compress import Compressor
+from libvirt_synth.guest import Device
 
 ALGS = list(CAlg)
 DEFLATE_FAMILY = [CAlg.DEFLATE, CAlg.ZLIB, CAlg.GZIP]
@@ -199,3 +202,30 @@ def zeros_bomb(alg: CAlg, total: int) -> bytes:
         return b"".join(zc.compress(mib) for _ in range(total >> 20)) + zc.flush()
     lc = lz4.frame.LZ4FrameCompressor(compression_level=12)
     return bytes(lc.begin() + b"".join(lc.compress(mib) for _ in range(total >> 20)) + lc.flush())
+
+
+# ---- fixtures of the hostile-input modules, one device per module. Named explicitly, so that a
+# module imports them under other names (`from compress_ref import comp_fixture`) without its test
+# parameters shadowing the import. ----
+
+
+@pytest.fixture(scope="module", name="dev")
+def dev_fixture() -> Iterator[HostDevice]:
+    """A compression device with the hostile-input limits (HOSTILE_OPTIONS)."""
+    with served_device(options=HOSTILE_OPTIONS) as d:
+        yield d
+
+
+@pytest.fixture(scope="module", name="guest")
+def guest_fixture(dev: HostDevice) -> Iterator[Device]:
+    with Device.open(dev.path) as g:
+        yield g
+
+
+@pytest.fixture(name="comp")
+def comp_fixture(guest: Device, dev: HostDevice) -> Iterator[Compressor]:
+    """A compressor on queue 0; afterwards the device has no ring error and still serves."""
+    c = Compressor(guest.queue(0))
+    yield c
+    assert dev.stats().ring_errors == 0
+    check_still_serves(c)

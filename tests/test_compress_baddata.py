@@ -8,50 +8,28 @@ from __future__ import annotations
 import random
 import struct
 import zlib
-from collections.abc import Iterator
 
 import lz4.frame
 import pytest
 import zstandard
 from compress_ref import (
     ALGS,
-    HOSTILE_OPTIONS,
     LIMIT_OUT,
     MAX_CHUNK,
     WINDOW_LOG,
-    check_still_serves,
+    comp_fixture,  # noqa: F401 (the fixtures dev, guest and comp)
+    dev_fixture,  # noqa: F401
+    guest_fixture,  # noqa: F401
     sample,
-    served_device,
     zeros_bomb,
 )
 
 from libvirt_synth._native import lib
 from libvirt_synth.abi import CAlg, CompOp, Status
-from libvirt_synth.backend import HostDevice
 from libvirt_synth.compress import Compressor, CorruptDataError, LimitError
-from libvirt_synth.guest import Device, Queue
+from libvirt_synth.guest import Queue
 
 SAMPLE = sample()
-
-
-@pytest.fixture(scope="module")
-def dev() -> Iterator[HostDevice]:
-    with served_device(options=HOSTILE_OPTIONS) as d:
-        yield d
-
-
-@pytest.fixture(scope="module")
-def guest(dev: HostDevice) -> Iterator[Device]:
-    with Device.open(dev.path) as g:
-        yield g
-
-
-@pytest.fixture
-def comp(guest: Device, dev: HostDevice) -> Iterator[Compressor]:
-    c = Compressor(guest.queue(0))
-    yield c
-    assert dev.stats().ring_errors == 0
-    check_still_serves(c)
 
 
 def oneshot(q: Queue, alg: CAlg, blob: bytes, dst_len: int) -> tuple[int, int, bytes]:

@@ -20,7 +20,9 @@ from compress_ref import (
     ALGS,
     HOSTILE_OPTIONS,
     MAX_CHUNK,
-    check_still_serves,
+    comp_fixture,  # noqa: F401 (the fixtures dev, guest and comp)
+    dev_fixture,  # noqa: F401
+    guest_fixture,  # noqa: F401
     ref_compress,
     sample,
     served_device,
@@ -39,26 +41,6 @@ from libvirt_synth.guest import Device, Queue
 from rawregion import RawRegion
 
 SAMPLE = sample()
-
-
-@pytest.fixture(scope="module")
-def dev() -> Iterator[HostDevice]:
-    with served_device(options=HOSTILE_OPTIONS) as d:
-        yield d
-
-
-@pytest.fixture(scope="module")
-def guest(dev: HostDevice) -> Iterator[Device]:
-    with Device.open(dev.path) as g:
-        yield g
-
-
-@pytest.fixture
-def comp(guest: Device, dev: HostDevice) -> Iterator[Compressor]:
-    c = Compressor(guest.queue(0))
-    yield c
-    assert dev.stats().ring_errors == 0
-    check_still_serves(c)
 
 
 def status(q: Queue, **fields: Any) -> tuple[int, int, int]:
