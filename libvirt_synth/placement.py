@@ -28,13 +28,15 @@ from typing import Any
 
 from libvirt_synth import errors
 from libvirt_synth.inventory import model
-from libvirt_synth.vnfd.capabilities import KPIS
+from libvirt_synth.vnfd.capabilities import CAPABILITIES, KPIS
 from libvirt_synth.vnfd.model import Ask, Vdu
 
 # (free throughput Gb/s, free ops/s, capacity Gb/s, capacity ops/s, latency us, sessions per device,
-#  Gb/s of one worker core, ops/s of one worker core)
+#  Gb/s of one worker core, ops/s of one worker core); for packet I/O the ops are packets.
 Row = tuple[float | None, float | None, float | None, float | None, float | None, float | None, float | None,
             float | None]
+# The rate KPI each class is counted in (capacity, committed and asked alike).
+OPS_KPI = {"packet": "packets_per_s"}
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,11 @@ class Host:
             if not isinstance(e, dict):
                 continue
             u = used.get(cap, {}) if isinstance(used.get(cap), dict) else {}
-            gbps, ops, core = num(e.get("throughput_gbps")), num(e.get("ops_per_s")), num(e.get("gbps_per_core"))
+            ops_kpi = OPS_KPI.get(str(e.get("class")), "ops_per_s")
+            gbps, ops, core = num(e.get("throughput_gbps")), num(e.get(ops_kpi)), num(e.get("gbps_per_core"))
             core_ops = ops * core / gbps if ops is not None and core is not None and gbps else None
             caps[cap] = (None if gbps is None else gbps - (num(u.get("throughput_gbps")) or 0.0),
-                         None if ops is None else ops - (num(u.get("ops_per_s")) or 0.0),
+                         None if ops is None else ops - (num(u.get(ops_kpi)) or 0.0),
                          gbps, ops, num(e.get("latency_us")), num(e.get("sessions_per_device")), core, core_ops)
         return cls(str(doc["host"]), caps, source)
 
@@ -147,19 +150,20 @@ class _Compiled:
     note_ops: str
     note_latency: str
     note_sessions: str
-    note_packets: str | None
+    unit: str  # of the ops: ops/s, or packets/s for packet I/O
 
     @classmethod
     def of(cls, a: Ask) -> _Compiled:
         k, c = a.kpis, a.capability
-        return cls(a, c, a.mandatory, k.get("throughput_gbps"), k.get("ops_per_s"), k.get("max_latency_us"),
+        cap = CAPABILITIES.get(c)
+        ops_kpi = OPS_KPI.get(cap.dev_class if cap else "", "ops_per_s")
+        unit = KPIS[ops_kpi].unit
+        return cls(a, c, a.mandatory, k.get("throughput_gbps"), k.get(ops_kpi), k.get("max_latency_us"),
                    a.per_device_sessions, a.per_device_gbps, a.per_device_ops,
                    f"{c} Gb/s not measured on this host: {fmt(k.get('throughput_gbps') or 0)} Gb/s not checked",
-                   f"{c} ops/s not measured on this host: {fmt(k.get('ops_per_s') or 0)} ops/s not checked",
+                   f"{c} {unit} not measured on this host: {fmt(k.get(ops_kpi) or 0)} {unit} not checked",
                    f"{c} latency not measured on this host: <= {fmt(k.get('max_latency_us') or 0)} us not checked",
-                   f"{c} sessions per device not known on this host: not checked",
-                   f"{c} packets/s not measured: {fmt(k['packets_per_s'])} packets/s not checked"
-                   if "packets_per_s" in k else None)
+                   f"{c} sessions per device not known on this host: not checked", unit)
 
 
 def _check(c: _Compiled, row: Row | None, notes: list[str]) -> tuple[list[str] | None, float | None]:
@@ -183,7 +187,7 @@ def _check(c: _Compiled, row: Row | None, notes: list[str]) -> tuple[list[str] |
         if free_ops is None or not cap_ops:
             notes.append(c.note_ops)
         elif free_ops < want:
-            why = (why or []) + [f"{cap} {fmt(max(free_ops, 0.0))} ops/s free < {fmt(want)} ops/s asked"]
+            why = (why or []) + [f"{cap} {fmt(max(free_ops, 0.0))} {c.unit} free < {fmt(want)} {c.unit} asked"]
         else:
             h = (free_ops - want) / cap_ops
             head = h if head is None or h < head else head
@@ -192,8 +196,8 @@ def _check(c: _Compiled, row: Row | None, notes: list[str]) -> tuple[list[str] |
         why = (why or []) + [f"{cap} {fmt(c.device_gbps)} Gb/s on one device > {fmt(core_gbps)} Gb/s one worker "
                              "core serves"]
     if c.device_ops and core_ops is not None and c.device_ops > core_ops:
-        why = (why or []) + [f"{cap} {fmt(c.device_ops)} ops/s on one device > {fmt(core_ops)} ops/s one worker "
-                             "core serves"]
+        why = (why or []) + [f"{cap} {fmt(c.device_ops)} {c.unit} on one device > {fmt(core_ops)} {c.unit} one "
+                             "worker core serves"]
     want = c.latency
     if want is not None:
         if latency is None:
@@ -205,8 +209,6 @@ def _check(c: _Compiled, row: Row | None, notes: list[str]) -> tuple[list[str] |
             notes.append(c.note_sessions)
         elif c.sessions > per_dev:
             why = (why or []) + [f"{cap} {fmt(c.sessions)} sessions on one device > {fmt(per_dev)} a device holds"]
-    if c.note_packets is not None:
-        notes.append(c.note_packets)
     return why, head
 
 

@@ -141,16 +141,23 @@ def test_measure_a_plugin_that_cannot_run_here() -> None:
 
 def test_calibration_is_cached_and_redone_on_demand(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, str]] = []
-    real = plugins.measure
+    real, real_packet = plugins.measure, plugins.measure_packet
 
     def counting(plugin: str, alg: str, size: int = 1500, millis: int = 150) -> plugins.Measurement:
         calls.append((plugin, alg))
         return real(plugin, alg, size, 5)
 
+    def counting_packet(size: int = 1500, millis: int = 150) -> plugins.Measurement:
+        calls.append((plugins.PACKET_IO, "io"))
+        return real_packet(size, 5)
+
     monkeypatch.setattr(plugins, "measure", counting)
+    monkeypatch.setattr(plugins, "measure_packet", counting_packet)
     first = plugins.inventory("cpu X", cache_dir=str(tmp_path), millis=5)
-    available = [(p["name"], a) for p in first if p["available"] and p["class"] in ("crypto", "compress")
-                 for a in p["algorithms"]]
+    available = [(p["name"], a) for p in first if p["available"] for a in p["algorithms"]]
+    assert (plugins.PACKET_IO, "io") in available
+    io = next(p for p in first if p["name"] == plugins.PACKET_IO)["calibration"]["io"]
+    assert io["ops_per_s_per_core"] > 0 and io["gbps_per_core"] > 0 and io["size"] == 1500
     assert sorted(calls) == sorted(available) and len(calls) >= 10
     cached = json.loads((tmp_path / plugins.CACHE_FILE).read_text())
     assert cached["version"] == plugins.CACHE_VERSION and len(cached["entries"]) == len(calls)
@@ -181,7 +188,13 @@ def test_capacity_is_per_core_times_workers_of_the_plugin_the_data_path_picks() 
     assert cap["aes-256-gcm"]["plugin"] == "high" and cap["aes-256-gcm"]["throughput_gbps"] == 12.0
     assert cap["aes-256-gcm"]["ops_per_s"] == 1e6 and cap["aes-256-gcm"]["latency_us"] == 4.0
     assert "zstd" not in cap and "chacha20-poly1305" not in cap
-    assert cap["io"]["source"] == "unmeasured" and cap["io"]["throughput_gbps"] is None
+    assert cap["io"]["source"] == "unmeasured" and cap["io"]["packets_per_s"] is None  # no packet-io entry
+    fake.append({"name": plugins.PACKET_IO, "class": "packet", "priority": 0, "available": True, "algorithms": ["io"],
+                 "calibration": {"io": {"gbps_per_core": 120.0, "ops_per_s_per_core": 1e7, "latency_us": 0.1,
+                                        "size": 1500}}})
+    io = plugins.capacity(fake, workers=4)["io"]
+    assert io["source"] == "calibrated" and io["packets_per_s"] == 4e7 and io["packets_per_s_per_core"] == 1e7
+    assert io["throughput_gbps"] == 480.0 and io["ops_per_s"] is None
 
 
 def test_sessions_per_device_matches_the_data_path(guest: object) -> None:
@@ -319,3 +332,19 @@ def test_cli_inventory_errors() -> None:
     r = run("inventory", "--from", "/nonexistent.json", check=False)
     assert r.returncode == 1 and "inventory /nonexistent.json does not exist" in r.stderr
     assert "examples:" in run("inventory", "--help").stdout
+
+
+def test_packet_io_calibration_measures_the_wire_and_leaves_nothing(tmp_path: pathlib.Path) -> None:
+    from libvirt_synth._native import ffi, lib
+
+    m = plugins.measure_packet(64, 30)
+    assert m.plugin == plugins.PACKET_IO and m.dev_class == "packet" and m.ops > 1000
+    assert m.ops_per_s_per_core > 100_000 and m.latency_us == pytest.approx(1e6 / m.ops_per_s_per_core, rel=0.01, abs=1e-3)
+    # The C side, on a directory of ours: every frame arrived, the two regions are gone again.
+    out = ffi.new("struct synth_calib_result *")
+    assert lib.synth_calibrate_packet(str(tmp_path).encode(), 1500, 20, out) == 0
+    assert out.ops > 0 and out.bytes == out.ops * 1500 and list(tmp_path.iterdir()) == []
+    (tmp_path / "calibrate-packet-a").write_bytes(b"")  # a leftover is not overwritten
+    assert lib.synth_calibrate_packet(str(tmp_path).encode(), 1500, 20, out) == -17  # -EEXIST
+    with pytest.raises(errors.ValueError, match="packet calibration size must be 14..9216 bytes, got 10"):
+        plugins.measure_packet(10, 30)

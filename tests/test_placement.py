@@ -46,8 +46,28 @@ def test_ipsec_gateway_ranking_and_reasons() -> None:
         "core serves; aes-256-gcm latency 60 us > 50 us asked",
         "host7: aes-256-gcm 8.1 Gb/s free < 12 Gb/s asked",
     ]
-    # Packet I/O is not measured: a note, never a rejection.
-    assert all("io packets/s not measured: 2,000,000 packets/s not checked" in v.notes for v in r.ranked)
+    # Packet I/O is not measured in these inventories: a note, never a rejection.
+    assert all("io packets/s not measured on this host: 2,000,000 packets/s not checked" in v.notes for v in r.ranked)
+
+
+def test_measured_packet_io_is_checked_like_any_rate() -> None:
+    """With packet I/O calibrated, the VDU's packets/s are checked against what is free, and what one
+    device asks against what one worker core delivers."""
+    doc = json.loads((INV / "host1.json").read_text())
+    doc["capacity"]["io"] = {"class": "packet", "kind": "io", "plugin": None, "source": "calibrated",
+                             "gbps_per_core": 60.0, "throughput_gbps": 240.0, "ops_per_s": None,
+                             "packets_per_s": 20e6, "packets_per_s_per_core": 5e6, "latency_us": 0.2, "size": 1500}
+    gw = vdu("ipsec-gateway").demand()  # io: 2,000,000 packets/s on one device
+    v = placement.judge(placement.Host.from_inventory(doc), gw)
+    assert v.fits and not any("packets/s" in n for n in v.notes), v.notes
+    doc["committed"]["by_capability"]["io"] = {"packets_per_s": 19e6}
+    v = placement.judge(placement.Host.from_inventory(doc), gw)
+    assert not v.fits and v.reasons == ["io 1,000,000 packets/s free < 2,000,000 packets/s asked"]
+    doc["committed"]["by_capability"]["io"] = {}
+    doc["capacity"]["io"] |= {"gbps_per_core": 6.0, "throughput_gbps": 240.0, "packets_per_s_per_core": 5e5}
+    v = placement.judge(placement.Host.from_inventory(doc), gw)
+    assert not v.fits and v.reasons == ["io 2,000,000 packets/s on one device > 500,000 packets/s one worker "
+                                        "core serves"], v.reasons
 
 
 def test_committed_capacity_is_subtracted() -> None:

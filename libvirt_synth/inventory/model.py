@@ -121,7 +121,7 @@ def free(doc: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     for cap, entry in doc["capacity"].items():
         u = used.get(cap, {})
         row: dict[str, float | None] = {}
-        for kpi in ("throughput_gbps", "ops_per_s"):
+        for kpi in ("throughput_gbps", "ops_per_s", "packets_per_s"):
             total = entry.get(kpi)
             row[kpi] = None if total is None else total - float(u.get(kpi, 0))
         out[cap] = row

@@ -6,7 +6,9 @@ Calibration runs each available plugin on each algorithm it serves for a short t
 buffers, no device), and gives Gb/s per worker core, ops/s and the mean time per op at one size
 (1500 bytes, a full Ethernet frame: an IPsec packet, a chunk of an HTTP body). Compression is
 measured compressing semi-compressible text at the plugin's default level (the costlier direction).
-Packet I/O has no plugin to calibrate: its capability is listed, its capacity unmeasured.
+Packet I/O has no plugin: the host's own data path is measured instead (``synth_calibrate_packet``:
+two packet devices joined by a virtual wire in a temporary directory, frames of the same size sent
+across, only the host's poll passes timed), listed as the pseudo-plugin ``packet-io``.
 
 Results are cached as JSON (``$LIBVIRT_SYNTH_CACHE_DIR``, else /var/cache/libvirt-synth for root,
 else ~/.cache/libvirt-synth), keyed by CPU model, plugin, plugin detail (its version and code path),
@@ -99,6 +101,37 @@ def measure(plugin: str, algorithm: str, size: int = DEFAULT_SIZE, millis: int =
                        level=int(out.level) if cls == "compress" else None, measured_at=round(time.time(), 3))
 
 
+PACKET_IO = "packet-io"  # the pseudo-plugin of packet I/O: the host's own data path
+
+
+def measure_packet(size: int = DEFAULT_SIZE, millis: int = DEFAULT_MILLIS) -> Measurement:
+    """Measure the host's packet path now (one core, this thread): frames delivered over a wire."""
+    import shutil
+
+    from libvirt_synth._native import ffi, lib
+
+    if not lib.SYNTH_PKT_MIN_FRAME <= size <= lib.SYNTH_PKT_MAX_FRAME:
+        raise errors.ValueError(f"packet calibration size must be {lib.SYNTH_PKT_MIN_FRAME}.."
+                                f"{lib.SYNTH_PKT_MAX_FRAME} bytes, got {size}")
+    if not 0 < millis <= lib.SYNTH_CALIB_MAX_MILLIS:
+        raise errors.ValueError(f"calibration time must be 1..{lib.SYNTH_CALIB_MAX_MILLIS} ms, got {millis}")
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    d = tempfile.mkdtemp(prefix="synth-calibrate-", dir=base)
+    try:
+        out = ffi.new("struct synth_calib_result *")
+        rc = lib.synth_calibrate_packet(d.encode(), size, millis, out)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    if rc == -errno.EIO:
+        raise errors.DeviceError(errno.EIO, "calibrating packet I/O: no frame arrived whole")
+    if rc < 0:
+        raise errors.from_errno(rc, "calibrating packet I/O")
+    return Measurement(plugin=PACKET_IO, algorithm="io", dev_class="packet", size=size, millis=millis,
+                       gbps_per_core=round(out.gbps, 3), ops_per_s_per_core=round(out.ops_per_s, 1),
+                       latency_us=round(out.latency_us, 3), ops=int(out.ops), level=None,
+                       measured_at=round(time.time(), 3))
+
+
 class Cache:
     """Measurements on disk, one JSON file; entries whose key no longer matches are ignored."""
 
@@ -168,9 +201,43 @@ def inventory(cpu_model: str, calibrate: bool = False, cache_dir: str | None = N
                     entry["calibration"][alg] = {k: v for k, v in m.as_dict().items()
                                                  if k not in ("plugin", "algorithm", "dev_class")}
         out.append(entry)
+    # Packet I/O: the host's own data path, listed as a pseudo-plugin (the frame size is the
+    # calibration size, within what a packet device carries).
+    from libvirt_synth import __version__
+    from libvirt_synth._native import lib
+
+    psize = min(max(size, int(lib.SYNTH_PKT_MIN_FRAME)), int(lib.SYNTH_PKT_MAX_FRAME))
+    entry = {"name": PACKET_IO, "class": "packet", "priority": 0, "available": True,
+             "detail": "the host's data path: frames over a virtual wire", "algorithms": ["io"], "calibration": {}}
+    key = Cache.key(cpu_model, PACKET_IO, __version__, "io", psize, millis)
+    m = None if calibrate else cache.get(key)
+    if m is None and (calibrate or measure_missing):
+        log.info("calibrating packet I/O (%d ms)", millis)
+        m = measure_packet(psize, millis)
+        cache.put(key, m)
+        changed = True
+    if m is not None:
+        entry["calibration"]["io"] = {k: v for k, v in m.as_dict().items()
+                                      if k not in ("plugin", "algorithm", "dev_class")}
+    out.append(entry)
     if changed:
         cache.save()
     return out
+
+
+def packet_capacity(name: str, kind: str, plugins: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+    """Packet I/O: frames the host delivers over a wire per second, ``workers`` cores of it. A frame
+    is the send of one device and the receive of another; packets/s counts it once."""
+    entry: dict[str, Any] = {"class": "packet", "kind": kind, "plugin": None}
+    cal = next((p["calibration"].get(name) for p in plugins if p["name"] == PACKET_IO), None)
+    if cal is None:
+        return entry | {"source": "unmeasured", "throughput_gbps": None, "ops_per_s": None, "packets_per_s": None,
+                        "latency_us": None}
+    return entry | {"plugin": PACKET_IO, "source": "calibrated", "gbps_per_core": cal["gbps_per_core"],
+                    "throughput_gbps": round(cal["gbps_per_core"] * workers, 3), "ops_per_s": None,
+                    "packets_per_s": round(cal["ops_per_s_per_core"] * workers, 1),
+                    "packets_per_s_per_core": cal["ops_per_s_per_core"], "latency_us": cal["latency_us"],
+                    "size": cal["size"]}
 
 
 def capacity(plugins: list[dict[str, Any]], workers: int) -> dict[str, dict[str, Any]]:
@@ -181,8 +248,7 @@ def capacity(plugins: list[dict[str, Any]], workers: int) -> dict[str, dict[str,
     out: dict[str, dict[str, Any]] = {}
     for cap in CAPABILITIES.values():
         if cap.dev_class == PACKET:
-            out[cap.name] = {"class": cap.dev_class, "kind": cap.kind, "plugin": None, "source": "unmeasured",
-                             "throughput_gbps": None, "ops_per_s": None, "latency_us": None}
+            out[cap.name] = packet_capacity(cap.name, cap.kind, plugins, workers)
             continue
         able = [p for p in plugins if p["available"] and p["class"] == cap.dev_class and cap.name in p["algorithms"]]
         if not able:

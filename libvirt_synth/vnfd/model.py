@@ -67,7 +67,7 @@ class Ask:
     devices: int            # how many devices ask for it (per-device limits apply to each)
     per_device_sessions: float = 0.0  # the most sessions one device asks for
     per_device_gbps: float = 0.0      # the most throughput one device asks for (one worker core serves a device)
-    per_device_ops: float = 0.0       # the most ops/s one device asks for
+    per_device_ops: float = 0.0       # the most ops/s (packet I/O: packets/s) one device asks for
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ class Vdu:
                         a["kpis"][k] = min(a["kpis"].get(k, v), v)
                 a["sessions"] = max(a["sessions"], r.kpis.get("sessions", 0))
                 a["gbps"] = max(a["gbps"], r.kpis.get("throughput_gbps", 0))
-                a["ops"] = max(a["ops"], r.kpis.get("ops_per_s", 0))
+                # ops/s or, for packet I/O, packets/s (no class has both)
+                a["ops"] = max(a["ops"], r.kpis.get("ops_per_s", 0), r.kpis.get("packets_per_s", 0))
         return [Ask(cap, mand, a["kpis"], a["devices"], a["sessions"], a["gbps"], a["ops"])
                 for (cap, mand), a in sorted(acc.items(), key=lambda kv: (not kv[0][1], kv[0][0]))]
 

@@ -49,6 +49,19 @@ struct synth_calib_result {
 int synth_calibrate(const char *plugin, uint32_t alg, uint32_t size, uint32_t millis,
                     struct synth_calib_result *out);
 
+/*
+ * Measure packet I/O: two packet devices (region files calibrate-packet-a and -b, created in dir
+ * and removed again) joined by a virtual wire; one end sends bursts of SYNTH_CALIB_BURST frames of
+ * `size` bytes, the other takes them and posts its buffers again, for `millis` ms of wall time.
+ * Both guests run on the calling thread and only the host's poll passes are timed, so the result
+ * is the host's own work per frame on one core (the send of one device and the receive of the
+ * other), without the cross-core traffic of guests on other CPUs. ops counts frames delivered.
+ * Returns 0 with *out filled, -EINVAL (size outside SYNTH_PKT_MIN_FRAME..SYNTH_PKT_MAX_FRAME,
+ * millis 0 or above SYNTH_CALIB_MAX_MILLIS, NULL arguments), -EEXIST (leftover region files),
+ * -EIO (no frame arrived whole), or the error of creating, wiring or opening the devices.
+ */
+int synth_calibrate_packet(const char *dir, uint32_t size, uint32_t millis, struct synth_calib_result *out);
+
 #ifdef __cplusplus
 }
 #endif
