@@ -91,3 +91,68 @@ def test_truncated_to_nothing_costs_that_device_only(region_dir: pathlib.Path, w
 def test_truncated_below_its_arena_costs_that_device_only(region_dir: pathlib.Path, worker: Worker) -> None:
     """The header survives, the rings and arena do not: the fault comes from the data path."""
     run_truncation(region_dir, worker, 8192)
+
+
+# The receiving guest of a wire, in its own process: opens channel 0 (its receive buffers are
+# posted), then cuts the region file at the given length and waits.
+RECEIVER = textwrap.dedent("""
+    import os, sys
+    from libvirt_synth.guest import Device
+    from libvirt_synth.packet import PacketChannel
+    path, length = sys.argv[1], int(sys.argv[2])
+    g = Device.open(path)
+    ch = PacketChannel(g, 0)
+    print("open", flush=True)
+    sys.stdin.readline()
+    os.truncate(path, length)
+    print("truncated", flush=True)
+    sys.stdin.read()
+    os._exit(0)
+""")
+
+
+def test_a_fault_while_delivering_over_a_wire_releases_the_wire(region_dir: pathlib.Path, worker: Worker) -> None:
+    """The receiver's arena goes while its header and rings stay: the fault comes while the worker
+    delivers a frame over the wire, with the wire's lock held. The lock must be given back, or the
+    sender's next burst and the teardown of either end would wait for it for ever."""
+    from libvirt_synth import host_packet
+    from libvirt_synth.packet import PacketChannel
+
+    from rawregion import RawRegion
+
+    a = HostDevice.create(str(region_dir / "a"), DevClass.PACKET, queues=2)
+    b = HostDevice.create(str(region_dir / "b"), DevClass.PACKET, queues=2)
+    other = HostDevice.create(str(region_dir / "other"), DevClass.CRYPTO, size=1 << 20)
+    host_packet.wire(a, 0, b, 0)
+    for d in (a, b, other):
+        worker.add(d)
+    raw = RawRegion(b.path)
+    cut = min(raw.queue(q)[4] for q in range(2))  # keep header and rings, drop both arenas
+    raw.close()
+    peer = subprocess.Popen([sys.executable, "-c", RECEIVER, b.path, str(cut)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert peer.stdout is not None and peer.stdout.readline().strip() == "open"
+        with Device.open(a.path) as ga:
+            tx = PacketChannel(ga, 0)
+            assert tx.send_packets([b"\xff" * 64] * 4) == 4
+            wait_for(lambda: host_packet.stats(b)["rx_frames"] == 4)
+            assert peer.stdin is not None
+            peer.stdin.write("go\n")
+            peer.stdin.flush()
+            assert peer.stdout.readline().strip() == "truncated"
+            sent = 4 + tx.send_packets([b"\xff" * 64] * 4)
+            wait_for(lambda: worker.stats()["region_faults"] == 1)
+            assert b.stats().dev_error == lib.SYNTH_DEVERR_REGION
+            # The sender goes on: its frames now complete as drops, nothing waits.
+            sent += tx.send_packets([b"\xff" * 64] * 4)
+            wait_for(lambda: (tx.reclaim(), tx.stats())[1]["tx_ok"] + tx.stats()["tx_dropped"] == sent)
+            assert tx.stats()["tx_dropped"] >= 4
+            with Device.open(other.path) as g:
+                check_still_serves(g.queue(0))
+    finally:
+        peer.communicate("", timeout=10)
+    b.destroy()  # takes the wire's lock: it must be free
+    a.destroy()
+    other.destroy()
+    assert worker.stats()["region_faults"] == 1

@@ -79,6 +79,35 @@ static void set_status(struct synth_hdev *d, uint32_t status, uint32_t err)
     SYNTH_STAT_SET(d->stats.dev_error, err);
 }
 
+void synth_hdev_abort_inhand(struct synth_hdev *d)
+{
+    struct synth_cpl out[SYNTH_MAX_BURST];
+    uint32_t qi, i;
+
+    if (d->faulted)
+        return;
+    for (qi = 0; qi < d->layout.num_queues; qi++) {
+        struct synth_hqueue *q = &d->queues[qi];
+        uint32_t n = q->inhand;
+        if (n == 0)
+            continue;
+        q->inhand = 0;
+        for (i = 0; i < n; i++) {
+            memset(&out[i], 0, sizeof(out[i]));
+            out[i].cookie = q->inhand_cookie[i];
+            out[i].status = SYNTH_ST_RETRY;
+        }
+        if (synth_cq_enqueue_burst(&q->cq, out, n) != (int64_t)n) { /* room was checked before the take */
+            synth_hdev_mark_broken(d, SYNTH_DEVERR_CQ_INDEX);
+            continue;
+        }
+        SYNTH_STAT_ADD(d->stats.ops, (uint64_t)n);
+        SYNTH_STAT_ADD(q->stats.ops, (uint64_t)n);
+        SYNTH_STAT_ADD(d->stats.status[SYNTH_ST_RETRY], n);
+        SYNTH_STAT_ADD(q->stats.status[SYNTH_ST_RETRY], n);
+    }
+}
+
 void synth_hdev_region_fault(struct synth_hdev *d)
 {
     d->faulted = 1;
@@ -535,12 +564,16 @@ static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_
         return 0;
     if (d->ops->prefetch) /* first, so that the lines are on their way while we do the rest */
         d->ops->prefetch(q, in, got);
+    for (i = 0; i < got; i++) /* in case a peer's region fault cuts this pass short */
+        q->inhand_cookie[i] = in[i].cookie;
+    q->inhand = got;
     q->streaming = got == burst;
     if (q->streaming)
         synth_hq_prefetch_cq(q, got);
     t0 = ticks();
     d->ops->process(d, q, in, out, got);
     put = synth_cq_enqueue_burst(&q->cq, out, got);
+    q->inhand = 0;
     if (put != (int64_t)got) {
         synth_hdev_mark_broken(d, SYNTH_DEVERR_CQ_INDEX);
         return got;

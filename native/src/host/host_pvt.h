@@ -4,6 +4,7 @@
 #define SYNTH_HOST_PVT_H
 
 #include <limits.h>
+#include <pthread.h>
 
 #include "synth/host.h"
 #include "synth/layout.h"
@@ -16,6 +17,8 @@ struct synth_hqueue {
     uint8_t *arena;
     uint64_t arena_size;
     uint32_t streaming;     /* the last take was a full burst: the guest is likely to have more */
+    uint32_t inhand;        /* descriptors taken by the generic poll and not completed yet */
+    uint64_t inhand_cookie[SYNTH_MAX_BURST];
     struct synth_hqueue_stats stats;
 };
 
@@ -129,6 +132,19 @@ static inline int synth_hdev_owns(const struct synth_hdev *d, const void *addr)
  * touching the region again: poll passes skip it, its header is never written, destroy only unmaps.
  */
 void synth_hdev_region_fault(struct synth_hdev *d);
+
+/*
+ * Around a lock the worker holds while it touches regions (a packet wire's): if a region fault
+ * jumps out in between, the worker unlocks it. At most one at a time; worker threads only.
+ */
+void synth_fault_hold(pthread_mutex_t *m);
+void synth_fault_release(void);
+
+/*
+ * After a region fault of another device (a wire peer) cut a pass over d short: complete with
+ * RETRY the descriptors d had taken and not completed, so that its guest does not wait for them.
+ */
+void synth_hdev_abort_inhand(struct synth_hdev *d);
 
 /* One poll pass over the device's queues with the given burst size. */
 unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst);

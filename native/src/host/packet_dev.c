@@ -77,6 +77,7 @@ static struct pkt_wire *wire_lock(struct pkt_dev *pd, struct pkt_chan *ch, struc
     }
     *ppd = pkt_of(w->end[1 - me]);
     *pch = &(*ppd)->chan[w->chan[1 - me]];
+    synth_fault_hold(&w->lock); /* both regions are touched with it held */
     return w;
 }
 
@@ -116,6 +117,7 @@ static void tx_wire(struct pkt_dev *pd, struct pkt_chan *ch, const struct tx_fra
     synth_pkt_rx_commit(ppd, pch);
     if (ppd != pd)
         synth_pkt_publish(ppd);
+    synth_fault_release();
     pthread_mutex_unlock(&w->lock);
 }
 

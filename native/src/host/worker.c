@@ -60,6 +60,8 @@ struct fault_guard {
     sigjmp_buf env;
     struct synth_worker *w;          /* set while the worker polls with its lock held */
     struct synth_hdev *faulted;
+    struct synth_hdev *polling;      /* the device whose pass is running */
+    pthread_mutex_t *held;           /* a lock taken while touching regions (synth_fault_hold) */
 };
 
 static __thread struct fault_guard guard;
@@ -97,6 +99,10 @@ static void install_sigbus_once(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, &prev_sigbus);
 }
+
+void synth_fault_hold(pthread_mutex_t *m) { guard.held = m; }
+
+void synth_fault_release(void) { guard.held = NULL; }
 
 static void heartbeat_all(struct synth_worker *w, uint64_t t)
 {
@@ -147,8 +153,16 @@ static void *worker_main(void *arg)
         sigemptyset(&bus);
         sigaddset(&bus, SIGBUS);
         pthread_sigmask(SIG_UNBLOCK, &bus, NULL);
+        if (guard.held) { /* the fault left a lock of ours taken: give it back */
+            pthread_mutex_unlock(guard.held);
+            guard.held = NULL;
+        }
         synth_hdev_region_fault(guard.faulted);
         SYNTH_STAT_ADD(w->stats.region_faults, 1);
+        guard.w = w; /* a fault while we answer for the polled device is that device's own */
+        if (guard.polling && guard.polling != guard.faulted)
+            synth_hdev_abort_inhand(guard.polling); /* a wire peer's fault cut its pass short */
+        guard.polling = NULL;
         idle_start = last_beat = 0;
         nap = MIN_SLEEP_NS;
         idle_passes = busy_passes = 0;
@@ -164,8 +178,11 @@ static void *worker_main(void *arg)
             guard.w = w;
         }
         work = 0;
-        for (i = 0; i < w->ndevs; i++)
+        for (i = 0; i < w->ndevs; i++) {
+            guard.polling = w->devs[i];
             work += synth_hdev_poll_burst(w->devs[i], w->params.burst);
+        }
+        guard.polling = NULL;
         SYNTH_STAT_ADD(w->stats.passes, 1);
 
         if (work) {
