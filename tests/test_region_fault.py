@@ -156,3 +156,33 @@ def test_a_fault_while_delivering_over_a_wire_releases_the_wire(region_dir: path
     a.destroy()
     other.destroy()
     assert worker.stats()["region_faults"] == 1
+
+
+def test_a_neighbour_truncated_during_a_slow_burst_costs_the_neighbour_only(region_dir: pathlib.Path,
+                                                                           worker: Worker) -> None:
+    """A compression burst of seconds refreshes every heartbeat of its worker as it goes; when one
+    of those devices' regions is cut meanwhile, that device is abandoned and the burst finishes."""
+    import random
+
+    from compress_ref import served_device
+
+    from libvirt_synth.abi import CAlg, CompOp, Status
+
+    rng = random.Random(9)
+    text = b"".join(rng.choice([b"alpha ", b"beta ", b"gamma\n"]) + rng.randbytes(3) for _ in range(120_000))[:1 << 20]
+    victim = HostDevice.create(str(region_dir / "victim"), DevClass.CRYPTO, size=1 << 20)
+    worker.add(victim)
+    with served_device(worker=worker) as comp, Device.open(comp.path) as g:
+        q = g.queue(0)
+        with q.scratch(len(text), *[len(text) + 20000] * 4) as (src, *dsts):
+            src.write(text)
+            descs = [{"opcode": CompOp.COMPRESS, "src_off": src.offset, "src_len": len(text), "dst_off": b.offset,
+                      "dst_len": b.size, "arg": [int(CAlg.ZSTD), 19, 0], "cookie": i} for i, b in enumerate(dsts)]
+            assert q.submit(q.descs(descs)) == 4
+            time.sleep(0.3)  # well inside the first op
+            assert q.inflight == 4
+            os.truncate(victim.path, 0)
+            got = q.drain(4, timeout=60)
+    assert sorted(c.cookie for c in got) == [0, 1, 2, 3] and all(c.status == Status.OK for c in got)
+    assert worker.stats()["region_faults"] == 1 and victim.stats().dev_error == lib.SYNTH_DEVERR_REGION
+    victim.destroy()

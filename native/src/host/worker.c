@@ -58,6 +58,8 @@ static void sleep_ns(uint64_t ns)
  */
 struct fault_guard {
     sigjmp_buf env;
+    sigjmp_buf nested_env;           /* for touching another device's region inside a pass */
+    struct synth_hdev *nested;       /* that device, while it is touched */
     struct synth_worker *w;          /* set while the worker polls with its lock held */
     struct synth_hdev *faulted;
     struct synth_hdev *polling;      /* the device whose pass is running */
@@ -72,6 +74,10 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
     struct synth_worker *w = guard.w;
     unsigned i;
 
+    if (guard.nested && synth_hdev_owns(guard.nested, si->si_addr)) {
+        guard.nested = NULL;
+        siglongjmp(guard.nested_env, 1);
+    }
     if (w) {
         for (i = 0; i < w->ndevs; i++) {
             if (synth_hdev_owns(w->devs[i], si->si_addr)) {
@@ -111,14 +117,41 @@ static void heartbeat_all(struct synth_worker *w, uint64_t t)
         synth_hdev_heartbeat(w->devs[i], t);
 }
 
+static void unblock_sigbus(void)
+{
+    sigset_t bus;
+    sigemptyset(&bus);
+    sigaddset(&bus, SIGBUS);
+    pthread_sigmask(SIG_UNBLOCK, &bus, NULL);
+}
+
 void synth_hdev_heartbeat_all(struct synth_hdev *d, uint64_t now_ns)
 {
     /* Called by d's own worker thread while it polls d, so the device list is stable (locked). */
     struct synth_worker *w = atomic_load_explicit(&d->owner, memory_order_relaxed);
-    if (w && guard.w == w)
-        heartbeat_all(w, now_ns);
-    else
+    volatile unsigned i;
+
+    if (!w || guard.w != w) {
         synth_hdev_heartbeat(d, now_ns);
+        return;
+    }
+    for (i = 0; i < w->ndevs; i++) {
+        struct synth_hdev *x = w->devs[i];
+        if (x == d) {
+            synth_hdev_heartbeat(d, now_ns);
+            continue;
+        }
+        /* Another device's region faulting here costs that device, not d's pass in progress. */
+        if (sigsetjmp(guard.nested_env, 0)) {
+            unblock_sigbus();
+            synth_hdev_region_fault(x);
+            SYNTH_STAT_ADD(w->stats.region_faults, 1);
+            continue;
+        }
+        guard.nested = x;
+        synth_hdev_heartbeat(x, now_ns);
+        guard.nested = NULL;
+    }
 }
 
 static void *worker_main(void *arg)
@@ -149,10 +182,7 @@ static void *worker_main(void *arg)
      */
     pthread_mutex_lock(&w->lock);
     if (sigsetjmp(guard.env, 0)) {
-        sigset_t bus;
-        sigemptyset(&bus);
-        sigaddset(&bus, SIGBUS);
-        pthread_sigmask(SIG_UNBLOCK, &bus, NULL);
+        unblock_sigbus();
         if (guard.held) { /* the fault left a lock of ours taken: give it back */
             pthread_mutex_unlock(guard.held);
             guard.held = NULL;
