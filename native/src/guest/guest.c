@@ -23,6 +23,7 @@
 #include "guest_pvt.h"
 #include "synth/layout.h"
 #include "synth/ring_pvt.h"
+#include "synth/clock_pvt.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define SPIN_NS 200000ull
@@ -60,12 +61,6 @@ struct synth_dev {
     struct synth_queue queues[];
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void nap(uint64_t ns)
 {
@@ -180,7 +175,7 @@ static uint64_t known_features(uint16_t dev_class)
 static int handshake(struct synth_dev *dev, uint32_t drv_status)
 {
     struct synth_dev_header *h = dev->hdr;
-    uint64_t start = now_ns(), deadline = start + (uint64_t)dev->timeout_ms * 1000000ull, t, wait = 1000;
+    uint64_t start = synth_now_ns(), deadline = start + (uint64_t)dev->timeout_ms * 1000000ull, t, wait = 1000;
     uint32_t i, st;
 
     dev->epoch = synth_load_relaxed_u32(&h->drv_epoch) + 1;
@@ -200,7 +195,7 @@ static int handshake(struct synth_dev *dev, uint32_t drv_status)
     if (!drv_status)
         return 0;
     while (synth_load_acquire_u32(&h->acked_epoch) != dev->epoch) {
-        t = now_ns();
+        t = synth_now_ns();
         if (t > deadline)
             return -ETIMEDOUT;
         nap(wait);
@@ -506,7 +501,7 @@ int synth_q_wait(struct synth_queue *q, int timeout_ms)
         }
         if (synth_dev_needs_reset(q->dev))
             return -EIO;
-        t = now_ns();
+        t = synth_now_ns();
         if (!start)
             start = t;
         if (t - start > (uint64_t)timeout_ms * 1000000ull)

@@ -15,6 +15,7 @@
 
 #include "synth/guest.h"
 #include "synth/ring_pvt.h"
+#include "synth/clock_pvt.h"
 
 #define POLL_CHUNK 64u
 #define SPIN_NS 200000ull
@@ -46,12 +47,6 @@ struct synth_pkt_chan {
     struct synth_pkt_chan_stats st;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 int synth_pkt_dev_counters(const struct synth_dev *dev, struct synth_pkt_cfg *out)
 {
@@ -277,7 +272,7 @@ int synth_pkt_wait_rx(struct synth_pkt_chan *ch, int timeout_ms)
         }
         if (synth_dev_needs_reset(ch->dev))
             return -EIO;
-        t = now_ns();
+        t = synth_now_ns();
         if (!start)
             start = t;
         if (t - start > (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull)

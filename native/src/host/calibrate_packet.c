@@ -20,15 +20,10 @@
 #include "synth/guest_packet.h"
 #include "synth/host.h"
 #include "synth/host_packet.h"
+#include "synth/clock_pvt.h"
 
 #define REGION_SIZE (4u << 20)
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct end {
     char path[PATH_MAX];
@@ -69,7 +64,7 @@ static void drop_end(struct end *e)
 static int run(struct end *a, struct end *b, uint32_t size, uint64_t budget_ns, struct synth_calib_result *out)
 {
     struct synth_pkt tx[SYNTH_CALIB_BURST], rx[SYNTH_CALIB_BURST];
-    uint64_t host_ns = 0, start = now_ns(), t0, step;
+    uint64_t host_ns = 0, start = synth_now_ns(), t0, step;
     unsigned n, k, got;
 
     do {
@@ -79,10 +74,10 @@ static int run(struct end *a, struct end *b, uint32_t size, uint64_t budget_ns, 
         k = synth_pkt_send_packets(a->chan, tx, n);
         if (k < n)
             synth_pkt_tx_free(a->chan, tx + k, n - k);
-        t0 = now_ns();
+        t0 = synth_now_ns();
         synth_hdev_poll(a->host); /* takes the frames, delivers them into b's posted buffers */
         synth_hdev_poll(b->host); /* takes b's reposted buffers */
-        step = now_ns() - t0;
+        step = synth_now_ns() - t0;
         host_ns += step;
         if (step > out->burst_ns_max)
             out->burst_ns_max = step;
@@ -94,7 +89,7 @@ static int run(struct end *a, struct end *b, uint32_t size, uint64_t budget_ns, 
         out->bytes += (uint64_t)got * size;
         synth_pkt_rx_free(b->chan, rx, got);
         synth_pkt_tx_reclaim(a->chan);
-    } while (now_ns() - start < budget_ns);
+    } while (synth_now_ns() - start < budget_ns);
     if (out->ops == 0)
         return -EIO;
     out->ns = host_ns ? host_ns : 1;

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "compress_pvt.h"
+#include "synth/clock_pvt.h"
 
 #define HEARTBEAT_NS 1000000ull
 
@@ -334,12 +335,6 @@ static void comp_fini(struct synth_hdev *d)
 
 static void comp_reset(struct synth_hdev *d) { comp_streams_reset(comp_dev(d)); }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void comp_process(struct synth_hdev *d, struct synth_hqueue *q, const struct synth_desc *in,
                          struct synth_cpl *out, unsigned n)
@@ -395,7 +390,7 @@ static void comp_process(struct synth_hdev *d, struct synth_hqueue *q, const str
          * the heartbeats of this worker's devices fresh meanwhile, as the worker does between passes.
          */
         if (desc->opcode >= SYNTH_OP_COMP_COMPRESS && desc->opcode <= SYNTH_OP_COMP_STREAM &&
-            (t = now_ns()) - c->last_beat >= HEARTBEAT_NS) {
+            (t = synth_now_ns()) - c->last_beat >= HEARTBEAT_NS) {
             synth_hdev_heartbeat_all(d, t);
             c->last_beat = t;
         }

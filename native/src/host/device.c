@@ -18,6 +18,7 @@
 #endif
 
 #include "host_pvt.h"
+#include "synth/clock_pvt.h"
 
 static void clock_init(void);
 
@@ -441,12 +442,6 @@ static void driver_reset(struct synth_hdev *d, uint32_t epoch)
     host_store_u32(&h->acked_epoch, epoch);
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * The service time of a burst is read on the way from a guest's submission to its completion, so
@@ -470,10 +465,10 @@ static void clock_init_once(void)
     }
     if (strcmp(src, "tsc\n") != 0)
         return;
-    n0 = mono_ns();
+    n0 = synth_now_ns();
     c0 = __rdtsc();
     do
-        n1 = mono_ns();
+        n1 = synth_now_ns();
     while (n1 - n0 < 2000000); /* 2 ms: the rate to about 1e-5 */
     c1 = __rdtsc();
     if (c1 > c0)
@@ -493,7 +488,7 @@ static inline uint64_t ticks(void)
     if (ns_per_tick > 0.0)
         return __rdtsc();
 #endif
-    return mono_ns();
+    return synth_now_ns();
 }
 
 static inline uint64_t ticks_ns(uint64_t t) { return ns_per_tick > 0.0 ? (uint64_t)((double)t * ns_per_tick) : t; }
@@ -626,7 +621,7 @@ static uint32_t quota_allow(struct synth_hdev *d, uint32_t burst)
         burst = qt.inflight;
     if (!qt.ops_per_s && !qt.bytes_per_s)
         return burst;
-    now = mono_ns();
+    now = synth_now_ns();
     dt = d->tokens_at ? now - d->tokens_at : 0;
     d->tokens_at = now;
     if (qt.ops_per_s) {

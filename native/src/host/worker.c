@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "host_pvt.h"
+#include "synth/clock_pvt.h"
 
 #define MIN_SLEEP_NS 2000ull
 #define HEARTBEAT_NS 1000000ull
@@ -35,12 +36,6 @@ struct synth_worker {
     struct synth_worker_stats stats;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ns(uint64_t ns)
 {
@@ -220,7 +215,7 @@ static void *worker_main(void *arg)
             SYNTH_STAT_ADD(w->stats.ops, work);
             idle_passes = 0;
             nap = MIN_SLEEP_NS;
-            if ((++busy_passes & 63u) == 0 && (t = now_ns()) - last_beat >= HEARTBEAT_NS) {
+            if ((++busy_passes & 63u) == 0 && (t = synth_now_ns()) - last_beat >= HEARTBEAT_NS) {
                 heartbeat_all(w, t);
                 last_beat = t;
             }
@@ -231,7 +226,7 @@ static void *worker_main(void *arg)
             synth_cpu_relax();
             continue;
         }
-        t = now_ns();
+        t = synth_now_ns();
         if (idle_passes == 64)
             idle_start = t;
         if (t - last_beat >= HEARTBEAT_NS) {
