@@ -190,7 +190,7 @@ def test_peer_gone_or_without_driver(pair: tuple[HostDevice, HostDevice]) -> Non
         # b goes away while a is served: a keeps running, drops and counts, and its driver sees no link.
         b.destroy()
         assert host_packet.link(a, 0) == {"link": "wire", "peer": None, "peer_channel": 0, "peer_alive": False}
-        assert ca.counters()["links"] == ["none"]
+        until(lambda: ca.counters()["links"] == ["none"], what="the driver told of the lost link")  # a's worker
         assert ca.send_packets([frame(i) for i in range(4)]) == 4
         assert settle(ca, 7)["tx_dropped"] == 7
         assert host_packet.stats(a)["tx_no_link"] == 4

@@ -222,9 +222,13 @@ static unsigned pkt_poll_device(struct synth_hdev *d)
     struct pkt_dev *pd = pkt_of(d);
     unsigned c, n = 0;
 
-    for (c = 0; c < pd->channels; c++)
+    for (c = 0; c < pd->channels; c++) {
         if (pd->chan[c].link == SYNTH_PKT_LINK_TAP)
             n += synth_pkt_tap_poll(pd, &pd->chan[c], pd->burst);
+        else if (atomic_load_explicit(&pd->chan[c].link_gone, memory_order_relaxed) &&
+                 atomic_exchange_explicit(&pd->chan[c].link_gone, 0, memory_order_acquire))
+            __atomic_store_n(&pd->cfg->link[c], (uint8_t)SYNTH_PKT_LINK_NONE, __ATOMIC_RELAXED);
+    }
     synth_pkt_publish(pd);
     return n;
 }

@@ -44,9 +44,18 @@ void synth_pkt_link_drop(struct pkt_dev *pd, uint32_t chan)
             if (w->end[i] == pd->dev && w->chan[i] == chan) {
                 mine++;
             } else if (w->alive && !w->end[i]->faulted) {
-                /* The other end lives on: tell its driver it has no link any more. */
+                /*
+                 * The other end lives on: tell its driver it has no link any more. If a worker
+                 * serves it, that worker writes the word on its next pass: its region is only ever
+                 * touched from there while it is served (a region truncated meanwhile then costs
+                 * that device alone, never this thread).
+                 */
                 struct pkt_dev *other = pkt_of(w->end[i]);
-                __atomic_store_n(&other->cfg->link[w->chan[i]], (uint8_t)SYNTH_PKT_LINK_NONE, __ATOMIC_RELAXED);
+                if (served(w->end[i]))
+                    atomic_store_explicit(&other->chan[w->chan[i]].link_gone, 1, memory_order_release);
+                else
+                    __atomic_store_n(&other->cfg->link[w->chan[i]], (uint8_t)SYNTH_PKT_LINK_NONE,
+                                     __ATOMIC_RELAXED);
             }
         }
         w->alive = 0;

@@ -63,6 +63,7 @@ struct pkt_chan {
     struct pkt_rx_entry *rx;
     uint32_t rx_head, rx_tail, rx_mask;
     uint32_t cq_dirty;               /* completions written since the last store of CQ prod */
+    _Atomic int link_gone;           /* the wire's other end went: tell the driver (worker does) */
 };
 
 struct pkt_dev {
