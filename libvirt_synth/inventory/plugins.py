@@ -19,11 +19,13 @@ CLI's ``--calibrate``) measures everything again.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import pathlib
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,23 +185,17 @@ def inventory(cpu_model: str, calibrate: bool = False, cache_dir: str | None = N
 
     cache = Cache(cache_dir)
     changed = False
-    out = []
+    out: list[dict[str, Any]] = []
+    # (plugin entry, algorithm, cache key, how to measure it)
+    jobs: list[tuple[dict[str, Any], str, str, Callable[[], Measurement]]] = []
     for p in catalog():
         entry: dict[str, Any] = {"name": p.name, "class": p.dev_class, "priority": p.priority,
                                  "available": p.available, "detail": p.detail, "algorithms": p.algorithms,
                                  "calibration": {}}
         if p.available and p.dev_class in ("crypto", "compress"):
             for alg in p.algorithms:
-                key = Cache.key(cpu_model, p.name, p.detail, alg, size, millis)
-                m = None if calibrate else cache.get(key)
-                if m is None and (calibrate or measure_missing):
-                    log.info("calibrating %s %s (%d ms)", p.name, alg, millis)
-                    m = measure(p.name, alg, size, millis)
-                    cache.put(key, m)
-                    changed = True
-                if m is not None:
-                    entry["calibration"][alg] = {k: v for k, v in m.as_dict().items()
-                                                 if k not in ("plugin", "algorithm", "dev_class")}
+                jobs.append((entry, alg, Cache.key(cpu_model, p.name, p.detail, alg, size, millis),
+                             functools.partial(measure, p.name, alg, size, millis)))
         out.append(entry)
     # Packet I/O: the host's own data path, listed as a pseudo-plugin (the frame size is the
     # calibration size, within what a packet device carries).
@@ -209,17 +205,19 @@ def inventory(cpu_model: str, calibrate: bool = False, cache_dir: str | None = N
     psize = min(max(size, int(lib.SYNTH_PKT_MIN_FRAME)), int(lib.SYNTH_PKT_MAX_FRAME))
     entry = {"name": PACKET_IO, "class": "packet", "priority": 0, "available": True,
              "detail": "the host's data path: frames over a virtual wire", "algorithms": ["io"], "calibration": {}}
-    key = Cache.key(cpu_model, PACKET_IO, __version__, "io", psize, millis)
-    m = None if calibrate else cache.get(key)
-    if m is None and (calibrate or measure_missing):
-        log.info("calibrating packet I/O (%d ms)", millis)
-        m = measure_packet(psize, millis)
-        cache.put(key, m)
-        changed = True
-    if m is not None:
-        entry["calibration"]["io"] = {k: v for k, v in m.as_dict().items()
-                                      if k not in ("plugin", "algorithm", "dev_class")}
+    jobs.append((entry, "io", Cache.key(cpu_model, PACKET_IO, __version__, "io", psize, millis),
+                 lambda: measure_packet(psize, millis)))
     out.append(entry)
+    for entry, alg, key, run in jobs:
+        m = None if calibrate else cache.get(key)
+        if m is None and (calibrate or measure_missing):
+            log.info("calibrating %s %s (%d ms)", entry["name"], alg, millis)
+            m = run()
+            cache.put(key, m)
+            changed = True
+        if m is not None:
+            entry["calibration"][alg] = {k: v for k, v in m.as_dict().items()
+                                         if k not in ("plugin", "algorithm", "dev_class")}
     if changed:
         cache.save()
     return out
