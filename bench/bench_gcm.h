@@ -18,6 +18,7 @@
 #define SYNTH_BENCH_GCM_H
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #define SLOT_HDR 128u
 #define AAD_OFF 0u
@@ -32,6 +33,61 @@ static const uint8_t KEY[32] = {
 };
 
 static inline uint32_t slot_size(uint32_t size) { return (SLOT_HDR + size + TAG_LEN + 127u) & ~127u; }
+
+/*
+ * Per-op header: AAD = SPI || 32-bit sequence (big-endian, as on the wire); IV = salt || 64-bit
+ * counter. The salt carries the SPI, so runs with different SPIs under one key (the flooder and the
+ * probe of bench/noisy) never share an IV.
+ */
+static inline void fill_hdr(uint8_t *slot, uint64_t seq, uint8_t spi)
+{
+    uint8_t *aad = slot + AAD_OFF, *iv = slot + IV_OFF;
+    uint32_t s32 = (uint32_t)seq;
+    aad[0] = 0x00; aad[1] = 0x00; aad[2] = 0x10; aad[3] = spi;
+    aad[4] = (uint8_t)(s32 >> 24); aad[5] = (uint8_t)(s32 >> 16); aad[6] = (uint8_t)(s32 >> 8); aad[7] = (uint8_t)s32;
+    iv[0] = 0xca; iv[1] = 0xfe; iv[2] = 0x10; iv[3] = spi;
+    memcpy(iv + 4, &seq, 8);
+}
+
+static inline void fill_payload(uint8_t *p, uint32_t size, uint32_t salt)
+{
+    uint32_t i;
+    for (i = 0; i < size; i++)
+        p[i] = (uint8_t)(i * 31u + salt * 7u + 1u);
+}
+
+static inline EVP_CIPHER_CTX *gcm_ctx(const uint8_t *key)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (!ctx)
+        die("EVP_CIPHER_CTX_new failed");
+    if (!EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, NULL))
+        die("EVP_EncryptInit_ex (key) failed");
+    return ctx;
+}
+
+/* The per-op sequence of a VNF with a keyed context: set IV, AAD, data, final, tag. 0 or -1. */
+static inline int gcm_encrypt(EVP_CIPHER_CTX *ctx, const uint8_t *iv, const uint8_t *aad, uint32_t aad_len,
+                              const uint8_t *in, uint8_t *out, uint32_t len, uint8_t *tag)
+{
+    int n = 0, f = 0;
+    if (!EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv) ||
+        (aad_len && !EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len)) ||
+        (len && !EVP_EncryptUpdate(ctx, out, &n, in, (int)len)) ||
+        !EVP_EncryptFinal_ex(ctx, out + n, &f) ||
+        !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, tag))
+        return -1;
+    return 0;
+}
+
+/* Reference result of one op: encrypt a copy of the slot's plaintext in process, fresh context. */
+static inline void reference_op(const uint8_t *slot, uint32_t size, uint8_t *ct, uint8_t *tag)
+{
+    EVP_CIPHER_CTX *ctx = gcm_ctx(KEY);
+    if (gcm_encrypt(ctx, slot + IV_OFF, slot + AAD_OFF, AAD_LEN, slot + SLOT_HDR, ct, size, tag) < 0)
+        die("reference EVP encrypt failed");
+    EVP_CIPHER_CTX_free(ctx);
+}
 
 /* An open crypto device, its queue 0 and (optionally) an AES-256-GCM session keyed with KEY. */
 struct gdev {
@@ -96,6 +152,129 @@ static inline void slot_desc(struct synth_desc *d, uint32_t sess, uint32_t off, 
 {
     synth_crypto_desc(d, SYNTH_OP_CRYPTO_ENCRYPT, sess, off + SLOT_HDR, off + SLOT_HDR, size, off + AAD_OFF,
                       AAD_LEN, off + IV_OFF, off + SLOT_HDR + size, cookie);
+}
+
+/* One synchronous op on fresh data, compared with in-process EVP. The queue must be idle. */
+static inline void device_check(struct gdev *g, uint32_t off, uint32_t size, uint64_t seq, uint8_t spi)
+{
+    uint8_t *slot = synth_buf_ptr(g->q, off), *ct = malloc(size), tag[TAG_LEN];
+    struct synth_desc d;
+    struct synth_cpl c;
+    int rc;
+
+    if (!slot || !ct)
+        die("bad slot or out of memory");
+    fill_payload(slot + SLOT_HDR, size, (uint32_t)seq);
+    fill_hdr(slot, seq, spi);
+    memset(slot + SLOT_HDR + size, 0, TAG_LEN);
+    reference_op(slot, size, ct, tag);
+    slot_desc(&d, g->sess, off, size, 0xc0ffee);
+    rc = synth_q_exec(g->q, &d, &c, 5000);
+    if (rc < 0)
+        die("synth_q_exec (check op): %s", strerror(-rc));
+    if (c.status != SYNTH_ST_OK || c.cookie != 0xc0ffee || c.result != size)
+        die("check op: status %u (%s), cookie 0x%llx, result %u (want ok, 0xc0ffee, %u)", c.status,
+            synth_status_str(c.status), (unsigned long long)c.cookie, c.result, size);
+    if (memcmp(slot + SLOT_HDR, ct, size))
+        die("device ciphertext differs from in-process EVP (size %u)", size);
+    if (memcmp(slot + SLOT_HDR + size, tag, TAG_LEN))
+        die("device tag differs from in-process EVP (size %u)", size);
+    free(ct);
+}
+
+/*
+ * The slots of a pipelined run: burst x bursts buffers allocated once from the queue's arena (the
+ * payload stays there: zero copy), a free list, and room for one burst of descriptors and for the
+ * completions of every slot.
+ */
+struct gslots {
+    uint32_t n, size, ssz, burst, nfree;
+    uint32_t *offs, *freel;
+    uint8_t *busy;
+    struct synth_desc *d;
+    struct synth_cpl *c;
+};
+
+static inline void gslots_open(struct gslots *s, struct gdev *g, uint32_t size, uint32_t burst, uint32_t bursts)
+{
+    uint32_t i;
+
+    memset(s, 0, sizeof(*s));
+    s->n = burst * bursts;
+    if (s->n > g->info.ring_entries)
+        die("%u ops in flight do not fit a ring of %u entries", s->n, g->info.ring_entries);
+    s->size = size;
+    s->ssz = slot_size(size);
+    s->burst = burst;
+    s->offs = calloc(s->n, sizeof(*s->offs));
+    s->freel = calloc(s->n, sizeof(*s->freel));
+    s->busy = calloc(s->n, 1);
+    s->d = calloc(burst, sizeof(*s->d));
+    s->c = calloc(s->n, sizeof(*s->c));
+    if (!s->offs || !s->freel || !s->busy || !s->d || !s->c)
+        die("out of memory");
+    for (i = 0; i < s->n; i++) {
+        uint8_t *p;
+        s->offs[i] = gdev_alloc(g, s->ssz);
+        p = synth_buf_ptr(g->q, s->offs[i]);
+        memset(p, 0, s->ssz);
+        fill_payload(p + SLOT_HDR, size, i);
+        s->freel[s->nfree++] = i;
+    }
+}
+
+/*
+ * Submit one burst of free slots, each with a fresh header (sequence numbers from *seq); the slots
+ * the ring does not take go back to the free list. Returns how many it took. Needs nfree >= burst.
+ */
+static inline unsigned gslots_submit(struct gslots *s, struct gdev *g, uint64_t *seq, uint8_t spi)
+{
+    unsigned k, sent;
+
+    for (k = 0; k < s->burst; k++) {
+        uint32_t idx = s->freel[--s->nfree];
+        fill_hdr(synth_buf_ptr(g->q, s->offs[idx]), (*seq)++, spi);
+        slot_desc(&s->d[k], g->sess, s->offs[idx], s->size, idx);
+        s->busy[idx] = 1;
+    }
+    sent = synth_q_submit_burst(g->q, s->d, s->burst);
+    for (k = sent; k < s->burst; k++) {
+        s->busy[s->d[k].cookie] = 0;
+        s->freel[s->nfree++] = (uint32_t)s->d[k].cookie;
+    }
+    return sent;
+}
+
+/* Take the completions that have arrived: each must be OK, for a busy slot, of the full size. */
+static inline unsigned gslots_poll(struct gslots *s, struct gdev *g)
+{
+    unsigned k, got = synth_q_poll_burst(g->q, s->c, s->n);
+
+    for (k = 0; k < got; k++) {
+        const struct synth_cpl *c = &s->c[k];
+        if (c->status != SYNTH_ST_OK)
+            die("completion status %u (%s) for cookie %llu", c->status, synth_status_str(c->status),
+                (unsigned long long)c->cookie);
+        if (c->cookie >= s->n || !s->busy[c->cookie])
+            die("completion with unexpected cookie %llu", (unsigned long long)c->cookie);
+        if (c->result != s->size)
+            die("completion result %u, expected %u bytes", c->result, s->size);
+        s->busy[c->cookie] = 0;
+        s->freel[s->nfree++] = (uint32_t)c->cookie;
+    }
+    return got;
+}
+
+static inline void gslots_close(struct gslots *s, struct gdev *g)
+{
+    uint32_t i;
+    for (i = 0; i < s->n; i++)
+        synth_buf_free(g->q, s->offs[i], s->ssz);
+    free(s->offs);
+    free(s->freel);
+    free(s->busy);
+    free(s->d);
+    free(s->c);
 }
 
 #endif /* SYNTH_BENCH_GCM_H */

@@ -49,51 +49,10 @@
 #define RTT_SIZE 64u
 #define WARMUP_OPS 20000u
 #define STALL_NS 5000000000ull /* no progress for this long: the device is stuck */
+#define SPI 0x01 /* of every op's header (bench_gcm.h) */
 
 
 /* ---- the op ---- */
-
-/* Per-op header: AAD = SPI || seq (32-bit, big-endian as on the wire); IV = salt || 64-bit counter. */
-static inline void fill_hdr(uint8_t *slot, uint64_t seq)
-{
-    uint8_t *aad = slot + AAD_OFF, *iv = slot + IV_OFF;
-    uint32_t s32 = (uint32_t)seq;
-    aad[0] = 0x00; aad[1] = 0x00; aad[2] = 0x10; aad[3] = 0x01;
-    aad[4] = (uint8_t)(s32 >> 24); aad[5] = (uint8_t)(s32 >> 16); aad[6] = (uint8_t)(s32 >> 8); aad[7] = (uint8_t)s32;
-    iv[0] = 0xca; iv[1] = 0xfe; iv[2] = 0xba; iv[3] = 0xbe;
-    memcpy(iv + 4, &seq, 8);
-}
-
-static void fill_payload(uint8_t *p, uint32_t size, uint32_t salt)
-{
-    uint32_t i;
-    for (i = 0; i < size; i++)
-        p[i] = (uint8_t)(i * 31u + salt * 7u + 1u);
-}
-
-static EVP_CIPHER_CTX *gcm_ctx(const uint8_t *key)
-{
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (!ctx)
-        die("EVP_CIPHER_CTX_new failed");
-    if (!EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, NULL))
-        die("EVP_EncryptInit_ex (key) failed");
-    return ctx;
-}
-
-/* The per-op sequence of a VNF with a keyed context: set IV, AAD, data, final, tag. 0 or -1. */
-static inline int gcm_encrypt(EVP_CIPHER_CTX *ctx, const uint8_t *iv, const uint8_t *aad, uint32_t aad_len,
-                              const uint8_t *in, uint8_t *out, uint32_t len, uint8_t *tag)
-{
-    int n = 0, f = 0;
-    if (!EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv) ||
-        (aad_len && !EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len)) ||
-        (len && !EVP_EncryptUpdate(ctx, out, &n, in, (int)len)) ||
-        !EVP_EncryptFinal_ex(ctx, out + n, &f) ||
-        !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, tag))
-        return -1;
-    return 0;
-}
 
 static void unhex(const char *h, uint8_t *out, size_t n)
 {
@@ -125,15 +84,6 @@ static void gcm_kat(void)
         die("EVP AES-256-GCM encrypt failed on the known-answer test");
     if (memcmp(out, ct, sizeof(ct)) || memcmp(otag, tag, sizeof(tag)))
         die("EVP AES-256-GCM does not match the known-answer test (GCM spec test case 16)");
-    EVP_CIPHER_CTX_free(ctx);
-}
-
-/* Reference result of one op: encrypt a copy of the slot's plaintext in process. */
-static void reference_op(const uint8_t *slot, uint32_t size, uint8_t *ct, uint8_t *tag)
-{
-    EVP_CIPHER_CTX *ctx = gcm_ctx(KEY);
-    if (gcm_encrypt(ctx, slot + IV_OFF, slot + AAD_OFF, AAD_LEN, slot + SLOT_HDR, ct, size, tag) < 0)
-        die("reference EVP encrypt failed");
     EVP_CIPHER_CTX_free(ctx);
 }
 
@@ -179,7 +129,7 @@ static int cmd_inproc(int argc, char **argv)
 
     /* Correctness: the benchmark's context (reused, IV-only re-init) against a fresh one. */
     for (i = 0; i < 3; i++) {
-        fill_hdr(slots[0], 1000 + i);
+        fill_hdr(slots[0], 1000 + i, SPI);
         reference_op(slots[0], size, ref_ct, ref_tag);
         if (gcm_encrypt(ctx, slots[0] + IV_OFF, slots[0] + AAD_OFF, AAD_LEN, slots[0] + SLOT_HDR,
                         slots[0] + SLOT_HDR, size, slots[0] + SLOT_HDR + size) < 0)
@@ -192,7 +142,7 @@ static int cmd_inproc(int argc, char **argv)
     do {
         for (i = 0; i < INPROC_SLOTS; i++) {
             uint8_t *s = slots[i];
-            fill_hdr(s, seq++);
+            fill_hdr(s, seq++, SPI);
             if (gcm_encrypt(ctx, s + IV_OFF, s + AAD_OFF, AAD_LEN, s + SLOT_HDR, s + SLOT_HDR, size,
                             s + SLOT_HDR + size) < 0)
                 die("EVP encrypt failed");
@@ -204,7 +154,7 @@ static int cmd_inproc(int argc, char **argv)
     do {
         for (i = 0; i < INPROC_SLOTS; i++) {
             uint8_t *s = slots[i];
-            fill_hdr(s, seq++);
+            fill_hdr(s, seq++, SPI);
             if (gcm_encrypt(ctx, s + IV_OFF, s + AAD_OFF, AAD_LEN, s + SLOT_HDR, s + SLOT_HDR, size,
                             s + SLOT_HDR + size) < 0)
                 die("EVP encrypt failed");
@@ -251,7 +201,7 @@ static int cmd_inproc_lat(int argc, char **argv)
     ctx = gcm_ctx(KEY);
     for (i = 0; i < WARMUP_OPS + n; i++) {
         uint64_t t0, t1;
-        fill_hdr(slot, seq++);
+        fill_hdr(slot, seq++, SPI);
         t0 = now_ns();
         if (gcm_encrypt(ctx, slot + IV_OFF, slot + AAD_OFF, AAD_LEN, slot + SLOT_HDR, slot + SLOT_HDR, size,
                         slot + SLOT_HDR + size) < 0)
@@ -268,62 +218,15 @@ static int cmd_inproc_lat(int argc, char **argv)
     return 0;
 }
 
-/* ---- device helpers ---- */
-
-/*
- * Correctness: fresh plaintext and header in the slot, one synchronous op through the device, then
- * compare the ciphertext and tag with in-process EVP on a copy of the same input.
- */
-static void device_check(struct gdev *g, uint32_t off, uint32_t size, uint64_t seq)
-{
-    uint8_t *slot = synth_buf_ptr(g->q, off), *ct = malloc(size), tag[TAG_LEN];
-    struct synth_desc d;
-    struct synth_cpl c;
-    int rc;
-
-    if (!slot || !ct)
-        die("bad slot or out of memory");
-    fill_payload(slot + SLOT_HDR, size, (uint32_t)seq);
-    fill_hdr(slot, seq);
-    memset(slot + SLOT_HDR + size, 0, TAG_LEN);
-    reference_op(slot, size, ct, tag);
-    slot_desc(&d, g->sess, off, size, 0xc0ffee);
-    rc = synth_q_exec(g->q, &d, &c, 5000);
-    if (rc < 0)
-        die("synth_q_exec (check op): %s", strerror(-rc));
-    if (c.status != SYNTH_ST_OK || c.cookie != 0xc0ffee || c.result != size)
-        die("check op: status %u (%s), cookie 0x%llx, result %u (want ok, 0xc0ffee, %u)", c.status,
-            synth_status_str(c.status), (unsigned long long)c.cookie, c.result, size);
-    if (memcmp(slot + SLOT_HDR, ct, size))
-        die("device ciphertext differs from in-process EVP (size %u)", size);
-    if (memcmp(slot + SLOT_HDR + size, tag, TAG_LEN))
-        die("device tag differs from in-process EVP (size %u)", size);
-    free(ct);
-}
-
-static void check_cpl(const struct synth_cpl *c, uint32_t size, uint32_t nslots, const uint8_t *busy)
-{
-    if (c->status != SYNTH_ST_OK)
-        die("completion status %u (%s) for cookie %llu", c->status, synth_status_str(c->status),
-            (unsigned long long)c->cookie);
-    if (c->cookie >= nslots || !busy[c->cookie])
-        die("completion with unexpected cookie %llu", (unsigned long long)c->cookie);
-    if (c->result != size)
-        die("completion result %u, expected %u bytes", c->result, size);
-}
-
-/* ---- device throughput ---- */
+/* ---- device ---- */
 
 static int cmd_device(int argc, char **argv)
 {
     const char *path;
-    uint32_t size, burst, bursts, nslots, ssz, i, nfree = 0, nd;
+    uint32_t size, burst, bursts, i, nd;
     double secs;
     struct gdev g;
-    uint32_t *offs, *freel;
-    uint8_t *busy;
-    struct synth_desc *d;
-    struct synth_cpl *c;
+    struct gslots sl;
     uint64_t seq = 1, ops = 0, t0 = 0, t = 0, t_last = 0, deadline = 0, warm_end, last_progress, spins = 0;
     int timing = 0;
     char extra[256];
@@ -339,28 +242,10 @@ static int cmd_device(int argc, char **argv)
     gcm_kat();
 
     gdev_open(&g, path, 1);
-    nslots = burst * bursts;
-    if (nslots > g.info.ring_entries)
-        die("%u ops in flight do not fit a ring of %u entries", nslots, g.info.ring_entries);
-    ssz = slot_size(size);
-    offs = calloc(nslots, sizeof(*offs));
-    freel = calloc(nslots, sizeof(*freel));
-    busy = calloc(nslots, 1);
-    d = calloc(burst, sizeof(*d));
-    c = calloc(nslots, sizeof(*c));
-    if (!offs || !freel || !busy || !d || !c)
-        die("out of memory");
-    /* Buffers come from the queue's arena once; the payload stays there (zero copy). */
-    for (i = 0; i < nslots; i++) {
-        uint8_t *s;
-        offs[i] = gdev_alloc(&g, ssz);
-        s = synth_buf_ptr(g.q, offs[i]);
-        memset(s, 0, ssz);
-        fill_payload(s + SLOT_HDR, size, i);
-        freel[nfree++] = i;
-    }
-    for (i = 0; i < 3; i++)
-        device_check(&g, offs[i], size, 500 + i);
+    gslots_open(&sl, &g, size, burst, bursts);
+    nd = sl.n < 3 ? sl.n : 3;
+    for (i = 0; i < nd; i++)
+        device_check(&g, sl.offs[i], size, 500 + i, SPI);
 
     /*
      * Pipelined loop: whenever a whole burst of slots is free, write their headers and submit them
@@ -370,32 +255,13 @@ static int cmd_device(int argc, char **argv)
     last_progress = warm_end = now_ns();
     warm_end += 100000000ull; /* 0.1 s warm-up, not counted */
     for (;;) {
-        unsigned got, k;
+        unsigned got;
 
-        while (nfree >= burst && !(timing && t >= deadline)) {
-            unsigned sent;
-            for (k = 0; k < burst; k++) {
-                uint32_t idx = freel[--nfree];
-                uint8_t *s = synth_buf_ptr(g.q, offs[idx]);
-                fill_hdr(s, seq++);
-                slot_desc(&d[k], g.sess, offs[idx], size, idx);
-                busy[idx] = 1;
-            }
-            sent = synth_q_submit_burst(g.q, d, burst);
-            for (k = sent; k < burst; k++) { /* not taken: back to the free list */
-                busy[d[k].cookie] = 0;
-                freel[nfree++] = (uint32_t)d[k].cookie;
-            }
-            if (sent == 0)
+        while (sl.nfree >= burst && !(timing && t >= deadline))
+            if (gslots_submit(&sl, &g, &seq, SPI) == 0)
                 break;
-        }
-        got = synth_q_poll_burst(g.q, c, nslots);
+        got = gslots_poll(&sl, &g);
         if (got) {
-            for (k = 0; k < got; k++) {
-                check_cpl(&c[k], size, nslots, busy);
-                busy[c[k].cookie] = 0;
-                freel[nfree++] = (uint32_t)c[k].cookie;
-            }
             t = now_ns();
             last_progress = t;
             if (timing) {
@@ -421,22 +287,15 @@ static int cmd_device(int argc, char **argv)
                     synth_q_inflight(g.q));
         }
     }
-    nd = nslots < 3 ? nslots : 3;
     for (i = 0; i < nd; i++) /* still right after the run */
-        device_check(&g, offs[i], size, 900 + i);
-    snprintf(extra, sizeof(extra), ", \"burst\": %u, \"in_flight\": %u, \"backend\": \"%s\"", burst, nslots,
+        device_check(&g, sl.offs[i], size, 900 + i, SPI);
+    snprintf(extra, sizeof(extra), ", \"burst\": %u, \"in_flight\": %u, \"backend\": \"%s\"", burst, sl.n,
              g.info.backend);
-    for (i = 0; i < nslots; i++)
-        synth_buf_free(g.q, offs[i], ssz);
+    gslots_close(&sl, &g);
     gdev_close(&g);
     if (ops == 0 || t_last <= t0)
         die("no op completed in the timed window");
     print_rate("device", size, ops, t_last - t0, extra);
-    free(offs);
-    free(freel);
-    free(busy);
-    free(d);
-    free(c);
     return 0;
 }
 
@@ -490,7 +349,7 @@ static int cmd_rtt(int argc, char **argv)
     off = gdev_alloc(&g, ssz);
     slot = synth_buf_ptr(g.q, off);
     memset(slot, 0, ssz);
-    device_check(&g, off, RTT_SIZE, 77);
+    device_check(&g, off, RTT_SIZE, 77, SPI);
     fill_payload(slot + SLOT_HDR, RTT_SIZE, 0);
 
     if (nop) {
@@ -504,7 +363,7 @@ static int cmd_rtt(int argc, char **argv)
         unsigned got;
 
         if (!nop)
-            fill_hdr(slot, seq++); /* a new IV for every op, before the clock starts */
+            fill_hdr(slot, seq++, SPI); /* a new IV for every op, before the clock starts */
         d.cookie = i;
         t0 = now_ns();
         if (synth_q_submit_burst(g.q, &d, 1) != 1)
@@ -522,7 +381,7 @@ static int cmd_rtt(int argc, char **argv)
             lat[i - WARMUP_OPS] = t1 - t0;
     }
     if (!nop)
-        device_check(&g, off, RTT_SIZE, 78);
+        device_check(&g, off, RTT_SIZE, 78, SPI);
     synth_buf_free(g.q, off, ssz);
     gdev_close(&g);
     print_lat("rtt", nop ? "nop" : "aes-256-gcm-64", lat, n);

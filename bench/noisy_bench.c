@@ -66,6 +66,8 @@
 #define FLOOD_WARMUP_NS 100000000ull /* 0.1 s before "flooding" is announced */
 #define STALL_NS 5000000000ull       /* no completion for this long: the device is stuck */
 #define CHECK_SEQ (1ull << 62)         /* IV counters of the check ops: apart from the timed ops' */
+#define FLOOD_SPI 0x4e                 /* the SPIs, hence IV salts, of the two guests (bench_gcm.h) */
+#define PROBE_SPI 0x56
 
 static volatile sig_atomic_t stop_flag;
 
@@ -75,84 +77,15 @@ static void on_stop(int sig)
     stop_flag = 1;
 }
 
-/* ---- the op and its reference ---- */
-
-/*
- * AAD = SPI || 32-bit sequence (big-endian); IV = salt || 64-bit counter. The counter is unique per
- * op within a process, and the salt carries the SPI, so the flooder and the probe (same key) never
- * share an IV either.
- */
-static inline void fill_hdr(uint8_t *slot, uint64_t seq, uint8_t spi)
-{
-    uint8_t *aad = slot + AAD_OFF, *iv = slot + IV_OFF;
-    uint32_t s32 = (uint32_t)seq;
-    aad[0] = 0x00; aad[1] = 0x00; aad[2] = 0x20; aad[3] = spi;
-    aad[4] = (uint8_t)(s32 >> 24); aad[5] = (uint8_t)(s32 >> 16); aad[6] = (uint8_t)(s32 >> 8); aad[7] = (uint8_t)s32;
-    iv[0] = 0xde; iv[1] = 0xad; iv[2] = 0x10; iv[3] = spi;
-    memcpy(iv + 4, &seq, 8);
-}
-
-static void fill_payload(uint8_t *p, uint32_t size, uint32_t salt)
-{
-    uint32_t i;
-    for (i = 0; i < size; i++)
-        p[i] = (uint8_t)(i * 13u + salt * 5u + 3u);
-}
-
-/* In-process EVP AES-256-GCM of the slot's plaintext into ct/tag (the expected device result). */
-static void reference_op(const uint8_t *slot, uint32_t size, uint8_t *ct, uint8_t *tag)
-{
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    int n = 0, f = 0;
-    if (!ctx || !EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, KEY, slot + IV_OFF) ||
-        !EVP_EncryptUpdate(ctx, NULL, &n, slot + AAD_OFF, (int)AAD_LEN) ||
-        !EVP_EncryptUpdate(ctx, ct, &n, slot + SLOT_HDR, (int)size) ||
-        !EVP_EncryptFinal_ex(ctx, ct + n, &f) ||
-        !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, tag))
-        die("reference EVP AES-256-GCM encrypt failed");
-    EVP_CIPHER_CTX_free(ctx);
-}
-
-/* ---- device ---- */
-
-/* One synchronous op on fresh data, compared with in-process EVP. The queue must be idle. */
-static void device_check(struct gdev *g, uint32_t off, uint32_t size, uint64_t seq, uint8_t spi)
-{
-    uint8_t *slot = synth_buf_ptr(g->q, off), *ct = malloc(size), tag[TAG_LEN];
-    struct synth_desc d;
-    struct synth_cpl c;
-    int rc;
-
-    if (!slot || !ct)
-        die("bad slot or out of memory");
-    fill_payload(slot + SLOT_HDR, size, (uint32_t)seq);
-    fill_hdr(slot, seq, spi);
-    memset(slot + SLOT_HDR + size, 0, TAG_LEN);
-    reference_op(slot, size, ct, tag);
-    slot_desc(&d, g->sess, off, size, 0x5eed);
-    rc = synth_q_exec(g->q, &d, &c, 5000);
-    if (rc < 0)
-        die("synth_q_exec (check op): %s", strerror(-rc));
-    if (c.status != SYNTH_ST_OK || c.cookie != 0x5eed || c.result != size)
-        die("check op: status %u (%s), cookie 0x%llx, result %u (want ok, 0x5eed, %u)", c.status,
-            synth_status_str(c.status), (unsigned long long)c.cookie, c.result, size);
-    if (memcmp(slot + SLOT_HDR, ct, size) || memcmp(slot + SLOT_HDR + size, tag, TAG_LEN))
-        die("device ciphertext or tag differs from in-process EVP (size %u)", size);
-    free(ct);
-}
-
 /* ---- flood ---- */
 
 static int cmd_flood(int argc, char **argv)
 {
     const char *path;
-    uint32_t size, burst, bursts, nslots, ssz, i, nfree = 0;
+    uint32_t size, burst, bursts, i, nd;
     double secs;
     struct gdev g;
-    uint32_t *offs, *freel;
-    uint8_t *busy;
-    struct synth_desc *d;
-    struct synth_cpl *c;
+    struct gslots sl;
     uint64_t seq = 1, ops = 0, submits = 0, refused = 0, t = 0, t0 = 0, warm_end, deadline, last_progress, spins = 0;
     int timing = 0;
     struct sigaction sa;
@@ -172,66 +105,29 @@ static int cmd_flood(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
 
     gdev_open(&g, path, 1);
-    nslots = burst * bursts;
-    if (nslots > g.info.ring_entries)
-        die("%u ops in flight do not fit a ring of %u entries", nslots, g.info.ring_entries);
-    ssz = slot_size(size);
-    offs = calloc(nslots, sizeof(*offs));
-    freel = calloc(nslots, sizeof(*freel));
-    busy = calloc(nslots, 1);
-    d = calloc(burst, sizeof(*d));
-    c = calloc(nslots, sizeof(*c));
-    if (!offs || !freel || !busy || !d || !c)
-        die("out of memory");
-    for (i = 0; i < nslots; i++) {
-        uint8_t *s;
-        offs[i] = gdev_alloc(&g, ssz);
-        s = synth_buf_ptr(g.q, offs[i]);
-        memset(s, 0, ssz);
-        fill_payload(s + SLOT_HDR, size, i);
-        freel[nfree++] = i;
-    }
-    for (i = 0; i < 2; i++)
-        device_check(&g, offs[i], size, CHECK_SEQ + i, 0x4e);
+    gslots_open(&sl, &g, size, burst, bursts);
+    nd = sl.n < 2 ? sl.n : 2;
+    for (i = 0; i < nd; i++)
+        device_check(&g, sl.offs[i], size, CHECK_SEQ + i, FLOOD_SPI);
 
     /* Whenever a whole burst of slots is free, submit it; take completions as they come. */
     last_progress = warm_end = now_ns();
     warm_end += FLOOD_WARMUP_NS;
     deadline = warm_end + (uint64_t)(secs * 1e9);
     for (;;) {
-        unsigned got, k;
+        unsigned got;
         int stopping = stop_flag || (timing && t >= deadline);
 
-        while (nfree >= burst && !stopping) {
-            unsigned sent;
-            for (k = 0; k < burst; k++) {
-                uint32_t idx = freel[--nfree];
-                fill_hdr(synth_buf_ptr(g.q, offs[idx]), seq++, 0x4e);
-                slot_desc(&d[k], g.sess, offs[idx], size, idx);
-                busy[idx] = 1;
-            }
-            sent = synth_q_submit_burst(g.q, d, burst);
+        while (sl.nfree >= burst && !stopping) {
+            unsigned sent = gslots_submit(&sl, &g, &seq, FLOOD_SPI);
             submits++;
-            for (k = sent; k < burst; k++) { /* not taken: back to the free list */
-                busy[d[k].cookie] = 0;
-                freel[nfree++] = (uint32_t)d[k].cookie;
-            }
             if (sent < burst)
                 refused++;
             if (sent == 0)
                 break;
         }
-        got = synth_q_poll_burst(g.q, c, nslots);
+        got = gslots_poll(&sl, &g);
         if (got) {
-            for (k = 0; k < got; k++) {
-                if (c[k].status != SYNTH_ST_OK)
-                    die("completion status %u (%s)", c[k].status, synth_status_str(c[k].status));
-                if (c[k].cookie >= nslots || !busy[c[k].cookie] || c[k].result != size)
-                    die("unexpected completion: cookie %llu, result %u", (unsigned long long)c[k].cookie,
-                        c[k].result);
-                busy[c[k].cookie] = 0;
-                freel[nfree++] = (uint32_t)c[k].cookie;
-            }
             t = last_progress = now_ns();
             if (timing) {
                 ops += got;
@@ -255,10 +151,9 @@ static int cmd_flood(int argc, char **argv)
         }
     }
     t = now_ns();
-    for (i = 0; i < 2; i++) /* still right after the flood */
-        device_check(&g, offs[i], size, CHECK_SEQ + 2 + i, 0x4e);
-    for (i = 0; i < nslots; i++)
-        synth_buf_free(g.q, offs[i], ssz);
+    for (i = 0; i < nd; i++) /* still right after the flood */
+        device_check(&g, sl.offs[i], size, CHECK_SEQ + 2 + i, FLOOD_SPI);
+    gslots_close(&sl, &g);
     gdev_close(&g);
     if (!timing)
         die("stopped before the warm-up ended: nothing measured");
@@ -267,14 +162,9 @@ static int cmd_flood(int argc, char **argv)
         printf("{\"mode\": \"flood\", \"size\": %u, \"burst\": %u, \"in_flight\": %u, \"ops\": %llu, "
                "\"seconds\": %.6f, \"ops_per_s\": %.1f, \"gbps\": %.4f, \"submits\": %llu, \"refused\": %llu, "
                "\"backend\": \"%s\", \"checked\": true}\n",
-               size, burst, nslots, (unsigned long long)ops, s, (double)ops / s, (double)ops * size * 8.0 / s / 1e9,
+               size, burst, sl.n, (unsigned long long)ops, s, (double)ops / s, (double)ops * size * 8.0 / s / 1e9,
                (unsigned long long)submits, (unsigned long long)refused, g.info.backend);
     }
-    free(offs);
-    free(freel);
-    free(busy);
-    free(d);
-    free(c);
     return 0;
 }
 
@@ -379,7 +269,7 @@ static int cmd_probe(int argc, char **argv)
     off = gdev_alloc(&g, ssz);
     slot = synth_buf_ptr(g.q, off);
     memset(slot, 0, ssz);
-    device_check(&g, off, PROBE_SIZE, CHECK_SEQ, 0x56);
+    device_check(&g, off, PROBE_SIZE, CHECK_SEQ, PROBE_SPI);
     fill_payload(slot + SLOT_HDR, PROBE_SIZE, 0);
     slot_desc(&d, g.sess, off, PROBE_SIZE, 0);
 
@@ -389,7 +279,7 @@ static int cmd_probe(int argc, char **argv)
         uint64_t t0, t1, spins = 0, w0 = 0, w1 = 0;
         long cs0, cs1;
 
-        fill_hdr(slot, seq++, 0x56); /* a new IV for every op, before the clock starts */
+        fill_hdr(slot, seq++, PROBE_SPI); /* a new IV for every op, before the clock starts */
         d.cookie = i;
         if (wfd >= 0)
             w0 = run_count(wfd);
@@ -442,7 +332,7 @@ static int cmd_probe(int argc, char **argv)
     t_end = now_ns();
     if (wfd >= 0)
         close(wfd);
-    device_check(&g, off, PROBE_SIZE, CHECK_SEQ + 1, 0x56);
+    device_check(&g, off, PROBE_SIZE, CHECK_SEQ + 1, PROBE_SPI);
     synth_buf_free(g.q, off, ssz);
     gdev_close(&g);
     if (kept < 100)
