@@ -15,6 +15,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -61,26 +62,24 @@ def scribble(path: str, seconds: float) -> dict[str, int]:
     return {"writes": writes}
 
 
-def flood(path: str, seconds: float) -> dict[str, int]:
+def flood_with(path: str, seconds: float, queues: int,
+               random_desc: Callable[[random.Random], dict[str, int]]) -> dict[str, int]:
+    """Open the device and, for `seconds`, submit bursts of random_desc(rng) descriptors to one of its
+    first `queues` queues and poll; now and then throw random ring indices and sequence words at it,
+    and reset the device when it needs one (or at random). Counters of what was done."""
     rng = random.Random(os.getpid())
     counts = {"submitted": 0, "completed": 0, "resets": 0, "index_attacks": 0}
     dev = Device.open(path)
-    q = dev.queue(0)
     raw = RawRegion(path)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        n = rng.randrange(1, 64)
-        descs = q.descs([{
-            "cookie": rng.getrandbits(64), "opcode": rng.choice([0x10, 0x11, 0x12, 0x13, rng.getrandbits(16)]),
-            "flags": rng.choice([0, rng.getrandbits(16)]), "session": rng.getrandbits(32),
-            "src_off": rng.getrandbits(32), "src_len": rng.choice([0, 16, 264, rng.getrandbits(32)]),
-            "dst_off": rng.getrandbits(32), "dst_len": rng.getrandbits(32), "aad_off": rng.getrandbits(32),
-            "aad_len": rng.getrandbits(16), "iv_off": rng.getrandbits(32), "tag_off": rng.getrandbits(32),
-        } for _ in range(n)])
+        qi = rng.randrange(queues)
+        q = dev.queue(qi)
+        descs = q.descs([random_desc(rng) for _ in range(rng.randrange(1, 64))])
         counts["submitted"] += q.submit(descs)
         counts["completed"] += len(q.poll(64))
         if rng.random() < 0.05:
-            sq, sqe, cq, _, _ = raw.queue(0)
+            sq, sqe, cq, _, _ = raw.queue(qi)
             sq.prod = rng.getrandbits(32)
             sqe[rng.randrange(raw.hdr.ring_entries)].seq = rng.getrandbits(32)
             cq.cons = rng.getrandbits(32)
@@ -94,6 +93,20 @@ def flood(path: str, seconds: float) -> dict[str, int]:
     raw.close()
     dev.close()
     return counts
+
+
+def random_crypto_desc(rng: random.Random) -> dict[str, int]:
+    return {
+        "cookie": rng.getrandbits(64), "opcode": rng.choice([0x10, 0x11, 0x12, 0x13, rng.getrandbits(16)]),
+        "flags": rng.choice([0, rng.getrandbits(16)]), "session": rng.getrandbits(32),
+        "src_off": rng.getrandbits(32), "src_len": rng.choice([0, 16, 264, rng.getrandbits(32)]),
+        "dst_off": rng.getrandbits(32), "dst_len": rng.getrandbits(32), "aad_off": rng.getrandbits(32),
+        "aad_len": rng.getrandbits(16), "iv_off": rng.getrandbits(32), "tag_off": rng.getrandbits(32),
+    }
+
+
+def flood(path: str, seconds: float) -> dict[str, int]:
+    return flood_with(path, seconds, 1, random_crypto_desc)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,11 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from libvirt_synth import errors, host_packet  # noqa: E402
+from libvirt_synth import host_packet  # noqa: E402
 from libvirt_synth._native import lib  # noqa: E402
 from libvirt_synth.abi import DevClass, PacketOp, Status  # noqa: E402
 from libvirt_synth.backend import HostDevice, Worker  # noqa: E402
-from libvirt_synth.guest import Device, Queue  # noqa: E402
+from libvirt_synth.guest import Device  # noqa: E402
 from libvirt_synth.packet import PacketChannel  # noqa: E402
 
 from rawregion import RawRegion  # noqa: E402
@@ -347,41 +347,22 @@ def flood_frames(path: str, seconds: float) -> dict[str, int]:
     return {"sent": sent}
 
 
+def random_packet_desc(rng: random.Random) -> dict[str, int]:
+    return {
+        "cookie": rng.getrandbits(64), "opcode": rng.choice([SEND, RECV, 0, rng.getrandbits(16)]),
+        "flags": rng.choice([0, 0, rng.getrandbits(16)]),
+        "src_off": rng.choice([0, rng.getrandbits(32), rng.randrange(1 << 21)]),
+        "src_len": rng.choice([64, 1514, 9216, 9217, rng.getrandbits(32)]),
+        "dst_off": rng.choice([0, rng.getrandbits(32), rng.randrange(1 << 21)]),
+        "dst_len": rng.choice([13, 64, 2048, rng.getrandbits(32)]),
+    }
+
+
 def garbage_flood(path: str, seconds: float) -> dict[str, int]:
-    rng = random.Random(os.getpid())
-    counts = {"submitted": 0, "completed": 0, "resets": 0, "index_attacks": 0}
-    dev = Device.open(path)
-    raw = RawRegion(path)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        qi = rng.randrange(2)
-        q: Queue = dev.queue(qi)
-        n = rng.randrange(1, 64)
-        descs = q.descs([{
-            "cookie": rng.getrandbits(64), "opcode": rng.choice([SEND, RECV, 0, rng.getrandbits(16)]),
-            "flags": rng.choice([0, 0, rng.getrandbits(16)]),
-            "src_off": rng.choice([0, rng.getrandbits(32), rng.randrange(1 << 21)]),
-            "src_len": rng.choice([64, 1514, 9216, 9217, rng.getrandbits(32)]),
-            "dst_off": rng.choice([0, rng.getrandbits(32), rng.randrange(1 << 21)]),
-            "dst_len": rng.choice([13, 64, 2048, rng.getrandbits(32)]),
-        } for _ in range(n)])
-        counts["submitted"] += q.submit(descs)
-        counts["completed"] += len(q.poll(64))
-        if rng.random() < 0.05:
-            sq, sqe, cq, _, _ = raw.queue(qi)
-            sq.prod = rng.getrandbits(32)
-            sqe[rng.randrange(raw.hdr.ring_entries)].seq = rng.getrandbits(32)
-            cq.cons = rng.getrandbits(32)
-            counts["index_attacks"] += 1
-        if dev.needs_reset or rng.random() < 0.01:
-            try:
-                dev.reset()
-                counts["resets"] += 1
-            except errors.SynthError:
-                pass
-    raw.close()
-    dev.close()
-    return counts
+    """Random descriptors on both queues of channel 0, ring index attacks and resets."""
+    from hostile_peer import flood_with
+
+    return flood_with(path, seconds, 2, random_packet_desc)
 
 
 if __name__ == "__main__":
