@@ -12,6 +12,7 @@ directly; the daemon builds on it. The worker threads are C threads that never t
 
 from __future__ import annotations
 
+import errno
 import os
 import pathlib
 import pwd
@@ -159,6 +160,28 @@ def class_params_builder(dev_class: DevClass) -> Any:
     return getattr(mod, "class_params", None)
 
 
+def _region_error(rc: int, spec: DeviceSpec, attach: bool) -> errors.SynthError:
+    """What a failed create or attach means, in words an operator can act on."""
+    what = f"{'attaching to' if attach else 'creating'} region {spec.path}"
+    if rc == -errno.EBUSY:
+        return errors.BusyError(errno.EBUSY, f"{what}: another backend process serves it already (a second "
+                                "virt-synthd with the same region directory?); stop that one first")
+    if rc == -errno.ENOSPC and not attach:
+        where = os.path.dirname(spec.path) or "."
+        try:
+            vfs = os.statvfs(where)
+            free = vfs.f_bavail * vfs.f_frsize
+        except OSError:
+            free = spec.size
+        if free < spec.size:
+            return errors.NoSpaceError(errno.ENOSPC, f"{what}: {where} has {free >> 10} KiB free and the region "
+                                       f"needs {spec.size >> 10} KiB; free space there or enlarge it "
+                                       f"(df -h {where}; a tmpfs: mount -o remount,size=...)")
+        return errors.ValueError(f"{what}: {spec.queues} queues of {spec.ring_entries} ring entries do not fit "
+                                 f"in {spec.size} bytes; give a larger size or fewer queues or entries")
+    return errors.from_errno(rc, what)
+
+
 class HostDevice:
     """A device region laid out (or re-attached) by this process, with its class state."""
 
@@ -180,8 +203,7 @@ class HostDevice:
         fn = lib.synth_hdev_attach if attach else lib.synth_hdev_create
         rc = fn(p, out)
         if rc < 0:
-            verb = "attaching to" if attach else "creating"
-            raise errors.from_errno(rc, f"{verb} region {spec.path}")
+            raise _region_error(rc, spec, attach)
         log.debug("%s %s device %s (%d bytes)", "attached" if attach else "created",
                   spec.dev_class.name.lower(), spec.path, spec.size)
         return cls(out[0], spec)

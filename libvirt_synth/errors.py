@@ -41,6 +41,14 @@ class DeviceError(_OSErrorMessage, OSError, SynthError):
     """The device or its backend failed, or the device needs a reset."""
 
 
+class BusyError(DeviceError):
+    """Someone else holds it: another daemon serves the state directory or the region."""
+
+
+class NoSpaceError(DeviceError):
+    """No room for it: a region's blocks on a full file system."""
+
+
 class NotSupportedError(DeviceError):
     """The device does not serve this operation, algorithm or parameter."""
 

@@ -4,6 +4,7 @@ what a region file is, without disturbing the driver or the backend that use it.
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
 import pathlib
@@ -52,6 +53,21 @@ def is_region(path: str | os.PathLike[str]) -> bool:
     except OSError:
         return False
     return len(head) == 8 and int.from_bytes(head, "little") == lib.SYNTH_MAGIC
+
+
+def is_locked(path: str | os.PathLike[str]) -> bool:
+    """Does a backend serve this region? Each one holds an exclusive flock on it (synth/host.h)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the lock if it was taken
+    return False
 
 
 def read_header(path: str | os.PathLike[str]) -> RegionInfo:

@@ -53,10 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def serve(cfg: config_mod.Config) -> int:
-    service = Service(cfg)
-    service.restore()
+    service = Service(cfg)  # takes the state directory's lock: one daemon per state directory
     server = RpcServer(service, cfg.socket, cfg.group)
-    await server.start()
+    try:
+        server.claim()  # before re-attaching anything: refuses if another daemon answers there
+        service.restore()
+        await server.start()
+    except BaseException:
+        service.close()
+        raise
     if cfg.prometheus_port:
         from libvirt_synth.daemon import metrics
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import grp
 import inspect
 import json
@@ -88,17 +89,37 @@ class RpcServer:
         self.path = path
         self.group = group
         self.server: asyncio.AbstractServer | None = None
+        self._bound: tuple[int, int] | None = None
         self.methods: dict[str, Callable[..., Any]] = {}
         for _name, fn in inspect.getmembers(service, inspect.ismethod):
             rpc_name = getattr(fn, "__synth_rpc__", None)
             if rpc_name:
                 self.methods[rpc_name] = fn
 
-    async def start(self) -> None:
+    def claim(self) -> None:
+        """Make sure the socket path is free: a socket nobody answers on is left by a daemon that
+        died and goes; one that answers belongs to a running daemon, and this one refuses."""
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        if os.path.exists(self.path):
-            os.unlink(self.path)  # a stale socket from a daemon that died
+        if not os.path.lexists(self.path):
+            return
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(self.path)
+        except OSError:
+            os.unlink(self.path)  # stale
+            return
+        else:
+            owner = peer_of(probe).describe()
+        finally:
+            probe.close()
+        raise errors.BusyError(errno.EBUSY, f"another virt-synthd ({owner}) answers on {self.path}; stop it "
+                               "first, or give this one its own --socket")
+
+    async def start(self) -> None:
+        self.claim()
         self.server = await asyncio.start_unix_server(self._client, path=self.path, limit=MAX_REQUEST)
+        st = os.stat(self.path)
+        self._bound = (st.st_dev, st.st_ino)
         # Anyone may connect and read; changing state is checked per call.
         os.chmod(self.path, 0o666)
 
@@ -106,8 +127,11 @@ class RpcServer:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        # Only the socket this server bound goes: another daemon's stays where it is.
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == self._bound:
+                os.unlink(self.path)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")

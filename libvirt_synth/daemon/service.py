@@ -5,6 +5,7 @@ the methods marked @rpc here."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
@@ -16,6 +17,7 @@ from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.backend import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec, HostDevice
 from libvirt_synth.daemon.config import Config
+from libvirt_synth.daemon.lock import StateLock
 from libvirt_synth.daemon.registry import DeviceRecord, Registry
 from libvirt_synth.daemon.rpc import mutating, rpc
 from libvirt_synth.host_packet import LinkPlan, parse_endpoint, parse_links
@@ -91,8 +93,14 @@ class Service:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
-        os.makedirs(cfg.vault_dir, mode=0o700, exist_ok=True)
-        self.registry = Registry(cfg.registry_path)
+        self.state_lock = StateLock(cfg.state_dir)
+        self.state_lock.acquire()  # before anything else in the state directory is touched
+        try:
+            os.makedirs(cfg.vault_dir, mode=0o700, exist_ok=True)
+            self.registry = Registry(cfg.registry_path)
+        except BaseException:
+            self.state_lock.release()
+            raise
         self.backend = Backend(workers=cfg.workers, cpus=cfg.cpus, spin_us=cfg.spin_us,
                                max_sleep_us=cfg.max_sleep_us, deep_sleep_us=cfg.deep_sleep_us)
         self.devices: dict[str, HostDevice] = {}
@@ -120,10 +128,10 @@ class Service:
                           quota=tuple(sorted(rec.quotas.items())))
 
     def _serve(self, records: list[DeviceRecord], plan: LinkPlan, attach: bool = False,
-               existing: str = "fail") -> list[str]:
+               existing: str = "fail", keep_going: bool = False) -> list[str]:
         """Serve the records' devices that are not served yet: packet devices joined by wires in
         one group each (one worker; links set before serving), the others one by one. All or
-        nothing unless attach (a restart keeps what it can). A region file that exists though
+        nothing unless keep_going (a restart keeps what it can). A region file that exists though
         nothing serves it is, with existing="replace", left over from a dead backend and replaced
         (the prepare hook: QEMU does not run yet); with "attach", taken over (the reconnect hook:
         QEMU maps it). Returns the names now served."""
@@ -131,6 +139,8 @@ class Service:
         if not attach and existing != "fail":
             stale = [n for n in by_name if n not in self.devices and os.path.exists(by_name[n].region_path)]
             if existing == "replace":
+                for n in stale:
+                    self._check_replaceable(by_name[n])
                 for n in stale:
                     log.warning("device %s: replacing region %s left by a backend that is gone", n,
                                 by_name[n].region_path)
@@ -154,7 +164,7 @@ class Service:
                     else:
                         devs = self.backend.add_group(specs, plan.connect, attach=attach, generations=gens)
                 except errors.SynthError as e:
-                    if not attach:
+                    if not keep_going:
                         raise
                     log.error("devices %s: cannot re-attach: %s", ", ".join(group), e)
                     self.lost.extend(group)
@@ -167,6 +177,25 @@ class Service:
                 self.backend.remove(self.devices.pop(n).path)
             raise
         return served
+
+    def _check_replaceable(self, rec: DeviceRecord) -> None:
+        """Refuse to replace a file that is not a region this daemon laid out for this domain:
+        it must have the device header's magic, the registry must say the device is this
+        domain's, and no other backend may hold the region's lock."""
+        path = rec.region_path
+        what = f"device {rec.name}: {path} exists"
+        if not region.is_region(path):
+            raise errors.BusyError(errno.EEXIST, f"{what} and is not a synthetic device region; it is not "
+                                   "replaced. Give the device another name, or remove the file if nothing uses it")
+        if region.is_locked(path):
+            raise errors.BusyError(errno.EBUSY, f"{what} and another backend process serves it (a second "
+                                   "virt-synthd with the same region directory?); it is not replaced")
+        known = self.registry.device(rec.name)
+        if known is None or known.domain_uuid != rec.domain_uuid:
+            whose = "has no record of it" if known is None else f"records it for domain {known.domain_uuid}"
+            raise errors.BusyError(errno.EEXIST, f"{what}: a region, but this daemon's registry {whose}; it is "
+                                   f"not replaced. If no VM maps it (fuser -v {path}), remove it and start the "
+                                   "VM again")
 
     def restore(self) -> None:
         """Re-attach every device of the registry whose region still exists (a daemon restart),
@@ -185,11 +214,13 @@ class Service:
             except errors.SynthError as e:
                 log.error("domain %s: links: %s; re-attaching without them", dom["uuid"], e)
                 plan = LinkPlan()
-            for n in self._serve(records, plan, attach=True):
+            for n in self._serve(records, plan, attach=True, keep_going=True):
                 gen = self.devices[n].stats().generation
                 self.registry.set_generation(n, gen)
                 log.info("re-attached %s (generation %d)", n, gen)
-            if not any(r.name in self.devices for r in records):
+            # A domain keeps its record while a region of it is served or still there (a region
+            # that could not be re-attached can then be replaced by the domain's next start).
+            if not any(r.name in self.devices or os.path.exists(r.region_path) for r in records):
                 self.registry.remove_domain(dom["uuid"])
 
     def sync_sessions(self) -> None:
@@ -208,6 +239,7 @@ class Service:
             self.devices.clear()
             self.backend.close(unlink=False)
             self.registry.close()
+            self.state_lock.release()
 
     # ---- methods ----
 

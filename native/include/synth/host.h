@@ -89,10 +89,12 @@ struct synth_hqueue_stats {
 int synth_hdev_get_queue_stats(const struct synth_hdev *d, uint32_t qi, struct synth_hqueue_stats *st);
 
 /*
- * Create a region file (which must not exist), lay it out, and set up its class state.
- * Returns 0 with *out set, or -errno: -EEXIST (file exists), -EINVAL (bad parameters, see
- * synth_layout_compute), -ENOSPC, -ENOTSUP (class without a plugin), -ENOMEM, or the errno of
- * open/ftruncate/fchown/mmap.
+ * Create a region file (which must not exist), allocate all its blocks, lay it out, and set up
+ * its class state. The device holds an exclusive flock on the file until it is destroyed: one
+ * backend per region. Returns 0 with *out set, or -errno: -EEXIST (file exists), -EINVAL (bad
+ * parameters, see synth_layout_compute), -ENOSPC (the layout does not fit in region_size, or the
+ * file system has no room for the region's blocks), -ENOTSUP (class without a plugin), -ENOMEM,
+ * or the errno of open/ftruncate/fchown/posix_fallocate/mmap.
  */
 int synth_hdev_create(const struct synth_hdev_params *p, struct synth_hdev **out);
 
@@ -101,7 +103,8 @@ int synth_hdev_create(const struct synth_hdev_params *p, struct synth_hdev **out
  * backend). The header identity and layout are rewritten from p, the generation counter is bumped
  * to max(p->generation, current + 1), and ring indices are taken over as the guest left them.
  * Returns 0 or -errno as synth_hdev_create (-ENOENT if the file does not exist, -EINVAL if its size
- * does not match).
+ * does not match, -EPROTO if it has no device header's magic, -EBUSY if another backend holds the
+ * region's lock: it is served already).
  */
 int synth_hdev_attach(const struct synth_hdev_params *p, struct synth_hdev **out);
 

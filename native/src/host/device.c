@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -196,6 +197,18 @@ static void retry_in_flight(struct synth_hdev *d, struct synth_hqueue *q, uint32
     synth_store_release_u32(&q->sq.core->cons, taken);
 }
 
+/*
+ * One backend per region: an exclusive lock on the open file for as long as the device lives (the
+ * kernel drops it when the process dies). QEMU maps the file without locking it, and flock locks
+ * do not meet the POSIX record locks other tools take. -EBUSY if another backend holds it.
+ */
+static int lock_region(int fd)
+{
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    return errno == EWOULDBLOCK ? -EBUSY : -errno;
+}
+
 /* Common part of create and attach once the file is open and sized. */
 static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fresh)
 {
@@ -215,6 +228,8 @@ static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fr
         memset(h, 0, SYNTH_HEADER_SIZE);
         gen = p->generation ? p->generation : 1;
     } else {
+        if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != SYNTH_MAGIC)
+            return -EPROTO; /* not a region: never lay a header over someone's file */
         gen = __atomic_load_n(&h->generation, __ATOMIC_RELAXED) + 1;
         if (gen < p->generation)
             gen = p->generation;
@@ -327,9 +342,21 @@ int synth_hdev_create(const struct synth_hdev_params *p, struct synth_hdev **out
         free_dev(d);
         return rc;
     }
+    rc = lock_region(d->fd);
+    if (rc < 0)
+        goto fail_unlink;
     if (fchmod(d->fd, mode) < 0 || ftruncate(d->fd, (off_t)d->layout.region_size) < 0 ||
         ((p->uid >= 0 || p->gid >= 0) && fchown(d->fd, (uid_t)p->uid, (gid_t)p->gid) < 0)) {
         rc = -errno;
+        goto fail_unlink;
+    }
+    /*
+     * Take every block now: a sparse region on a full tmpfs would be served, and the first guest
+     * write past the space would kill its QEMU with SIGBUS. Failing here stops the VM's start.
+     */
+    rc = posix_fallocate(d->fd, 0, (off_t)d->layout.region_size);
+    if (rc != 0) {
+        rc = -rc;
         goto fail_unlink;
     }
     rc = setup(d, p, 1);
@@ -360,6 +387,9 @@ int synth_hdev_attach(const struct synth_hdev_params *p, struct synth_hdev **out
         rc = -errno;
         goto fail;
     }
+    rc = lock_region(d->fd);
+    if (rc < 0)
+        goto fail;
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != d->layout.region_size) {
         rc = -EINVAL;
         goto fail;
