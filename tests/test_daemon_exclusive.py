@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from test_hook import domain_xml, run_hook
 
 from libvirt_synth import client, errors, hookinstall
 from libvirt_synth.abi import Alg, DevClass
@@ -22,7 +23,6 @@ from libvirt_synth.backend import DeviceSpec, HostDevice
 from libvirt_synth.guest import Device
 
 from daemonctl import DAEMON, Daemon
-from test_hook import domain_xml, run_hook
 
 UUID = "5a1b6c3e-0d2f-4a8e-9c71-3b5d7e9f1a20"
 OTHER_UUID = "0e1f2a3b-4c5d-4e6f-8a7b-8c9d0e1f2a3b"
@@ -38,7 +38,8 @@ def base() -> Iterator[pathlib.Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def second(base: pathlib.Path, socket: str, state: pathlib.Path, regions: pathlib.Path) -> subprocess.CompletedProcess[str]:
+def second(base: pathlib.Path, socket: str, state: pathlib.Path,
+           regions: pathlib.Path) -> subprocess.CompletedProcess[str]:
     """Start another daemon in the foreground and return how it ended (it should refuse at once)."""
     (base / "empty.toml").write_text("")
     return subprocess.run([*DAEMON, "--config", str(base / "empty.toml"), "--socket", socket, "--state-dir",
