@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from libvirt_synth import __version__, errors
 from libvirt_synth.cli import daemoncmds, define, demo, devices, guest_image, hooks, inventory, place, serve, xml
+from libvirt_synth.cli.output import stdout_gone
 
 COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define, guest_image, inventory, place)
 
@@ -35,6 +36,18 @@ def setup_logging(verbose: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. A reader that stops early (``| head``) ends it quietly,
+    with 141 (128 + SIGPIPE), whichever command was writing: no traceback."""
+    try:
+        try:
+            return run(argv)
+        finally:  # what is still buffered (all of it, if short) goes now, while we can catch the error
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return stdout_gone()
+
+
+def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)

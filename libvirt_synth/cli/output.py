@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +19,23 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionH
         if action.default is None or action.default is False or action.default == []:
             return action.help
         return super()._get_help_string(action)
+
+
+# Exit status when our reader went away (`virt-synth ... | head`): what a shell reports for a
+# command killed by SIGPIPE, as git does.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
+def stdout_gone() -> int:
+    """Stdout's reader has closed the pipe: point stdout at /dev/null, so that the interpreter's
+    final flush of what is still buffered does not fail again ("Exception ignored ...
+    BrokenPipeError"), and return the exit status to stop with, quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def emit_json(data: Any) -> None:

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from libvirt_synth import __version__, errors, log
-from libvirt_synth.cli.output import Formatter
+from libvirt_synth.cli.output import Formatter, stdout_gone
 from libvirt_synth.daemon import config as config_mod
 from libvirt_synth.daemon.rpc import RpcServer
 from libvirt_synth.daemon.service import Service
@@ -94,7 +94,13 @@ async def serve(cfg: config_mod.Config) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        finally:  # --help, --version: their output goes now, while a closed pipe can be caught
+            sys.stdout.flush()
+    except BrokenPipeError:  # `virt-synthd --help | head -1`: quietly
+        return stdout_gone()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s virt-synthd[%(process)d] %(levelname)s: %(message)s")
     try:
