@@ -4,6 +4,7 @@ region directory of the daemon's configuration, health's exit status, the instal
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -16,7 +17,7 @@ import pytest
 from libvirt_synth.abi import DevClass
 from libvirt_synth.backend import HostDevice
 
-from daemonctl import CLI, DAEMON
+from daemonctl import CLI, DAEMON, Daemon
 
 UUID1 = "7c0d2e4f-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
 UUID2 = "8d1e3f50-2b4c-4d6e-9fa0-1b2c3d4e5f60"
@@ -84,3 +85,74 @@ def test_a_reader_gone_before_any_output_is_no_error(cmd: list[str], base: pathl
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == BROKEN_PIPE, err
     assert_quiet(err)
+
+
+# ---- devices --domain NAME ----
+
+def crypto(name: str) -> dict[str, object]:
+    return {"name": name, "class": "crypto", "size": 1 << 20}
+
+
+def test_devices_of_a_domain_by_name_or_uuid_and_an_unknown_one_is_an_error(base: pathlib.Path) -> None:
+    d = Daemon(base).start()
+    try:
+        d.call("domain.create", uuid=UUID1, name="vnf1", devices=[crypto("vnf1-c0"), crypto("vnf1-c1")])
+        d.call("domain.create", uuid=UUID2, name="vnf2", devices=[crypto("vnf2-c0")])
+        for key in ("vnf1", UUID1, UUID1.upper()):
+            listing = json.loads(d.cli("devices", "--domain", key, "--json", env=env()).stdout)
+            assert sorted(x["name"] for x in listing) == ["vnf1-c0", "vnf1-c1"], key
+            assert {x["domain"] for x in listing} == {UUID1}
+        text = d.cli("devices", "--domain", "vnf2", env=env()).stdout
+        assert "vnf2-c0" in text and "vnf1-c0" not in text
+        r = d.cli("devices", "--domain", "vnf3", check=False, env=env())
+        assert r.returncode == 1 and r.stdout == "", r.stdout
+        assert "no domain 'vnf3'" in r.stderr and "vnf1, vnf2" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        for uuid in (UUID1, UUID2):
+            d.call("domain.destroy", uuid=uuid)
+        d.stop()
+
+
+def test_devices_domain_without_the_daemon_is_an_error_not_every_region(base: pathlib.Path) -> None:
+    regions(base / "regions", 1)
+    r = run("devices", "--domain", "vnf1", "--dir", str(base / "regions"), "--socket", str(base / "none.sock"))
+    assert r.returncode == 1 and r.stdout == "" and "--domain needs it" in r.stderr
+
+
+# ---- the region directory: --dir, else the daemon's configuration ----
+
+def test_devices_fallback_and_regions_read_the_configured_region_dir(base: pathlib.Path) -> None:
+    configured = regions(base / "configured", 2)
+    other = regions(base / "other", 1)
+    cfg = base / "virt-synthd.toml"
+    cfg.write_text(f'[daemon]\nregion_dir = "{configured}"\n')
+    down = ["--socket", str(base / "none.sock")]
+    r = run("devices", "--config", str(cfg), "--json", *down)
+    assert r.returncode == 0, r.stderr
+    assert sorted(x["path"] for x in json.loads(r.stdout)) == [str(configured / "r000"), str(configured / "r001")]
+    assert "virt-synthd is not running" in r.stderr and f"region files in {configured}" in r.stderr
+    assert str(cfg) in r.stderr, "the message says where the directory comes from"
+    r = run("devices", "--regions", "--config", str(cfg), "--json")
+    assert sorted(x["name"] for x in json.loads(r.stdout)) == ["r000", "r000"] and r.stderr == ""
+    assert {x["path"] for x in json.loads(r.stdout)} == {str(configured / "r000"), str(configured / "r001")}
+    r = run("devices", "--regions", "--config", str(cfg), "--dir", str(other), "--json")
+    assert [x["path"] for x in json.loads(r.stdout)] == [str(other / "r000")], "--dir beats the configuration"
+    r = run("devices", "--config", str(cfg), *down)
+    assert r.returncode == 0 and "PATH" in r.stdout and str(configured / "r001") in r.stdout
+
+
+def test_devices_with_a_broken_or_missing_configuration_says_so(base: pathlib.Path) -> None:
+    cfg = base / "broken.toml"
+    cfg.write_text("[daemon\nregion_dir = 3\n")
+    r = run("devices", "--regions", "--config", str(cfg))
+    assert r.returncode == 1 and r.stderr.startswith(f"virt-synth devices: error: {cfg}: ") and r.stdout == ""
+    assert r.stderr.count("\n") == 1, r.stderr
+    cfg.write_text('[workers]\ncount = "many"\n')  # a value of the wrong type
+    r = run("devices", "--regions", "--config", str(cfg))
+    assert r.returncode == 1 and r.stderr.startswith(f"virt-synth devices: error: {cfg}: ")
+    assert "Traceback" not in r.stderr
+    r = run("devices", "--regions", "--config", str(base / "none.toml"))
+    assert r.returncode == 1 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    cfg.write_text(f'[daemon]\nregion_dir = "{base / "gone"}"\n')
+    r = run("devices", "--regions", "--config", str(cfg))
+    assert r.returncode == 1 and f"region directory {base / 'gone'}" in r.stderr
