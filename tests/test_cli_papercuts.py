@@ -156,3 +156,26 @@ def test_devices_with_a_broken_or_missing_configuration_says_so(base: pathlib.Pa
     cfg.write_text(f'[daemon]\nregion_dir = "{base / "gone"}"\n')
     r = run("devices", "--regions", "--config", str(cfg))
     assert r.returncode == 1 and f"region directory {base / 'gone'}" in r.stderr
+
+
+# ---- health: degraded is not healthy ----
+
+def test_health_exits_2_when_devices_were_lost(base: pathlib.Path) -> None:
+    d = Daemon(base).start()
+    try:
+        d.call("domain.create", uuid=UUID1, name="vnf1", devices=[crypto("vnf1-c0"), crypto("vnf1-c1")])
+        assert d.cli("health", env=env()).returncode == 0
+    finally:
+        d.stop()
+    (d.regions / "vnf1-c1").unlink()  # its VM went away while the daemon was down
+    d = Daemon(base).start()
+    try:
+        r = d.cli("health", check=False, env=env())
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        assert "lost at restart (region gone): vnf1-c1" in r.stdout and "degraded" in r.stdout
+        r = d.cli("health", "--json", check=False, env=env())
+        assert r.returncode == 2 and json.loads(r.stdout)["lost_devices"] == ["vnf1-c1"]
+        assert "exit status" in d.cli("health", "--help", env=env()).stdout
+    finally:
+        d.call("domain.destroy", uuid=UUID1)
+        d.stop()

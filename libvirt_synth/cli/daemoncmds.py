@@ -8,6 +8,21 @@ from typing import Any
 
 from libvirt_synth.cli.output import Formatter, add_socket_arg, daemon_call, emit_json, table
 
+EXIT_DEGRADED = 2  # health: the daemon is up but lost or abandoned devices
+
+HEALTH_EPILOG = f"""exit status (the same with --json):
+  0  virt-synthd is up and serves every device it should
+  1  virt-synthd cannot be reached, or answered with an error
+  {EXIT_DEGRADED}  degraded: virt-synthd is up, but lost devices at its restart (their region was gone)
+     or abandoned some (their region file was truncated under it); 2 is also argparse's status
+     for a bad command line
+
+examples:
+  virt-synth health
+  virt-synth health --json
+  virt-synth health || alert "virt-synthd is down or degraded"
+"""
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("stats", help="counters of one device, or of all (virt-synthd)", description=__doc__,
@@ -27,7 +42,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_plugins)
 
     p = sub.add_parser("health", help="is virt-synthd up, and what does it serve", description=__doc__,
-                       formatter_class=Formatter)
+                       formatter_class=Formatter, epilog=HEALTH_EPILOG)
     add_socket_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_health)
@@ -100,13 +115,15 @@ def run_plugins(args: argparse.Namespace) -> int:
 
 def run_health(args: argparse.Namespace) -> int:
     doc = daemon_call(args, "health")
+    degraded = bool(doc.get("lost_devices") or doc.get("abandoned_devices"))
     if args.json:
         emit_json(doc)
-        return 0
+        return EXIT_DEGRADED if degraded else 0
     print(f"virt-synthd {doc['version']} (pid {doc['pid']}) up {doc['uptime_s']} s on {doc['socket']}")
     print(f"{doc['domains']} domains, {doc['devices']} devices, {len(doc['workers'])} workers")
-    if doc["lost_devices"]:
+    if doc.get("lost_devices"):
         print(f"lost at restart (region gone): {', '.join(doc['lost_devices'])}")
     if doc.get("abandoned_devices"):
         print(f"abandoned (region file truncated under the backend): {', '.join(doc['abandoned_devices'])}")
-    return 0
+    print("status: degraded" if degraded else "status: ok")
+    return EXIT_DEGRADED if degraded else 0
