@@ -33,6 +33,17 @@ def render(socket: str, python: str = PYTHON) -> str:
     return text.replace("@PKGDIR@", pkgdir).replace("@SOCKET@", socket)
 
 
+def installed(root: str = "/") -> str | None:
+    """The text of the hook installed under root, or None if none is installed there."""
+    path = hook_path(root)
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise errors.DeviceError(e.errno or 0, f"cannot read the installed hook {path}: {e.strerror}") from None
+
+
 def install(root: str = "/", socket: str = "/run/libvirt-synth/synthd.sock", python: str = PYTHON) -> tuple[str, bool]:
     """Write the hook; returns (path, changed). Idempotent: an identical hook is left alone."""
     if not os.access(python, os.X_OK):

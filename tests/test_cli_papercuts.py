@@ -9,11 +9,13 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 
 import pytest
 
+from libvirt_synth import hookinstall
 from libvirt_synth.abi import DevClass
 from libvirt_synth.backend import HostDevice
 
@@ -179,3 +181,22 @@ def test_health_exits_2_when_devices_were_lost(base: pathlib.Path) -> None:
     finally:
         d.call("domain.destroy", uuid=UUID1)
         d.stop()
+
+
+# ---- hooks show --root: the installed hook ----
+
+def test_hooks_show_shows_the_installed_hook_and_says_when_there_is_none(tmp_path: pathlib.Path) -> None:
+    path = hookinstall.hook_path(str(tmp_path))
+    r = run("hooks", "show", "--root", str(tmp_path))
+    assert r.returncode == 1 and f"no hook is installed at {path}" in r.stderr
+    assert r.stdout == hookinstall.render("/run/libvirt-synth/synthd.sock"), "labelled: what install would write"
+    assert json.loads(run("hooks", "show", "--root", str(tmp_path), "--json").stdout)["installed"] is False
+    run("hooks", "install", "--root", str(tmp_path), "--socket", "/run/other.sock", "--python", sys.executable,
+        check=True)
+    r = run("hooks", "show", "--root", str(tmp_path))
+    assert r.returncode == 0 and r.stdout == path.read_text() and '"/run/other.sock"' in r.stdout
+    assert f"{path} (installed)" in r.stderr and "differs" in r.stderr
+    r = run("hooks", "show", "--root", str(tmp_path), "--socket", "/run/other.sock", "--python", sys.executable)
+    assert r.returncode == 0 and "differs" not in r.stderr
+    doc = json.loads(run("hooks", "show", "--root", str(tmp_path), "--json").stdout)
+    assert doc == {"path": str(path), "installed": True, "text": path.read_text(), "current": False}
