@@ -149,10 +149,10 @@ def test_devices_with_a_broken_or_missing_configuration_says_so(base: pathlib.Pa
     r = run("devices", "--regions", "--config", str(cfg))
     assert r.returncode == 1 and r.stderr.startswith(f"virt-synth devices: error: {cfg}: ") and r.stdout == ""
     assert r.stderr.count("\n") == 1, r.stderr
-    cfg.write_text('[workers]\ncount = "many"\n')  # a value of the wrong type
+    cfg.write_text('[workers]\ncount = "many"\nspin_us = -1\n')  # values of the wrong type, out of range
     r = run("devices", "--regions", "--config", str(cfg))
     assert r.returncode == 1 and r.stderr.startswith(f"virt-synth devices: error: {cfg}: ")
-    assert "Traceback" not in r.stderr
+    assert all(line.startswith("virt-synth devices: error: ") for line in r.stderr.splitlines()), r.stderr
     r = run("devices", "--regions", "--config", str(base / "none.toml"))
     assert r.returncode == 1 and "does not exist" in r.stderr and "Traceback" not in r.stderr
     cfg.write_text(f'[daemon]\nregion_dir = "{base / "gone"}"\n')

@@ -54,7 +54,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except errors.SynthError as e:
-        print(f"virt-synth {args.command}: error: {e}", file=sys.stderr)
+        for line in str(e).splitlines() or [""]:  # a configuration's mistakes: one line each
+            print(f"virt-synth {args.command}: error: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
