@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shared by the compression tests: the reference libraries (Python's zlib; zstandard, lz4 and
-isal from PyPI), a corpus of this machine's own files, and a served compression device."""
+isal from PyPI; the system's liblz4 itself for what an unfinished lz4 frame decodes to), a corpus
+of this machine's own files, and a served compression device."""
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import pathlib
@@ -64,7 +66,8 @@ def ref_compress(alg: CAlg, data: bytes, level: int | None = None, lib: str = ""
 
 
 def ref_decompress(alg: CAlg, blob: bytes, lib: str = "") -> bytes:
-    """The data of exactly one frame; RefError if corrupt, truncated or followed by other bytes."""
+    """The data of exactly one frame; RefError if corrupt, truncated or followed by other bytes. lz4:
+    python-lz4, or liblz4 itself with lib="liblz4"."""
     try:
         if alg in DEFLATE_FAMILY:
             d: Any = isal_zlib.decompressobj(WBITS[alg]) if lib == "isal" else zlib.decompressobj(WBITS[alg])
@@ -78,6 +81,11 @@ def ref_decompress(alg: CAlg, blob: bytes, lib: str = "") -> bytes:
             if not z.eof or z.unused_data:
                 raise RefError("truncated or trailing data")
             return bytes(out)
+        if lib == "liblz4":
+            out, ended, n = lz4_decode(blob)
+            if not ended or n != len(blob):
+                raise RefError("truncated or trailing data")
+            return out
         ld = lz4.frame.LZ4FrameDecompressor()
         out = ld.decompress(blob)
         if not ld.eof or ld.unused_data:
@@ -85,6 +93,71 @@ def ref_decompress(alg: CAlg, blob: bytes, lib: str = "") -> bytes:
         return bytes(out)
     except (zlib.error, isal_zlib.error, zstandard.ZstdError, RuntimeError) as e:
         raise RefError(str(e)) from e
+
+
+# ---- liblz4's own frame decoder (LZ4F_decompress), the reference for lz4 ----
+
+
+@functools.cache
+def _liblz4() -> ctypes.CDLL:
+    """The liblz4 the device's plugin links (the C core needs it, so it is there)."""
+    lib = ctypes.CDLL("liblz4.so.1")
+    size_p = ctypes.POINTER(ctypes.c_size_t)
+    lib.LZ4F_createDecompressionContext.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint]
+    lib.LZ4F_freeDecompressionContext.argtypes = [ctypes.c_void_p]
+    lib.LZ4F_decompress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, size_p, ctypes.c_void_p, size_p, ctypes.c_void_p]
+    for f in (lib.LZ4F_createDecompressionContext, lib.LZ4F_freeDecompressionContext, lib.LZ4F_decompress):
+        f.restype = ctypes.c_size_t
+    lib.LZ4F_isError.argtypes = lib.LZ4F_getErrorName.argtypes = [ctypes.c_size_t]
+    lib.LZ4F_isError.restype = ctypes.c_uint
+    lib.LZ4F_getErrorName.restype = ctypes.c_char_p
+    return lib
+
+
+LZ4F_VERSION = 100
+
+
+def lz4_decode(blob: bytes, out_size: int = 4096) -> tuple[bytes, bool, int]:
+    """What the system's liblz4 (LZ4F_decompress) makes of blob: (output, whether the frame ended,
+    bytes read); RefError if it refuses the data.
+
+    blob may stop anywhere, e.g. at a sync flush: the output is then everything decodable so far.
+    With less than a block's worth of room (64 KiB for the device's frames) left in dst, LZ4F
+    decodes a block into its own buffer, counts the block as read and hands its output out over
+    later calls, so this calls again, with no input, until a call gives nothing. python-lz4 4.4's
+    LZ4FrameDecompressor returns as soon as its input is read: it drops the rest of a block that
+    ends the input and decodes past twice the input's size (the first output buffer it takes)."""
+    lib = _liblz4()
+    ctx = ctypes.c_void_p()
+    if lib.LZ4F_isError(lib.LZ4F_createDecompressionContext(ctypes.byref(ctx), LZ4F_VERSION)):
+        raise MemoryError("LZ4F_createDecompressionContext")
+    src = ctypes.create_string_buffer(blob, len(blob))
+    dst = ctypes.create_string_buffer(out_size)
+    out: list[bytes] = []
+    pos = 0
+    try:
+        while True:
+            sn, dn = ctypes.c_size_t(len(blob) - pos), ctypes.c_size_t(out_size)
+            r = lib.LZ4F_decompress(ctx, dst, ctypes.byref(dn), ctypes.addressof(src) + pos, ctypes.byref(sn), None)
+            if lib.LZ4F_isError(r):
+                raise RefError(lib.LZ4F_getErrorName(r).decode())
+            pos += sn.value
+            out.append(dst.raw[: dn.value])
+            if r == 0 or (pos == len(blob) and dn.value == 0):
+                return b"".join(out), r == 0, pos
+            if sn.value == 0 and dn.value == 0:
+                raise RefError("LZ4F_decompress made no progress")
+    finally:
+        lib.LZ4F_freeDecompressionContext(ctx)
+
+
+def ref_decode_so_far(alg: CAlg, blob: bytes) -> bytes:
+    """What the reference decoder gives for the start of a frame (e.g. up to a sync flush)."""
+    if alg in DEFLATE_FAMILY:
+        return zlib.decompressobj(WBITS[alg]).decompress(blob)
+    if alg == CAlg.ZSTD:
+        return zstandard.ZstdDecompressor().decompressobj().decompress(blob)
+    return lz4_decode(blob)[0]
 
 
 REF_LIBS: dict[CAlg, list[str]] = {a: ["zlib", "isal"] for a in DEFLATE_FAMILY} | {CAlg.ZSTD: ["zstandard"],
