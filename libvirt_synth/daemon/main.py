@@ -22,7 +22,6 @@ from libvirt_synth.cli.output import Formatter, stdout_gone
 from libvirt_synth.daemon import config as config_mod
 from libvirt_synth.daemon.rpc import RpcServer
 from libvirt_synth.daemon.service import Service
-from libvirt_synth.standalone import parse_cpus
 
 EPILOG = f"""defaults:
   config     {config_mod.DEFAULT_CONFIG} (if it exists)
@@ -104,17 +103,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s virt-synthd[%(process)d] %(levelname)s: %(message)s")
     try:
-        cfg = config_mod.load(args.config, {
+        cfg = config_mod.load(args.config, {  # options as given: checked as the file's values are
             "socket": args.socket, "state_dir": args.state_dir, "region_dir": args.region_dir,
-            "plugin_dir": args.plugin_dir,
-            "workers": args.workers, "cpus": parse_cpus(args.cpus) if args.cpus else None,
+            "plugin_dir": args.plugin_dir, "workers": args.workers, "cpus": args.cpus,
             "group": args.group, "qemu_user": args.qemu_user, "prometheus_port": args.prometheus_port,
-        })
+        }, check_host=True)
         if not os.path.isdir(cfg.region_dir):
             raise errors.NotFoundError(2, f"region directory {cfg.region_dir} does not exist")
         return asyncio.run(serve(cfg))
     except errors.SynthError as e:
-        print(f"virt-synthd: error: {e}", file=sys.stderr)
+        for line in str(e).splitlines() or [""]:  # a configuration's mistakes: one line each
+            print(f"virt-synthd: error: {line}", file=sys.stderr)
         return 1
     except sqlite3.Error as e:
         print(f"virt-synthd: error: registry {e} (state directory: is it writable and not corrupt?)",
