@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pyexpat
 
-from libvirt_synth import errors
+from libvirt_synth import capabilities, errors
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; the hook imports this module
 if TYPE_CHECKING:
@@ -42,10 +42,10 @@ KPI_TAG = "kpi"
 OPTION_TAG = "option"
 
 #: The device classes the metadata may name (``class`` attribute).
-CLASS_CRYPTO = "crypto"
-CLASS_COMPRESS = "compress"
-CLASS_PACKET = "packet"
-CLASSES = (CLASS_CRYPTO, CLASS_COMPRESS, CLASS_PACKET)
+CLASS_CRYPTO = capabilities.CRYPTO
+CLASS_COMPRESS = capabilities.COMPRESS
+CLASS_PACKET = capabilities.PACKET
+CLASSES = capabilities.CLASSES
 
 
 def qname(tag: str) -> str:
@@ -195,10 +195,12 @@ def _fromstring(text: str) -> _Element:
     return root[0]
 
 
-def parse_devices(domain_xml: str) -> tuple[str, str, list[dict[str, Any]]]:
+def parse_devices(domain_xml: str, check: bool = True) -> tuple[str, str, list[dict[str, Any]]]:
     """A domain's XML -> (uuid, name, [device dicts as virt-synthd's ``domain.create`` takes them]).
 
-    A domain without the project's metadata has no synthetic devices: the list is empty.
+    A domain without the project's metadata has no synthetic devices: the list is empty. With
+    ``check``, each device is also checked against the vocabulary (``capabilities.check_device``,
+    ``check_links``): what the XML generator would refuse, the hook refuses too.
     Raises ``libvirt_synth.errors.ValueError`` (also a builtin ValueError) on malformed input."""
     try:
         root = _fromstring(domain_xml)
@@ -218,4 +220,9 @@ def parse_devices(domain_xml: str) -> tuple[str, str, list[dict[str, Any]]]:
     names = [d["name"] for d in devices]
     if len(set(names)) != len(names):
         raise errors.ValueError(f"<{PREFIX}:{DEVICES_TAG}> names a device twice: {names}")
+    if check:
+        for d in devices:
+            capabilities.check_device(f"device {d['name']}", d["class"], d["capabilities"], d["kpis"], d["options"],
+                                      d.get("plugin"), d["queues"])
+        capabilities.check_links(devices, f"<{PREFIX}:{DEVICES_TAG}>")
     return uuid, name, devices

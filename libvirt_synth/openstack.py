@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from libvirt_synth.capabilities import CAPABILITIES
 from libvirt_synth.inventory import model
-from libvirt_synth.vnfd.capabilities import CAPABILITIES
 from libvirt_synth.vnfd.model import Vdu
 
 PREFIX = "CUSTOM_SYNTH_"

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from libvirt_synth import errors
+from libvirt_synth.capabilities import CAPABILITIES, KPIS
 from libvirt_synth.inventory import model
-from libvirt_synth.vnfd.capabilities import CAPABILITIES, KPIS
 from libvirt_synth.vnfd.model import Ask, Vdu
 
 # (free throughput Gb/s, free ops/s, capacity Gb/s, capacity ops/s, latency us, sessions per device,

@@ -64,6 +64,7 @@ class Backend:
         self.devices: dict[str, HostDevice] = {}
         self._next = 0
         self._lock = threading.Lock()
+        self._groups: dict[str, set[str]] = {}  # path -> the paths joined to it by wires (one worker)
 
     def add(self, spec: DeviceSpec) -> HostDevice:
         """Lay out a region and start serving it."""
@@ -90,34 +91,57 @@ class Backend:
 
     def add_group(self, specs: Sequence[DeviceSpec],
                   connect: Callable[[list[HostDevice]], None] | None = None, *, attach: bool = False,
-                  generations: dict[str, int] | None = None) -> list[HostDevice]:
+                  generations: dict[str, int] | None = None, join: Sequence[HostDevice] = ()) -> list[HostDevice]:
         """Lay out several regions (or, with attach, take over existing ones), let ``connect`` link
         them while nothing serves them yet, then serve them all from one worker. Packet devices
-        joined by a wire need this: one worker thread must serve both ends. All or nothing: on
-        failure no region is left (attached ones are left to their VMs)."""
+        joined by a wire need this: one worker thread must serve both ends. ``join`` are devices
+        served already that ``connect`` links to the new ones (a wire to another VM's device):
+        they stop being served for the moment it takes, and their groups move to one worker with
+        the new devices. ``connect`` gets the joined devices, then the new ones. All or nothing: on
+        failure no new region is left (attached ones are left to their VMs) and the joined devices
+        are served as before."""
         with self._lock:
             paths = [s.path for s in specs]
             dup = [p for p in paths if p in self.devices or paths.count(p) > 1]
             if dup:
                 raise errors.ValueError(f"device {dup[0]} is already served (or given twice)")
+            members = {p: self.devices[p] for d in join for p in self._groups.get(d.path, {d.path})}
+            joined = list(join)
+            worker = joined[0].worker if joined and joined[0].worker else self.workers[self._next % len(self.workers)]
+            # Links change only while nothing serves their ends; group members elsewhere move here.
+            paused = {p: d for p, d in members.items() if d in joined or d.worker is not worker}
+            was = {p: d.worker for p, d in paused.items()}
+            for d in paused.values():
+                if d.worker is not None:
+                    d.worker.remove(d)
             devs: list[HostDevice] = []
-            worker = self.workers[self._next % len(self.workers)]
             try:
                 for spec in specs:
                     gen = (generations or {}).get(spec.path, 0)
                     devs.append(HostDevice.from_spec(spec, attach=attach, generation=gen))
                 if connect is not None:
-                    connect(devs)
-                for dev in devs:
+                    connect(joined + devs)
+                for dev in [*paused.values(), *devs]:
                     worker.add(dev)
             except BaseException:
                 for dev in devs:
                     dev.destroy(unlink=not attach)
+                for p, d in paused.items():  # back where they were, serving as before
+                    if d.worker is not None:
+                        d.worker.remove(d)
+                    if was[p] is not None:
+                        was[p].add(d)  # type: ignore[union-attr]
                 raise
             self._next += 1
+            group = set(members) | set(paths)
+            for p in group:
+                self._groups[p] = group
             for dev in devs:
                 self.devices[dev.path] = dev
                 log.info("serving %s device %s with %s", dev.spec.dev_class.name.lower(), dev.path, dev.plugin)
+            if joined:
+                log.info("linked %s to %s on one worker", ", ".join(d.path for d in devs),
+                         ", ".join(d.path for d in joined))
             return devs
 
     def release(self, dev: HostDevice) -> None:
@@ -127,6 +151,7 @@ class Backend:
     def remove(self, path: str, unlink: bool = True) -> None:
         with self._lock:
             dev = self.devices.pop(path, None)
+            self._groups.pop(path, set()).discard(path)
         if dev is None:
             raise errors.NotFoundError(2, f"no device {path} is served here")
         dev.destroy(unlink=unlink)

@@ -246,12 +246,13 @@ def test_packet_devices_of_a_domain_are_wired_and_rewired_after_a_restart(base: 
             link_a = stats["pk-a"]["packet"]["links"][0]
             assert link_a["link"] == "wire" and link_a["peer"] == "pk-b" and link_a["peer_alive"], link_a
             assert stats["pk-c"]["packet"]["links"][0]["link"] == "none"
-        with pytest.raises(client.RpcError, match="expected wire:PEER"):
+        with pytest.raises(client.RpcError, match="expected wire:DEVICE"):
             d.call("domain.create", uuid="11111111-2222-4333-8444-555555555555", name="bad",
                    devices=[{"name": "pk-x", "class": "packet", "options": {"link": "cable:pk-y"}}])
-        with pytest.raises(client.RpcError, match="names no device"):
+        with pytest.raises(client.RpcError, match="pk-z is a crypto device, not a packet device"):
             d.call("domain.create", uuid="11111111-2222-4333-8444-555555555555", name="bad",
-                   devices=[{"name": "pk-x", "class": "packet", "options": {"link": "wire:elsewhere"}}])
+                   devices=[{"name": "pk-x", "class": "packet", "options": {"link": "wire:pk-z"}},
+                            {"name": "pk-z", "class": "crypto"}])
         d.call("domain.destroy", uuid=UUID)
     finally:
         d.stop()

@@ -12,7 +12,7 @@ import pytest
 
 from libvirt_synth import vnfd
 from libvirt_synth.abi import ALG_INFO, CAlg
-from libvirt_synth.vnfd.capabilities import CAPABILITIES, KPIS, of_class
+from libvirt_synth.capabilities import CAPABILITIES, KPIS, of_class
 from libvirt_synth.xml import designer, spec
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

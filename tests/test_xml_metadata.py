@@ -23,7 +23,7 @@ MINIMAL = (DATA / "minimal-in.xml").read_text()
 def test_round_trip_every_field() -> None:
     specs = [spec.parse_cli("crypto:caps=aes-256-gcm+chacha20-poly1305,kpi.throughput_gbps=12.5,kpi.sessions=10000,"
                             "size=8M,queues=4,ring-entries=1024,plugin=openssl"),
-             spec.parse_cli("packet:channels=2,opt.link0=wire:peer.0,opt.link1=tap:vnf1,opt.max_frame=9216"),
+             spec.parse_cli("packet:channels=2,opt.link=wire:peer.0,opt.link.1=tap:vnf1,opt.max_frame=9216"),
              spec.parse_cli("compress:caps=deflate,size=1M")]
     result = designer.inject(MINIMAL, specs)
     uuid, name, devices = metadata.parse_devices(result.xml)
@@ -34,7 +34,7 @@ def test_round_trip_every_field() -> None:
          "plugin": "openssl", "capabilities": ["aes-256-gcm", "chacha20-poly1305"],
          "kpis": {"throughput_gbps": 12.5, "sessions": 10000}, "options": {}},
         {"name": f"{prefix}1", "class": "packet", "size": 4 << 20, "queues": 4, "ring_entries": 256,
-         "capabilities": [], "kpis": {}, "options": {"link0": "wire:peer.0", "link1": "tap:vnf1", "max_frame": "9216"}},
+         "capabilities": [], "kpis": {}, "options": {"link": "wire:peer.0", "link.1": "tap:vnf1", "max_frame": "9216"}},
         {"name": f"{prefix}2", "class": "compress", "size": 1 << 20, "queues": 1, "ring_entries": 256,
          "capabilities": ["deflate"], "kpis": {}, "options": {}},
     ]
@@ -108,4 +108,11 @@ def test_import_is_light() -> None:
             "print(sorted(k for k in sys.modules if k.split('.')[0] in "
             "('lxml', 'cffi', '_cffi_backend', 'libvirt', 'yaml', 'libvirt_synth')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert eval(out) == ["libvirt_synth", "libvirt_synth.errors", "libvirt_synth.metadata"]
+    assert eval(out) == ["libvirt_synth", "libvirt_synth.capabilities", "libvirt_synth.errors",
+                         "libvirt_synth.metadata"]
+    # ... and none of the slow parts of it.
+    code = ("import sys; before = set(sys.modules); import libvirt_synth.metadata; "
+            "print(sorted(set(sys.modules) - before))")
+    new = eval(subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
+                              cwd=pathlib.Path(__file__).parent.parent).stdout)
+    assert not {"re", "dataclasses", "typing", "json", "inspect"} & set(new), new

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     conn = conn or connect.open_connection(args.connect)
     defined = connect.define(conn, result.xml, start=args.start)
-    notes = []
+    notes = xmlcmd.device_notes(result)
     if running:
         notes.append("the domain is running: the new devices apply from its next start")
     if args.connect.startswith("test:"):

@@ -191,15 +191,23 @@ def run(args: argparse.Namespace) -> int:
     if output:
         write_atomic(output, result.xml)
     if args.json:
-        doc = result.as_dict() | {"output": output}
+        doc = result.as_dict() | {"output": output, "notes": result.notes}
         if not output:
             doc["xml"] = result.xml
         emit_json(doc)
-    elif output:
+        return 0
+    if output:
         print(f"wrote {output}")
         print("\n".join(summary(result)))
     else:
         sys.stdout.write(result.xml)
         if result.uuid_generated:
             print(f"virt-synth xml: note: {result.name} had no uuid; generated {result.uuid}", file=sys.stderr)
+    for note in device_notes(result):
+        print(f"virt-synth xml: note: {note}", file=sys.stderr)
     return 0
+
+
+def device_notes(result: Any) -> list[str]:
+    """The notes about devices (the generated uuid has its own line)."""
+    return result.notes[1:] if result.uuid_generated else list(result.notes)

@@ -12,25 +12,33 @@ import threading
 import time
 from typing import Any
 
-from libvirt_synth import __version__, errors, log, region
+from libvirt_synth import __version__, capabilities, errors, log, region
 from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.backend import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec, HostDevice
+from libvirt_synth.daemon import links
 from libvirt_synth.daemon.config import Config
 from libvirt_synth.daemon.lock import StateLock
 from libvirt_synth.daemon.registry import DeviceRecord, Registry
 from libvirt_synth.daemon.rpc import mutating, rpc
-from libvirt_synth.host_packet import LinkPlan, parse_endpoint, parse_links
+from libvirt_synth.host_packet import LinkPlan
 from libvirt_synth.plugins import catalog, choices, load_plugin_dir
 from libvirt_synth.standalone import Backend, class_stats
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$")
-LINK_KEY = re.compile(r"^link(?:\.(\d+))?$")  # packet option link[.CHANNEL]
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-def parse_device(raw: Any, where: str) -> dict[str, Any]:
-    """Check one device entry of a domain.create call; returns it normalised."""
+def _count(raw: dict[str, Any], key: str, default: int, where: str) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise errors.ValueError(f"{where}.{key}: expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def parse_device(raw: Any, where: str, catalog: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> dict[str, Any]:
+    """Check one device entry of a domain.create call against the vocabulary and, if given, the
+    host's plugin catalog; returns it normalised."""
     if not isinstance(raw, dict):
         raise errors.ValueError(f"{where}: expected an object, got {type(raw).__name__}")
     name = raw.get("name")
@@ -41,52 +49,30 @@ def parse_device(raw: Any, where: str) -> dict[str, Any]:
         cls = DevClass.parse(str(raw.get("class", "")))
     except ValueError as e:
         raise errors.ValueError(f"{where}.class: {e}") from None
-    out = {
+    spec = {k: raw[k] for k in ("capabilities", "kpis", "options") if k in raw}
+    for key, kind in (("capabilities", list), ("kpis", dict), ("options", dict)):
+        if not isinstance(spec.get(key, kind()), kind):
+            raise errors.ValueError(f"{where}.{key}: expected {'a list' if kind is list else 'an object'}")
+    plugin = raw.get("plugin")
+    if plugin is not None and not isinstance(plugin, str):
+        raise errors.ValueError(f"{where}.plugin: expected a plugin name, got {plugin!r}")
+    quotas = raw.get("quotas", {})
+    if not isinstance(quotas, dict):
+        raise errors.ValueError(f"{where}.quotas: expected an object")
+    queues = _count(raw, "queues", 2 if cls == DevClass.PACKET else DEFAULT_QUEUES, where)  # packet: TX + RX
+    capabilities.check_device(f"device {name}", cls.name.lower(), spec.get("capabilities", []), spec.get("kpis"),
+                              spec.get("options"), plugin, queues, catalog)
+    return {
         "name": name,
         "class": cls.name.lower(),
-        "size": int(raw.get("size", DEFAULT_REGION_SIZE)),
-        "queues": int(raw.get("queues", 2 if cls == DevClass.PACKET else DEFAULT_QUEUES)),  # packet: TX + RX
-        "ring_entries": int(raw.get("ring_entries", DEFAULT_RING_ENTRIES)),
-        "plugin": raw.get("plugin"),
-        "max_sessions": int(raw.get("max_sessions", 0)),  # crypto: session table size (0: 1024)
-        "quotas": dict(raw.get("quotas", {})),
-        "spec": {k: raw[k] for k in ("capabilities", "kpis", "options") if k in raw},
+        "size": _count(raw, "size", DEFAULT_REGION_SIZE, where),
+        "queues": queues,
+        "ring_entries": _count(raw, "ring_entries", DEFAULT_RING_ENTRIES, where),
+        "plugin": plugin,
+        "max_sessions": _count(raw, "max_sessions", 0, where),  # crypto: session table size (0: 1024)
+        "quotas": dict(quotas),
+        "spec": spec,
     }
-    return out
-
-
-def link_plan(records: list[DeviceRecord]) -> LinkPlan:
-    """The packet links a domain's devices ask for, in their options: ``link[.CHANNEL]`` =
-    ``wire:PEER[.CHANNEL]`` (a packet device of the same domain) or ``tap:IFNAME``. A wire named
-    from both ends counts once."""
-    names = [r.name for r in records if r.dev_class == "packet"]
-    wires: list[str] = []
-    taps: list[str] = []
-    seen: set[tuple[tuple[str, int], ...]] = set()
-    for r in records:
-        if r.dev_class != "packet":
-            continue
-        for key, value in (r.spec.get("options") or {}).items():
-            m = LINK_KEY.match(key)
-            if not m:
-                continue
-            chan = int(m.group(1) or 0)
-            kind, _, target = str(value).partition(":")
-            where = f"device {r.name}: option {key}={value!r}"
-            if kind == "wire":
-                try:
-                    peer, pchan = parse_endpoint(target, names)
-                except errors.ValueError as e:
-                    raise errors.ValueError(f"{where}: {e}") from None
-                edge = tuple(sorted([(r.name, chan), (peer, pchan)]))
-                if edge not in seen:
-                    seen.add(edge)
-                    wires.append(f"{r.name}.{chan}:{peer}.{pchan}")
-            elif kind == "tap" and target:
-                taps.append(f"{r.name}.{chan}={target}")
-            else:
-                raise errors.ValueError(f"{where}: expected wire:PEER[.CHANNEL] or tap:IFNAME")
-    return parse_links(names, wires, taps)
 
 
 class Service:
@@ -117,9 +103,9 @@ class Service:
         alg_pins = {k: v for k, v in self.cfg.plugin_pins.items() if k not in ("crypto", "compress", "packet")}
         if rec.dev_class == "crypto" and alg_pins and not plugin:
             options = (("pins", alg_pins),)
-        if rec.dev_class == "packet":  # links are set apart (link_plan); the rest are device options
+        if rec.dev_class == "packet":  # links are set apart (daemon.links); the rest are device options
             options = tuple(sorted((k, v) for k, v in (rec.spec.get("options") or {}).items()
-                                   if not LINK_KEY.match(k)))
+                                   if capabilities.link_channel(k) is None))
         return DeviceSpec(path=rec.region_path, dev_class=DevClass.parse(rec.dev_class), name=rec.name,
                           size=rec.size, queues=rec.queues, ring_entries=rec.ring_entries,
                           owner=self.cfg.qemu_user, plugin=plugin, options=options,
@@ -127,14 +113,15 @@ class Service:
                           vault=os.path.join(self.cfg.vault_dir, rec.name + ".vault"),
                           quota=tuple(sorted(rec.quotas.items())))
 
-    def _serve(self, records: list[DeviceRecord], plan: LinkPlan, attach: bool = False,
-               existing: str = "fail", keep_going: bool = False) -> list[str]:
+    def _serve(self, records: list[DeviceRecord], attach: bool = False,
+               existing: str = "fail", keep_going: bool = False, unlinked: bool = False) -> list[str]:
         """Serve the records' devices that are not served yet: packet devices joined by wires in
         one group each (one worker; links set before serving), the others one by one. All or
         nothing unless keep_going (a restart keeps what it can). A region file that exists though
         nothing serves it is, with existing="replace", left over from a dead backend and replaced
         (the prepare hook: QEMU does not run yet); with "attach", taken over (the reconnect hook:
-        QEMU maps it). Returns the names now served."""
+        QEMU maps it). With unlinked, no links are set (a restart whose links cannot be made).
+        Returns the names now served."""
         by_name = {r.name: r for r in records}
         if not attach and existing != "fail":
             stale = [n for n in by_name if n not in self.devices and os.path.exists(by_name[n].region_path)]
@@ -147,36 +134,56 @@ class Service:
                     os.unlink(by_name[n].region_path)
             elif stale:
                 fresh = [r for r in records if r.name not in stale]
-                taken_over = self._serve([r for r in records if r.name in stale], plan, attach=True)
-                return taken_over + self._serve(fresh, plan)
+                taken_over = self._serve([r for r in records if r.name in stale], attach=True)
+                return taken_over + self._serve(fresh)
         order = [r.name for r in records if r.name not in self.devices]
+        plan = LinkPlan() if unlinked else self._links(records).plan
+        packet = [n for n in order if by_name[n].dev_class == "packet"]
+        # A wire to a device that is served already (another domain's, or this one's from an
+        # earlier call) joins the new devices to it, and its group, on one worker.
+        linked = {n for w in plan.wires for n in (w[0], w[2])} - set(order)
         groups = [[n] for n in order if by_name[n].dev_class != "packet"]
-        groups += plan.groups([n for n in order if by_name[n].dev_class == "packet"])
+        groups += [g for g in plan.groups(packet + sorted(linked & set(self.devices))) if set(g) & set(order)]
         served: list[str] = []
         try:
             for group in groups:
-                specs = [self._spec(by_name[n]) for n in group]
-                gens = {by_name[n].region_path: by_name[n].generation + 1 for n in group}
+                new = [n for n in group if n in order]
+                join = [self.devices[n] for n in group if n not in order]
+                specs = [self._spec(by_name[n]) for n in new]
+                gens = {by_name[n].region_path: by_name[n].generation + 1 for n in new}
+                sub = LinkPlan(wires=[w for w in plan.wires if w[0] in new or w[2] in new],
+                               taps=[t for t in plan.taps if t[0] in new])
                 try:
                     if len(group) == 1 and by_name[group[0]].dev_class != "packet":
                         devs = [self.backend.attach(specs[0], generation=gens[specs[0].path]) if attach
                                 else self.backend.add(specs[0])]
                     else:
-                        devs = self.backend.add_group(specs, plan.connect, attach=attach, generations=gens)
+                        devs = self.backend.add_group(specs, sub.connect, attach=attach, generations=gens, join=join)
                 except errors.SynthError as e:
                     if not keep_going:
                         raise
-                    log.error("devices %s: cannot re-attach: %s", ", ".join(group), e)
-                    self.lost.extend(group)
+                    log.error("devices %s: cannot re-attach: %s", ", ".join(new), e)
+                    self.lost.extend(new)
                     continue
-                for n, dev in zip(group, devs, strict=True):
+                for n, dev in zip(new, devs, strict=True):
                     self.devices[n] = dev
                     served.append(n)
         except BaseException:
             for n in served:
-                self.backend.remove(self.devices.pop(n).path)
+                self.backend.remove(self.devices.pop(n).path, unlink=not attach)
             raise
         return served
+
+    def _links(self, records: list[DeviceRecord]) -> links.DomainLinks:
+        """The links of one domain's devices, with the served packet devices of other domains."""
+        mine = {r.name for r in records}
+        others = {}
+        for name, dev in list(self.devices.items()):
+            if name not in mine and dev.spec.dev_class == DevClass.PACKET:
+                rec = self.registry.device(name)
+                if rec is not None:
+                    others[name] = rec
+        return links.plan(records, others)
 
     def _check_replaceable(self, rec: DeviceRecord) -> None:
         """Refuse to replace a file that is not a region this daemon laid out for this domain:
@@ -210,11 +217,11 @@ class Service:
                                 rec.domain_uuid, rec.region_path)
                     self.lost.append(rec.name)
             try:
-                plan = link_plan(records)
-            except errors.SynthError as e:
+                served = self._serve(records, attach=True, keep_going=True)
+            except errors.SynthError as e:  # its links cannot be made: serve it without them
                 log.error("domain %s: links: %s; re-attaching without them", dom["uuid"], e)
-                plan = LinkPlan()
-            for n in self._serve(records, plan, attach=True, keep_going=True):
+                served = self._serve(records, attach=True, keep_going=True, unlinked=True)
+            for n in served:
                 gen = self.devices[n].stats().generation
                 self.registry.set_generation(n, gen)
                 log.info("re-attached %s (generation %d)", n, gen)
@@ -261,6 +268,10 @@ class Service:
             "state_dir": self.cfg.state_dir,
         }
 
+    def catalog(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """This host's plugins that can run here, with what each serves here (built-in and loaded)."""
+        return {p.name: (p.dev_class, tuple(p.algorithms)) for p in catalog() if p.available}
+
     @rpc("plugins")
     def plugins(self) -> dict[str, Any]:
         return {"plugins": [p.as_dict() for p in catalog()], "pins": self.cfg.plugin_pins,
@@ -279,7 +290,20 @@ class Service:
             raise errors.ValueError(f"uuid: {uuid!r} is not a UUID")
         if not isinstance(devices, list) or not devices:
             raise errors.ValueError("devices: expected a non-empty list")
-        parsed = [parse_device(d, f"devices[{i}]") for i, d in enumerate(devices)]
+        catalog = self.catalog()
+        parsed = []
+        for i, d in enumerate(devices):
+            dev = parse_device(d, f"devices[{i}]", catalog)
+            pin = self.cfg.plugin_pins.get(dev["class"])
+            if pin and not dev["plugin"]:  # the configuration's class pin serves it: it must be able to
+                problems = capabilities.plugin_problems(dev["class"], pin, dev["spec"].get("capabilities", []),
+                                                        catalog)
+                if problems:
+                    raise errors.ValueError(f"device {dev['name']}: the configuration pins {dev['class']} devices to "
+                                            f"{pin}: {problems[0]}")
+            parsed.append(dev)
+        capabilities.check_links([{"name": d["name"], "class": d["class"], "queues": d["queues"],
+                                   "options": d["spec"].get("options") or {}} for d in parsed], "devices")
         names = [d["name"] for d in parsed]
         if len(set(names)) != len(names):
             raise errors.ValueError(f"devices: duplicate names in {names}")
@@ -295,7 +319,7 @@ class Service:
                 quotas=d["quotas"] or dict(self.cfg.quotas),
                 spec=d["spec"] | ({"max_sessions": d["max_sessions"]} if d["max_sessions"] else {}),
             ) for d in parsed]
-            self._serve(records, link_plan(records), existing=existing)
+            self._serve(records, existing=existing)
             for rec in records:  # devices served before keep serving, with the quotas asked now
                 self.devices[rec.name].set_quota(rec.quotas)
             # Devices the domain had before and no longer lists go away.

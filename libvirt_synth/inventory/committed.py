@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libvirt_synth import log
-from libvirt_synth.vnfd.capabilities import CAPABILITIES, CONSUMED
+from libvirt_synth.capabilities import CAPABILITIES, CONSUMED
 
 
 @dataclass

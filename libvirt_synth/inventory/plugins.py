@@ -241,7 +241,7 @@ def packet_capacity(name: str, kind: str, plugins: list[dict[str, Any]], workers
 def capacity(plugins: list[dict[str, Any]], workers: int) -> dict[str, dict[str, Any]]:
     """Per capability: the plugin the data path would pick (highest priority among the available
     ones that serve it; catalog order breaks ties) and what ``workers`` cores of it deliver."""
-    from libvirt_synth.vnfd.capabilities import CAPABILITIES, PACKET
+    from libvirt_synth.capabilities import CAPABILITIES, PACKET
 
     out: dict[str, dict[str, Any]] = {}
     for cap in CAPABILITIES.values():

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from libvirt_synth import errors
-from libvirt_synth.vnfd.capabilities import CLASSES, KPIS, MANDATORY, PACKET, kpis_of_class, of_class
+from libvirt_synth import capabilities, errors
+from libvirt_synth.capabilities import CLASSES, KPIS, MANDATORY, PACKET, kpis_of_class, of_class
 from libvirt_synth.vnfd.model import Device, Requirement, Vdu, Vnfd
 
 FORMAT_VERSION = 1
@@ -269,6 +269,12 @@ def _semantic_problems(doc: Any) -> list[tuple[PathParts, str]]:
                 if n is not None and (n & (n - 1) or not MIN_SIZE <= n <= MAX_SIZE):
                     out.append(((*here, "size"), f"{dev['size']!r} is {n} bytes: the size must be a power of two "
                                 "from 1M to 1G (e.g. 1M, 4M, 8M)"))
+            opts = dev.get("options")
+            if cls in CLASSES and isinstance(opts, dict):  # the one device check has the options' rules
+                ch = dev.get("channels")
+                queues = 2 * ch if isinstance(ch, int) else q if isinstance(q, int) else None
+                for msg in capabilities.device_problems(cls, options=opts, queues=queues):
+                    out.append(((*here, "options"), msg))
             caps = dev.get("capabilities")
             seen: dict[str, int] = {}
             for j, req in enumerate(caps if isinstance(caps, list) else []):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libvirt_synth import errors
-from libvirt_synth.vnfd.capabilities import CAPABILITIES, KPIS
+from libvirt_synth.capabilities import CAPABILITIES, KPIS
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 from lxml import etree
 
-from libvirt_synth import errors, metadata
+from libvirt_synth import capabilities, errors, metadata
 from libvirt_synth.xml import tree as xtree
 from libvirt_synth.xml import validate
 from libvirt_synth.xml.config import MiB, ShmemConfig, SynthDeviceConfig, SynthDevicesConfig
@@ -77,6 +77,8 @@ def fill_defaults(spec: DeviceSpec) -> SynthDeviceConfig:
     if not _power_of_two(ring) or not MIN_RING_ENTRIES <= ring <= MAX_RING_ENTRIES:
         raise errors.ValueError(f"{where}: ring entries must be a power of two in {MIN_RING_ENTRIES}.."
                                 f"{MAX_RING_ENTRIES}, got {ring}")
+    capabilities.check_device(where, spec.dev_class, spec.capabilities, spec.kpis, spec.options, spec.plugin,
+                              queues)
     return SynthDeviceConfig(name="", dev_class=spec.dev_class, size=size, queues=queues, ring_entries=ring,
                              plugin=spec.plugin, capabilities=list(spec.capabilities), kpis=dict(spec.kpis),
                              options=dict(spec.options))
@@ -138,6 +140,7 @@ def plan(specs: Sequence[DeviceSpec], domain_uuid: str, old: Sequence[SynthDevic
         devices.append(dev)
         prev = old_by_name.get(name)
         status[name] = ADDED if prev is None else KEPT if prev == dev else UPDATED
+    capabilities.check_links([d.as_dict() for d in devices], "devices")
     return Plan(devices, status, [n for n in old_by_name if n not in status])
 
 
@@ -268,4 +271,7 @@ def inject(data: str | bytes, specs: Sequence[DeviceSpec] | None, source: str = 
         validate.check_domain(validate.parse(text, "generated XML"), "generated XML")
     name = (root.findtext("name") or "").strip()
     notes = [f"generated uuid {domain_uuid}"] if generated else []
+    notes += [f"device {d.name}: plugin {d.plugin!r} is not one this build carries; virt-synthd checks, when the "
+              "VM starts, that it has loaded it and that it serves every capability asked"
+              for d in p.devices if d.plugin and d.plugin not in capabilities.PLUGINS]
     return Result(text, domain_uuid, name, p.devices, p.status, p.removed, generated, notes)

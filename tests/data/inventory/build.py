@@ -27,8 +27,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
+from libvirt_synth.capabilities import CAPABILITIES  # noqa: E402
 from libvirt_synth.inventory import cpu, model, numa, pci  # noqa: E402
-from libvirt_synth.vnfd.capabilities import CAPABILITIES  # noqa: E402
 
 SYSFS = ROOT / "tests/data/sysfs"
 # Gb/s per core and mean latency (us) at 1500 B, by capability, of a typical host.
