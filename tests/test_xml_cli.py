@@ -114,18 +114,24 @@ def doc_blocks() -> list[tuple[str, str]]:
     return re.findall(r"^```(sh|python)\n(.*?)^```", text, flags=re.M | re.S)
 
 
-def test_docs_examples_run(tmp_path: pathlib.Path) -> None:
+def run_doc_blocks(cwd: pathlib.Path) -> None:
+    """Every sh and python block of docs/libvirt.md, in order, in cwd; each must succeed and print
+    what its "# output" comments show."""
     env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                PYTHONPATH=str(ROOT))
     blocks = doc_blocks()
     assert len(blocks) >= 6
     for lang, code in blocks:
         cmd = ["bash", "-euo", "pipefail", "-c", code] if lang == "sh" else [sys.executable, "-c", code]
-        r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, f"docs/libvirt.md example failed:\n{code}\n{r.stdout}{r.stderr}"
         # A "# output" comment right after the commands shows what they print.
         shown = [ln[2:] for ln in code.splitlines() if ln.startswith("# ")]
         for line in shown:
             assert line in r.stdout, f"docs/libvirt.md promises {line!r}; got:\n{r.stdout}"
-    for name in ("ipsec-gw-1.xml", "with-spec.xml", "pgw-1.xml", "dry-run.xml"):
+
+
+def test_docs_examples_run(tmp_path: pathlib.Path) -> None:
+    run_doc_blocks(tmp_path)
+    for name in ("ipsec-gw-1.xml", "ipsec-gw-2.xml", "with-spec.xml", "pgw-1.xml", "dry-run.xml"):
         virt_xml_validate((tmp_path / name).read_text(), tmp_path)
