@@ -13,6 +13,7 @@ directly; the daemon builds on it. The worker threads are C threads that never t
 from __future__ import annotations
 
 import errno
+import grp
 import os
 import pathlib
 import pwd
@@ -40,7 +41,7 @@ class DeviceSpec:
     queues: int = DEFAULT_QUEUES
     ring_entries: int = DEFAULT_RING_ENTRIES
     max_sessions: int = 0
-    owner: str | None = None  # user that must own the region (the QEMU user)
+    owner: str | None = None  # who must own the region: the QEMU user, or a domain's own "+UID:GROUP"
     mode: int = 0o600
     plugin: str | None = None  # serving plugin by name (None: the class default)
     options: tuple[tuple[str, Any], ...] = ()  # class-specific host options (see class_params_builder)
@@ -103,6 +104,26 @@ class DeviceStats:
         return d
 
 
+def owner_ids(owner: str) -> tuple[int, int]:
+    """A region owner -> (uid, gid): a user name (and its group), or libvirt's ``+UID:GROUP`` /
+    ``+UID:+GID`` (a domain's own QEMU uid)."""
+    if not owner.startswith("+"):
+        try:
+            pw = pwd.getpwnam(owner)
+        except KeyError:
+            raise errors.NotFoundError(2, f"user {owner!r} (region owner) does not exist") from None
+        return pw.pw_uid, pw.pw_gid
+    user, _, group = owner[1:].partition(":")
+    if not user.isdigit() or not group:
+        raise errors.ValueError(f"region owner {owner!r}: expected +UID:GROUP or +UID:+GID")
+    if group.startswith("+") and group[1:].isdigit():
+        return int(user), int(group[1:])
+    try:
+        return int(user), grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise errors.NotFoundError(2, f"group {group!r} (of region owner {owner}) does not exist") from None
+
+
 def _params(spec: DeviceSpec, keep: list[Any], generation: int = 0) -> Any:
     p = ffi.new("struct synth_hdev_params *")
     path = ffi.new("char[]", spec.path.encode())
@@ -122,11 +143,7 @@ def _params(spec: DeviceSpec, keep: list[Any], generation: int = 0) -> Any:
         p.plugin = find_plugin(spec.plugin, spec.dev_class)
     p.uid = p.gid = -1
     if spec.owner is not None:
-        try:
-            pw = pwd.getpwnam(spec.owner)
-        except KeyError:
-            raise errors.NotFoundError(2, f"user {spec.owner!r} (region owner) does not exist") from None
-        p.uid, p.gid = pw.pw_uid, pw.pw_gid
+        p.uid, p.gid = owner_ids(spec.owner)
     p.mode = spec.mode
     p.generation = generation
     if spec.vault:

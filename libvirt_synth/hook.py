@@ -45,10 +45,16 @@ class HookError(Exception):
 def parse_domain(xml: bytes) -> tuple[str, str, list[dict[str, Any]]]:
     """uuid, name and the synthetic devices of a domain XML (an empty list: none of ours), read
     by libvirt_synth.metadata: the one reader of the contract the XML generator writes."""
+    d = read_domain(xml)
+    return d["uuid"], d["name"], d["devices"]
+
+
+def read_domain(xml: bytes) -> dict[str, Any]:
+    """metadata.parse_domain(), its errors as HookError."""
     from libvirt_synth import errors
 
     try:
-        return metadata.parse_devices(xml.decode())
+        return metadata.parse_domain(xml.decode())
     except (errors.ValueError, UnicodeDecodeError) as e:
         raise HookError(str(e)) from None
 
@@ -226,12 +232,13 @@ def main(argv: list[str], stdin: Any, stderr: Any) -> int:
         return 0  # start, started, migrate, restore, attach...: nothing to do, nothing on stdout
     socket_path = os.environ.get("LIBVIRT_SYNTH_SOCKET") or SOCKET_PATH
     try:
-        uuid, name, devices = parse_domain(xml)
+        dom = read_domain(xml)
     except HookError as e:
         if op == "prepare":
             stderr.write(f"libvirt-synth: {argv[1]}: {e}\n")
             return 1
         return 0
+    uuid, name, devices = dom["uuid"], dom["name"], dom["devices"]
     if not devices:
         return 0  # not a domain of ours
     try:
@@ -239,8 +246,10 @@ def main(argv: list[str], stdin: Any, stderr: Any) -> int:
             # prepare: QEMU does not run yet, so a region of ours nobody serves is stale: replace it.
             # reconnect: QEMU maps the regions: a daemon that lost track of them takes them over.
             existing = "replace" if op == "prepare" else "attach"
-            call("domain.create", {"uuid": uuid, "name": name, "devices": devices, "existing": existing},
-                 socket_path)
+            params = {"uuid": uuid, "name": name, "devices": devices, "existing": existing}
+            if dom["uid"] is not None:  # the domain's own QEMU identity: its regions are that uid's
+                params["uid"] = dom["uid"]
+            call("domain.create", params, socket_path)
         elif op in ("stopped", "release"):
             call("domain.destroy", {"uuid": uuid}, socket_path)
     except HookError as e:

@@ -36,6 +36,7 @@ NAMESPACE_BASE = "https://libvirt-synth.org/xmlns/domain/"
 PREFIX = "synth"
 
 DEVICES_TAG = "devices"
+UID_ATTR = "uid"  # of <synth:devices>: the domain's own QEMU uid, which its regions must belong to
 DEVICE_TAG = "device"
 CAPABILITY_TAG = "capability"
 KPI_TAG = "kpi"
@@ -63,6 +64,15 @@ def parse_number(text: str) -> int | float | str:
         return float(text)
     except ValueError:
         return text
+
+
+def parse_uid(text: str | None) -> int | None:
+    """The ``uid`` attribute of ``<synth:devices>`` (absent: None)."""
+    if text is None:
+        return None
+    if not text.isdigit() or not 0 < int(text) < 2**32 - 1:
+        raise errors.ValueError(f"<{PREFIX}:{DEVICES_TAG}> uid={text!r} is not a uid")
+    return int(text)
 
 
 def _int_attr(el: ET.Element, attr: str, where: str) -> int:
@@ -202,6 +212,13 @@ def parse_devices(domain_xml: str, check: bool = True) -> tuple[str, str, list[d
     ``check``, each device is also checked against the vocabulary (``capabilities.check_device``,
     ``check_links``): what the XML generator would refuse, the hook refuses too.
     Raises ``libvirt_synth.errors.ValueError`` (also a builtin ValueError) on malformed input."""
+    d = parse_domain(domain_xml, check)
+    return d["uuid"], d["name"], d["devices"]
+
+
+def parse_domain(domain_xml: str, check: bool = True) -> dict[str, Any]:
+    """As parse_devices, as a dict: ``uuid``, ``name``, ``devices`` and ``uid`` (the domain's own
+    QEMU uid, which its regions must belong to; None: the daemon's QEMU user)."""
     try:
         root = _fromstring(domain_xml)
     except pyexpat.ExpatError as e:
@@ -214,7 +231,7 @@ def parse_devices(domain_xml: str, check: bool = True) -> tuple[str, str, list[d
         raise errors.ValueError("the domain XML has no <uuid> or no <name>")
     devices_el = find_devices_element(root.find("metadata"))  # type: ignore[arg-type]
     if devices_el is None:
-        return uuid, name, []
+        return {"uuid": uuid, "name": name, "devices": [], "uid": None}
     devices = [parse_device(el, f"<{PREFIX}:{DEVICE_TAG}> #{i}")
                for i, el in enumerate(d for d in devices_el if d.tag == qname(DEVICE_TAG))]
     names = [d["name"] for d in devices]
@@ -225,4 +242,4 @@ def parse_devices(domain_xml: str, check: bool = True) -> tuple[str, str, list[d
             capabilities.check_device(f"device {d['name']}", d["class"], d["capabilities"], d["kpis"], d["options"],
                                       d.get("plugin"), d["queues"])
         capabilities.check_links(devices, f"<{PREFIX}:{DEVICES_TAG}>")
-    return uuid, name, devices
+    return {"uuid": uuid, "name": name, "devices": devices, "uid": parse_uid(devices_el.get(UID_ATTR))}

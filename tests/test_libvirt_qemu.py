@@ -7,9 +7,9 @@ both are undone afterwards)."""
 
 from __future__ import annotations
 
+import grp
 import os
 import pathlib
-import pwd
 import shutil
 import subprocess
 import sys
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from libvirt_synth import hookinstall
+from libvirt_synth import hookinstall, metadata
 
 import libvirtctl
 from daemonctl import Daemon
@@ -77,9 +77,12 @@ def stack() -> Iterator[Daemon]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def qemu_pid() -> int:
+    return int(pathlib.Path(f"/run/libvirt/qemu/{NAME}.pid").read_text())
+
+
 def qemu_cmdline() -> str:
-    pid = int(pathlib.Path(f"/run/libvirt/qemu/{NAME}.pid").read_text())
-    return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return pathlib.Path(f"/proc/{qemu_pid()}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
 def served(d: Daemon) -> list[str]:
@@ -91,10 +94,14 @@ def test_start_serves_and_maps_the_devices_and_destroy_removes_them(stack: Daemo
     libvirtctl.virsh("start", NAME)
     try:
         assert served(d) == DEVS
-        qemu = pwd.getpwnam("libvirt-qemu")
+        # The domain's QEMU runs as its own uid (virt-synth xml's default here: no SELinux or
+        # AppArmor), in libvirt's QEMU group; its regions are that uid's alone.
+        uid = metadata.parse_domain(libvirtctl.virsh("dumpxml", "--inactive", NAME).stdout)["uid"]
+        assert uid is not None and os.stat(f"/proc/{qemu_pid()}").st_uid == uid
+        group = grp.getgrnam("libvirt-qemu").gr_gid
         for n, size in zip(DEVS, (1 << 20, 4 << 20), strict=True):
             st = os.stat(SHM / n)
-            assert (st.st_uid, st.st_mode & 0o777, st.st_size) == (qemu.pw_uid, 0o600, size)
+            assert (st.st_uid, st.st_gid, st.st_mode & 0o777, st.st_size) == (uid, group, 0o600, size)
         cmd = qemu_cmdline()
         assert cmd.count("ivshmem-plain") == 2
         for n in DEVS:

@@ -78,7 +78,16 @@ def run(args: argparse.Namespace) -> int:
         data, source = connect.inactive_xml(dom).encode(), f"domain {dom.name()} on {args.connect}"
     else:
         data, source = xmlcmd.load_source(args)
-    result = xmlcmd.generate(args, data, source)
+        if not args.dry_run:
+            conn = connect.open_connection(args.connect)
+    # With the connection: the host's secmodels, and the QEMU uids its other domains have.
+    from libvirt_synth import metadata
+
+    try:
+        uuid = metadata.parse_domain(data.decode(errors="replace"), check=False)["uuid"]
+    except errors.ValueError:
+        uuid = None  # the designer reports what is wrong with it
+    result = xmlcmd.generate(args, data, source, conn, uuid)
     if args.dry_run:
         if args.json:
             emit_json(result.as_dict() | {"xml": result.xml})

@@ -67,6 +67,13 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-devices", action="store_true",
                    help="remove the synthetic devices the domain has (without --device or --spec, the "
                    "devices it has are kept)")
+    p.add_argument("--isolation", choices=("auto", "dac", "none"), default=None,
+                   help="the domain's QEMU runs as a uid of its own, and its regions belong to it (dac); "
+                   "auto: dac unless SELinux or AppArmor confines QEMU (default: [isolation] mode of the "
+                   "daemon's configuration, else auto)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="virt-synthd's configuration, for its [isolation] uids and group (default: "
+                   "/etc/libvirt-synth/virt-synthd.toml if it exists)")
     g = p.add_argument_group("template values (with --template)")
     g.add_argument("--name", help="domain name (default: vnf)")
     g.add_argument("--uuid", help="domain uuid (default: a new one)")
@@ -125,7 +132,20 @@ def load_source(args: argparse.Namespace) -> tuple[bytes, str]:
         raise errors.ValueError(f"cannot read {args.domain_xml}: {e.strerror}") from None
 
 
-def generate(args: argparse.Namespace, data: bytes, source: str) -> Any:
+def isolation(args: argparse.Namespace, conn: Any = None, domain_uuid: str | None = None) -> Any:
+    """The designer's Isolation for --isolation, the daemon's configuration and the host: with a
+    libvirt connection, its secmodels and the uids its other domains have; without, this host's."""
+    from libvirt_synth.daemon import config
+    from libvirt_synth.xml import connect, designer
+
+    cfg = config.load(args.config, {})
+    taken = connect.taken_uids(conn, domain_uuid) if conn is not None else set()
+    return designer.isolation_for(args.isolation or cfg.isolation, connect.mac_models(conn), cfg.isolation_uids,
+                                  cfg.isolation_group, taken)
+
+
+def generate(args: argparse.Namespace, data: bytes, source: str, conn: Any = None,
+             domain_uuid: str | None = None) -> Any:
     """Inject the devices the arguments ask for; returns the designer's Result."""
     from libvirt_synth.xml import designer, spec
 
@@ -138,11 +158,13 @@ def generate(args: argparse.Namespace, data: bytes, source: str) -> Any:
         raise errors.ValueError("--no-devices removes every synthetic device: give it without "
                                 "--device/--spec/--vnfd")
     # No device options: keep the devices the domain has (their metadata and shmem, normalised).
-    return designer.inject(data, specs if specs or args.no_devices else None, source)
+    return designer.inject(data, specs if specs or args.no_devices else None, source,
+                           isolation=isolation(args, conn, domain_uuid))
 
 
 def summary(result: Any) -> list[str]:
-    lines = [f"domain {result.name} ({result.uuid})" + (" [uuid generated]" if result.uuid_generated else "")]
+    lines = [f"domain {result.name} ({result.uuid})" + (" [uuid generated]" if result.uuid_generated else "")
+             + (f", QEMU as uid {result.uid}" if result.uid is not None else "")]
     for d in result.devices:
         caps = ", ".join(d.capabilities)
         lines.append(f"  {result.status[d.name]:8} {d.name}  {d.dev_class}  {human_size(d.size)}"

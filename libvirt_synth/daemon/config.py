@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from libvirt_synth import errors
+from libvirt_synth import defaults, errors
 from libvirt_synth.abi import ALG_INFO, DevClass
 
 DEFAULT_SOCKET = "/run/libvirt-synth/synthd.sock"
@@ -59,6 +59,10 @@ class Config:
     spin_us: int = 50
     max_sleep_us: int = 1000
     deep_sleep_us: int = 10000
+    # Each domain's QEMU as a uid of its own (virt-synth xml/define write it; the daemon checks it).
+    isolation: str = "auto"           # auto: dac unless libvirt confines QEMU with SELinux or AppArmor
+    isolation_uids: tuple[int, int] = defaults.ISOLATION_UIDS
+    isolation_group: str = defaults.ISOLATION_GROUP
 
     @property
     def registry_path(self) -> str:
@@ -136,6 +140,19 @@ def cpu_list(v: Any) -> list[int]:
             raise Invalid
         cpus.extend(range(lo, hi + 1))
     return cpus
+
+
+def uid_range(v: Any) -> tuple[int, int]:
+    """'900000000-900065535' -> (900000000, 900065535): uids no user of this host has."""
+    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", v) if isinstance(v, str) else None
+    if not m or not 1000 <= int(m[1]) <= int(m[2]) < 2**32 - 1:
+        raise Invalid
+    return int(m[1]), int(m[2])
+
+
+def no_users_in(v: tuple[int, int], cfg: Config) -> str | None:
+    users = [p.pw_name for p in pwd.getpwall() if v[0] <= p.pw_uid <= v[1]]
+    return f"user {users[0]} of this host has a uid in it" if users else None
 
 
 PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -247,6 +264,14 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "bytes_per_s": Key("quotas.bytes_per_s", integer(0, 2**63 - 1), "bytes per second per device, >= 0 (0: none)"),
         "inflight": Key("quotas.inflight", integer(0, 2**32 - 1),
                         "descriptors per queue per poll pass, 0-4294967295 (0: none)"),
+    },
+    "isolation": {
+        "mode": Key("isolation", one_of(*defaults.ISOLATION_MODES), "auto (dac unless QEMU is confined by SELinux or "
+                    "AppArmor), dac or none"),
+        "uids": Key("isolation_uids", uid_range, 'a range of uids no user has, "FIRST-LAST", e.g. '
+                    '"900000000-900065535"', host=no_users_in),
+        "group": Key("isolation_group", text, "the group libvirt runs QEMU in (qemu.conf group), e.g. libvirt-qemu",
+                     host=group_exists),
     },
     "prometheus": {
         "port": Key("prometheus_port", integer(0, 65535), "a TCP port on 127.0.0.1 for /metrics, 1-65535, or 0 for off",

@@ -108,7 +108,7 @@ class Service:
                                    if capabilities.link_channel(k) is None))
         return DeviceSpec(path=rec.region_path, dev_class=DevClass.parse(rec.dev_class), name=rec.name,
                           size=rec.size, queues=rec.queues, ring_entries=rec.ring_entries,
-                          owner=self.cfg.qemu_user, plugin=plugin, options=options,
+                          owner=self._owner(rec), plugin=plugin, options=options,
                           max_sessions=int(rec.spec.get("max_sessions", 0)),
                           vault=os.path.join(self.cfg.vault_dir, rec.name + ".vault"),
                           quota=tuple(sorted(rec.quotas.items())))
@@ -184,6 +184,28 @@ class Service:
                 if rec is not None:
                     others[name] = rec
         return links.plan(records, others)
+
+    def _check_uid(self, uuid: str, uid: int | None) -> None:
+        """A domain's own QEMU uid must be one of [isolation] uids, and no other domain's."""
+        if uid is None:
+            return
+        first, last = self.cfg.isolation_uids
+        if isinstance(uid, bool) or not isinstance(uid, int) or not first <= uid <= last:
+            raise errors.ValueError(f"uid {uid!r}: the domain's QEMU identity must be one of this host's "
+                                    f"[isolation] uids {first}-{last}; redefine it here (virt-synth define "
+                                    "--domain NAME) to get one")
+        for dom in self.registry.domains():
+            if dom["uuid"] != uuid and any(r.spec.get("uid") == uid for r in self.registry.devices(dom["uuid"])):
+                raise errors.BusyError(errno.EBUSY, f"uid {uid} is already the QEMU identity of domain {dom['name']} "
+                                       f"({dom['uuid']}); two VMs must not share one: redefine this one "
+                                       "(virt-synth define --domain NAME --connect URI picks a free uid)")
+
+    def _owner(self, rec: DeviceRecord) -> str | None:
+        """Who the region belongs to: the domain's own uid with the [isolation] group, else the QEMU user."""
+        uid = rec.spec.get("uid")
+        if uid is None:
+            return self.cfg.qemu_user
+        return f"+{uid}:{self.cfg.isolation_group}"
 
     def _check_replaceable(self, rec: DeviceRecord) -> None:
         """Refuse to replace a file that is not a region this daemon laid out for this domain:
@@ -279,11 +301,14 @@ class Service:
 
     @rpc("domain.create")
     @mutating
-    def domain_create(self, uuid: str, name: str, devices: list[Any], existing: str = "fail") -> dict[str, Any]:
+    def domain_create(self, uuid: str, name: str, devices: list[Any], existing: str = "fail",
+                      uid: int | None = None) -> dict[str, Any]:
         """Lay out and serve every device of a domain; all or nothing. Devices the daemon already
         serves for this domain are kept (the hook may run again after a failed start). A region
         file that exists but is not served: "fail" (the default), "replace" it (the prepare hook)
-        or "attach" to it (the reconnect hook)."""
+        or "attach" to it (the reconnect hook). ``uid``: the domain's own QEMU uid (its static DAC
+        seclabel): its regions belong to it and the [isolation] group, and no other domain may
+        have it."""
         if existing not in ("fail", "replace", "attach"):
             raise errors.ValueError(f"existing: {existing!r}; expected fail, replace or attach")
         if not isinstance(uuid, str) or not UUID_RE.match(uuid):
@@ -308,6 +333,7 @@ class Service:
         if len(set(names)) != len(names):
             raise errors.ValueError(f"devices: duplicate names in {names}")
         with self.lock:
+            self._check_uid(uuid, uid)
             for d in parsed:
                 rec = self.registry.device(d["name"])
                 if rec is not None and rec.domain_uuid != uuid:
@@ -317,7 +343,8 @@ class Service:
                 region_path=os.path.join(self.cfg.region_dir, d["name"]), size=d["size"],
                 queues=d["queues"], ring_entries=d["ring_entries"], plugin=d["plugin"],
                 quotas=d["quotas"] or dict(self.cfg.quotas),
-                spec=d["spec"] | ({"max_sessions": d["max_sessions"]} if d["max_sessions"] else {}),
+                spec=d["spec"] | ({"max_sessions": d["max_sessions"]} if d["max_sessions"] else {})
+                | ({"uid": uid} if uid is not None else {}),
             ) for d in parsed]
             self._serve(records, existing=existing)
             for rec in records:  # devices served before keep serving, with the quotas asked now

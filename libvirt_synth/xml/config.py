@@ -167,9 +167,12 @@ class SynthDevicesConfig:
     TAG: ClassVar[str] = metadata.DEVICES_TAG
 
     devices: list[SynthDeviceConfig] = field(default_factory=list)
+    uid: int | None = None  # the domain's own QEMU uid (its <seclabel model='dac'>), if it has one
 
     def format_dom(self) -> Any:
         el = etree.Element(metadata.qname(self.TAG), nsmap={metadata.PREFIX: metadata.NAMESPACE})
+        if self.uid is not None:
+            el.set(metadata.UID_ATTR, str(self.uid))
         for dev in self.devices:
             el.append(dev.format_dom())
         return el
@@ -180,7 +183,11 @@ class SynthDevicesConfig:
         names = [d.name for d in devices]
         if len(set(names)) != len(names):
             raise _fail(el, f"<{metadata.PREFIX}:{cls.TAG}> names a device twice: {names}")
-        return cls(devices)
+        try:
+            uid = metadata.parse_uid(el.get(metadata.UID_ATTR))
+        except ValueError as e:
+            raise _fail(el, str(e)) from None
+        return cls(devices, uid)
 
     @staticmethod
     def find(metadata_el: Any) -> Any | None:
@@ -192,3 +199,41 @@ class SynthDevicesConfig:
             raise _fail(found[1], f"<metadata> has {len(found)} <{metadata.PREFIX}:{SynthDevicesConfig.TAG}> "
                         "elements; expected one")
         return found[0] if found else None
+
+
+@dataclass
+class SeclabelConfig:
+    """``<seclabel type=.. model=.. relabel=..><label>..</label></seclabel>``: a security label of
+    the domain. With model='dac' and type='static', QEMU runs as the label's ``+UID:GROUP``."""
+
+    TAG: ClassVar[str] = "seclabel"
+    TYPE_STATIC = "static"
+    MODEL_DAC = "dac"
+
+    type: str
+    model: str | None = None
+    relabel: str | None = None
+    label: str | None = None
+
+    def format_dom(self) -> Any:
+        el = etree.Element(self.TAG, type=self.type)
+        if self.model is not None:
+            el.set("model", self.model)
+        if self.relabel is not None:
+            el.set("relabel", self.relabel)
+        if self.label is not None:
+            etree.SubElement(el, "label").text = self.label
+        return el
+
+    @classmethod
+    def parse_dom(cls, el: Any) -> SeclabelConfig:
+        return cls(type=el.get("type", ""), model=el.get("model"), relabel=el.get("relabel"),
+                   label=el.findtext("label"))
+
+    @property
+    def dac_uid(self) -> int | None:
+        """The uid of a static DAC label written ``+UID:...``, else None."""
+        if self.model != self.MODEL_DAC or self.type != self.TYPE_STATIC or not self.label:
+            return None
+        user = self.label.partition(":")[0]
+        return int(user[1:]) if user.startswith("+") and user[1:].isdigit() else None

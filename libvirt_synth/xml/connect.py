@@ -121,3 +121,38 @@ def undefine(conn: Any, name: str, force: bool = False) -> dict[str, Any]:
     except lv.libvirtError as e:
         raise LibvirtError(f"cannot undefine {name}: {e}") from None
     return info
+
+
+def mac_models(conn: Any | None = None) -> list[str]:
+    """The security models that confine QEMU: libvirt's secmodels on ``conn`` (without one: this
+    host's kernel, for a domain XML written offline)."""
+    if conn is not None:
+        caps = ET.fromstring(conn.getCapabilities())
+        return [m.text or "" for m in caps.findall("host/secmodel/model")]
+    import os
+
+    found = []
+    if os.path.exists("/sys/fs/selinux/enforce"):
+        found.append("selinux")
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            if f.read().strip() == "Y":
+                found.append("apparmor")
+    except OSError:
+        pass
+    return found
+
+
+def taken_uids(conn: Any, domain_uuid: str | None) -> set[int]:
+    """The QEMU uids the other domains defined on ``conn`` have from us (their metadata)."""
+    out = set()
+    for dom in conn.listAllDomains():
+        if domain_uuid is not None and dom.UUIDString() == domain_uuid:
+            continue
+        try:
+            uid = metadata.parse_domain(inactive_xml(dom), check=False)["uid"]
+        except errors.SynthError:
+            continue  # gone meanwhile, or metadata that is not ours to judge
+        if uid is not None:
+            out.add(uid)
+    return out

@@ -22,10 +22,10 @@ from typing import Any
 
 from lxml import etree
 
-from libvirt_synth import capabilities, errors, metadata
+from libvirt_synth import capabilities, defaults, errors, metadata
 from libvirt_synth.xml import tree as xtree
 from libvirt_synth.xml import validate
-from libvirt_synth.xml.config import MiB, ShmemConfig, SynthDeviceConfig, SynthDevicesConfig
+from libvirt_synth.xml.config import MiB, SeclabelConfig, ShmemConfig, SynthDeviceConfig, SynthDevicesConfig
 from libvirt_synth.xml.spec import DeviceSpec
 
 NAME_PREFIX = "synth"
@@ -44,6 +44,47 @@ DOORBELL_ONLY = ("server", "msi")
 METADATA_AFTER = ("name", "uuid", "genid", "title", "description")
 
 ADDED, UPDATED, KEPT = "added", "updated", "kept"
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """Each domain's QEMU runs as a uid of its own (a static DAC <seclabel>), and its regions
+    belong to that uid, mode 0600: a compromised QEMU cannot open another VM's region. The group
+    stays libvirt's QEMU group, which libvirt's own directories need (/var/lib/libvirt/qemu is
+    0750 for it); 0600 regions give the group nothing. ``taken``: uids other domains have."""
+
+    uids: tuple[int, int] = defaults.ISOLATION_UIDS
+    group: str = defaults.ISOLATION_GROUP
+    taken: frozenset[int] = frozenset()
+
+    def allocate(self, domain_uuid: str, current: int | None) -> int:
+        """The domain's uid: the one it has if it is in the range and nobody else's, else the first
+        free one from a point the uuid picks (so that domains defined offline rarely collide)."""
+        first, last = self.uids
+        if current is not None and first <= current <= last and current not in self.taken:
+            return current
+        size = last - first + 1
+        start = uuidlib.UUID(domain_uuid).int % size
+        for i in range(size):
+            uid = first + (start + i) % size
+            if uid not in self.taken:
+                return uid
+        raise errors.ValueError(f"no free uid left in {first}-{last} ([isolation] uids): every one is a "
+                                "domain's; widen the range")
+
+    def label(self, uid: int) -> str:
+        return f"+{uid}:{self.group}"
+
+
+def isolation_for(mode: str, mac_models: Collection[str], uids: tuple[int, int] = defaults.ISOLATION_UIDS,
+                  group: str = defaults.ISOLATION_GROUP, taken: Collection[int] = ()) -> Isolation | None:
+    """The policy: ``dac`` always, ``none`` never, ``auto`` unless the host confines QEMU with a
+    MAC model already (its secmodels, as libvirt's capabilities list them)."""
+    if mode not in defaults.ISOLATION_MODES:
+        raise errors.ValueError(f"isolation {mode!r}: expected one of {', '.join(defaults.ISOLATION_MODES)}")
+    if mode == "none" or (mode == "auto" and set(mac_models) & set(defaults.MAC_MODELS)):
+        return None
+    return Isolation(uids, group, frozenset(taken))
 
 
 def region_prefix(domain_uuid: str) -> str:
@@ -156,13 +197,14 @@ class Result:
     removed: list[str]
     uuid_generated: bool = False
     notes: list[str] = field(default_factory=list)
+    uid: int | None = None  # the domain's own QEMU uid (Isolation), None: none
 
     @property
     def changed(self) -> bool:
         return self.uuid_generated or bool(self.removed) or any(s != KEPT for s in self.status.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"uuid": self.uuid, "name": self.name, "uuid_generated": self.uuid_generated,
+        return {"uuid": self.uuid, "name": self.name, "uuid_generated": self.uuid_generated, "uid": self.uid,
                 "devices": [d.as_dict() | {"status": self.status[d.name]} for d in self.devices],
                 "removed": self.removed}
 
@@ -231,12 +273,38 @@ def as_spec(dev: SynthDeviceConfig) -> DeviceSpec:
                       kpis=dict(dev.kpis), options=dict(dev.options), where=f"device {dev.name}")  # type: ignore[arg-type]
 
 
+def _apply_seclabel(root: Any, ours: int | None, uid: int | None, isolation: Isolation | None,
+                    unit: str | None) -> None:
+    """Give the domain our static DAC label for ``uid`` (None: take ours away). A DAC label that is
+    not ours (the metadata does not name its uid) is the user's: it is never touched."""
+    labels = [(el, SeclabelConfig.parse_dom(el)) for el in root.findall(SeclabelConfig.TAG)]
+    dac = [(el, c) for el, c in labels if c.model == SeclabelConfig.MODEL_DAC]
+    mine = [el for el, c in dac if ours is not None and c.dac_uid == ours]
+    if len(dac) > len(mine) and uid is not None:
+        el = next(e for e, c in dac if e not in mine)
+        raise validate.XmlError("<domain XML>", [validate.Problem(el.sourceline, (
+            "the domain has a <seclabel model='dac'> of its own: its QEMU identity is the user's. Give "
+            "--isolation none to keep it (its regions then belong to virt-synthd's qemu_user), or remove it"))])
+    for el in mine:
+        if uid is None:
+            xtree.remove(el)
+    if uid is None or isolation is None:
+        return
+    new = SeclabelConfig(SeclabelConfig.TYPE_STATIC, SeclabelConfig.MODEL_DAC, "yes", isolation.label(uid)).format_dom()
+    if mine:
+        xtree.replace(mine[0], new, unit)
+    else:
+        xtree.append(root, new, unit)
+
+
 def inject(data: str | bytes, specs: Sequence[DeviceSpec] | None, source: str = "<domain XML>",
-           check: bool = True) -> Result:
+           check: bool = True, isolation: Isolation | None = None) -> Result:
     """Give the domain in ``data`` exactly the synthetic devices of ``specs`` (None: keep those it
     has): one ``<shmem role='master'>`` each and the project's ``<metadata>`` element. Injecting
-    the same specs again gives the same XML. The input and the output are both checked against
-    libvirt's schema (``check``); errors name the line and the reason."""
+    the same specs again gives the same XML. With ``isolation``, a domain with devices gets a QEMU
+    uid of its own (kept once it has one); without, a uid we gave it is taken away. The input and
+    the output are both checked against libvirt's schema (``check``); errors name the line and
+    the reason."""
     raw = data.encode() if isinstance(data, str) else data
     doc = validate.parse(raw, source)
     if check:
@@ -247,7 +315,8 @@ def inject(data: str | bytes, specs: Sequence[DeviceSpec] | None, source: str = 
         domain_uuid, generated = _ensure_uuid(root, unit)
         md = root.find("metadata")
         ours = SynthDevicesConfig.find(md)
-        old = SynthDevicesConfig.parse_dom(ours).devices if ours is not None else []
+        prev = SynthDevicesConfig.parse_dom(ours) if ours is not None else SynthDevicesConfig()
+        old = prev.devices
     except validate.XmlError as e:
         raise validate.XmlError(source, e.problems) from None
     devs_el = root.find("devices")
@@ -255,8 +324,13 @@ def inject(data: str | bytes, specs: Sequence[DeviceSpec] | None, source: str = 
     if specs is None:
         specs = [as_spec(d) for d in old]
     p = plan(specs, domain_uuid, old, foreign=shmem_names - {d.name for d in old})
+    uid = isolation.allocate(domain_uuid, prev.uid) if isolation is not None and p.devices else None
+    try:
+        _apply_seclabel(root, prev.uid, uid, isolation, unit)
+    except validate.XmlError as e:
+        raise validate.XmlError(source, e.problems) from None
     if p.devices:
-        new = SynthDevicesConfig(p.devices).format_dom()
+        new = SynthDevicesConfig(p.devices, uid).format_dom()
         if ours is not None:
             xtree.replace(ours, new, unit)
         else:
@@ -274,4 +348,4 @@ def inject(data: str | bytes, specs: Sequence[DeviceSpec] | None, source: str = 
     notes += [f"device {d.name}: plugin {d.plugin!r} is not one this build carries; virt-synthd checks, when the "
               "VM starts, that it has loaded it and that it serves every capability asked"
               for d in p.devices if d.plugin and d.plugin not in capabilities.PLUGINS]
-    return Result(text, domain_uuid, name, p.devices, p.status, p.removed, generated, notes)
+    return Result(text, domain_uuid, name, p.devices, p.status, p.removed, generated, notes, uid)
