@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from libvirt_synth import client
@@ -72,3 +76,36 @@ class Daemon:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+
+
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[pathlib.Path]:
+    """A temporary directory on /dev/shm (regions want a tmpfs), removed afterwards; others may
+    enter it (an unprivileged client must reach a socket in it)."""
+    d = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/dev/shm"))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running(prefix: str, *extra: str, config: str = "") -> Iterator[Daemon]:
+    """A daemon in a scratch directory, with this configuration file's text."""
+    with scratch(prefix) as base:
+        (base / "virt-synthd.toml").write_text(config)
+        d = Daemon(base, *extra).start()
+        try:
+            yield d
+        finally:
+            d.stop()
+
+
+@contextlib.contextmanager
+def hooked(d: Daemon) -> Iterator[pathlib.Path]:
+    """The libvirt hook, installed under a test root of the daemon's directory, calling it."""
+    from libvirt_synth import hookinstall
+
+    path, _ = hookinstall.install(str(d.base / "root"), d.socket)
+    yield pathlib.Path(path)

@@ -4,11 +4,29 @@ this machine has no systemd), restarted when a hook is installed (libvirt reads 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from typing import Any
+
+#: A minimal TCG domain that boots nothing (QEMU runs SeaBIOS, waiting for a boot device).
+MINIMAL_DOMAIN = """<domain type='qemu'>
+  <name>{name}</name>
+  <uuid>{uuid}</uuid>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <features><acpi/></features>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <serial type='pty'/>
+  </devices>
+</domain>"""
 
 
 def pid_of(name: str) -> int | None:
@@ -60,3 +78,25 @@ def restart_libvirtd() -> None:
             time.sleep(0.05)
     subprocess.run(["libvirtd", "-d"], check=True)
     wait_up()
+
+
+@contextlib.contextmanager
+def hooked_daemon(prefix: str) -> Iterator[Any]:
+    """The real stack for a module's VMs: libvirtd running, a virt-synthd serving /dev/shm for the
+    QEMU user, the hook installed in /etc/libvirt/hooks (libvirtd restarted to read it). Undone
+    afterwards; the caller destroys and undefines its domains first."""
+    from libvirt_synth import hookinstall
+
+    from daemonctl import Daemon, scratch
+
+    ensure_running()
+    with scratch(prefix) as base:
+        d = Daemon(base, "--qemu-user", "libvirt-qemu", regions=pathlib.Path("/dev/shm")).start()
+        try:
+            hookinstall.install("/", d.socket)
+            restart_libvirtd()  # libvirt reads its hooks when it starts
+            yield d
+        finally:
+            hookinstall.remove("/")
+            restart_libvirtd()
+            d.stop()

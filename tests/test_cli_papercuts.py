@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +17,7 @@ from libvirt_synth import hookinstall
 from libvirt_synth.abi import DevClass
 from libvirt_synth.backend import HostDevice
 
-from daemonctl import CLI, DAEMON, Daemon
+from daemonctl import CLI, DAEMON, Daemon, scratch
 
 UUID1 = "7c0d2e4f-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
 UUID2 = "8d1e3f50-2b4c-4d6e-9fa0-1b2c3d4e5f60"
@@ -42,12 +40,8 @@ def assert_quiet(stderr: str) -> None:
 
 @pytest.fixture
 def base() -> Iterator[pathlib.Path]:
-    d = pathlib.Path(tempfile.mkdtemp(prefix="synth-papercuts-", dir="/dev/shm"))
-    d.chmod(0o755)  # an unprivileged client must reach the socket
-    try:
+    with scratch("synth-papercuts-") as d:  # others may enter it: an unprivileged client reaches the socket
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def regions(directory: pathlib.Path, n: int) -> pathlib.Path:

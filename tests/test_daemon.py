@@ -8,12 +8,10 @@ import json
 import os
 import pathlib
 import pwd
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -22,7 +20,7 @@ import pytest
 from libvirt_synth import client
 from libvirt_synth.guest import Device
 
-from daemonctl import Daemon
+from daemonctl import Daemon, scratch
 from test_hostile import check_still_serves
 
 UUID = "5a1b6c3e-0d2f-4a8e-9c71-3b5d7e9f1a20"
@@ -30,12 +28,8 @@ UUID = "5a1b6c3e-0d2f-4a8e-9c71-3b5d7e9f1a20"
 
 @pytest.fixture
 def base() -> Iterator[pathlib.Path]:
-    d = pathlib.Path(tempfile.mkdtemp(prefix="synthd-test-", dir="/dev/shm"))
-    d.chmod(0o755)  # an unprivileged client must reach the socket
-    try:
+    with scratch("synthd-test-") as d:  # others may enter it: an unprivileged client reaches the socket
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

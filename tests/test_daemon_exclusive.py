@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 
@@ -17,12 +15,12 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from test_hook import domain_xml, run_hook
 
-from libvirt_synth import client, errors, hookinstall
+from libvirt_synth import client, errors
 from libvirt_synth.abi import Alg, DevClass
 from libvirt_synth.backend import DeviceSpec, HostDevice
 from libvirt_synth.guest import Device
 
-from daemonctl import DAEMON, Daemon
+from daemonctl import DAEMON, Daemon, hooked, running, scratch
 
 UUID = "5a1b6c3e-0d2f-4a8e-9c71-3b5d7e9f1a20"
 OTHER_UUID = "0e1f2a3b-4c5d-4e6f-8a7b-8c9d0e1f2a3b"
@@ -31,11 +29,8 @@ KEY = bytes(range(32))
 
 @pytest.fixture
 def base() -> Iterator[pathlib.Path]:
-    d = pathlib.Path(tempfile.mkdtemp(prefix="synthd-excl-", dir="/dev/shm"))
-    try:
+    with scratch("synthd-excl-") as d:
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def second(base: pathlib.Path, socket: str, state: pathlib.Path,
@@ -149,13 +144,9 @@ def test_attach_never_lays_a_header_over_a_file_that_is_not_a_region(tmp_path: p
 
 
 @pytest.fixture
-def hook_env(base: pathlib.Path) -> Iterator[tuple[Daemon, pathlib.Path]]:
-    d = Daemon(base).start()
-    path, _ = hookinstall.install(str(base / "root"), d.socket)
-    try:
-        yield d, pathlib.Path(path)
-    finally:
-        d.stop()
+def hook_env() -> Iterator[tuple[Daemon, pathlib.Path]]:
+    with running("synthd-excl-") as d, hooked(d) as hook:
+        yield d, hook
 
 
 def device_xml(name: str) -> str:

@@ -7,9 +7,6 @@ two VMs under libvirt)."""
 
 from __future__ import annotations
 
-import pathlib
-import shutil
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +16,7 @@ from libvirt_synth import client
 from libvirt_synth.guest import Device
 from libvirt_synth.packet import PacketChannel, device_counters
 
-from daemonctl import Daemon
+from daemonctl import Daemon, running
 
 A = "aaaaaaaa-0000-4000-8000-000000000001"
 B = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -28,13 +25,8 @@ C = "cccccccc-0000-4000-8000-000000000003"
 
 @pytest.fixture
 def daemon() -> Iterator[Daemon]:
-    base = pathlib.Path(tempfile.mkdtemp(prefix="synthd-links-", dir="/dev/shm"))
-    d = Daemon(base).start()
-    try:
+    with running("synthd-links-") as d:
         yield d
-    finally:
-        d.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def link_of(d: Daemon, name: str, chan: int = 0) -> dict[str, object]:

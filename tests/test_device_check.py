@@ -6,8 +6,6 @@ that sees a mistake refuses it. The tables the check restates from the C core ar
 from __future__ import annotations
 
 import pathlib
-import shutil
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -15,12 +13,12 @@ from test_hook import domain_xml, run_hook
 from test_vnfd import GOOD
 from test_xml_cli import KERNEL, run
 
-from libvirt_synth import capabilities, client, hookinstall, vnfd
+from libvirt_synth import capabilities, client, vnfd
 from libvirt_synth._native import lib
 from libvirt_synth.abi import PKT_MAX_FRAME, PKT_MIN_FRAME
 from libvirt_synth.plugins import catalog
 
-from daemonctl import Daemon
+from daemonctl import Daemon, hooked, running
 
 UUID = "3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b"
 
@@ -72,14 +70,8 @@ def test_xml_and_define_refuse_it_before_anything_is_written(device: str, messag
 
 @pytest.fixture(scope="module")
 def hook_env() -> Iterator[tuple[Daemon, pathlib.Path]]:
-    base = pathlib.Path(tempfile.mkdtemp(prefix="synth-check-", dir="/dev/shm"))
-    d = Daemon(base).start()
-    path, _ = hookinstall.install(str(base / "root"), d.socket)
-    try:
-        yield d, pathlib.Path(path)
-    finally:
-        d.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with running("synth-check-") as d, hooked(d) as hook:
+        yield d, hook
 
 
 @pytest.mark.parametrize("device, message", REFUSED)
@@ -120,18 +112,14 @@ def test_the_daemon_checks_plugins_against_what_this_host_has(hook_env: tuple[Da
     d.call("domain.destroy", uuid=UUID)
 
 
-def test_a_class_pin_that_cannot_serve_a_device_refuses_it(tmp_path: pathlib.Path) -> None:
-    (tmp_path / "virt-synthd.toml").write_text('[plugins.pin]\ncrypto = "ipsec-mb"\n')
-    d = Daemon(tmp_path).start()
-    try:
+def test_a_class_pin_that_cannot_serve_a_device_refuses_it() -> None:
+    with running("synth-check-", config='[plugins.pin]\ncrypto = "ipsec-mb"\n') as d:
         with pytest.raises(client.RpcError, match="the configuration pins crypto devices to ipsec-mb: plugin "
                                                   "'ipsec-mb' does not serve chacha20-poly1305"):
             d.call("domain.create", uuid=UUID, name="vnf",
                    devices=[{"name": "x", "class": "crypto", "capabilities": ["chacha20-poly1305"]}])
         d.call("domain.create", uuid=UUID, name="vnf",
                devices=[{"name": "x", "class": "crypto", "capabilities": ["aes-256-gcm"]}])
-    finally:
-        d.stop()
 
 
 def test_an_external_plugin_is_left_to_the_host_with_a_note(tmp_path: pathlib.Path) -> None:

@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +16,7 @@ from hypothesis import strategies as st
 
 from libvirt_synth import hook, hookinstall
 
-from daemonctl import Daemon
+from daemonctl import Daemon, hooked, running
 
 UUID = "3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b"
 NS = hook.NS
@@ -71,14 +69,8 @@ def test_json_subset_round_trips_with_the_json_module(v: object) -> None:
 
 @pytest.fixture
 def env() -> Iterator[tuple[Daemon, pathlib.Path]]:
-    base = pathlib.Path(tempfile.mkdtemp(prefix="synth-hook-", dir="/dev/shm"))
-    d = Daemon(base).start()
-    path, _ = hookinstall.install(str(base / "root"), d.socket)
-    try:
-        yield d, pathlib.Path(path)
-    finally:
-        d.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with running("synth-hook-") as d, hooked(d) as hook:
+        yield d, hook
 
 
 def run_hook(path: pathlib.Path, op: str, sub: str, xml: str,

@@ -11,9 +11,7 @@ import errno
 import grp
 import os
 import pathlib
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -21,27 +19,16 @@ import pytest
 from lxml import etree
 from test_xml_cli import run
 
-from libvirt_synth import client, errors, hookinstall, metadata
+from libvirt_synth import client, errors, metadata
 from libvirt_synth.xml import designer, spec
 
 import libvirtctl
-from daemonctl import Daemon
+from daemonctl import Daemon, running
 
 SHM = pathlib.Path("/dev/shm")
 # Two uuids whose allocation starts at the same uid (uuid mod 65536): the second must take the next.
 VMS = {"iso-a": "1a2b3c4d-0000-4000-8000-0000000a1234", "iso-b": "2b3c4d5e-0000-4000-8000-0000000b1234"}
-PLAIN = """<domain type='qemu'>
-  <name>{name}</name>
-  <uuid>{uuid}</uuid>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <features><acpi/></features>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <serial type='pty'/>
-  </devices>
-</domain>"""
+PLAIN = libvirtctl.MINIMAL_DOMAIN
 DAC = designer.Isolation()
 
 
@@ -117,14 +104,8 @@ def test_the_cli_takes_the_range_and_group_from_the_daemons_configuration(tmp_pa
 
 @pytest.fixture
 def daemon() -> Iterator[Daemon]:
-    base = pathlib.Path(tempfile.mkdtemp(prefix="synthd-iso-", dir="/dev/shm"))
-    (base / "virt-synthd.toml").write_text('[isolation]\nuids = "700000-700009"\n')
-    d = Daemon(base).start()
-    try:
+    with running("synthd-iso-", config='[isolation]\nuids = "700000-700009"\n') as d:
         yield d
-    finally:
-        d.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 needs_root = pytest.mark.skipif(os.getuid() != 0, reason="gives regions to other uids (root)")
@@ -154,28 +135,22 @@ why_not = libvirtctl.available()
 
 @pytest.fixture(scope="module")
 def vms() -> Iterator[tuple[Daemon, dict[str, pathlib.Path]]]:
-    libvirtctl.ensure_running()
-    base = pathlib.Path(tempfile.mkdtemp(prefix="synth-iso-", dir="/dev/shm"))
-    d = Daemon(base, "--qemu-user", "libvirt-qemu", regions=SHM).start()
-    hookinstall.install("/", d.socket)
-    libvirtctl.restart_libvirtd()
-    files = {}
-    try:
-        for name, uuid in VMS.items():
-            files[name] = base / f"{name}.xml"
-            files[name].write_text(PLAIN.format(name=name, uuid=uuid))
-            # As an operator would: define on the host, which knows the uids its domains have.
-            run("define", str(files[name]), "--connect", "qemu:///system", "--device", "crypto:size=1M",
-                "--isolation", "dac")
-        yield d, files
-    finally:
-        for name in VMS:
-            libvirtctl.virsh("destroy", name, check=False)
-            libvirtctl.virsh("undefine", name, check=False)
-        hookinstall.remove("/")
-        libvirtctl.restart_libvirtd()
-        d.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with libvirtctl.hooked_daemon("synth-iso-") as d:
+        files = {}
+        try:
+            for name, uuid in VMS.items():
+                files[name] = d.base / f"{name}.xml"
+                files[name].write_text(PLAIN.format(name=name, uuid=uuid))
+                # As an operator would: define on the host, which knows the uids its domains have.
+                run("define", str(files[name]), "--connect", "qemu:///system", "--device", "crypto:size=1M",
+                    "--isolation", "dac")
+            yield d, files
+        finally:
+            for name in VMS:
+                libvirtctl.virsh("destroy", name, check=False)
+                libvirtctl.virsh("undefine", name, check=False)
+            for uuid in VMS.values():
+                (SHM / f"{designer.region_prefix(uuid)}0").unlink(missing_ok=True)  # left only by a failed stop
 
 
 PROBE = """import os, sys

@@ -11,8 +11,6 @@ Root only, like test_libvirt_qemu (it installs the hook and restarts libvirtd)."
 from __future__ import annotations
 
 import pathlib
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -21,7 +19,7 @@ from lxml import etree
 from test_daemon_links import crosses, link_of
 from test_xml_cli import run_doc_blocks
 
-from libvirt_synth import hookinstall, metadata
+from libvirt_synth import metadata
 from libvirt_synth.guest import Device
 from libvirt_synth.packet import device_counters
 
@@ -49,31 +47,22 @@ def bootless(path: pathlib.Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def chain() -> Iterator[tuple[Daemon, dict[str, list[str]]]]:
-    libvirtctl.ensure_running()
-    base = pathlib.Path(tempfile.mkdtemp(prefix="synth-chain-", dir="/dev/shm"))
-    docs = base / "docs"
-    docs.mkdir()
-    run_doc_blocks(docs)
-    regions = {vm: bootless(docs / f"{vm}.xml") for vm in VMS}
-    assert "gw1-wan" in regions["ipsec-gw-1"] and regions["ipsec-gw-2"] == ["gw2-wan"]
-    d = Daemon(base, "--qemu-user", "libvirt-qemu", regions=SHM).start()
-    hookinstall.install("/", d.socket)
-    libvirtctl.restart_libvirtd()
-    try:
-        for vm in VMS:
-            libvirtctl.virsh("define", str(docs / f"{vm}.xml"))
-        yield d, regions
-    finally:
-        for vm in VMS:
-            libvirtctl.virsh("destroy", vm, check=False)
-            libvirtctl.virsh("undefine", vm, check=False)
-        hookinstall.remove("/")
-        libvirtctl.restart_libvirtd()
-        d.stop()
-        for names in regions.values():
-            for n in names:
-                (SHM / n).unlink(missing_ok=True)
-        shutil.rmtree(base, ignore_errors=True)
+    with libvirtctl.hooked_daemon("synth-chain-") as d:
+        docs = d.base / "docs"
+        docs.mkdir()
+        run_doc_blocks(docs)
+        regions = {vm: bootless(docs / f"{vm}.xml") for vm in VMS}
+        assert "gw1-wan" in regions["ipsec-gw-1"] and regions["ipsec-gw-2"] == ["gw2-wan"]
+        try:
+            for vm in VMS:
+                libvirtctl.virsh("define", str(docs / f"{vm}.xml"))
+            yield d, regions
+        finally:
+            for vm in VMS:
+                libvirtctl.virsh("destroy", vm, check=False)
+                libvirtctl.virsh("undefine", vm, check=False)
+            for n in (n for names in regions.values() for n in names):
+                (SHM / n).unlink(missing_ok=True)  # left only if a stop failed: a rerun must start clean
 
 
 def state(vm: str) -> str:

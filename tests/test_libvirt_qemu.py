@@ -37,18 +37,7 @@ def domain_xml(base: pathlib.Path) -> str:
     """A minimal TCG domain (nothing to boot: QEMU runs SeaBIOS) with two synthetic devices
     injected by the XML generator, as an operator would with `virt-synth xml`."""
     plain = base / "plain.xml"
-    plain.write_text(f"""<domain type='qemu'>
-  <name>{NAME}</name>
-  <uuid>{UUID}</uuid>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <features><acpi/></features>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <serial type='pty'/>
-  </devices>
-</domain>""")
+    plain.write_text(libvirtctl.MINIMAL_DOMAIN.format(name=NAME, uuid=UUID))
     r = subprocess.run([sys.executable, "-m", "libvirt_synth.cli", "xml", str(plain), "--device", "crypto:size=1M",
                         "--device", "crypto:size=4M,caps=aes-256-gcm"], capture_output=True, text=True, check=True)
     return r.stdout
