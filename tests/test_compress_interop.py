@@ -12,14 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 import zstandard
+from compress_corpus import corpus, corpus_entry
 from compress_ref import (
     ALGS,
     DEFLATE_FAMILY,
     REF_LIBS,
     WBITS,
     chunks,
-    corpus,
-    corpus_entry,
     ref_compress,
     ref_decode_so_far,
     ref_decompress,
