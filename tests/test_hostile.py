@@ -316,6 +316,31 @@ def test_garbage_header_fields_are_ignored(guest: Device, served: HostDevice) ->
     raw.close()
 
 
+def test_a_reset_gives_the_next_driver_a_header_it_can_use(guest: Device, served: HostDevice) -> None:
+    """The header's [host] fields come back with a driver reset: a driver that scribbled on them
+    (a guest kernel gone wrong) leaves the next driver to open the region, after a reboot, a
+    device it can use."""
+    raw = RawRegion(served.path)
+    before = bytes(raw.map[:lib.SYNTH_QUEUE_TABLE_OFF + 2 * ffi.sizeof("struct synth_queue_info")])
+    raw.hdr.magic = 0
+    raw.hdr.num_queues = 64
+    for i in range(2):
+        raw.hdr.queues[i].sq_off = 0xFFFFFFFFFFFF
+    raw.close()
+    with pytest.raises(errors.DeviceError, match="bad magic"):
+        Device.open(served.path)
+    guest.reset()
+    raw = RawRegion(served.path)
+    after = bytes(raw.map[:len(before)])
+    raw.close()
+    host_owned = [(0, 8), (lib.SYNTH_QUEUE_TABLE_OFF, len(before))]  # magic; the queue table
+    for lo, hi in host_owned:
+        assert after[lo:hi] == before[lo:hi]
+    with Device.open(served.path) as g:
+        check_still_serves(g.queue(0))
+        check_still_serves(g.queue(1))
+
+
 def test_backpressure_when_completions_are_not_consumed(guest: Device, served: HostDevice) -> None:
     """The backend never takes more than the completion ring can hold: a guest that stops
     consuming completions just sees a full submission ring, and nothing is lost or reordered."""

@@ -209,6 +209,24 @@ static int lock_region(int fd)
     return errno == EWOULDBLOCK ? -EBUSY : -errno;
 }
 
+/*
+ * What the header says the device is: magic, ABI version, layout and queue table, class, offered
+ * features, names. All [host] fields, written from the host's own copy, never read back: a driver
+ * that scribbled on them gets them back with its next reset, and so does the next driver to open
+ * the region (a guest rebooted after its kernel corrupted the header finds a device it can use).
+ */
+static void publish_identity(struct synth_hdev *d)
+{
+    struct synth_dev_header *h = d->hdr;
+
+    synth_layout_write_header(&d->layout, h);
+    h->dev_class = (uint16_t)d->ops->dev_class;
+    h->features_offered = d->features_offered;
+    copy_name(h->device_name, sizeof(h->device_name), d->name);
+    if (d->cls)
+        copy_name(h->backend, sizeof(h->backend), d->ops->plugin_name(d));
+}
+
 /* Common part of create and attach once the file is open and sized. */
 static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fresh)
 {
@@ -236,10 +254,7 @@ static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fr
         if (gen == 0)
             gen = 1;
     }
-    synth_layout_write_header(&d->layout, h);
-    h->dev_class = (uint16_t)d->ops->dev_class;
-    h->features_offered = d->features_offered;
-    copy_name(h->device_name, sizeof(h->device_name), d->name);
+    publish_identity(d);
     bind_queues(d);
 
     if (p->vault_path) {
@@ -451,6 +466,7 @@ static void driver_reset(struct synth_hdev *d, uint32_t epoch)
 
     d->ops->reset(d);
     reset_queues(d);
+    publish_identity(d);
     d->broken = 0;
     d->active = 0;
     d->features = 0;
