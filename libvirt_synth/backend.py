@@ -183,6 +183,10 @@ def _region_error(rc: int, spec: DeviceSpec, attach: bool) -> errors.SynthError:
     if rc == -errno.EBUSY:
         return errors.BusyError(errno.EBUSY, f"{what}: another backend process serves it already (a second "
                                 "virt-synthd with the same region directory?); stop that one first")
+    if rc == -errno.EFAULT:
+        return errors.DeviceError(errno.EFAULT, f"{what}: the file was truncated while it was being "
+                                  "set up (by the VM's QEMU, or whoever controls that file); the device is "
+                                  "abandoned, the others go on")
     if rc == -errno.ENOSPC and not attach:
         where = os.path.dirname(spec.path) or "."
         try:

@@ -5,7 +5,6 @@ what a region file is, without disturbing the driver or the backend that use it.
 from __future__ import annotations
 
 import fcntl
-import mmap
 import os
 import pathlib
 import time
@@ -81,12 +80,13 @@ def read_header(path: str | os.PathLike[str]) -> RegionInfo:
         raise errors.PermissionError(e.errno, f"cannot read region {p}: {e.strerror}") from None
     try:
         st = os.fstat(fd)
-        if st.st_size < HEADER_SIZE:
-            raise errors.DeviceError(0, f"{p} is not a synthetic device region (too small)")
-        with mmap.mmap(fd, HEADER_SIZE, mmap.MAP_SHARED, mmap.PROT_READ) as m:
-            raw = bytes(m[:HEADER_SIZE])
+        # pread, not mmap: a region's QEMU may truncate the file at any moment, and a read then
+        # comes back short where a mapping would kill this process with SIGBUS.
+        raw = os.pread(fd, HEADER_SIZE, 0)
     finally:
         os.close(fd)
+    if len(raw) < HEADER_SIZE:
+        raise errors.DeviceError(0, f"{p} is not a synthetic device region (too small)")
     h = ffi.from_buffer("struct synth_dev_header *", raw)
     if h.magic != lib.SYNTH_MAGIC:
         raise errors.DeviceError(0, f"{p} is not a synthetic device region (bad magic)")

@@ -228,18 +228,39 @@ static void publish_identity(struct synth_hdev *d)
 }
 
 /* Common part of create and attach once the file is open and sized. */
+struct setup_args {
+    const struct synth_hdev_params *p;
+    int fresh;
+};
+
+static int setup_region(struct synth_hdev *d, void *arg);
+
+/*
+ * Map the region, then lay it out (fresh) or take it over, inside a fault frame: the file may be
+ * truncated under us at any moment (its QEMU, or a process controlling it), and then this device
+ * fails with -EFAULT instead of the process dying of SIGBUS.
+ */
 static int setup(struct synth_hdev *d, const struct synth_hdev_params *p, int fresh)
 {
-    struct synth_dev_header *h;
-    uint32_t gen;
-    int rc;
+    struct setup_args a = {p, fresh};
 
     d->base = mmap(NULL, d->layout.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd, 0);
     if (d->base == MAP_FAILED) {
         d->base = NULL;
         return -errno;
     }
-    h = d->hdr = (struct synth_dev_header *)d->base;
+    d->hdr = (struct synth_dev_header *)d->base;
+    return synth_region_call(d, setup_region, &a);
+}
+
+static int setup_region(struct synth_hdev *d, void *arg)
+{
+    const struct synth_hdev_params *p = ((struct setup_args *)arg)->p;
+    int fresh = ((struct setup_args *)arg)->fresh;
+    struct synth_dev_header *h = d->hdr;
+    uint32_t gen;
+    int rc;
+
     d->features_offered = SYNTH_F_RING_V1 | SYNTH_F_GENERATION | SYNTH_F_NOP | d->ops->features;
 
     if (fresh) {
@@ -422,14 +443,26 @@ fail:
     return rc;
 }
 
+/* The last words to the region: status cleared, the class's links and state released. */
+static int quiesce(struct synth_hdev *d, void *arg)
+{
+    (void)arg;
+    set_status(d, 0, SYNTH_DEVERR_NONE);
+    if (d->cls)
+        d->ops->fini(d);
+    return 0;
+}
+
 void synth_hdev_destroy(struct synth_hdev *d, int unlink_region)
 {
     if (!d)
         return;
-    if (d->hdr)
-        set_status(d, 0, SYNTH_DEVERR_NONE);
-    if (d->cls)
-        d->ops->fini(d);
+    /* A region truncated before or during this: the device is abandoned, and fini runs again
+     * with the region untouched (every class write to its own region checks d->faulted). */
+    if (!d->hdr || synth_region_call(d, quiesce, NULL) < 0) {
+        if (d->cls)
+            d->ops->fini(d);
+    }
     if (unlink_region)
         unlink(d->path);
     if (d->has_vault) {
@@ -745,4 +778,14 @@ unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
     return n;
 }
 
-unsigned synth_hdev_poll(struct synth_hdev *d) { return synth_hdev_poll_burst(d, 32); }
+static int poll_once(struct synth_hdev *d, void *arg)
+{
+    (void)arg;
+    return (int)synth_hdev_poll_burst(d, 32);
+}
+
+unsigned synth_hdev_poll(struct synth_hdev *d)
+{
+    int n = synth_region_call(d, poll_once, NULL);
+    return n < 0 ? 0 : (unsigned)n;
+}

@@ -134,8 +134,18 @@ static inline int synth_hdev_owns(const struct synth_hdev *d, const void *addr)
 void synth_hdev_region_fault(struct synth_hdev *d);
 
 /*
- * Around a lock the worker holds while it touches regions (a packet wire's): if a region fault
- * jumps out in between, the worker unlocks it. At most one at a time; worker threads only.
+ * Run fn(d, arg) with d's region guarded, on any thread: a SIGBUS on d's region (its file was
+ * truncated under us) ends fn where it was, marks d abandoned (synth_hdev_region_fault) and
+ * returns -EFAULT; otherwise fn's return value. -EFAULT at once if d is abandoned already. Every
+ * touch of a region outside a worker's own poll of that device goes through this; calls nest (a
+ * fault on an outer call's region unwinds the inner ones). fn must leave nothing half-done that
+ * host memory depends on: it may stop at any access to the region.
+ */
+int synth_region_call(struct synth_hdev *d, int (*fn)(struct synth_hdev *, void *), void *arg);
+
+/*
+ * Around a lock held while touching regions (a packet wire's): if a region fault jumps out in
+ * between, the lock is given back. At most one per worker loop or synth_region_call frame.
  */
 void synth_fault_hold(pthread_mutex_t *m);
 void synth_fault_release(void);

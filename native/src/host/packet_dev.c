@@ -38,11 +38,6 @@ void synth_pkt_publish(struct pkt_dev *pd)
     store_u64(&cfg->rx_drops, c->rx_no_buffer + c->rx_too_long + c->rx_bad_frame);
 }
 
-void synth_pkt_publish_link(struct pkt_dev *pd, uint32_t chan)
-{
-    __atomic_store_n(&pd->cfg->link[chan], (uint8_t)pd->chan[chan].link, __ATOMIC_RELAXED);
-}
-
 /* ---- transmit side ---- */
 
 struct tx_frame {

@@ -32,6 +32,29 @@ static int wire_alive(struct pkt_wire *w)
     return alive;
 }
 
+/*
+ * The control calls here run on the daemon's control thread: each write to a region (the link
+ * word a driver reads) goes through a fault frame for that region, so that a region truncated
+ * under us costs its device, never the process.
+ */
+struct link_word {
+    uint32_t chan;
+    uint8_t value;
+};
+
+static int write_link_word(struct synth_hdev *d, void *arg)
+{
+    const struct link_word *lw = arg;
+    __atomic_store_n(&pkt_of(d)->cfg->link[lw->chan], lw->value, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static void publish_link_guarded(struct pkt_dev *pd, uint32_t chan)
+{
+    struct link_word lw = {chan, (uint8_t)pd->chan[chan].link};
+    (void)synth_region_call(pd->dev, write_link_word, &lw);
+}
+
 void synth_pkt_link_drop(struct pkt_dev *pd, uint32_t chan)
 {
     struct pkt_chan *ch = &pd->chan[chan];
@@ -51,11 +74,12 @@ void synth_pkt_link_drop(struct pkt_dev *pd, uint32_t chan)
                  * that device alone, never this thread).
                  */
                 struct pkt_dev *other = pkt_of(w->end[i]);
-                if (served(w->end[i]))
+                if (served(w->end[i])) {
                     atomic_store_explicit(&other->chan[w->chan[i]].link_gone, 1, memory_order_release);
-                else
-                    __atomic_store_n(&other->cfg->link[w->chan[i]], (uint8_t)SYNTH_PKT_LINK_NONE,
-                                     __ATOMIC_RELAXED);
+                } else {
+                    struct link_word lw = {w->chan[i], (uint8_t)SYNTH_PKT_LINK_NONE};
+                    (void)synth_region_call(w->end[i], write_link_word, &lw);
+                }
             }
         }
         w->alive = 0;
@@ -72,7 +96,7 @@ void synth_pkt_link_drop(struct pkt_dev *pd, uint32_t chan)
     }
     memset(ch->ifname, 0, sizeof(ch->ifname));
     ch->link = SYNTH_PKT_LINK_NONE;
-    synth_pkt_publish_link(pd, chan);
+    publish_link_guarded(pd, chan);
 }
 
 /* Checks shared by the control calls: 0 if channel chan of d may get a new link. */
@@ -123,8 +147,8 @@ int synth_pkt_wire(struct synth_hdev *a, uint32_t chan_a, struct synth_hdev *b, 
     pb->chan[chan_b].link = SYNTH_PKT_LINK_WIRE;
     atomic_store_explicit(&pa->chan[chan_a].wire, w, memory_order_release);
     atomic_store_explicit(&pb->chan[chan_b].wire, w, memory_order_release);
-    synth_pkt_publish_link(pa, chan_a);
-    synth_pkt_publish_link(pb, chan_b);
+    publish_link_guarded(pa, chan_a);
+    publish_link_guarded(pb, chan_b);
     return 0;
 }
 
@@ -159,7 +183,7 @@ int synth_pkt_tap(struct synth_hdev *d, uint32_t chan, const char *ifname)
     pd->chan[chan].tap_fd = fd;
     memcpy(pd->chan[chan].ifname, ifr.ifr_name, sizeof(pd->chan[chan].ifname) - 1);
     pd->chan[chan].link = SYNTH_PKT_LINK_TAP;
-    synth_pkt_publish_link(pd, chan);
+    publish_link_guarded(pd, chan);
     return 0;
 }
 

@@ -93,8 +93,6 @@ struct pkt_dev *synth_pkt_dev(const struct synth_hdev *d);
 
 /* Copy the counters into the header's synth_pkt_cfg if they changed. */
 void synth_pkt_publish(struct pkt_dev *pd);
-/* Write a channel's link type into the header. */
-void synth_pkt_publish_link(struct pkt_dev *pd, uint32_t chan);
 
 /*
  * Deliver one frame (len bytes at src, already checked) to channel ch of pd: copy it into the

@@ -53,8 +53,6 @@ static void sleep_ns(uint64_t ns)
  */
 struct fault_guard {
     sigjmp_buf env;
-    sigjmp_buf nested_env;           /* for touching another device's region inside a pass */
-    struct synth_hdev *nested;       /* that device, while it is touched */
     struct synth_worker *w;          /* set while the worker polls with its lock held */
     struct synth_hdev *faulted;
     struct synth_hdev *polling;      /* the device whose pass is running */
@@ -64,18 +62,48 @@ struct fault_guard {
 static __thread struct fault_guard guard;
 static struct sigaction prev_sigbus;
 
+/*
+ * Every other touch of a region, on any thread (the control thread laying a region out,
+ * re-attaching it, publishing a link, destroying a device; a worker touching a wire peer's region)
+ * runs inside a frame for that region (synth_region_call): a fault there ends the frame, costs
+ * that device, and the caller carries on. Frames nest; the innermost one whose region holds the
+ * address takes the fault, and the locks that frames above it held are given back.
+ */
+struct fault_frame {
+    sigjmp_buf env;
+    struct synth_hdev *dev;
+    pthread_mutex_t *held;
+    struct fault_frame *prev;
+};
+
+static __thread struct fault_frame *frames;
+
+static void unwind_frames(struct fault_frame *to)
+{
+    while (frames != to) {
+        if (frames->held)
+            pthread_mutex_unlock(frames->held);
+        frames = frames->prev;
+    }
+}
+
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
     struct synth_worker *w = guard.w;
+    struct fault_frame *f;
     unsigned i;
 
-    if (guard.nested && synth_hdev_owns(guard.nested, si->si_addr)) {
-        guard.nested = NULL;
-        siglongjmp(guard.nested_env, 1);
+    for (f = frames; f; f = f->prev) {
+        if (synth_hdev_owns(f->dev, si->si_addr)) {
+            unwind_frames(f);
+            frames = f->prev;
+            siglongjmp(f->env, 1);
+        }
     }
     if (w) {
         for (i = 0; i < w->ndevs; i++) {
             if (synth_hdev_owns(w->devs[i], si->si_addr)) {
+                unwind_frames(NULL);
                 guard.w = NULL;
                 guard.faulted = w->devs[i];
                 siglongjmp(guard.env, 1);
@@ -101,9 +129,47 @@ static void install_sigbus_once(void)
     sigaction(SIGBUS, &sa, &prev_sigbus);
 }
 
-void synth_fault_hold(pthread_mutex_t *m) { guard.held = m; }
+static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
 
-void synth_fault_release(void) { guard.held = NULL; }
+void synth_fault_hold(pthread_mutex_t *m)
+{
+    if (frames)
+        frames->held = m;
+    else
+        guard.held = m;
+}
+
+void synth_fault_release(void)
+{
+    if (frames)
+        frames->held = NULL;
+    else
+        guard.held = NULL;
+}
+
+static void unblock_sigbus(void);
+
+int synth_region_call(struct synth_hdev *d, int (*fn)(struct synth_hdev *, void *), void *arg)
+{
+    struct fault_frame f;
+    int rc;
+
+    if (d->faulted)
+        return -EFAULT;
+    pthread_once(&sigbus_once, install_sigbus_once);
+    f.dev = d;
+    f.held = NULL;
+    f.prev = frames;
+    if (sigsetjmp(f.env, 0)) { /* on_sigbus unwound the frames down to f's caller */
+        unblock_sigbus();
+        synth_hdev_region_fault(d);
+        return -EFAULT;
+    }
+    frames = &f;
+    rc = fn(d, arg);
+    frames = f.prev;
+    return rc;
+}
 
 static void heartbeat_all(struct synth_worker *w, uint64_t t)
 {
@@ -118,6 +184,12 @@ static void unblock_sigbus(void)
     sigemptyset(&bus);
     sigaddset(&bus, SIGBUS);
     pthread_sigmask(SIG_UNBLOCK, &bus, NULL);
+}
+
+static int beat(struct synth_hdev *x, void *now_ns)
+{
+    synth_hdev_heartbeat(x, *(const uint64_t *)now_ns);
+    return 0;
 }
 
 void synth_hdev_heartbeat_all(struct synth_hdev *d, uint64_t now_ns)
@@ -137,15 +209,8 @@ void synth_hdev_heartbeat_all(struct synth_hdev *d, uint64_t now_ns)
             continue;
         }
         /* Another device's region faulting here costs that device, not d's pass in progress. */
-        if (sigsetjmp(guard.nested_env, 0)) {
-            unblock_sigbus();
-            synth_hdev_region_fault(x);
+        if (!x->faulted && synth_region_call(x, beat, &now_ns) == -EFAULT)
             SYNTH_STAT_ADD(w->stats.region_faults, 1);
-            continue;
-        }
-        guard.nested = x;
-        synth_hdev_heartbeat(x, now_ns);
-        guard.nested = NULL;
     }
 }
 
@@ -259,8 +324,6 @@ int synth_worker_create(const struct synth_worker_params *p, struct synth_worker
 {
     struct synth_worker *w;
     int rc;
-
-    static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
 
     if (p->burst > SYNTH_MAX_BURST)
         return -EINVAL;
