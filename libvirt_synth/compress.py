@@ -75,6 +75,7 @@ class CompressInfo:
     max_chunk: int
     zstd_window_log: int
     max_stream_output: int
+    max_count: int  # a one-shot decompress decodes at most this much to report NO_SPACE (else LIMIT)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +92,7 @@ def device_info(dev: Device) -> CompressInfo:
         max_chunk=cfg.max_chunk,
         zstd_window_log=cfg.zstd_window_log,
         max_stream_output=cfg.max_stream_output,
+        max_count=cfg.max_count or cfg.max_stream_output,  # ABI 1.0 hosts: the stream limit
     )
 
 
@@ -135,6 +137,8 @@ class Compressor:
                                                       size, out), f"decompressing with {a.label}")
                 if st == Status.OK:
                     return dst.read(out[0])
+            if st == Status.LIMIT:  # too big for the device to count (max_count): a stream has no such limit
+                return self._decompress_stream(data, a, max_output)
             if st != Status.NO_SPACE:
                 raise_for_status(st, out[0], f"decompressing {len(data)} bytes with {a.label}")
             need = out[0] if out[0] > size else 2 * size

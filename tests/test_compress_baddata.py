@@ -280,3 +280,32 @@ def test_input_changing_while_it_is_decoded(comp: Compressor, alg: CAlg) -> None
             stop.set()
             t.join()
     assert Status.BAD_DATA in seen
+
+
+def zeros_frame(alg: CAlg, n: int) -> bytes:
+    if alg in (CAlg.DEFLATE, CAlg.ZLIB, CAlg.GZIP):
+        z = zlib.compressobj(9, zlib.DEFLATED, {CAlg.DEFLATE: -15, CAlg.ZLIB: 15, CAlg.GZIP: 31}[alg])
+        return z.compress(bytes(n)) + z.flush()
+    return bytes(lz4.frame.compress(bytes(n)))
+
+
+@pytest.mark.parametrize("alg", [CAlg.DEFLATE, CAlg.ZLIB, CAlg.GZIP, CAlg.LZ4], ids=lambda a: a.label)
+def test_no_space_counts_at_most_max_count_then_says_limit(alg: CAlg) -> None:
+    """A one-shot DECOMPRESS too big for dst_len decodes on, discarding, to say how big: that work
+    is bounded by max_count (8 x max_chunk), not by the 1 GiB stream limit, so that a bomb costs
+    the worker milliseconds. Past it: LIMIT (decompress it as a stream)."""
+    from compress_ref import served_device
+
+    from libvirt_synth.guest import Device
+
+    with served_device(options=(("max_chunk", 64 << 10),)) as dev, Device.open(dev.path) as g:
+        comp = Compressor(g.queue(0))
+        info = comp.info
+        assert info.max_count == 8 * info.max_chunk == 512 << 10 and info.max_stream_output == 1 << 30
+        st, result, _ = oneshot(comp.queue, alg, zeros_frame(alg, info.max_count), 4096)
+        assert (st, result) == (Status.NO_SPACE, info.max_count)
+        st, result, _ = oneshot(comp.queue, alg, zeros_frame(alg, info.max_count + 1), 4096)
+        assert (st, result) == (Status.LIMIT, 0)
+        # The same frame decodes whole into a destination it fits, and through a stream.
+        assert comp.decompress(zeros_frame(alg, info.max_count + 1), alg,
+                               max_output=info.max_count + 1) == bytes(info.max_count + 1)

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from libvirt_synth import guestimage, guestvm, hookinstall, host_packet
+from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.backend import HostDevice, Worker
 
@@ -245,7 +246,8 @@ def test_the_guest_finds_its_devices_on_the_pci_bus(e2e: E2E, pin: str) -> None:
     assert probe.rc == 0 and [d["name"] for d in devs] == REGIONS
     assert [d["class"] for d in devs] == ["crypto", "compress", "packet", "packet"]
     for d in devs:
-        assert (d["pci_vendor"], d["pci_device"], d["abi"]) == ("0x1af4", "0x1110", "1.0")
+        assert (d["pci_vendor"], d["pci_device"], d["abi"]) == ("0x1af4", "0x1110",
+                                                               f"{lib.SYNTH_ABI_MAJOR}.{lib.SYNTH_ABI_MINOR}")
         assert d["bar2_size"] == d["region_size"] == 4 << 20 and d["dev_status"] == 1  # READY
         assert int(d["features_accepted"], 16) & 1 and d["dev"].startswith("0000:00:")
     crypto, comp = devs[0], devs[1]

@@ -107,15 +107,17 @@ struct synth_comp_cfg {
     uint32_t max_chunk;         /*   8 longest src_len of any op (longer: LIMIT) */
     uint32_t zstd_window_log;   /*  12 largest zstd window (log2 bytes) decompression accepts and
                                  *     compression uses (larger: LIMIT) */
-    uint64_t max_stream_output; /*  16 most bytes one stream may produce in total, and the most a
-                                 *     one-shot DECOMPRESS counts to report NO_SPACE (else LIMIT) */
-    uint32_t reserved0[2];      /*  24 */
+    uint64_t max_stream_output; /*  16 most bytes one stream may produce in total */
+    uint64_t max_count;         /*  24 the most a one-shot DECOMPRESS decodes to count the size it
+                                 *     reports with NO_SPACE (larger: LIMIT); ABI 1.1 (0 before:
+                                 *     max_stream_output) */
     struct synth_comp_levels levels[8]; /* 32 levels[alg] for 0 < alg < SYNTH_CALG_MAX */
     uint32_t reserved[8];       /*  96 */
 };
 
 _Static_assert(sizeof(struct synth_comp_cfg) == 128, "compress cfg is 128 bytes");
 _Static_assert(offsetof(struct synth_comp_cfg, max_stream_output) == 16, "max_stream_output");
+_Static_assert(offsetof(struct synth_comp_cfg, max_count) == 24, "max_count");
 _Static_assert(offsetof(struct synth_comp_cfg, levels) == 32, "levels");
 _Static_assert(sizeof(struct synth_comp_cfg) <= SYNTH_CLASS_CFG_SIZE, "fits the cfg block");
 

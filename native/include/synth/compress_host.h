@@ -20,6 +20,12 @@ extern "C" {
 #define SYNTH_COMP_DEF_MAX_STREAMS 64u
 #define SYNTH_COMP_MAX_MAX_STREAMS 4096u
 #define SYNTH_COMP_DEF_MAX_CHUNK (1u << 20)
+/*
+ * A one-shot DECOMPRESS whose output does not fit decodes on, discarding, to report the size it
+ * needs: at most this many times max_chunk (and never past max_stream_output). Beyond, LIMIT: a
+ * bomb costs the worker a bounded time, and the driver can decompress it as a stream instead.
+ */
+#define SYNTH_COMP_COUNT_FACTOR 8u
 #define SYNTH_COMP_MIN_MAX_CHUNK 4096u
 #define SYNTH_COMP_MAX_MAX_CHUNK (64u << 20)
 #define SYNTH_COMP_DEF_MAX_OUTPUT (1ULL << 30)

@@ -142,7 +142,7 @@ static uint16_t op_decompress(struct comp_dev *c, struct synth_hqueue *q, const 
     io.src_len = d->src_len;
     io.dst = dst;
     io.dst_len = d->dst_len;
-    io.limit = c->max_output < UINT32_MAX ? c->max_output : UINT32_MAX;
+    io.limit = c->max_count < UINT32_MAX ? c->max_count : UINT32_MAX;
     st = plugin_status(a->pl[0]->comp_oneshot(a->dctx, 0, &io));
     if (st == SYNTH_ST_OK) {
         if (io.produced > d->dst_len)
@@ -297,6 +297,9 @@ static int comp_init(struct synth_hdev *d, const struct synth_hdev_params *p)
     c->max_chunk = hp.max_chunk;
     c->window_log = hp.zstd_window_log;
     c->max_output = hp.max_stream_output;
+    c->max_count = (uint64_t)SYNTH_COMP_COUNT_FACTOR * c->max_chunk;
+    if (c->max_count > c->max_output)
+        c->max_count = c->max_output;
     c->mem_budget = hp.max_stream_memory;
     c->scratch_len = SYNTH_COMP_BOUND(c->max_chunk);
     c->inbuf = malloc(c->max_chunk);
@@ -319,6 +322,7 @@ static int comp_init(struct synth_hdev *d, const struct synth_hdev_params *p)
     cfg.max_chunk = c->max_chunk;
     cfg.zstd_window_log = c->window_log;
     cfg.max_stream_output = c->max_output;
+    cfg.max_count = c->max_count;
     for (alg = 1; alg < SYNTH_CALG_MAX; alg++)
         cfg.levels[alg] = c->alg[alg].levels;
     memcpy(d->hdr->class_cfg, &cfg, sizeof(cfg));
@@ -381,6 +385,15 @@ static void comp_process(struct synth_hdev *d, struct synth_hqueue *q, const str
             st = SYNTH_ST_NOT_SUPPORTED;
         }
         cpl->status = st;
+        /*
+         * The quota charges the work an op made, whatever its status: the input it read (a
+         * corrupt frame is decoded up to where it breaks, a frame too big for dst_len is compressed
+         * or decoded whole), and what a NO_SPACE decompression decoded to count.
+         */
+        if (desc->opcode >= SYNTH_OP_COMP_COMPRESS && desc->opcode <= SYNTH_OP_COMP_STREAM &&
+            (st == SYNTH_ST_OK || st == SYNTH_ST_NO_SPACE || st == SYNTH_ST_BAD_DATA || st == SYNTH_ST_DEVICE_ERROR))
+            d->work_bytes += desc->src_len + (st == SYNTH_ST_NO_SPACE && desc->opcode == SYNTH_OP_COMP_DECOMPRESS
+                                              ? cpl->result : 0);
         if (st != SYNTH_ST_OK && st != SYNTH_ST_NO_SPACE) {
             cpl->result = 0;
             cpl->flags = 0;

@@ -47,6 +47,7 @@ struct comp_dev {
     uint32_t max_chunk;
     uint32_t window_log;
     uint64_t max_output;
+    uint64_t max_count;             /* one-shot DECOMPRESS: decoded at most to count NO_SPACE */
     uint64_t mem_budget;            /* for streams */
     uint64_t mem_used;
     uint8_t *inbuf;                 /* one-shot DECOMPRESS: private copy of the input */

@@ -284,7 +284,9 @@ static uint32_t build_op(struct crypto_dev *c, struct synth_hqueue *q, const str
 }
 
 /* Run validated ops [from, k) and write their completions. */
-static uint64_t run_ops(struct crypto_dev *c, struct synth_cpl *out, unsigned from, unsigned k)
+/* Run ops [from, k); returns the bytes of those that completed OK, and adds the bytes of all of
+ * them (an authentication failure costs the plugin as much as a success) to *work. */
+static uint64_t run_ops(struct crypto_dev *c, struct synth_cpl *out, unsigned from, unsigned k, uint64_t *work)
 {
     uint64_t bytes = 0;
     unsigned i;
@@ -303,6 +305,7 @@ static uint64_t run_ops(struct crypto_dev *c, struct synth_cpl *out, unsigned fr
         cpl->result = c->ops[i].status == SYNTH_ST_OK ? c->ops[i].len : 0;
         if (cpl->status == SYNTH_ST_OK)
             bytes += c->ops[i].len;
+        *work += c->ops[i].len;
     }
     return bytes;
 }
@@ -370,7 +373,7 @@ static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const s
              * Ops gathered so far run first: they may use the session this op destroys, and
              * the slot a destroy frees may be reused by a create later in the same burst.
              */
-            bytes += run_ops(c, out, 0, k);
+            bytes += run_ops(c, out, 0, k, &d->work_bytes);
             k = 0;
             if (desc->opcode == SYNTH_OP_CRYPTO_SESSION_CREATE) {
                 session_create(c, q, desc, cpl);
@@ -399,16 +402,16 @@ static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const s
      * come over while the second half computes.
      */
     if (q->streaming && k > 1) {
-        bytes += run_ops(c, out, 0, k / 2);
+        bytes += run_ops(c, out, 0, k / 2, &d->work_bytes);
         for (i = 0; i < n; i++) {
             const struct synth_desc *next = synth_hq_peek(q, i);
             if (!next)
                 break;
             prefetch_op_lines(q, next);
         }
-        bytes += run_ops(c, out, k / 2, k);
+        bytes += run_ops(c, out, k / 2, k, &d->work_bytes);
     } else {
-        bytes += run_ops(c, out, 0, k);
+        bytes += run_ops(c, out, 0, k, &d->work_bytes);
     }
     SYNTH_STAT_ADD(d->stats.bytes_in, bytes);
     SYNTH_STAT_ADD(d->stats.bytes_out, bytes);

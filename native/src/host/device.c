@@ -734,9 +734,10 @@ static void quota_charge(struct synth_hdev *d, unsigned ops, uint64_t bytes)
 {
     if (ops) /* running average of bytes per op (for the byte budget's burst bound) */
         d->avg_op_bytes = d->avg_op_bytes * 0.875 + ((double)bytes / ops) * 0.125;
-    if (d->quota.ops_per_s)
+    /* The quota may change under us (synth_hdev_set_quota, another thread): load it as it stores. */
+    if (__atomic_load_n(&d->quota.ops_per_s, __ATOMIC_RELAXED))
         d->ops_tokens -= (double)ops;
-    if (d->quota.bytes_per_s)
+    if (__atomic_load_n(&d->quota.bytes_per_s, __ATOMIC_RELAXED))
         d->bytes_tokens -= (double)bytes;
 }
 
@@ -756,7 +757,7 @@ unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
 {
     uint32_t epoch;
     unsigned i, n = 0;
-    uint64_t bytes0;
+    uint64_t work0;
 
     if (d->faulted)
         return 0;
@@ -768,13 +769,13 @@ unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
     burst = quota_allow(d, burst);
     if (burst == 0)
         return 0;
-    bytes0 = d->stats.bytes_in;
+    work0 = d->work_bytes;
     for (i = 0; i < d->layout.num_queues && !d->broken; i++)
         n += d->ops->poll_queue ? d->ops->poll_queue(d, &d->queues[i], i, burst)
                                 : poll_queue(d, &d->queues[i], burst);
     if (d->ops->poll_device && !d->broken)
         n += d->ops->poll_device(d);
-    quota_charge(d, n, d->stats.bytes_in - bytes0);
+    quota_charge(d, n, d->work_bytes - work0);
     return n;
 }
 

@@ -81,6 +81,8 @@ struct synth_hdev {
     double ops_tokens, bytes_tokens;  /* token buckets of the quota */
     double avg_op_bytes;              /* running average, to bound a burst by the byte budget */
     uint64_t tokens_at;               /* when they were last refilled (ns) */
+    uint64_t work_bytes;              /* bytes of work done, whatever the ops' status: what the
+                                       * byte quota charges (serving thread only) */
     struct synth_hdev_stats stats;    /* written by the serving thread, read with relaxed loads */
     struct synth_hqueue queues[SYNTH_MAX_QUEUES];
 };

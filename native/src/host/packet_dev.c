@@ -195,6 +195,7 @@ static void pkt_process(struct synth_hdev *d, struct synth_hqueue *q, const stru
             }
         }
         SYNTH_STAT_ADD(d->stats.bytes_in, bytes);
+        d->work_bytes += bytes;
     }
     synth_pkt_publish(pd);
 }
