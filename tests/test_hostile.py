@@ -133,6 +133,29 @@ def test_bad_session_params(guest: Device, case: str, args: tuple, want: Status)
     check_still_serves(q)
 
 
+def test_iv_gen_needs_the_feature_the_driver_accepted(served: HostDevice) -> None:
+    """IV_GEN sessions are a negotiated feature (bit 34): a driver that did not accept it gets
+    NOT_SUPPORTED, and the host writes no IV into its arena."""
+    everything_but = lib.SYNTH_F_RING_V1 | lib.SYNTH_F_NOP | lib.SYNTH_CRYPTO_F_SESSIONS | \
+        lib.SYNTH_CRYPTO_F_OUT_OF_PLACE
+    with Device.open(served.path, features=everything_but) as g:
+        assert not g.info().features_accepted & lib.SYNTH_CRYPTO_F_IV_GEN
+        q = g.queue(0)
+        block = params_block(int(Alg.AES256_GCM), 32, 12, 16, 1)
+        with q.scratch(len(block)) as (buf,):
+            buf.write(block)
+            c = q.exec({"opcode": Op.SESSION_CREATE, "src_off": buf.offset, "src_len": len(block)})
+            assert Status(c.status) == Status.NOT_SUPPORTED and c.result == 0
+            assert buf.read()[8:] == bytes(256), "the key is wiped all the same"
+        assert served.stats().sessions == 0
+        check_still_serves(q)  # a session without IV_GEN is fine
+    with Device.open(served.path) as g:  # accepted: the device picks the IVs
+        assert g.info().features_accepted & lib.SYNTH_CRYPTO_F_IV_GEN
+        with g.queue(0).session(Alg.AES256_GCM, KEY, iv_gen=True) as s:
+            iv, _, _ = s.seal(b"x" * 16)
+            assert len(iv) == 12 and int.from_bytes(iv[4:], "big") == 1
+
+
 def test_session_create_wrong_block_size(guest: Device) -> None:
     q = guest.queue(0)
     block = params_block(int(Alg.AES256_GCM), 32, 12, 16)

@@ -153,7 +153,7 @@ static uint32_t slot_open(struct crypto_dev *c, uint32_t idx, const struct synth
 }
 
 static void session_create(struct crypto_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
-                           struct synth_cpl *out)
+                           uint64_t features, struct synth_cpl *out)
 {
     struct synth_crypto_session_params p;
     uint8_t *src = synth_arena_ptr(q, d->src_off, d->src_len);
@@ -168,6 +168,10 @@ static void session_create(struct crypto_dev *c, struct synth_hqueue *q, const s
     wipe(src + offsetof(struct synth_crypto_session_params, key), SYNTH_CRYPTO_MAX_KEY);
     if (!params_ok(&p)) {
         out->status = SYNTH_ST_INVALID;
+        goto done;
+    }
+    if ((p.flags & SYNTH_CRYPTO_SF_IV_GEN) && !(features & SYNTH_CRYPTO_F_IV_GEN)) {
+        out->status = SYNTH_ST_NOT_SUPPORTED; /* held to what the driver accepted */
         goto done;
     }
     if (c->nsessions >= c->max_sessions) {
@@ -376,7 +380,7 @@ static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const s
             bytes += run_ops(c, out, 0, k, &d->work_bytes);
             k = 0;
             if (desc->opcode == SYNTH_OP_CRYPTO_SESSION_CREATE) {
-                session_create(c, q, desc, cpl);
+                session_create(c, q, desc, d->features, cpl);
             } else if ((s = lookup(c, desc->session)) != NULL) {
                 slot_release(c, s);
             } else {
