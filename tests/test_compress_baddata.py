@@ -309,3 +309,51 @@ def test_no_space_counts_at_most_max_count_then_says_limit(alg: CAlg) -> None:
         # The same frame decodes whole into a destination it fits, and through a stream.
         assert comp.decompress(zeros_frame(alg, info.max_count + 1), alg,
                                max_output=info.max_count + 1) == bytes(info.max_count + 1)
+
+
+def _zlib_cinfo8(data: bytes) -> bytes:
+    body = zlib.compress(data)[2:]
+    cmf, flg = 0x88, 0x80  # CINFO 8: a 64 KiB window, which RFC 1950 does not allow
+    flg |= (31 - (cmf * 256 + flg) % 31) % 31
+    return bytes([cmf, flg]) + body
+
+
+def _gzip_reserved_flag(data: bytes) -> bytes:
+    co = zlib.compressobj(6, zlib.DEFLATED, 31)
+    gz = bytearray(co.compress(data) + co.flush())
+    gz[3] |= 0x20  # FLG bit 5: reserved, MUST be zero (RFC 1952)
+    return bytes(gz)
+
+
+def _zstd_big_rle_block() -> bytes:
+    """One RLE block of 131,073 bytes in a frame with a 1 MiB window: over the 128 KiB a block may hold."""
+    bh = (131073 << 3) | (1 << 1) | 1  # size, RLE, last
+    return struct.pack("<I", 0xFD2FB528) + bytes([0, (20 - 10) << 3]) + struct.pack("<I", bh)[:3] + b"A"
+
+
+INVALID_FRAMES = [("zlib with CINFO 8", CAlg.ZLIB, _zlib_cinfo8(b"synthetic " * 500)),
+                  ("gzip with a reserved FLG bit", CAlg.GZIP, _gzip_reserved_flag(b"synthetic " * 500)),
+                  ("zstd RLE block over 128 KiB", CAlg.ZSTD, _zstd_big_rle_block())]
+
+
+@pytest.mark.parametrize("case, alg, blob", INVALID_FRAMES, ids=[c[0] for c in INVALID_FRAMES])
+def test_frames_the_reference_decoders_refuse_are_bad_data(case: str, alg: CAlg, blob: bytes) -> None:
+    from compress_ref import served_device
+
+    from libvirt_synth.guest import Device
+
+    with pytest.raises(Exception):  # the reference refuses it: zlib, or zstd's own checker
+        if alg == CAlg.ZSTD:
+            zstandard.ZstdDecompressor().decompressobj().decompress(blob)
+        else:
+            zlib.decompress(blob, 15 if alg == CAlg.ZLIB else 31)
+    plugins = ["zstd"] if alg == CAlg.ZSTD else ["zlib", "isal"]
+    for plugin in [*plugins, None]:
+        with served_device(plugin=plugin) as dev, Device.open(dev.path) as g:
+            comp = Compressor(g.queue(0))
+            for dst_len in (1 << 20, 64):  # fits, and NO_SPACE's path
+                assert oneshot(comp.queue, alg, blob, dst_len)[:2] == (Status.BAD_DATA, 0), (plugin, dst_len)
+            for piece in (len(blob), 1):  # a stream, in one op and a byte at a time
+                with comp.stream(alg, decompress=True) as s, pytest.raises(CorruptDataError):
+                    for i in range(0, len(blob), piece):
+                        s.decompress(blob[i:i + piece], final=i + piece >= len(blob))

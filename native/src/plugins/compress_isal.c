@@ -34,6 +34,8 @@ struct ictx {
     uint32_t level_buf_size;
     uint8_t *level_buf;
     uint8_t *discard;            /* one-shot decompression: output past dst is counted here */
+    uint8_t hdr[4];              /* decompression: the framing's first bytes, checked as zlib does */
+    uint32_t hdr_len;
 };
 
 static int isal_probe(char *why, size_t why_len)
@@ -166,6 +168,28 @@ static uint32_t inflate_status(int rc)
     return rc == ISAL_DECOMP_OK ? SYNTH_ST_OK : SYNTH_ST_BAD_DATA;
 }
 
+/*
+ * igzip's header parser takes what zlib (the reference) refuses: zlib with CINFO above 7 (a window
+ * over 32 KiB) or a header check that fails, gzip with a reserved FLG bit set. Check the framing's
+ * first bytes as zlib does, as they arrive (a stream may bring them one at a time).
+ */
+static uint32_t check_header(struct ictx *c, const uint8_t *src, size_t len)
+{
+    uint32_t need = c->alg == SYNTH_CALG_ZLIB ? 2 : c->alg == SYNTH_CALG_GZIP ? 4 : 0;
+    const uint8_t *h = c->hdr;
+
+    if (c->hdr_len >= need)
+        return SYNTH_ST_OK;
+    while (c->hdr_len < need && len--)
+        c->hdr[c->hdr_len++] = *src++;
+    if (c->hdr_len < need)
+        return SYNTH_ST_OK; /* not all here yet */
+    if (c->alg == SYNTH_CALG_ZLIB)
+        return (h[0] & 0x0f) == 8 && (h[0] >> 4) <= 7 && ((uint32_t)h[0] << 8 | h[1]) % 31 == 0
+                   ? SYNTH_ST_OK : SYNTH_ST_BAD_DATA;
+    return h[0] == 0x1f && h[1] == 0x8b && h[2] == 8 && (h[3] & 0xe0) == 0 ? SYNTH_ST_OK : SYNTH_ST_BAD_DATA;
+}
+
 static uint32_t count_rest(struct ictx *c, struct synth_comp_io *io)
 {
     uint64_t total = io->produced;
@@ -223,6 +247,9 @@ static uint32_t isal_oneshot(void *cp, int32_t level, struct synth_comp_io *io)
         return rc == COMP_OK ? SYNTH_ST_OK : rc == STATELESS_OVERFLOW ? SYNTH_ST_NO_SPACE : SYNTH_ST_DEVICE_ERROR;
     }
     isal_inflate_reset(&c->st);
+    c->hdr_len = 0;
+    if (check_header(c, io->src, io->src_len) != SYNTH_ST_OK)
+        return SYNTH_ST_BAD_DATA;
     c->st.crc_flag = crc_flag(c->alg);
     c->st.next_in = (uint8_t *)(uintptr_t)io->src;
     c->st.avail_in = (uint32_t)io->src_len;
@@ -272,6 +299,8 @@ static uint32_t isal_stream(void *cp, uint32_t flush, struct synth_comp_io *io)
             io->flags |= SYNTH_COMP_IO_PENDING;
         return SYNTH_ST_OK;
     }
+    if (check_header(c, io->src, io->src_len) != SYNTH_ST_OK)
+        return SYNTH_ST_BAD_DATA;
     c->st.next_in = (uint8_t *)(uintptr_t)io->src;
     c->st.avail_in = (uint32_t)io->src_len;
     c->st.next_out = io->dst;

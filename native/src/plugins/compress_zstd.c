@@ -25,7 +25,21 @@
 #define MIN_LEVEL (-5)
 #define MAX_LEVEL 19
 
+/* A decompression stream's walk over its frame's block headers, as the bytes arrive (blocks_ok). */
+enum { WALK_HEADER, WALK_BLOCK_HEADER, WALK_SKIP, WALK_DONE };
+
+struct zwalk {
+    uint8_t buf[ZSTD_FRAMEHEADERSIZE_MAX];
+    uint32_t have;
+    uint32_t stage;
+    uint64_t skip;       /* bytes to pass over: a block's data, a skippable frame, the checksum */
+    uint64_t max;        /* the frame's largest block */
+    int last;            /* the block being passed over is the frame's last */
+    int checksum;
+};
+
 struct zsctx {
+    struct zwalk walk;
     uint32_t dir;
     uint32_t oneshot;
     uint32_t window_log;
@@ -152,6 +166,102 @@ static uint32_t dstatus(size_t err)
     }
 }
 
+/*
+ * Every block of a frame holds at most min(window size, 128 KiB) bytes (RFC 8878, 3.1.1.2.3). zstd
+ * 1.5.4 does not check it for raw and RLE blocks, where the reference decoder refuses them (and
+ * NO_SPACE's bound of blocks x 128 KiB would then not suffice): walk the block headers first.
+ */
+static int blocks_ok(const uint8_t *src, size_t len, const ZSTD_frameHeader *fh)
+{
+    unsigned long long max = fh->windowSize < ZSTD_BLOCKSIZE_MAX ? fh->windowSize : ZSTD_BLOCKSIZE_MAX;
+    size_t pos = fh->headerSize;
+
+    if (fh->frameType != ZSTD_frame)
+        return 1;
+    for (;;) {
+        uint32_t bh, type, size;
+        if (len - pos < 3)
+            return 0;
+        bh = (uint32_t)src[pos] | (uint32_t)src[pos + 1] << 8 | (uint32_t)src[pos + 2] << 16;
+        pos += 3;
+        type = (bh >> 1) & 3;
+        size = bh >> 3;
+        if (size > max)
+            return 0;
+        pos += type == 1 ? 1 : size; /* RLE: one byte, repeated size times */
+        if (pos > len)
+            return 0;
+        if (bh & 1)
+            return 1;
+    }
+}
+
+/* Feed the walk n more bytes of the stream's frame: 0, or -1 if a block is larger than the frame allows. */
+static int walk(struct zwalk *w, const uint8_t *p, size_t n)
+{
+    ZSTD_frameHeader fh;
+    size_t r, k;
+
+    while (n) {
+        switch (w->stage) {
+        case WALK_HEADER:
+            w->buf[w->have++] = *p++;
+            n--;
+            r = ZSTD_getFrameHeader(&fh, w->buf, w->have);
+            if (ZSTD_isError(r))
+                return -1;
+            if (r == 0) {
+                w->have = 0;
+                w->stage = WALK_SKIP;
+                w->last = 1;
+                w->checksum = 0;
+                if (fh.frameType == ZSTD_skippableFrame) {
+                    w->skip = fh.frameContentSize;
+                } else {
+                    w->max = fh.windowSize < ZSTD_BLOCKSIZE_MAX ? fh.windowSize : ZSTD_BLOCKSIZE_MAX;
+                    w->checksum = (int)fh.checksumFlag;
+                    w->stage = WALK_BLOCK_HEADER;
+                }
+            } else if (w->have == sizeof(w->buf)) {
+                return -1;
+            }
+            break;
+        case WALK_BLOCK_HEADER:
+            w->buf[w->have++] = *p++;
+            n--;
+            if (w->have == 3) {
+                uint32_t bh = (uint32_t)w->buf[0] | (uint32_t)w->buf[1] << 8 | (uint32_t)w->buf[2] << 16;
+                if ((bh >> 3) > w->max)
+                    return -1;
+                w->have = 0;
+                w->skip = ((bh >> 1) & 3) == 1 ? 1 : bh >> 3;
+                w->last = (int)(bh & 1);
+                w->stage = WALK_SKIP;
+            }
+            break;
+        case WALK_SKIP:
+            k = n < w->skip ? n : (size_t)w->skip;
+            p += k;
+            n -= k;
+            w->skip -= k;
+            break;
+        default:
+            return 0; /* after the frame: the decoder's business */
+        }
+        if (w->stage == WALK_SKIP && w->skip == 0) {
+            if (!w->last) {
+                w->stage = WALK_BLOCK_HEADER;
+            } else if (w->checksum) {
+                w->checksum = 0;
+                w->skip = 4;
+            } else {
+                w->stage = WALK_DONE;
+            }
+        }
+    }
+    return 0;
+}
+
 static uint32_t decompress_oneshot(struct zsctx *z, struct synth_comp_io *io)
 {
     ZSTD_frameHeader fh;
@@ -164,7 +274,7 @@ static uint32_t decompress_oneshot(struct zsctx *z, struct synth_comp_io *io)
     if (fh.frameType == ZSTD_frame && fh.windowSize > (1ULL << z->window_log))
         return SYNTH_ST_LIMIT;
     csize = ZSTD_findFrameCompressedSize(io->src, io->src_len);
-    if (ZSTD_isError(csize) || csize != io->src_len)
+    if (ZSTD_isError(csize) || csize != io->src_len || !blocks_ok(io->src, io->src_len, &fh))
         return SYNTH_ST_BAD_DATA; /* truncated or corrupt block headers, or bytes after the frame */
     r = ZSTD_decompressDCtx(z->dctx, io->dst, io->dst_len, io->src, io->src_len);
     if (!ZSTD_isError(r)) {
@@ -228,6 +338,8 @@ static uint32_t zstd_stream(void *cp, uint32_t flush, struct synth_comp_io *io)
     r = ZSTD_decompressStream(z->dctx, &out, &in);
     if (ZSTD_isError(r))
         return dstatus(r) == SYNTH_ST_NO_SPACE ? SYNTH_ST_BAD_DATA : dstatus(r);
+    if (walk(&z->walk, io->src, in.pos) < 0) /* each byte the decoder took, once */
+        return SYNTH_ST_BAD_DATA;
     io->consumed = in.pos;
     io->produced = out.pos;
     if (r == 0)
