@@ -418,3 +418,37 @@ def test_destroy_in_the_same_burst_as_ops_on_that_session(guest: Device, served:
         assert tag4.read() == bytes(16)
     assert served.stats().sessions == 1
     assert q.exec({"opcode": Op.SESSION_DESTROY, "session": got[2].result}).status == Status.OK
+
+
+def test_hmac_has_no_destination(guest: Device) -> None:
+    """HMAC_SHA256 writes its tag and nothing else: dst_off/dst_len are not used, even when they
+    name bytes outside the arena, and a failed verification writes nothing."""
+    import hashlib
+    import hmac
+
+    q = guest.queue(0)
+    key = bytes(range(40))
+    data = os.urandom(300)
+    want = hmac.new(key, data, hashlib.sha256).digest()
+    with q.session(Alg.HMAC_SHA256, key) as s, q.scratch(len(data), 32, 64) as (src, tag, other):
+        src.write(data)
+        other.write(b"\x5a" * 64)
+        for dst_off, dst_len in ((0, 0), (other.offset, 64), (0xFFFFFFF0, 0xFFFFFFFF), (src.offset, 1)):
+            tag.write(bytes(32))
+            c = q.exec({"opcode": Op.ENCRYPT, "session": s.id, "src_off": src.offset, "src_len": len(data),
+                        "dst_off": dst_off, "dst_len": dst_len, "tag_off": tag.offset})
+            assert (c.status, c.result) == (Status.OK, len(data)), (dst_off, dst_len)
+            assert tag.read(32) == want
+        assert src.read(len(data)) == data and other.read(64) == b"\x5a" * 64, "only the tag was written"
+        tag.write(bytes(32))  # a wrong tag: AUTH_FAILED, and nothing is zeroed (there is no output)
+        c = q.exec({"opcode": Op.DECRYPT, "session": s.id, "src_off": src.offset, "src_len": len(data),
+                    "dst_off": other.offset, "dst_len": 64, "tag_off": tag.offset})
+        assert c.status == Status.AUTH_FAILED
+        assert src.read(len(data)) == data and other.read(64) == b"\x5a" * 64
+        # The input and tag ranges are checked as for every algorithm.
+        c = q.exec({"opcode": Op.ENCRYPT, "session": s.id, "src_off": src.offset, "src_len": 1 << 29,
+                    "tag_off": tag.offset})
+        assert c.status == Status.INVALID
+        c = q.exec({"opcode": Op.ENCRYPT, "session": s.id, "src_off": src.offset, "src_len": len(data),
+                    "tag_off": 0xFFFFFFF0})
+        assert c.status == Status.INVALID
