@@ -357,3 +357,38 @@ def test_frames_the_reference_decoders_refuse_are_bad_data(case: str, alg: CAlg,
                 with comp.stream(alg, decompress=True) as s, pytest.raises(CorruptDataError):
                     for i in range(0, len(blob), piece):
                         s.decompress(blob[i:i + piece], final=i + piece >= len(blob))
+
+
+def _frames() -> list[tuple[str, CAlg, bytes, int | None]]:
+    """docs/device-abi.md 13.4, "One frame, precisely": (case, alg, input, OK size or None for BAD_DATA)."""
+    import lz4.block
+
+    d = b"data " * 100
+    zs = zstandard.ZstdCompressor().compress(d)
+    lz = bytes(lz4.frame.compress(d))
+    skip = struct.pack("<II", 0x184D2A50, 4) + b"abcd"
+    block = lz4.block.compress(d, store_size=False)
+    co = zlib.compressobj(6, zlib.DEFLATED, 31)
+    gz = co.compress(d) + co.flush()
+    fdict = bytearray(zlib.compress(d))
+    fdict[1] = (fdict[1] | 0x20) & 0xE0
+    fdict[1] |= (31 - (fdict[0] * 256 + fdict[1]) % 31) % 31
+    return [("zlib with FDICT", CAlg.ZLIB, bytes(fdict[:2]) + b"\0\0\0\1" + bytes(fdict[2:]), None),
+            ("gzip of two members", CAlg.GZIP, gz + gz, None),
+            ("two zstd frames", CAlg.ZSTD, zs + zs, None), ("two lz4 frames", CAlg.LZ4, lz + lz, None),
+            ("zstd skippable frame alone", CAlg.ZSTD, skip, 0), ("lz4 skippable frame alone", CAlg.LZ4, skip, 0),
+            ("zstd skippable then a frame", CAlg.ZSTD, skip + zs, None),
+            ("lz4 skippable then a frame", CAlg.LZ4, skip + lz, None),
+            ("lz4 legacy frame", CAlg.LZ4, struct.pack("<II", 0x184C2102, len(block)) + block, None)]
+
+
+@pytest.mark.parametrize("case, alg, blob, size", _frames(), ids=[f[0] for f in _frames()])
+def test_one_frame_precisely(comp: Compressor, case: str, alg: CAlg, blob: bytes, size: int | None) -> None:
+    st, result, _ = oneshot(comp.queue, alg, blob, 1 << 16)
+    assert (st, result) == ((Status.OK, size) if size is not None else (Status.BAD_DATA, 0))
+    with comp.stream(alg, decompress=True) as s:
+        if size is None:
+            with pytest.raises(CorruptDataError):
+                s.decompress(blob, final=True)
+        else:
+            assert s.decompress(blob, final=True) == b""
