@@ -452,3 +452,40 @@ def test_hmac_has_no_destination(guest: Device) -> None:
         c = q.exec({"opcode": Op.ENCRYPT, "session": s.id, "src_off": src.offset, "src_len": len(data),
                     "tag_off": 0xFFFFFFF0})
         assert c.status == Status.INVALID
+
+
+def test_a_restarted_backend_does_not_take_the_guests_word_for_why(region_dir: pathlib.Path, worker: Worker) -> None:
+    """A guest can write the header's status and error words: after a restart, a device that was
+    waiting for its reset keeps waiting, but never reads "abandoned" (REGION, the host's own
+    verdict on a truncated file) because its guest wrote that."""
+    dev = HostDevice.create(str(region_dir / "d"), DevClass.CRYPTO, size=1 << 20)
+    worker.add(dev)
+    dev.destroy(unlink=False)  # the backend goes; while none runs, the guest writes the words
+    raw = RawRegion(dev.path)
+    raw.hdr.dev_status = lib.SYNTH_DEV_READY | lib.SYNTH_DEV_NEEDS_RESET
+    raw.hdr.dev_error = lib.SYNTH_DEVERR_REGION
+    raw.close()
+    dev = HostDevice.from_spec(dev.spec, attach=True)
+    try:
+        st = dev.stats()
+        assert "needs-reset" in st.status and st.dev_error == lib.SYNTH_DEVERR_BACKEND, st
+    finally:
+        dev.destroy()
+
+
+def test_destroying_a_device_its_worker_still_serves_takes_it_off_first(region_dir: pathlib.Path,
+                                                                       worker: Worker) -> None:
+    """synth_hdev_destroy on a served device (a C caller that forgot synth_worker_remove) must not
+    leave the worker polling freed memory."""
+    dev = HostDevice.create(str(region_dir / "d"), DevClass.CRYPTO, size=1 << 20)
+    other = HostDevice.create(str(region_dir / "o"), DevClass.CRYPTO, size=1 << 20)
+    worker.add(dev)
+    worker.add(other)
+    lib.synth_hdev_destroy(dev.handle, 1)  # straight to C, as a C caller would
+    dev._h = None  # the Python side must not destroy it again
+    worker.devices.remove(dev)
+    assert worker.stats()["devices"] == 1
+    with Device.open(other.path) as g:
+        for _ in range(20):
+            check_still_serves(g.queue(0))
+    other.destroy()

@@ -108,7 +108,8 @@ int synth_hdev_create(const struct synth_hdev_params *p, struct synth_hdev **out
  */
 int synth_hdev_attach(const struct synth_hdev_params *p, struct synth_hdev **out);
 
-/* Release the device: destroy sessions, unmap; unlink the region file if unlink_region. */
+/* Release the device: stop serving it if a worker still does, destroy sessions, unmap; unlink the
+ * region file if unlink_region. */
 void synth_hdev_destroy(struct synth_hdev *d, int unlink_region);
 
 /* Change a served device's quotas; the worker picks them up at its next pass. */

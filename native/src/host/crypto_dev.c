@@ -123,8 +123,10 @@ static void slot_release(struct crypto_dev *c, struct crypto_slot *s)
     s->plugin->session_destroy(s->psess);
     s->psess = NULL;
     s->plugin = NULL;
-    s->active = 0;
-    s->gen = (uint16_t)(s->gen + 1) ? (uint16_t)(s->gen + 1) : 1;
+    /* Tools list the sessions from another thread (crypto_list_sessions): what it reads, it
+     * reads atomically, so what it reads is stored so too. */
+    __atomic_store_n(&s->active, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->gen, (uint16_t)(s->gen + 1) ? (uint16_t)(s->gen + 1) : 1, __ATOMIC_RELAXED);
     if (c->vault)
         c->vault->slots[idx].gen = s->gen;
     __atomic_store_n(&c->nsessions, c->nsessions - 1, __ATOMIC_RELAXED);
@@ -143,11 +145,11 @@ static uint32_t slot_open(struct crypto_dev *c, uint32_t idx, const struct synth
     if (rc < 0)
         return rc == -ENOTSUP ? SYNTH_ST_NOT_SUPPORTED : rc == -EINVAL ? SYNTH_ST_INVALID : SYNTH_ST_NO_RESOURCES;
     s->plugin = pl;
-    s->active = 1;
-    s->alg = (uint8_t)p->alg;
+    __atomic_store_n(&s->alg, (uint8_t)p->alg, __ATOMIC_RELAXED);
     s->iv_len = p->iv_len;
     s->tag_len = p->tag_len;
-    s->sflags = p->flags;
+    __atomic_store_n(&s->sflags, p->flags, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->active, 1, __ATOMIC_RELEASE); /* last: a lister that sees it sees the rest */
     __atomic_store_n(&c->nsessions, c->nsessions + 1, __ATOMIC_RELAXED);
     return SYNTH_ST_OK;
 }
@@ -479,7 +481,7 @@ static void restore_sessions(struct synth_hdev *d, struct crypto_dev *c)
     for (i = 0; i < c->max_sessions; i++) {
         struct vault_session *v = &c->vault->slots[i];
         struct crypto_slot *s = &c->slots[i];
-        s->gen = v->gen ? v->gen : c->vault->gen0;
+        __atomic_store_n(&s->gen, v->gen ? v->gen : c->vault->gen0, __ATOMIC_RELAXED);
         if (!__atomic_load_n(&v->active, __ATOMIC_ACQUIRE))
             continue;
         if (!params_ok(&v->params) || slot_open(c, i, &v->params) != SYNTH_ST_OK) {
@@ -594,7 +596,7 @@ static unsigned crypto_list_sessions(const struct synth_hdev *d, struct synth_se
     for (i = 0; i < c->max_sessions; i++) {
         const struct crypto_slot *s = &c->slots[i];
         const struct synth_plugin *pl;
-        if (!__atomic_load_n(&s->active, __ATOMIC_RELAXED))
+        if (!__atomic_load_n(&s->active, __ATOMIC_ACQUIRE))
             continue;
         if (n < max) {
             memset(&out[n], 0, sizeof(out[n]));

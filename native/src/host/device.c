@@ -327,7 +327,15 @@ static int setup_region(struct synth_hdev *d, void *arg)
             return 0;
         }
         if (was & SYNTH_DEV_NEEDS_RESET) { /* still waiting for its driver to reset */
-            synth_hdev_mark_broken(d, synth_load_relaxed_u32(&h->dev_error));
+            /*
+             * The reason comes from the region, which its guest can write: keep only a reason a
+             * backend gives a driver. REGION, say, is the host's own verdict (its file was cut)
+             * and would make a healthy device read "abandoned" to the operator.
+             */
+            uint32_t err = synth_load_relaxed_u32(&h->dev_error);
+            if (err != SYNTH_DEVERR_FEATURES && err != SYNTH_DEVERR_CQ_INDEX)
+                err = SYNTH_DEVERR_BACKEND;
+            synth_hdev_mark_broken(d, err);
             return 0;
         }
         SYNTH_STAT_SET(d->stats.active, (uint32_t)d->active);
@@ -455,8 +463,14 @@ static int quiesce(struct synth_hdev *d, void *arg)
 
 void synth_hdev_destroy(struct synth_hdev *d, int unlink_region)
 {
+    struct synth_worker *w;
+
     if (!d)
         return;
+    /* Still served: a worker would poll freed memory. Take it off first (host.h: destroy stops serving). */
+    w = atomic_load_explicit(&d->owner, memory_order_acquire);
+    if (w)
+        synth_worker_remove(w, d);
     /* A region truncated before or during this: the device is abandoned, and fini runs again
      * with the region untouched (every class write to its own region checks d->faulted). */
     if (!d->hdr || synth_region_call(d, quiesce, NULL) < 0) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Compression plugin over liblz4's frame API (LZ4F): LZ4 frames with 64 KiB linked blocks and a
- * content checksum (one-shot frames also record their content size), levels -16..12.
+ * content checksum (one-shot frames also record their content size), levels -16..9.
  *
  * LZ4F allocates its buffers when a frame begins, sized for that frame, and grows them only: each
  * context takes them at create by beginning the largest frame it will meet (compression: an HC
@@ -30,7 +30,12 @@
 #include "synth/plugin.h"
 
 #define MIN_LEVEL (-16)
-#define MAX_LEVEL 12
+/*
+ * Levels 10-12 are lz4's optimal parser, which liblz4 (built with LZ4HC_HEAPMODE, as Debian's is)
+ * allocates its match table for on every call: the per-op path must not allocate, so the device
+ * serves lz4 up to level 9, the best HC level that does not.
+ */
+#define MAX_LEVEL 9
 #define STEP (64u * 1024u) /* input per LZ4F_compressUpdate: one block */
 #define DISCARD 32768u
 

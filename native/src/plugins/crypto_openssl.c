@@ -1,16 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Crypto plugin over OpenSSL 3 EVP. Each session keeps its keyed cipher (and MAC) contexts, so an
- * operation only sets the IV and runs: no allocation and no key schedule on the per-op path.
+ * Crypto plugin over OpenSSL 3 EVP. Each session keeps its keyed cipher contexts, so an operation
+ * only sets the IV and runs: no allocation and no key schedule on the per-op path.
+ *
+ * HMAC-SHA-256 is computed here from two SHA-256 states keyed at session creation (RFC 2104: the
+ * inner and outer pads absorbed once), copied by value for each operation: EVP_MAC_init and
+ * EVP_MAC_CTX_dup allocate on every call in OpenSSL 3 (the provider duplicates its digest
+ * contexts), and the per-op path must not. The low-level SHA-256 functions are deprecated in 3.0
+ * but present, and they run the same accelerated code (SHA-NI, AVX2) as EVP.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "synth/plugin.h"
 
@@ -19,7 +26,7 @@ struct ossl_sess {
     uint32_t tag_len;
     EVP_CIPHER_CTX *enc;
     EVP_CIPHER_CTX *dec;
-    EVP_MAC_CTX *mac;
+    SHA256_CTX inner, outer; /* HMAC: the key's pads absorbed, copied for every operation */
 };
 
 static int ossl_probe(char *why, size_t why_len)
@@ -46,8 +53,7 @@ static void ossl_session_destroy(void *sp)
         return;
     EVP_CIPHER_CTX_free(s->enc); /* cleanses the key schedule */
     EVP_CIPHER_CTX_free(s->dec);
-    EVP_MAC_CTX_free(s->mac);
-    OPENSSL_cleanse(s, sizeof(*s));
+    OPENSSL_cleanse(s, sizeof(*s)); /* the HMAC states are key material too */
     free(s);
 }
 
@@ -68,19 +74,22 @@ static int cipher_pair(struct ossl_sess *s, const EVP_CIPHER *c, const uint8_t *
 
 static int hmac_ctx(struct ossl_sess *s, const uint8_t *key, size_t key_len)
 {
-    OSSL_PARAM params[2];
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    uint8_t k[SHA256_CBLOCK] = {0}, pad[SHA256_CBLOCK];
     int ok;
+    size_t i;
 
-    if (!mac)
-        return -ENOTSUP;
-    s->mac = EVP_MAC_CTX_new(mac);
-    EVP_MAC_free(mac);
-    if (!s->mac)
-        return -ENOMEM;
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
-    ok = EVP_MAC_init(s->mac, key, key_len, params);
+    if (key_len > sizeof(k))
+        SHA256(key, key_len, k); /* a key longer than a block is hashed first */
+    else
+        memcpy(k, key, key_len);
+    for (i = 0; i < sizeof(pad); i++)
+        pad[i] = k[i] ^ 0x36;
+    ok = SHA256_Init(&s->inner) && SHA256_Update(&s->inner, pad, sizeof(pad));
+    for (i = 0; i < sizeof(pad); i++)
+        pad[i] = k[i] ^ 0x5c;
+    ok = ok && SHA256_Init(&s->outer) && SHA256_Update(&s->outer, pad, sizeof(pad));
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
     return ok ? 0 : -EINVAL;
 }
 
@@ -155,10 +164,16 @@ static uint32_t aead_decrypt(struct ossl_sess *s, struct synth_crypto_op *op)
 static int hmac3(struct ossl_sess *s, const uint8_t *aad, size_t aad_len, const uint8_t *iv,
                  size_t iv_len, const uint8_t *data, size_t len, uint8_t mac[32])
 {
-    size_t out = 0;
-    return EVP_MAC_init(s->mac, NULL, 0, NULL) && (!aad_len || EVP_MAC_update(s->mac, aad, aad_len)) &&
-           (!iv_len || EVP_MAC_update(s->mac, iv, iv_len)) && (!len || EVP_MAC_update(s->mac, data, len)) &&
-           EVP_MAC_final(s->mac, mac, &out, 32) && out == 32;
+    SHA256_CTX c = s->inner;
+    uint8_t inner[SHA256_DIGEST_LENGTH];
+    int ok = (!aad_len || SHA256_Update(&c, aad, aad_len)) && (!iv_len || SHA256_Update(&c, iv, iv_len)) &&
+             (!len || SHA256_Update(&c, data, len)) && SHA256_Final(inner, &c);
+
+    c = s->outer;
+    ok = ok && SHA256_Update(&c, inner, sizeof(inner)) && SHA256_Final(mac, &c);
+    OPENSSL_cleanse(&c, sizeof(c));
+    OPENSSL_cleanse(inner, sizeof(inner));
+    return ok;
 }
 
 static uint32_t cbc_hmac_encrypt(struct ossl_sess *s, struct synth_crypto_op *op)
