@@ -53,22 +53,21 @@ static void bind_queues(struct synth_hdev *d)
 }
 
 /* Zero the shared ring indices and our local copies (driver reset). */
-static void reset_queues(struct synth_hdev *d)
+/* Zero queue i's rings and indices, and its in-flight record in the vault (section 4.3 of the ABI). */
+static void reset_queue(struct synth_hdev *d, uint32_t i)
 {
-    uint32_t i;
-    for (i = 0; i < d->layout.num_queues; i++) {
-        struct synth_hqueue *q = &d->queues[i];
-        q->sq.local = q->sq.peer = 0;
-        q->cq.local = q->cq.peer = 0;
-        synth_ring_clear(&q->sq);
-        synth_ring_clear(&q->cq);
-        if (d->has_vault)
-            memset(synth_vault_queue(&d->vault, i), 0, d->vault.queue_stride);
-        host_store_u32(&q->sq.core->prod, 0);
-        host_store_u32(&q->sq.core->cons, 0);
-        host_store_u32(&q->cq.core->prod, 0);
-        host_store_u32(&q->cq.core->cons, 0);
-    }
+    struct synth_hqueue *q = &d->queues[i];
+
+    q->sq.local = q->sq.peer = 0;
+    q->cq.local = q->cq.peer = 0;
+    synth_ring_clear(&q->sq);
+    synth_ring_clear(&q->cq);
+    if (d->has_vault)
+        memset(synth_vault_queue(&d->vault, i), 0, d->vault.queue_stride);
+    host_store_u32(&q->sq.core->prod, 0);
+    host_store_u32(&q->sq.core->cons, 0);
+    host_store_u32(&q->cq.core->prod, 0);
+    host_store_u32(&q->cq.core->cons, 0);
 }
 
 static void set_status(struct synth_hdev *d, uint32_t status, uint32_t err)
@@ -504,19 +503,55 @@ unsigned synth_hdev_sessions(const struct synth_hdev *d, struct synth_session_in
     return d->ops->list_sessions ? d->ops->list_sessions(d, out, max) : 0;
 }
 
-/* Act on a new driver epoch: reset, then check the driver's handshake. */
-static void driver_reset(struct synth_hdev *d, uint32_t epoch)
+/*
+ * A new driver epoch. Its cost is bounded, in each pass and over time: a device of 64 queues of
+ * 4096 entries has 21 MB of rings to zero, and a driver that changes its epoch in a loop would
+ * otherwise take its worker from every other device the worker serves. So a reset starts (sessions
+ * and class state go, the queues stop being served), then zeroes queues RESET_SLICE bytes of rings
+ * at a time, at most 1/RESET_SHARE of the worker's time (after a slice of t, none for
+ * (RESET_SHARE - 1) t), and only once every queue is clean checks the driver's handshake and
+ * acknowledges; the device serves nothing meanwhile. A device of a few queues of a few hundred
+ * entries resets within its first pass, as before. Returns 1 once the reset is complete (the
+ * device may be served in this pass), else 0.
+ */
+#define RESET_SLICE (256u * 1024u)
+#define RESET_SHARE 100u
+
+static int driver_reset_step(struct synth_hdev *d)
 {
     struct synth_dev_header *h = d->hdr;
-    uint32_t drv = synth_load_relaxed_u32(&h->drv_status);
-    uint64_t feat = __atomic_load_n(&h->features_accepted, __ATOMIC_RELAXED);
+    uint32_t drv, epoch;
+    uint64_t feat, t0, t1, bytes = 0;
 
-    d->ops->reset(d);
-    reset_queues(d);
+    if (!d->resetting) {
+        d->ops->reset(d);
+        d->active = 0;
+        d->features = 0;
+        SYNTH_STAT_SET(d->stats.active, 0);
+        d->resetting = 1;
+        d->reset_next = 0;
+    }
+    if (d->reset_next < d->layout.num_queues) {
+        t0 = synth_now_ns();
+        if (t0 < d->reset_ready_at)
+            return 0; /* its share of the worker is spent: later */
+        while (d->reset_next < d->layout.num_queues && bytes < RESET_SLICE) {
+            bytes += (uint64_t)d->layout.ring_entries * (sizeof(struct synth_desc) + sizeof(struct synth_cpl));
+            reset_queue(d, d->reset_next++);
+        }
+        t1 = synth_now_ns();
+        d->reset_ready_at = t1 + (t1 - t0) * (RESET_SHARE - 1);
+        SYNTH_STAT_ADD(d->stats.busy_ns, t1 - t0); /* the worker's time for this device */
+        if (d->reset_next < d->layout.num_queues)
+            return 0;
+    }
+    /* Clean: the handshake as the driver left it by now (its latest epoch). */
+    epoch = synth_load_acquire_u32(&h->drv_epoch);
+    drv = synth_load_relaxed_u32(&h->drv_status);
+    feat = __atomic_load_n(&h->features_accepted, __ATOMIC_RELAXED);
+    d->resetting = 0;
     publish_identity(d);
     d->broken = 0;
-    d->active = 0;
-    d->features = 0;
     if (drv & SYNTH_DRV_DRIVER_OK) {
         if ((feat & ~d->features_offered) || !(feat & SYNTH_F_RING_V1)) {
             d->broken = 1;
@@ -533,6 +568,7 @@ static void driver_reset(struct synth_hdev *d, uint32_t epoch)
     SYNTH_STAT_ADD(d->stats.resets, 1);
     d->acked_epoch = epoch;
     host_store_u32(&h->acked_epoch, epoch);
+    return 1;
 }
 
 
@@ -776,8 +812,8 @@ unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
     if (d->faulted)
         return 0;
     epoch = synth_load_acquire_u32(&d->hdr->drv_epoch);
-    if (epoch != d->acked_epoch)
-        driver_reset(d, epoch);
+    if ((d->resetting || epoch != d->acked_epoch) && !driver_reset_step(d))
+        return 0; /* resetting: one queue's rings per pass */
     if (!d->active || d->broken)
         return 0;
     burst = quota_allow(d, burst);

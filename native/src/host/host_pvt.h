@@ -72,6 +72,9 @@ struct synth_hdev {
     int active;                       /* a driver completed the handshake */
     int broken;                       /* NEEDS_RESET until the next driver epoch */
     int faulted;                      /* the region faulted (file truncated): never touched again */
+    int resetting;                    /* a driver reset in progress (driver_reset_step) */
+    uint32_t reset_next;              /* the next queue it cleans */
+    uint64_t reset_ready_at;          /* ns: no reset work before (its share of the worker) */
     struct synth_worker *_Atomic owner;
     int attaching;                    /* init() runs for a re-attach, not a fresh region */
     int has_vault;
