@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from libvirt_synth import errors, log
+from libvirt_synth.abi import DevClass
 from libvirt_synth.backend import DeviceSpec, HostDevice, Worker
 
 
@@ -51,16 +52,27 @@ def class_stats(dev: HostDevice) -> dict[str, Any]:
     return {dev.spec.dev_class.name.lower(): fn(dev)} if fn is not None else {}
 
 
-class Backend:
-    """Devices and the workers serving them. Devices are spread over workers round-robin."""
+#: Classes whose devices get a worker thread of their own by default: one compression operation
+#: may take a second (zstd level 19 on 1 MiB), and on a shared worker every other device would
+#: wait for it. Crypto and packet operations take microseconds and share.
+DEDICATED_CLASSES = (DevClass.COMPRESS,)
 
-    def __init__(self, workers: int = 1, cpus: Iterable[int] = (), **worker_kw: Any) -> None:
+
+class Backend:
+    """Devices and the workers serving them. Devices are spread over the shared workers
+    round-robin; a device of a class in ``dedicated`` gets a worker of its own, which goes with it
+    (on the same CPUs, round-robin: the kernel shares a CPU between threads, a worker's loop does
+    not have to)."""
+
+    def __init__(self, workers: int = 1, cpus: Iterable[int] = (), dedicated: Iterable[DevClass] = DEDICATED_CLASSES,
+                 **worker_kw: Any) -> None:
         if workers < 1:
             raise errors.ValueError(f"need at least one worker, got {workers}")
-        cpu_list = list(cpus)
-        self.workers = [
-            Worker(cpu=cpu_list[i % len(cpu_list)] if cpu_list else None, **worker_kw) for i in range(workers)
-        ]
+        self._cpus = list(cpus)
+        self._worker_kw = worker_kw
+        self.dedicated = frozenset(dedicated)
+        self.workers = [Worker(cpu=self._cpu(i), **worker_kw) for i in range(workers)]
+        self.own_workers: dict[str, Worker] = {}  # device path -> its own worker
         self.devices: dict[str, HostDevice] = {}
         self._next = 0
         self._lock = threading.Lock()
@@ -74,17 +86,34 @@ class Backend:
         """Serve an existing region again (a restarted backend); its generation goes up."""
         return self._serve(spec, attach=True, generation=generation)
 
+    def _cpu(self, i: int) -> int | None:
+        return self._cpus[i % len(self._cpus)] if self._cpus else None
+
+    def _worker_for(self, spec: DeviceSpec) -> Worker:
+        if spec.dev_class in self.dedicated:
+            w = Worker(cpu=self._cpu(len(self.workers) + len(self.own_workers)), **self._worker_kw)
+            self.own_workers[spec.path] = w
+            return w
+        w = self.workers[self._next % len(self.workers)]
+        self._next += 1
+        return w
+
+    def _drop_own_worker(self, path: str) -> None:
+        w = self.own_workers.pop(path, None)
+        if w is not None:
+            w.stop()
+
     def _serve(self, spec: DeviceSpec, attach: bool, generation: int) -> HostDevice:
         with self._lock:
             if spec.path in self.devices:
                 raise errors.ValueError(f"device {spec.path} is already served")
             dev = HostDevice.from_spec(spec, attach=attach, generation=generation)
             try:
-                self.workers[self._next % len(self.workers)].add(dev)
+                self._worker_for(spec).add(dev)
             except BaseException:
                 dev.destroy(unlink=not attach)
+                self._drop_own_worker(spec.path)
                 raise
-            self._next += 1
             self.devices[spec.path] = dev
             log.info("serving %s device %s with %s", spec.dev_class.name.lower(), spec.path, dev.plugin)
             return dev
@@ -155,12 +184,15 @@ class Backend:
         if dev is None:
             raise errors.NotFoundError(2, f"no device {path} is served here")
         dev.destroy(unlink=unlink)
+        with self._lock:
+            self._drop_own_worker(path)
 
     def stats(self) -> dict[str, Any]:
         return {
             "devices": {p: d.stats().as_dict() | {"plugin": d.plugin} | class_stats(d)
                         for p, d in self.devices.items()},
             "workers": [w.stats() for w in self.workers],
+            "own_workers": {p: w.stats() for p, w in self.own_workers.items()},
         }
 
     def close(self, unlink: bool = True) -> None:

@@ -64,3 +64,43 @@ def test_an_epoch_storm_gets_a_small_share_of_its_worker(region_dir, worker: Wor
     finally:
         big.destroy()
         other.destroy()
+
+
+def test_a_long_compression_holds_up_only_its_own_device(region_dir) -> None:  # type: ignore[no-untyped-def]
+    """A compression device gets a worker thread of its own: while one of its operations runs
+    for most of a second (zstd level 19 on 1 MiB), a crypto device served by the backend's one
+    shared worker completes its operations, and they are all done before that one is."""
+    import os
+    import random
+
+    from libvirt_synth.abi import CAlg
+    from libvirt_synth.backend import DeviceSpec
+    from libvirt_synth.compress import Compressor
+    from libvirt_synth.standalone import Backend
+
+    data = bytes(random.Random(1).randbytes(1 << 19)) * 2  # 1 MiB that level 19 has to work on
+    with Backend(workers=1) as b:
+        crypto = b.add(DeviceSpec(path=str(region_dir / "c"), dev_class=DevClass.CRYPTO, size=1 << 20))
+        comp = b.add(DeviceSpec(path=str(region_dir / "z"), dev_class=DevClass.COMPRESS, size=8 << 20))
+        assert comp.worker is not None and comp.worker is not crypto.worker
+        assert list(b.own_workers) == [comp.path] and b.stats()["workers"][0]["devices"] == 1
+        finished: list[str] = []
+        with Device.open(comp.path) as gz:
+            z = Compressor(gz.queue(0))
+
+            def compress() -> None:
+                z.compress(data, CAlg.ZSTD, 19)
+                finished.append("zstd-19")
+
+            t = threading.Thread(target=compress)
+            t.start()
+            time.sleep(0.05)  # let it start: the worker has taken the op
+            with Device.open(crypto.path) as g:
+                for _ in range(200):
+                    check_still_serves(g.queue(0))
+            finished.append("crypto")
+            t.join()
+        assert finished == ["crypto", "zstd-19"], finished
+        path = comp.path
+        b.remove(path)
+        assert path not in b.own_workers and os.path.exists(crypto.path)

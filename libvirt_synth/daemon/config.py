@@ -59,6 +59,7 @@ class Config:
     spin_us: int = 50
     max_sleep_us: int = 1000
     deep_sleep_us: int = 10000
+    dedicated: list[str] = field(default_factory=lambda: ["compress"])  # classes with a worker per device
     # Each domain's QEMU as a uid of its own (virt-synth xml/define write it; the daemon checks it).
     isolation: str = "auto"           # auto: dac unless libvirt confines QEMU with SELinux or AppArmor
     isolation_uids: tuple[int, int] = defaults.ISOLATION_UIDS
@@ -153,6 +154,12 @@ def uid_range(v: Any) -> tuple[int, int]:
 def no_users_in(v: tuple[int, int], cfg: Config) -> str | None:
     users = [p.pw_name for p in pwd.getpwall() if v[0] <= p.pw_uid <= v[1]]
     return f"user {users[0]} of this host has a uid in it" if users else None
+
+
+def class_list(v: Any) -> list[str]:
+    if not isinstance(v, list) or any(c not in PIN_CLASSES for c in v) or len(set(v)) != len(v):
+        raise Invalid
+    return [str(c) for c in v]
 
 
 PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -250,6 +257,8 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "max_sleep_us": Key("max_sleep_us", integer(1, 1_000_000), "the longest idle sleep in microseconds, 1-1000000"),
         "deep_sleep_us": Key("deep_sleep_us", integer(1, 1_000_000),
                              "the longest sleep after a second without work in microseconds, 1-1000000"),
+        "dedicated": Key("dedicated", class_list, 'a list of device classes whose devices each get a worker '
+                         'thread of their own, e.g. ["compress"] (the default; [] for none)'),
     },
     "plugins.pin": {
         **{c: Key(f"plugin_pins.{c}", plugin_name, f"the name of a plugin to serve every {c} device, "

@@ -88,7 +88,8 @@ class Service:
             self.state_lock.release()
             raise
         self.backend = Backend(workers=cfg.workers, cpus=cfg.cpus, spin_us=cfg.spin_us,
-                               max_sleep_us=cfg.max_sleep_us, deep_sleep_us=cfg.deep_sleep_us)
+                               max_sleep_us=cfg.max_sleep_us, deep_sleep_us=cfg.deep_sleep_us,
+                               dedicated=[DevClass.parse(c) for c in cfg.dedicated])
         self.devices: dict[str, HostDevice] = {}
         self.lock = threading.RLock()
         self.started = time.time()
@@ -286,6 +287,9 @@ class Service:
             "abandoned_devices": sorted(name for name, dev in list(self.devices.items())
                                         if dev.stats().dev_error == lib.SYNTH_DEVERR_REGION),
             "workers": [w.stats() for w in self.backend.workers],
+            # devices served by a worker of their own ([workers] dedicated), by device name
+            "own_workers": {name: self.backend.own_workers[dev.path].stats() for name, dev in list(self.devices.items())
+                            if dev.path in self.backend.own_workers},
             "socket": self.cfg.socket,
             "state_dir": self.cfg.state_dir,
         }
