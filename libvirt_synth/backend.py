@@ -320,7 +320,7 @@ class Worker:
     """A C worker thread polling the devices added to it."""
 
     def __init__(self, cpu: int | None = None, burst: int = 32, spin_us: int = 50, max_sleep_us: int = 1000,
-                 deep_sleep_us: int = 10000):
+                 deep_sleep_us: int = 10000, nice: int = 0):
         if not 1 <= burst <= lib.SYNTH_MAX_BURST:
             raise errors.ValueError(f"burst must be 1..{lib.SYNTH_MAX_BURST}, got {burst}")
         if cpu is not None and cpu not in os.sched_getaffinity(0):
@@ -331,6 +331,9 @@ class Worker:
         p.spin_us = spin_us
         p.max_sleep_us = max_sleep_us
         p.deep_sleep_us = deep_sleep_us
+        if not -20 <= nice <= 19:
+            raise errors.ValueError(f"nice must be -20..19, got {nice}")
+        p.nice = nice
         out = ffi.new("struct synth_worker **")
         rc = lib.synth_worker_create(p, out)
         if rc < 0:

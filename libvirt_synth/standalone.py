@@ -54,8 +54,11 @@ def class_stats(dev: HostDevice) -> dict[str, Any]:
 
 #: Classes whose devices get a worker thread of their own by default: one compression operation
 #: may take a second (zstd level 19 on 1 MiB), and on a shared worker every other device would
-#: wait for it. Crypto and packet operations take microseconds and share.
+#: wait for it. Crypto and packet operations take microseconds and share. A worker of its own runs
+#: at DEDICATED_NICE: where it shares a CPU with the shared workers, it has that CPU while they
+#: sleep and gives it back as soon as they have work.
 DEDICATED_CLASSES = (DevClass.COMPRESS,)
+DEDICATED_NICE = 10
 
 
 class Backend:
@@ -91,7 +94,8 @@ class Backend:
 
     def _worker_for(self, spec: DeviceSpec) -> Worker:
         if spec.dev_class in self.dedicated:
-            w = Worker(cpu=self._cpu(len(self.workers) + len(self.own_workers)), **self._worker_kw)
+            w = Worker(cpu=self._cpu(len(self.workers) + len(self.own_workers)), nice=DEDICATED_NICE,
+                       **self._worker_kw)
             self.own_workers[spec.path] = w
             return w
         w = self.workers[self._next % len(self.workers)]

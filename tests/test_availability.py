@@ -78,7 +78,9 @@ def test_a_long_compression_holds_up_only_its_own_device(region_dir) -> None:  #
     from libvirt_synth.compress import Compressor
     from libvirt_synth.standalone import Backend
 
-    data = bytes(random.Random(1).randbytes(1 << 19)) * 2  # 1 MiB that level 19 has to work on
+    rng = random.Random(1)  # 1 MiB of text-like data: level 19 searches it hard (most of a second)
+    words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(4000)]
+    data = b" ".join(rng.choices(words, k=200000))[:1 << 20]
     with Backend(workers=1) as b:
         crypto = b.add(DeviceSpec(path=str(region_dir / "c"), dev_class=DevClass.CRYPTO, size=1 << 20))
         comp = b.add(DeviceSpec(path=str(region_dir / "z"), dev_class=DevClass.COMPRESS, size=8 << 20))

@@ -147,7 +147,8 @@ struct synth_worker_params {
     uint32_t spin_us;       /* keep polling this long after the last work (0: 50) */
     uint32_t max_sleep_us;  /* longest idle sleep (0: 1000) */
     uint32_t deep_sleep_us; /* longest idle sleep after a second without work (0: 10000) */
-    uint32_t reserved;
+    int32_t nice;           /* the thread's nice value (0: as the process); a worker of its own
+                             * for a device whose ops may run long yields its CPU to the others */
 };
 
 struct synth_worker_stats {

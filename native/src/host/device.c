@@ -508,14 +508,16 @@ unsigned synth_hdev_sessions(const struct synth_hdev *d, struct synth_session_in
  * 4096 entries has 21 MB of rings to zero, and a driver that changes its epoch in a loop would
  * otherwise take its worker from every other device the worker serves. So a reset starts (sessions
  * and class state go, the queues stop being served), then zeroes queues RESET_SLICE bytes of rings
- * at a time, at most 1/RESET_SHARE of the worker's time (after a slice of t, none for
- * (RESET_SHARE - 1) t), and only once every queue is clean checks the driver's handshake and
- * acknowledges; the device serves nothing meanwhile. A device of a few queues of a few hundred
- * entries resets within its first pass, as before. Returns 1 once the reset is complete (the
+ * per pass, paid from a budget of worker time that fills at 1/RESET_SHARE of the wall clock up to
+ * RESET_BURST_NS (a device that has not reset for a while resets at full speed; one that resets in
+ * a loop gets a thousandth of its worker), and only once every queue is clean checks the driver's
+ * handshake and acknowledges; the device serves nothing meanwhile. A device of a few queues of a
+ * few hundred entries resets within its first pass. Returns 1 once the reset is complete (the
  * device may be served in this pass), else 0.
  */
-#define RESET_SLICE (256u * 1024u)
-#define RESET_SHARE 100u
+#define RESET_SLICE (64u * 1024u)
+#define RESET_SHARE 1000u
+#define RESET_BURST_NS 20000000ull
 
 static int driver_reset_step(struct synth_hdev *d)
 {
@@ -533,14 +535,18 @@ static int driver_reset_step(struct synth_hdev *d)
     }
     if (d->reset_next < d->layout.num_queues) {
         t0 = synth_now_ns();
-        if (t0 < d->reset_ready_at)
+        d->reset_budget += (int64_t)((t0 - d->reset_budget_at) / RESET_SHARE);
+        if (d->reset_budget_at == 0 || d->reset_budget > (int64_t)RESET_BURST_NS)
+            d->reset_budget = (int64_t)RESET_BURST_NS;
+        d->reset_budget_at = t0;
+        if (d->reset_budget <= 0)
             return 0; /* its share of the worker is spent: later */
         while (d->reset_next < d->layout.num_queues && bytes < RESET_SLICE) {
             bytes += (uint64_t)d->layout.ring_entries * (sizeof(struct synth_desc) + sizeof(struct synth_cpl));
             reset_queue(d, d->reset_next++);
         }
         t1 = synth_now_ns();
-        d->reset_ready_at = t1 + (t1 - t0) * (RESET_SHARE - 1);
+        d->reset_budget -= (int64_t)(t1 - t0);
         SYNTH_STAT_ADD(d->stats.busy_ns, t1 - t0); /* the worker's time for this device */
         if (d->reset_next < d->layout.num_queues)
             return 0;

@@ -74,7 +74,8 @@ struct synth_hdev {
     int faulted;                      /* the region faulted (file truncated): never touched again */
     int resetting;                    /* a driver reset in progress (driver_reset_step) */
     uint32_t reset_next;              /* the next queue it cleans */
-    uint64_t reset_ready_at;          /* ns: no reset work before (its share of the worker) */
+    int64_t reset_budget;             /* ns of worker time left for reset work (driver_reset_step) */
+    uint64_t reset_budget_at;         /* when it was last filled */
     struct synth_worker *_Atomic owner;
     int attaching;                    /* init() runs for a re-attach, not a fresh region */
     int has_vault;

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "host_pvt.h"
@@ -227,6 +230,8 @@ static void *worker_main(void *arg)
     /* Idle sleeps are short; do not let the kernel stretch them by the default 50 us slack. */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     pthread_setname_np(pthread_self(), "synth-worker");
+    if (w->params.nice) /* Linux: the nice value of this thread alone */
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), w->params.nice);
     if (w->params.cpu >= 0) {
         cpu_set_t set;
         CPU_ZERO(&set);
