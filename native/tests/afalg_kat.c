@@ -7,13 +7,20 @@
  *
  *   afalg-kat            run every vector; prints one line per test, then a summary
  *
+ * Then the limits that keep the plugin from blocking or starving the daemon (crypto_afalg.c): AAD
+ * of 65535 bytes (the device's max_aad_len; the tag is printed for the host to check against its
+ * own AES-GCM), an operation too large for the socket (NOT_SUPPORTED, at once, no hang), one of
+ * 128 KiB (served), and the descriptor budget (sessions past half of RLIMIT_NOFILE: -ENOSPC).
+ *
  * Exit status: 0 all passed, 1 a test failed, 77 the plugin is unavailable (the reason printed).
  * Vectors: NIST CAVP GCM (gcmEncryptExtIV128/256, 96-bit IV cases kept under tests/data/vectors)
  * and RFC 8439 section 2.8.2.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "synth/plugin.h"
 
@@ -84,12 +91,109 @@ static int run(const struct synth_plugin *pl, const struct kat *k, int tamper)
     return ok;
 }
 
+/* One AES-256-GCM op of len bytes with aad_len bytes of AAD (both a fixed pattern): its status. */
+static uint32_t big_op(const struct synth_plugin *pl, void *sess, uint32_t opcode, uint8_t *buf, size_t len,
+                       const uint8_t *aad, size_t aad_len, uint8_t *tag)
+{
+    struct synth_crypto_op op = {0};
+
+    op.sess = sess;
+    op.plugin = pl;
+    op.alg = SYNTH_ALG_AES256_GCM;
+    op.opcode = opcode;
+    op.src = op.dst = buf;
+    op.len = (uint32_t)len;
+    op.aad = aad;
+    op.aad_len = (uint32_t)aad_len;
+    op.iv_len = 12;
+    op.tag_len = 16;
+    memset(op.iv, 0x24, 12);
+    op.tag_out = tag;
+    memcpy(op.tag, tag, 16);
+    pl->crypto_burst(&op, 1);
+    return op.status;
+}
+
+static void *gcm256(const struct synth_plugin *pl)
+{
+    struct synth_crypto_session_params p = {0};
+    void *sess = NULL;
+
+    p.alg = SYNTH_ALG_AES256_GCM;
+    p.key_len = 32;
+    for (int i = 0; i < 32; i++)
+        p.key[i] = (uint8_t)i;
+    p.iv_len = 12;
+    p.tag_len = 16;
+    return pl->session_create(&p, &sess) < 0 ? NULL : sess;
+}
+
+static int report(const char *name, int ok, int *pass, int *total)
+{
+    printf("afalg-kat: %s: %s\n", name, ok ? "PASS" : "FAIL");
+    *pass += ok;
+    (*total)++;
+    return ok;
+}
+
+static void limits(const struct synth_plugin *pl, int *pass, int *total)
+{
+    static uint8_t aad[65535], buf[1 << 20];
+    uint8_t tag[16] = {0};
+    void *sess = gcm256(pl), *many[64];
+    size_t i, n;
+    uint32_t st;
+    int ok;
+
+    if (!sess) {
+        report("limits-session", 0, pass, total);
+        return;
+    }
+    for (i = 0; i < sizeof(aad); i++)
+        aad[i] = (uint8_t)(i * 7);
+    for (i = 0; i < 1000; i++)
+        buf[i] = (uint8_t)i;
+    st = big_op(pl, sess, SYNTH_OP_CRYPTO_ENCRYPT, buf, 1000, aad, sizeof(aad), tag);
+    printf("afalg-kat: aad-65535 tag=");
+    for (i = 0; i < 16; i++)
+        printf("%02x", tag[i]);
+    printf("\n");
+    ok = st == SYNTH_ST_OK && big_op(pl, sess, SYNTH_OP_CRYPTO_DECRYPT, buf, 1000, aad, sizeof(aad), tag) == SYNTH_ST_OK;
+    for (i = 0; ok && i < 1000; i++)
+        ok = buf[i] == (uint8_t)i;
+    aad[40000] ^= 1; /* the whole AAD is authenticated */
+    ok = ok && big_op(pl, sess, SYNTH_OP_CRYPTO_DECRYPT, buf, 1000, aad, sizeof(aad), tag) == SYNTH_ST_AUTH_FAILED;
+    report("aad-65535", ok, pass, total);
+    report("op-too-big-for-the-socket", big_op(pl, sess, SYNTH_OP_CRYPTO_ENCRYPT, buf, sizeof(buf), NULL, 0, tag) ==
+           SYNTH_ST_NOT_SUPPORTED, pass, total);
+    ok = big_op(pl, sess, SYNTH_OP_CRYPTO_ENCRYPT, buf, 128 << 10, NULL, 0, tag) == SYNTH_ST_OK &&
+         big_op(pl, sess, SYNTH_OP_CRYPTO_DECRYPT, buf, 128 << 10, NULL, 0, tag) == SYNTH_ST_OK;
+    report("op-of-128-KiB", ok, pass, total);
+    pl->session_destroy(sess);
+    /* The budget main() set: RLIMIT_NOFILE 64, so 32 descriptors, 16 sessions. */
+    for (n = 0; n < sizeof(many) / sizeof(many[0]) && (many[n] = gcm256(pl)) != NULL; n++)
+        ;
+    ok = n == 16;
+    while (n)
+        pl->session_destroy(many[--n]);
+    sess = gcm256(pl);
+    ok = ok && sess != NULL;
+    if (sess)
+        pl->session_destroy(sess);
+    report("descriptor-budget", ok, pass, total);
+}
+
 int main(void)
 {
     const struct synth_plugin *pl = synth_plugin_afalg();
+    struct rlimit rl = {64, 64};
     char why[160] = "";
     int pass = 0, total = 0;
 
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) { /* before the probe: it reads the limit */
+        printf("afalg-kat: setrlimit: %s\n", strerror(errno));
+        return 1;
+    }
     if (pl->probe(why, sizeof(why)) < 0) {
         printf("afalg-kat: unavailable: %s\n", why);
         return 77;
@@ -108,6 +212,8 @@ int main(void)
             printf("afalg-kat: %s%s: %s\n", kats[i].name, tamper ? "-bad-tag" : "", ok ? "PASS" : "FAIL");
         }
     }
+    if (pl->alg_mask() & (1u << SYNTH_ALG_AES256_GCM))
+        limits(pl, &pass, &total);
     printf("afalg-kat: %d/%d passed\n", pass, total);
     return pass == total && total > 0 ? 0 : 1;
 }

@@ -9,11 +9,25 @@
  *
  * A kernel without AF_ALG (socket() fails with EAFNOSUPPORT) makes the plugin unavailable, with
  * that reason; the catalog then serves the algorithms with another plugin.
+ *
+ * Nothing here may block the worker thread that serves every other device with it:
+ * - The kernel takes an operation's input into the socket's send buffer before it computes, and a
+ *   sendmsg larger than that buffer (208 KiB by default) would wait forever for a read that only
+ *   comes after it. Each session raises its buffer as far as the host allows and learns what it
+ *   got; an operation whose AAD, data and tag do not fit completes with NOT_SUPPORTED, and every
+ *   sendmsg is MSG_DONTWAIT (EAGAIN: DEVICE_ERROR, never a wait).
+ * - AAD up to the device's max_aad_len (65535) is served: the kernel copies it in front of the
+ *   output, and the plugin reads that copy into a per-thread sink, not a per-session buffer.
+ * - A session holds two descriptors (transform and operation sockets). The plugin counts them
+ *   against a budget of half the process's descriptor limit (RLIMIT_NOFILE), so that no guest
+ *   can exhaust the daemon's descriptors by creating sessions: past it, NO_RESOURCES.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -26,13 +40,20 @@
 #define SOL_ALG 279
 #endif
 
+#define MAX_AAD 65535u
+#define WANT_SNDBUF (4u << 20) /* asked for; the host's net.core.wmem_max caps it */
+
 struct afalg_sess {
     int tfm;
     int op;
     uint32_t alg;
     uint32_t tag_len;
-    uint8_t scratch[1024]; /* AAD comes back in front of the output: read it here (AAD up to 1 KiB) */
+    uint64_t max_in; /* the most AAD + data + tag one sendmsg may carry on this socket */
 };
+
+static _Thread_local uint8_t aad_sink[MAX_AAD]; /* the AAD the kernel copies in front of the output */
+static atomic_long fds_open;                      /* descriptors held by sessions, all devices */
+static long fd_budget = 1024;                     /* set by the probe: half of RLIMIT_NOFILE */
 
 static const char *kernel_name(uint32_t alg)
 {
@@ -87,6 +108,11 @@ static int afalg_probe(char *why, size_t why_len)
         snprintf(why, why_len, "AF_ALG has no gcm(aes) or rfc7539(chacha20,poly1305) (load algif_aead)");
         return -ENOTSUP;
     }
+    {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            fd_budget = (long)(rl.rlim_cur / 2);
+    }
     snprintf(why, why_len, "kernel crypto API (AF_ALG aead)");
     return 0;
 }
@@ -102,7 +128,33 @@ static void afalg_session_destroy(void *sp)
         close(s->op);
     if (s->tfm >= 0)
         close(s->tfm);
+    atomic_fetch_sub(&fds_open, 2);
     free(s);
+}
+
+/*
+ * Raise the operation socket's send buffer as far as the host lets us and note what one sendmsg
+ * may carry: the kernel takes up to sk_sndbuf (page-aligned) of input when its queue is empty.
+ */
+static int size_sndbuf(struct afalg_sess *s)
+{
+    int want = (int)WANT_SNDBUF, got = 0;
+    socklen_t len = sizeof(got);
+
+    setsockopt(s->op, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want)); /* capped by wmem_max: fine */
+    if (getsockopt(s->op, SOL_SOCKET, SO_SNDBUF, &got, &len) < 0 || got <= 0)
+        return -1;
+    s->max_in = (uint64_t)got > 4096 ? ((uint64_t)got & ~4095ull) - 4096 : 0; /* a page in hand */
+    return 0;
+}
+
+/* After a send the kernel did not take whole: a fresh operation socket, nothing queued on it. */
+static void reopen_op(struct afalg_sess *s)
+{
+    close(s->op);
+    s->op = accept4(s->tfm, NULL, 0, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (s->op < 0 || size_sndbuf(s) < 0)
+        s->max_in = 0; /* every later op: NOT_SUPPORTED */
 }
 
 static int afalg_session_create(const struct synth_crypto_session_params *p, void **out)
@@ -112,21 +164,32 @@ static int afalg_session_create(const struct synth_crypto_session_params *p, voi
 
     if (!name)
         return -ENOTSUP;
+    if (atomic_fetch_add(&fds_open, 2) + 2 > fd_budget) {
+        atomic_fetch_sub(&fds_open, 2);
+        return -ENOSPC; /* NO_RESOURCES: the daemon's descriptors are not the guests' to take */
+    }
     s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s) {
+        atomic_fetch_sub(&fds_open, 2);
         return -ENOMEM;
+    }
     s->op = -1;
     s->alg = p->alg;
     s->tag_len = p->tag_len;
     s->tfm = open_tfm(name);
     if (s->tfm < 0) {
         int rc = s->tfm;
-        free(s);
+        s->tfm = -1;
+        afalg_session_destroy(s);
         return rc == -ENOENT ? -ENOTSUP : rc;
     }
     if (setsockopt(s->tfm, SOL_ALG, ALG_SET_KEY, p->key, p->key_len) < 0 ||
         setsockopt(s->tfm, SOL_ALG, ALG_SET_AEAD_AUTHSIZE, NULL, p->tag_len) < 0 ||
-        (s->op = accept4(s->tfm, NULL, 0, SOCK_CLOEXEC)) < 0) {
+        (s->op = accept4(s->tfm, NULL, 0, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0) {
+        afalg_session_destroy(s);
+        return -EINVAL;
+    }
+    if (size_sndbuf(s) < 0) {
         afalg_session_destroy(s);
         return -EINVAL;
     }
@@ -147,8 +210,10 @@ static uint32_t afalg_one(struct afalg_sess *s, struct synth_crypto_op *op)
     uint8_t tag[SYNTH_CRYPTO_MAX_TAG];
     ssize_t want, got;
 
-    if (op->aad_len > sizeof(s->scratch))
+    if (op->aad_len > MAX_AAD)
         return SYNTH_ST_NOT_SUPPORTED;
+    if ((uint64_t)op->aad_len + op->len + (enc ? 0 : s->tag_len) > s->max_in)
+        return SYNTH_ST_NOT_SUPPORTED; /* would not fit the socket: sendmsg would wait for ever */
     msg.msg_control = cbuf;
     msg.msg_controllen = sizeof(cbuf);
     c = CMSG_FIRSTHDR(&msg);
@@ -177,11 +242,14 @@ static uint32_t afalg_one(struct afalg_sess *s, struct synth_crypto_op *op)
         in[nin++] = (struct iovec){op->tag, s->tag_len};
     msg.msg_iov = in;
     msg.msg_iovlen = (size_t)nin;
-    if (sendmsg(s->op, &msg, 0) < 0)
+    want = (ssize_t)op->aad_len + (ssize_t)op->len + (enc ? 0 : (ssize_t)s->tag_len);
+    if (sendmsg(s->op, &msg, MSG_DONTWAIT) != want) {
+        reopen_op(s); /* a part may be queued: never let it prefix the next op */
         return SYNTH_ST_DEVICE_ERROR;
+    }
 
     if (op->aad_len)
-        out[nout++] = (struct iovec){s->scratch, op->aad_len};
+        out[nout++] = (struct iovec){aad_sink, op->aad_len};
     if (op->len)
         out[nout++] = (struct iovec){op->dst, op->len};
     if (enc)
