@@ -392,3 +392,73 @@ def test_one_frame_precisely(comp: Compressor, case: str, alg: CAlg, blob: bytes
                 s.decompress(blob, final=True)
         else:
             assert s.decompress(blob, final=True) == b""
+
+
+_P1, _P2, _P3, _P4, _P5 = 2654435761, 2246822519, 3266489917, 668265263, 374761393
+
+
+def _xxh32(b: bytes) -> int:
+    """XXH32 with seed 0 (what an LZ4 frame header's checksum byte is made of)."""
+    m = 0xFFFFFFFF
+
+    def rotl(x: int, r: int) -> int:
+        return ((x << r) | (x >> (32 - r))) & m
+
+    n, i = len(b), 0
+    if n >= 16:
+        v = [(_P1 + _P2) & m, _P2, 0, (-_P1) & m]
+        while i + 16 <= n:
+            for k in range(4):
+                v[k] = (rotl((v[k] + struct.unpack_from("<I", b, i)[0] * _P2) & m, 13) * _P1) & m
+                i += 4
+        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & m
+    else:
+        h = _P5
+    h = (h + n) & m
+    while i + 4 <= n:
+        h = (rotl((h + struct.unpack_from("<I", b, i)[0] * _P3) & m, 17) * _P4) & m
+        i += 4
+    while i < n:
+        h = (rotl((h + b[i] * _P5) & m, 11) * _P1) & m
+        i += 1
+    h ^= h >> 15
+    h = (h * _P2) & m
+    h ^= h >> 13
+    h = (h * _P3) & m
+    return h ^ (h >> 16)
+
+
+def test_a_corrupt_lz4_frame_leaves_the_next_ones_alone(comp: Compressor) -> None:
+    """Issue 13 reported that after one corrupt LZ4 frame every valid frame too big for its
+    destination got BAD_DATA instead of NO_SPACE, even after a driver reset. Hostile frames whose
+    header checksum is right (so that the decoder goes past the header: flags, block sizes,
+    content sizes, dictionary ids, block bytes), each followed by valid frames of every kind."""
+    rng = random.Random(1313)
+    data = bytes(rng.randbytes(30000)) + bytes(200000)
+    goods = [bytes(lz4.frame.compress(data, store_size=s, content_checksum=c, block_checksum=bc, block_linked=ln))
+             for s in (True, False) for c in (True, False) for bc in (True, False) for ln in (True, False)]
+    q = comp.queue
+    verdicts = set()
+    for trial in range(300):
+        b = bytearray(rng.choice(goods))
+        kind = trial % 5
+        if kind == 0:
+            b[4] ^= 1 << rng.randrange(8)  # FLG
+        elif kind == 1:
+            b[5] ^= 1 << rng.randrange(8)  # BD
+        elif kind == 2 and b[4] & 0x08:
+            b[6:14] = struct.pack("<Q", rng.choice([0, 1, len(data) - 1, len(data) + 1, 2**40]))
+        elif kind == 3:
+            b[rng.randrange(7, len(b))] = rng.randrange(256)
+        else:
+            b[4] |= 0x01
+            b[6:6] = struct.pack("<I", rng.randrange(2**32))  # a dictionary id
+        hl = 2 + (8 if b[4] & 0x08 else 0) + (4 if b[4] & 0x01 else 0)
+        if 5 + hl <= len(b):
+            b[4 + hl] = (_xxh32(bytes(b[4:4 + hl])) >> 8) & 0xFF
+        verdicts.add(Status(oneshot(q, CAlg.LZ4, bytes(b), rng.choice([1000, 100000, 300000]))[0]))
+        if trial % 50 == 49:
+            q.device.reset()
+        for g in goods[trial % 4::4]:
+            assert oneshot(q, CAlg.LZ4, g, 1000)[:2] == (Status.NO_SPACE, len(data)), trial
+    assert Status.BAD_DATA in verdicts
