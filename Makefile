@@ -68,3 +68,18 @@ guest-image: setup synth-guest afalg-kat ## the guest kernel + initramfs (cached
 
 clean: ## remove build products (keeps .venv)
 	rm -rf $(NATIVE_BUILD) build *.egg-info libvirt_synth/_native*.so
+
+# Sanitizers and fuzzers (issue 13): sanitized builds go to native/build/{asan,tsan,fuzz}/, never
+# over the installed extension.
+.PHONY: sanitize tsan fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SEED ?= 1
+
+sanitize: setup ## hostile-input tests against the C core built with ASan + UBSan
+	scripts/sanitize asan
+
+tsan: setup ## multi-threaded tests against the C core built with ThreadSanitizer
+	scripts/sanitize tsan
+
+fuzz: setup ## libFuzzer harnesses of each class, FUZZ_SECONDS (60) each, from native/fuzz/corpus
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_SEED=$(FUZZ_SEED) scripts/fuzz
