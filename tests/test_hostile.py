@@ -489,3 +489,23 @@ def test_destroying_a_device_its_worker_still_serves_takes_it_off_first(region_d
         for _ in range(20):
             check_still_serves(g.queue(0))
     other.destroy()
+
+
+def test_ranges_that_end_at_the_arena_edge(guest: Device, served: HostDevice) -> None:
+    """Each range may end exactly at the arena's end, and not one byte past it: src, dst (out of
+    place), aad and tag."""
+    q = guest.queue(0)
+    end = q.arena_size
+    with q.session(Alg.AES256_GCM, KEY) as s, q.scratch(64, 12) as (src, iv):
+        src.write(bytes(64))
+        base = {"opcode": Op.ENCRYPT, "session": s.id, "src_off": src.offset, "src_len": 64,
+                "iv_off": iv.offset, "tag_off": src.offset + 48, "dst_off": src.offset, "dst_len": 64}
+        cases = [({"dst_off": end - 64}, Status.OK), ({"dst_off": end - 63}, Status.INVALID),
+                 ({"aad_off": end - 16, "aad_len": 16}, Status.OK), ({"aad_off": end - 15, "aad_len": 16}, Status.INVALID),
+                 ({"tag_off": end - 16}, Status.OK), ({"tag_off": end - 15}, Status.INVALID),
+                 ({"src_off": end - 64, "dst_off": end - 64}, Status.OK),
+                 ({"src_off": end - 63, "dst_off": end - 63}, Status.INVALID)]
+        for fields, want in cases:
+            c = q.exec(base | fields)
+            assert Status(c.status) == want, fields
+    check_still_serves(q)
