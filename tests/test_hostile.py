@@ -501,7 +501,8 @@ def test_ranges_that_end_at_the_arena_edge(guest: Device, served: HostDevice) ->
         base = {"opcode": Op.ENCRYPT, "session": s.id, "src_off": src.offset, "src_len": 64,
                 "iv_off": iv.offset, "tag_off": src.offset + 48, "dst_off": src.offset, "dst_len": 64}
         cases = [({"dst_off": end - 64}, Status.OK), ({"dst_off": end - 63}, Status.INVALID),
-                 ({"aad_off": end - 16, "aad_len": 16}, Status.OK), ({"aad_off": end - 15, "aad_len": 16}, Status.INVALID),
+                 ({"aad_off": end - 16, "aad_len": 16}, Status.OK),
+                 ({"aad_off": end - 15, "aad_len": 16}, Status.INVALID),
                  ({"tag_off": end - 16}, Status.OK), ({"tag_off": end - 15}, Status.INVALID),
                  ({"src_off": end - 64, "dst_off": end - 64}, Status.OK),
                  ({"src_off": end - 63, "dst_off": end - 63}, Status.INVALID)]
