@@ -30,40 +30,6 @@ static int32_t alg_default_level(uint32_t alg)
     return alg == SYNTH_CALG_ZSTD ? 3 : alg == SYNTH_CALG_LZ4 ? 1 : 6;
 }
 
-uint16_t comp_pick(const struct comp_dev *c, uint32_t alg, int32_t *level, unsigned *idx)
-{
-    const struct comp_alg *a;
-    unsigned i;
-
-    if (alg == 0 || alg >= SYNTH_CALG_MAX)
-        return SYNTH_ST_INVALID;
-    if (!(c->alg_mask & (1u << alg)))
-        return SYNTH_ST_NOT_SUPPORTED;
-    a = &c->alg[alg];
-    if (*level == 0)
-        *level = a->levels.dflt;
-    for (i = 0; i < a->n; i++) {
-        if (*level >= a->lo[i] && *level <= a->hi[i]) {
-            *idx = i;
-            return SYNTH_ST_OK;
-        }
-    }
-    return SYNTH_ST_NOT_SUPPORTED;
-}
-
-uint16_t comp_buffers(const struct synth_hqueue *q, const struct synth_desc *d, uint8_t **src, uint8_t **dst)
-{
-    *src = synth_arena_ptr(q, d->src_off, d->src_len);
-    *dst = synth_arena_ptr(q, d->dst_off, d->dst_len);
-    if (!*src || !*dst)
-        return SYNTH_ST_INVALID;
-    /* Output never overwrites input: the ranges must not share a byte (empty ranges share none). */
-    if (d->src_len && d->dst_len && (uint64_t)d->src_off < (uint64_t)d->dst_off + d->dst_len &&
-        (uint64_t)d->dst_off < (uint64_t)d->src_off + d->src_len)
-        return SYNTH_ST_INVALID;
-    return SYNTH_ST_OK;
-}
-
 /* A plugin's status, made safe to report. */
 static uint16_t plugin_status(uint32_t st)
 {

@@ -63,10 +63,41 @@ struct comp_dev {
 static inline struct comp_dev *comp_dev(const struct synth_hdev *d) { return (struct comp_dev *)d->cls; }
 
 /* Resolve level 0 and find the compression plugin for (alg, level): SYNTH_ST_OK or an error. */
-uint16_t comp_pick(const struct comp_dev *c, uint32_t alg, int32_t *level, unsigned *idx);
+static inline uint16_t comp_pick(const struct comp_dev *c, uint32_t alg, int32_t *level, unsigned *idx)
+{
+    const struct comp_alg *a;
+    unsigned i;
+
+    if (alg == 0 || alg >= SYNTH_CALG_MAX)
+        return SYNTH_ST_INVALID;
+    if (!(c->alg_mask & (1u << alg)))
+        return SYNTH_ST_NOT_SUPPORTED;
+    a = &c->alg[alg];
+    if (*level == 0)
+        *level = a->levels.dflt;
+    for (i = 0; i < a->n; i++) {
+        if (*level >= a->lo[i] && *level <= a->hi[i]) {
+            *idx = i;
+            return SYNTH_ST_OK;
+        }
+    }
+    return SYNTH_ST_NOT_SUPPORTED;
+}
 
 /* Source and destination ranges of a descriptor: SYNTH_ST_OK, or INVALID (outside, overlapping). */
-uint16_t comp_buffers(const struct synth_hqueue *q, const struct synth_desc *d, uint8_t **src, uint8_t **dst);
+static inline uint16_t comp_buffers(const struct synth_hqueue *q, const struct synth_desc *d, uint8_t **src,
+                                    uint8_t **dst)
+{
+    *src = synth_arena_ptr(q, d->src_off, d->src_len);
+    *dst = synth_arena_ptr(q, d->dst_off, d->dst_len);
+    if (!*src || !*dst)
+        return SYNTH_ST_INVALID;
+    /* Output never overwrites input: the ranges must not share a byte (empty ranges share none). */
+    if (d->src_len && d->dst_len && (uint64_t)d->src_off < (uint64_t)d->dst_off + d->dst_len &&
+        (uint64_t)d->dst_off < (uint64_t)d->src_off + d->src_len)
+        return SYNTH_ST_INVALID;
+    return SYNTH_ST_OK;
+}
 
 /* compress_stream.c */
 int comp_streams_init(struct comp_dev *c);

@@ -9,7 +9,7 @@
 #include "synth/host.h"
 #include "synth/layout.h"
 #include "synth/ring_pvt.h"
-#include "vault.h"
+#include "vault_pvt.h"
 
 struct synth_hqueue {
     struct synth_ring sq;   /* host consumes */

@@ -15,11 +15,6 @@
 
 #include "packet_pvt.h"
 
-struct pkt_dev *synth_pkt_dev(const struct synth_hdev *d)
-{
-    return d && d->ops == &synth_packet_class ? pkt_of(d) : NULL;
-}
-
 static void store_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
 void synth_pkt_publish(struct pkt_dev *pd)

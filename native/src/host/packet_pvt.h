@@ -82,7 +82,10 @@ struct pkt_dev {
 static inline struct pkt_dev *pkt_of(const struct synth_hdev *d) { return (struct pkt_dev *)d->cls; }
 
 /* The packet device behind d, or NULL if d is not one. */
-struct pkt_dev *synth_pkt_dev(const struct synth_hdev *d);
+static inline struct pkt_dev *synth_pkt_dev(const struct synth_hdev *d)
+{
+    return d && d->ops == &synth_packet_class ? pkt_of(d) : NULL;
+}
 
 /* Counter update by the serving thread (read concurrently by synth_pkt_get_stats). */
 #define PKT_INC(pd, field, v)                               \

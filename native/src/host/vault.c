@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The device vault file: see vault.h. */
+/* The device vault file: see vault_pvt.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vault.h"
+#include "vault_pvt.h"
 
 static uint64_t page_up(uint64_t x) { return (x + 4095u) & ~(uint64_t)4095u; }
 

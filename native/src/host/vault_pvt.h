@@ -10,8 +10,8 @@
  * It is a MAP_SHARED mapping of a file: stores survive the death of the process (not of the host;
  * neither do the VMs). Written only by the thread serving the device.
  */
-#ifndef SYNTH_VAULT_H
-#define SYNTH_VAULT_H
+#ifndef SYNTH_VAULT_PVT_H
+#define SYNTH_VAULT_PVT_H
 
 #include <stdint.h>
 
@@ -62,4 +62,4 @@ static inline struct synth_vault_queue *synth_vault_queue(const struct synth_vau
 
 static inline void *synth_vault_class(const struct synth_vault *v) { return v->base + v->hdr->class_off; }
 
-#endif /* SYNTH_VAULT_H */
+#endif /* SYNTH_VAULT_PVT_H */
