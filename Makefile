@@ -31,10 +31,11 @@ BENCHES := $(filter-out %.c %.h %.py out,$(notdir $(wildcard bench/*)))
 bench: setup libsynth ## run every benchmark in bench/ (each prints our figure next to its baseline)
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b"; $(PY) bench/$$b; done
 
-lint: setup ## ruff, mypy and ansible-lint
+lint: setup ## ruff, mypy, ansible-lint, and the C core's names and file dependencies
 	$(VENV)/bin/ruff check libvirt_synth tests bench $(addprefix bench/,$(BENCHES))
 	$(VENV)/bin/mypy libvirt_synth
 	cd ansible && $(VENV)/bin/ansible-lint
+	scripts/check-c-structure
 
 format: setup ## apply ruff's fixes
 	$(VENV)/bin/ruff check --fix libvirt_synth tests bench $(addprefix bench/,$(BENCHES))

@@ -47,10 +47,10 @@ static void bench_crypto(struct sg_dev *d, uint64_t budget_ns, struct run *r)
         synth_crypto_desc(&desc[i], SYNTH_OP_CRYPTO_ENCRYPT, sid, off, off, CRYPTO_LEN, 0, 0, off + CRYPTO_LEN,
                           off + CRYPTO_LEN + 16, i);
     }
-    uint64_t t0 = synth_now_ns(), free_slots = INFLIGHT;
+    uint64_t t0 = synthi_now_ns(), free_slots = INFLIGHT;
     uint32_t next = 0;
-    while (synth_now_ns() - t0 < budget_ns || synth_q_inflight(q)) {
-        if (synth_now_ns() - t0 < budget_ns && free_slots) {
+    while (synthi_now_ns() - t0 < budget_ns || synth_q_inflight(q)) {
+        if (synthi_now_ns() - t0 < budget_ns && free_slots) {
             /* resubmit the slots whose completions came back (cookie = slot) */
             unsigned k = synth_q_submit_burst(q, &desc[next], (unsigned)(free_slots < INFLIGHT - next ? free_slots
                                                                                                 : INFLIGHT - next));
@@ -66,7 +66,7 @@ static void bench_crypto(struct sg_dev *d, uint64_t budget_ns, struct run *r)
         }
         free_slots += got;
     }
-    r->ns = synth_now_ns() - t0;
+    r->ns = synthi_now_ns() - t0;
     r->bytes = r->ops * CRYPTO_LEN;
     synth_buf_free(q, (uint32_t)base, slot * INFLIGHT);
 out:
@@ -91,15 +91,15 @@ static void bench_compress(struct sg_dev *d, uint64_t budget_ns, struct run *r)
     r->what = what;
     if (alg && in >= 0 && out >= 0) {
         sg_text(7, synth_buf_ptr(q, (uint32_t)in), COMP_LEN);
-        uint64_t t0 = synth_now_ns();
-        while (synth_now_ns() - t0 < budget_ns) {
+        uint64_t t0 = synthi_now_ns();
+        while (synthi_now_ns() - t0 < budget_ns) {
             int rc = synth_comp_compress(q, alg, 0, (uint32_t)in, COMP_LEN, (uint32_t)out, bound, &n);
             r->ops++;
             r->errors += rc != 0;
             if (rc < 0)
                 break;
         }
-        r->ns = synth_now_ns() - t0;
+        r->ns = synthi_now_ns() - t0;
         r->bytes = r->ops * COMP_LEN;
     }
     if (out >= 0)
@@ -118,8 +118,8 @@ static void bench_packet(struct sg_dev *d, uint64_t budget_ns, struct run *r)
     r->what = "64B frames sent";
     if (synth_pkt_chan_open(d->dev, 0, &opts, &ch) < 0)
         return;
-    uint64_t t0 = synth_now_ns();
-    while (synth_now_ns() - t0 < budget_ns) {
+    uint64_t t0 = synthi_now_ns();
+    while (synthi_now_ns() - t0 < budget_ns) {
         unsigned n = synth_pkt_tx_alloc(ch, pkts, 32);
         for (unsigned i = 0; i < n; i++) {
             sg_frame(3, 0, i, pkts[i].data, 64);
@@ -133,8 +133,8 @@ static void bench_packet(struct sg_dev *d, uint64_t budget_ns, struct run *r)
             nanosleep(&ts, NULL); /* every buffer is with the device: let it complete some */
         }
     }
-    r->ns = synth_now_ns() - t0;
-    for (uint64_t end = synth_now_ns() + 2000000000ull; synth_now_ns() < end;) {
+    r->ns = synthi_now_ns() - t0;
+    for (uint64_t end = synthi_now_ns() + 2000000000ull; synthi_now_ns() < end;) {
         synth_pkt_tx_reclaim(ch);
         synth_pkt_chan_get_stats(ch, &st);
         if (st.tx_ok + st.tx_dropped >= st.tx_sent)

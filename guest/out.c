@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * synth-guest output: JSON lines. Each line is one complete object written with one write(2) and
- * flushed, so that a serial console (where the kernel may print too) carries whole lines.
+ * flushed, so that a serial console (where the kernel may print too) carries whole lines; and the
+ * names it prints for classes and statuses.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -129,4 +130,27 @@ void jw_end(struct jw *w)
         off += (size_t)n;
     }
     w->len = 0;
+}
+
+const char *sg_class_name(uint16_t cls)
+{
+    switch (cls) {
+    case SYNTH_CLASS_CRYPTO:
+        return "crypto";
+    case SYNTH_CLASS_COMPRESS:
+        return "compress";
+    case SYNTH_CLASS_PACKET:
+        return "packet";
+    default:
+        return "unknown";
+    }
+}
+
+const char *sg_status(int rc)
+{
+    if (rc == 0)
+        return "ok";
+    if (rc > 0)
+        return synth_status_str((uint32_t)rc);
+    return strerror(-rc);
 }

@@ -29,29 +29,6 @@ static const char usage[] =
     "  DEVICE: a PCI address (0000:00:05.0) or a region path (/dev/shm/NAME); default: every\n"
     "  synthetic device on the PCI bus. Output: JSON lines (docs/guest.md).\n";
 
-const char *sg_class_name(uint16_t cls)
-{
-    switch (cls) {
-    case SYNTH_CLASS_CRYPTO:
-        return "crypto";
-    case SYNTH_CLASS_COMPRESS:
-        return "compress";
-    case SYNTH_CLASS_PACKET:
-        return "packet";
-    default:
-        return "unknown";
-    }
-}
-
-const char *sg_status(int rc)
-{
-    if (rc == 0)
-        return "ok";
-    if (rc > 0)
-        return synth_status_str((uint32_t)rc);
-    return strerror(-rc);
-}
-
 static int by_address(const void *a, const void *b) { return strcmp(a, b); }
 
 /* Open the devices named, or every one on the PCI bus; returns how many opened (errors printed). */

@@ -122,7 +122,7 @@ static uint32_t load_u32(const uint8_t *p)
     return v;
 }
 
-static void store_u32(uint8_t *p, uint32_t v) { synth_store_release_u32((uint32_t *)(void *)p, v); }
+static void store_u32(uint8_t *p, uint32_t v) { synthi_store_release_u32((uint32_t *)(void *)p, v); }
 
 int fz_submit(struct fz_harness *h, uint32_t qi, struct synth_desc *d)
 {

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <time.h>
 
-static inline uint64_t synth_now_ns(void)
+static inline uint64_t synthi_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -175,15 +175,15 @@ static uint64_t known_features(uint16_t dev_class)
 static int handshake(struct synth_dev *dev, uint32_t drv_status)
 {
     struct synth_dev_header *h = dev->hdr;
-    uint64_t start = synth_now_ns(), deadline = start + (uint64_t)dev->timeout_ms * 1000000ull, t, wait = 1000;
+    uint64_t start = synthi_now_ns(), deadline = start + (uint64_t)dev->timeout_ms * 1000000ull, t, wait = 1000;
     uint32_t i, st;
 
-    dev->epoch = synth_load_relaxed_u32(&h->drv_epoch) + 1;
-    if (dev->epoch == synth_load_relaxed_u32(&h->acked_epoch))
+    dev->epoch = synthi_load_relaxed_u32(&h->drv_epoch) + 1;
+    if (dev->epoch == synthi_load_relaxed_u32(&h->acked_epoch))
         dev->epoch++;
     __atomic_store_n(&h->features_accepted, dev->features, __ATOMIC_RELAXED);
-    synth_store_release_u32(&h->drv_status, drv_status);
-    synth_store_release_u32(&h->drv_epoch, dev->epoch);
+    synthi_store_release_u32(&h->drv_status, drv_status);
+    synthi_store_release_u32(&h->drv_epoch, dev->epoch);
 
     for (i = 0; i < dev->layout.num_queues; i++) {
         struct synth_queue *q = &dev->queues[i];
@@ -194,19 +194,19 @@ static int handshake(struct synth_dev *dev, uint32_t drv_status)
     }
     if (!drv_status)
         return 0;
-    while (synth_load_acquire_u32(&h->acked_epoch) != dev->epoch) {
-        t = synth_now_ns();
+    while (synthi_load_acquire_u32(&h->acked_epoch) != dev->epoch) {
+        t = synthi_now_ns();
         if (t > deadline)
             return -ETIMEDOUT;
         nap(wait);
         if (wait < MAX_NAP_NS)
             wait *= 2;
     }
-    st = synth_load_acquire_u32(&h->dev_status);
+    st = synthi_load_acquire_u32(&h->dev_status);
     if (st & SYNTH_DEV_FAILED)
         return -EIO;
     if (st & SYNTH_DEV_NEEDS_RESET)
-        return synth_load_relaxed_u32(&h->dev_error) == SYNTH_DEVERR_FEATURES ? -ENOTSUP : -EIO;
+        return synthi_load_relaxed_u32(&h->dev_error) == SYNTH_DEVERR_FEATURES ? -ENOTSUP : -EIO;
     return 0;
 }
 
@@ -249,8 +249,8 @@ static int open_mapping(int fd, uint64_t map_size, const struct synth_open_opts 
         struct synth_queue *q = &dev->queues[i];
         const struct synth_queue_info *qi = &layout.queues[i];
         q->dev = dev;
-        synth_ring_init(&q->sq, base + qi->sq_off, layout.ring_entries, sizeof(struct synth_desc));
-        synth_ring_init(&q->cq, base + qi->cq_off, layout.ring_entries, sizeof(struct synth_cpl));
+        synthi_ring_init(&q->sq, base + qi->sq_off, layout.ring_entries, sizeof(struct synth_desc));
+        synthi_ring_init(&q->cq, base + qi->cq_off, layout.ring_entries, sizeof(struct synth_cpl));
         q->arena = base + qi->arena_off;
         q->arena_size = qi->arena_size;
         if (alloc_reset(q) < 0) {
@@ -427,7 +427,7 @@ int synth_dev_reset(struct synth_dev *dev)
 
 int synth_dev_needs_reset(const struct synth_dev *dev)
 {
-    return (synth_load_acquire_u32(&dev->hdr->dev_status) & (SYNTH_DEV_NEEDS_RESET | SYNTH_DEV_FAILED)) != 0;
+    return (synthi_load_acquire_u32(&dev->hdr->dev_status) & (SYNTH_DEV_NEEDS_RESET | SYNTH_DEV_FAILED)) != 0;
 }
 
 void synth_dev_get_info(const struct synth_dev *dev, struct synth_dev_info *info)
@@ -439,13 +439,13 @@ void synth_dev_get_info(const struct synth_dev *dev, struct synth_dev_info *info
     info->abi_minor = h->abi_minor;
     info->num_queues = (uint16_t)dev->layout.num_queues;
     info->ring_entries = dev->layout.ring_entries;
-    info->generation = synth_load_acquire_u32(&h->generation);
+    info->generation = synthi_load_acquire_u32(&h->generation);
     info->region_size = dev->layout.region_size;
     info->arena_size = dev->layout.queues[0].arena_size;
     info->features_offered = h->features_offered;
     info->features_accepted = dev->features;
-    info->dev_status = synth_load_acquire_u32(&h->dev_status);
-    info->dev_error = synth_load_relaxed_u32(&h->dev_error);
+    info->dev_status = synthi_load_acquire_u32(&h->dev_status);
+    info->dev_error = synthi_load_relaxed_u32(&h->dev_error);
     memcpy(info->name, h->device_name, sizeof(info->name) - 1);
     memcpy(info->backend, h->backend, sizeof(info->backend) - 1);
     if (dev->dev_class == SYNTH_CLASS_CRYPTO) {
@@ -467,7 +467,7 @@ struct synth_queue *synth_dev_queue(struct synth_dev *dev, unsigned idx)
 
 unsigned synth_q_submit_burst(struct synth_queue *q, const struct synth_desc *d, unsigned n)
 {
-    int64_t got = synth_sq_enqueue_burst(&q->sq, d, n);
+    int64_t got = synthi_sq_enqueue_burst(&q->sq, d, n);
     if (got < 0)
         q->broken = 1;
     if (got <= 0)
@@ -478,7 +478,7 @@ unsigned synth_q_submit_burst(struct synth_queue *q, const struct synth_desc *d,
 
 unsigned synth_q_poll_burst(struct synth_queue *q, struct synth_cpl *c, unsigned n)
 {
-    uint32_t got = synth_cq_dequeue_burst(&q->cq, c, n);
+    uint32_t got = synthi_cq_dequeue_burst(&q->cq, c, n);
     q->inflight -= got < q->inflight ? got : q->inflight;
     return got;
 }
@@ -493,15 +493,15 @@ int synth_q_wait(struct synth_queue *q, int timeout_ms)
     if (timeout_ms <= 0)
         timeout_ms = q->dev->timeout_ms;
     for (;;) {
-        if (synth_cq_ready(&q->cq))
+        if (synthi_cq_ready(&q->cq))
             return 0;
         if ((++spins & 255) != 0) {
-            synth_cpu_relax();
+            synthi_cpu_relax();
             continue;
         }
         if (synth_dev_needs_reset(q->dev))
             return -EIO;
-        t = synth_now_ns();
+        t = synthi_now_ns();
         if (!start)
             start = t;
         if (t - start > (uint64_t)timeout_ms * 1000000ull)
@@ -529,7 +529,7 @@ int synth_q_exec(struct synth_queue *q, const struct synth_desc *d, struct synth
 
 /* ---- class objects (sessions, streams) ---- */
 
-int synth_q_create_from_params(struct synth_queue *q, uint16_t opcode, const void *params, uint32_t size,
+int synthi_q_create_from_params(struct synth_queue *q, uint16_t opcode, const void *params, uint32_t size,
                                uint32_t *id)
 {
     struct synth_desc d;
@@ -556,7 +556,7 @@ int synth_q_create_from_params(struct synth_queue *q, uint16_t opcode, const voi
     return 0;
 }
 
-int synth_q_destroy_by_id(struct synth_queue *q, uint16_t opcode, uint32_t id)
+int synthi_q_destroy_by_id(struct synth_queue *q, uint16_t opcode, uint32_t id)
 {
     struct synth_desc d;
     struct synth_cpl c;
@@ -574,12 +574,12 @@ int synth_q_destroy_by_id(struct synth_queue *q, uint16_t opcode, uint32_t id)
 int synth_crypto_session_create(struct synth_queue *q, const struct synth_crypto_session_params *p,
                                 uint32_t *id)
 {
-    return synth_q_create_from_params(q, SYNTH_OP_CRYPTO_SESSION_CREATE, p, sizeof(*p), id);
+    return synthi_q_create_from_params(q, SYNTH_OP_CRYPTO_SESSION_CREATE, p, sizeof(*p), id);
 }
 
 int synth_crypto_session_destroy(struct synth_queue *q, uint32_t id)
 {
-    return synth_q_destroy_by_id(q, SYNTH_OP_CRYPTO_SESSION_DESTROY, id);
+    return synthi_q_destroy_by_id(q, SYNTH_OP_CRYPTO_SESSION_DESTROY, id);
 }
 
 int synth_crypto_op(struct synth_queue *q, uint16_t opcode, uint32_t session, uint32_t src_off,

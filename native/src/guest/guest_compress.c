@@ -50,12 +50,12 @@ int synth_comp_decompress(struct synth_queue *q, uint32_t alg, uint32_t src_off,
 
 int synth_comp_stream_create(struct synth_queue *q, const struct synth_comp_stream_params *p, uint32_t *id)
 {
-    return synth_q_create_from_params(q, SYNTH_OP_COMP_STREAM_CREATE, p, sizeof(*p), id);
+    return synthi_q_create_from_params(q, SYNTH_OP_COMP_STREAM_CREATE, p, sizeof(*p), id);
 }
 
 int synth_comp_stream_destroy(struct synth_queue *q, uint32_t id)
 {
-    return synth_q_destroy_by_id(q, SYNTH_OP_COMP_STREAM_DESTROY, id);
+    return synthi_q_destroy_by_id(q, SYNTH_OP_COMP_STREAM_DESTROY, id);
 }
 
 int synth_comp_stream_op(struct synth_queue *q, uint32_t id, uint32_t flush, uint32_t src_off, uint32_t src_len,

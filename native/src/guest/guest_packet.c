@@ -267,12 +267,12 @@ int synth_pkt_wait_rx(struct synth_pkt_chan *ch, int timeout_ms)
         if (synth_pkt_are_there_packets(ch))
             return 0;
         if ((++spins & 255) != 0) {
-            synth_cpu_relax();
+            synthi_cpu_relax();
             continue;
         }
         if (synth_dev_needs_reset(ch->dev))
             return -EIO;
-        t = synth_now_ns();
+        t = synthi_now_ns();
         if (!start)
             start = t;
         if (t - start > (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull)

@@ -12,10 +12,10 @@
  * block: the block goes through a scratch arena buffer, which is wiped (it may hold a key) and
  * freed whatever happens. Returns 0 with *id set, a positive SYNTH_ST_*, or a negative errno.
  */
-int synth_q_create_from_params(struct synth_queue *q, uint16_t opcode, const void *params, uint32_t size,
+int synthi_q_create_from_params(struct synth_queue *q, uint16_t opcode, const void *params, uint32_t size,
                                uint32_t *id);
 
 /* Synchronous destroy of a class object by id: 0, a positive SYNTH_ST_*, or a negative errno. */
-int synth_q_destroy_by_id(struct synth_queue *q, uint16_t opcode, uint32_t id);
+int synthi_q_destroy_by_id(struct synth_queue *q, uint16_t opcode, uint32_t id);
 
 #endif /* SYNTH_GUEST_PVT_H */

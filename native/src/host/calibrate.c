@@ -74,7 +74,7 @@ static void finish(struct synth_calib_result *out, uint64_t ns)
 /* Count a timed step of ops and bytes; returns the time now (and keeps the longest step). */
 static uint64_t account(struct synth_calib_result *out, uint64_t ops, uint64_t bytes, uint64_t *prev)
 {
-    uint64_t t = synth_now_ns();
+    uint64_t t = synthi_now_ns();
     out->ops += ops;
     out->bytes += bytes;
     if (t - *prev > out->burst_ns_max)
@@ -117,7 +117,7 @@ static int calib_crypto(const struct synth_plugin *p, uint32_t alg, uint32_t siz
     rc = p->session_create(&sp, &sess);
     if (rc < 0)
         goto out;
-    t0 = prev = synth_now_ns();
+    t0 = prev = synthi_now_ns();
     do {
         for (unsigned i = 0; i < SYNTH_CALIB_BURST; i++) {
             struct synth_crypto_op *op = &ops[i];
@@ -188,7 +188,7 @@ static int calib_compress(const struct synth_plugin *p, uint32_t alg, uint32_t s
     if (rc < 0)
         goto out;
     out->level = dflt;
-    t0 = prev = synth_now_ns();
+    t0 = prev = synthi_now_ns();
     do {
         struct synth_comp_io io;
         memset(&io, 0, sizeof(io));

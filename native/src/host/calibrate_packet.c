@@ -64,7 +64,7 @@ static void drop_end(struct end *e)
 static int run(struct end *a, struct end *b, uint32_t size, uint64_t budget_ns, struct synth_calib_result *out)
 {
     struct synth_pkt tx[SYNTH_CALIB_BURST], rx[SYNTH_CALIB_BURST];
-    uint64_t host_ns = 0, start = synth_now_ns(), t0, step;
+    uint64_t host_ns = 0, start = synthi_now_ns(), t0, step;
     unsigned n, k, got;
 
     do {
@@ -74,10 +74,10 @@ static int run(struct end *a, struct end *b, uint32_t size, uint64_t budget_ns, 
         k = synth_pkt_send_packets(a->chan, tx, n);
         if (k < n)
             synth_pkt_tx_free(a->chan, tx + k, n - k);
-        t0 = synth_now_ns();
+        t0 = synthi_now_ns();
         synth_hdev_poll(a->host); /* takes the frames, delivers them into b's posted buffers */
         synth_hdev_poll(b->host); /* takes b's reposted buffers */
-        step = synth_now_ns() - t0;
+        step = synthi_now_ns() - t0;
         host_ns += step;
         if (step > out->burst_ns_max)
             out->burst_ns_max = step;
@@ -89,7 +89,7 @@ static int run(struct end *a, struct end *b, uint32_t size, uint64_t budget_ns, 
         out->bytes += (uint64_t)got * size;
         synth_pkt_rx_free(b->chan, rx, got);
         synth_pkt_tx_reclaim(a->chan);
-    } while (synth_now_ns() - start < budget_ns);
+    } while (synthi_now_ns() - start < budget_ns);
     if (out->ops == 0)
         return -EIO;
     out->ns = host_ns ? host_ns : 1;

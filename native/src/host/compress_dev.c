@@ -47,12 +47,12 @@ static uint16_t op_compress(struct comp_dev *c, struct synth_hqueue *q, const st
     uint16_t st;
     int direct;
 
-    st = comp_pick(c, d->arg[0], &level, &idx);
+    st = synthi_comp_pick(c, d->arg[0], &level, &idx);
     if (st != SYNTH_ST_OK)
         return st;
     if (d->src_len > c->max_chunk)
         return SYNTH_ST_LIMIT;
-    st = comp_buffers(q, d, &src, &dst);
+    st = synthi_comp_buffers(q, d, &src, &dst);
     if (st != SYNTH_ST_OK)
         return st;
     a = &c->alg[d->arg[0]];
@@ -95,7 +95,7 @@ static uint16_t op_decompress(struct comp_dev *c, struct synth_hqueue *q, const 
         return SYNTH_ST_NOT_SUPPORTED;
     if (d->src_len > c->max_chunk)
         return SYNTH_ST_LIMIT;
-    st = comp_buffers(q, d, &src, &dst);
+    st = synthi_comp_buffers(q, d, &src, &dst);
     if (st != SYNTH_ST_OK)
         return st;
     a = &c->alg[d->arg[0]];
@@ -229,7 +229,7 @@ static void comp_free(struct comp_dev *c)
     uint32_t alg;
     unsigned i;
 
-    comp_streams_fini(c);
+    synthi_comp_streams_fini(c);
     for (alg = 1; alg < SYNTH_CALG_MAX; alg++) {
         struct comp_alg *a = &c->alg[alg];
         if (a->dctx)
@@ -270,7 +270,7 @@ static int comp_init(struct synth_hdev *d, const struct synth_hdev_params *p)
     c->scratch_len = SYNTH_COMP_BOUND(c->max_chunk);
     c->inbuf = malloc(c->max_chunk);
     c->scratch = malloc(c->scratch_len);
-    rc = !c->inbuf || !c->scratch ? -ENOMEM : comp_streams_init(c);
+    rc = !c->inbuf || !c->scratch ? -ENOMEM : synthi_comp_streams_init(c);
     /* As for crypto devices: the device's pin first, else the algorithm's pin, else the best. */
     for (alg = 1; rc == 0 && alg < SYNTH_CALG_MAX; alg++)
         rc = setup_alg(c, alg, p->plugin ? p->plugin : hp.plugin[alg], !p->plugin && hp.plugin[alg]);
@@ -299,17 +299,17 @@ static void comp_fini(struct synth_hdev *d)
 {
     if (!d->cls)
         return;
-    comp_free(comp_dev(d));
+    comp_free(synthi_comp_dev(d));
     d->cls = NULL;
 }
 
-static void comp_reset(struct synth_hdev *d) { comp_streams_reset(comp_dev(d)); }
+static void comp_reset(struct synth_hdev *d) { synthi_comp_streams_reset(synthi_comp_dev(d)); }
 
 
 static void comp_process(struct synth_hdev *d, struct synth_hqueue *q, const struct synth_desc *in,
                          struct synth_cpl *out, unsigned n)
 {
-    struct comp_dev *c = comp_dev(d);
+    struct comp_dev *c = synthi_comp_dev(d);
     uint64_t bytes_in = 0, bytes_out = 0, t;
     unsigned i;
 
@@ -341,11 +341,11 @@ static void comp_process(struct synth_hdev *d, struct synth_hqueue *q, const str
             if (!(d->features & SYNTH_COMP_F_STREAMS))
                 st = SYNTH_ST_NOT_SUPPORTED;
             else if (desc->opcode == SYNTH_OP_COMP_STREAM_CREATE)
-                st = comp_stream_create(c, q, desc, &cpl->result);
+                st = synthi_comp_stream_create(c, q, desc, &cpl->result);
             else if (desc->opcode == SYNTH_OP_COMP_STREAM_DESTROY)
-                st = comp_stream_destroy(c, desc);
+                st = synthi_comp_stream_destroy(c, desc);
             else
-                st = comp_stream_op(c, q, desc, cpl, &bytes_in, &bytes_out);
+                st = synthi_comp_stream_op(c, q, desc, cpl, &bytes_in, &bytes_out);
             break;
         default:
             st = SYNTH_ST_NOT_SUPPORTED;
@@ -369,8 +369,8 @@ static void comp_process(struct synth_hdev *d, struct synth_hqueue *q, const str
          * the heartbeats of this worker's devices fresh meanwhile, as the worker does between passes.
          */
         if (desc->opcode >= SYNTH_OP_COMP_COMPRESS && desc->opcode <= SYNTH_OP_COMP_STREAM &&
-            (t = synth_now_ns()) - c->last_beat >= HEARTBEAT_NS) {
-            synth_hdev_heartbeat_all(d, t);
+            (t = synthi_now_ns()) - c->last_beat >= HEARTBEAT_NS) {
+            synthi_hdev_heartbeat_all(d, t);
             c->last_beat = t;
         }
     }
@@ -378,14 +378,14 @@ static void comp_process(struct synth_hdev *d, struct synth_hqueue *q, const str
     SYNTH_STAT_ADD(d->stats.bytes_out, bytes_out);
 }
 
-static const char *comp_plugin_name(const struct synth_hdev *d) { return comp_dev(d)->plugin_names; }
+static const char *comp_plugin_name(const struct synth_hdev *d) { return synthi_comp_dev(d)->plugin_names; }
 
 static uint32_t comp_sessions(const struct synth_hdev *d)
 {
-    return __atomic_load_n(&comp_dev(d)->nstreams, __ATOMIC_RELAXED);
+    return __atomic_load_n(&synthi_comp_dev(d)->nstreams, __ATOMIC_RELAXED);
 }
 
-const struct synth_class_ops synth_compress_class = {
+const struct synth_class_ops synthi_compress_class = {
     .dev_class = SYNTH_CLASS_COMPRESS,
     .features = SYNTH_COMP_F_STREAMS,
     .init = comp_init,

@@ -60,10 +60,10 @@ struct comp_dev {
     char plugin_names[32];          /* header.backend: the plugins serving, e.g. "isal,zlib,zstd,lz4" */
 };
 
-static inline struct comp_dev *comp_dev(const struct synth_hdev *d) { return (struct comp_dev *)d->cls; }
+static inline struct comp_dev *synthi_comp_dev(const struct synth_hdev *d) { return (struct comp_dev *)d->cls; }
 
 /* Resolve level 0 and find the compression plugin for (alg, level): SYNTH_ST_OK or an error. */
-static inline uint16_t comp_pick(const struct comp_dev *c, uint32_t alg, int32_t *level, unsigned *idx)
+static inline uint16_t synthi_comp_pick(const struct comp_dev *c, uint32_t alg, int32_t *level, unsigned *idx)
 {
     const struct comp_alg *a;
     unsigned i;
@@ -85,11 +85,11 @@ static inline uint16_t comp_pick(const struct comp_dev *c, uint32_t alg, int32_t
 }
 
 /* Source and destination ranges of a descriptor: SYNTH_ST_OK, or INVALID (outside, overlapping). */
-static inline uint16_t comp_buffers(const struct synth_hqueue *q, const struct synth_desc *d, uint8_t **src,
+static inline uint16_t synthi_comp_buffers(const struct synth_hqueue *q, const struct synth_desc *d, uint8_t **src,
                                     uint8_t **dst)
 {
-    *src = synth_arena_ptr(q, d->src_off, d->src_len);
-    *dst = synth_arena_ptr(q, d->dst_off, d->dst_len);
+    *src = synthi_arena_ptr(q, d->src_off, d->src_len);
+    *dst = synthi_arena_ptr(q, d->dst_off, d->dst_len);
     if (!*src || !*dst)
         return SYNTH_ST_INVALID;
     /* Output never overwrites input: the ranges must not share a byte (empty ranges share none). */
@@ -100,13 +100,13 @@ static inline uint16_t comp_buffers(const struct synth_hqueue *q, const struct s
 }
 
 /* compress_stream.c */
-int comp_streams_init(struct comp_dev *c);
-void comp_streams_reset(struct comp_dev *c);
-void comp_streams_fini(struct comp_dev *c);
-uint16_t comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
+int synthi_comp_streams_init(struct comp_dev *c);
+void synthi_comp_streams_reset(struct comp_dev *c);
+void synthi_comp_streams_fini(struct comp_dev *c);
+uint16_t synthi_comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
                             uint32_t *result);
-uint16_t comp_stream_destroy(struct comp_dev *c, const struct synth_desc *d);
-uint16_t comp_stream_op(struct comp_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
+uint16_t synthi_comp_stream_destroy(struct comp_dev *c, const struct synth_desc *d);
+uint16_t synthi_comp_stream_op(struct comp_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
                         struct synth_cpl *cpl, uint64_t *bytes_in, uint64_t *bytes_out);
 
 #endif /* SYNTH_COMPRESS_PVT_H */

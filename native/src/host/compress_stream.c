@@ -15,7 +15,7 @@
 
 #include "compress_pvt.h"
 
-int comp_streams_init(struct comp_dev *c)
+int synthi_comp_streams_init(struct comp_dev *c)
 {
     uint16_t gen0 = 0;
     uint32_t i;
@@ -58,7 +58,7 @@ static void release(struct comp_dev *c, struct comp_stream *s)
     __atomic_store_n(&c->nstreams, c->nstreams - 1, __ATOMIC_RELAXED);
 }
 
-void comp_streams_reset(struct comp_dev *c)
+void synthi_comp_streams_reset(struct comp_dev *c)
 {
     uint32_t i;
     for (i = 0; c->streams && i < c->max_streams; i++)
@@ -66,20 +66,20 @@ void comp_streams_reset(struct comp_dev *c)
             release(c, &c->streams[i]);
 }
 
-void comp_streams_fini(struct comp_dev *c)
+void synthi_comp_streams_fini(struct comp_dev *c)
 {
-    comp_streams_reset(c);
+    synthi_comp_streams_reset(c);
     free(c->streams);
     c->streams = NULL;
 }
 
-uint16_t comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
+uint16_t synthi_comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
                             uint32_t *result)
 {
     struct synth_comp_stream_params p;
     struct synth_comp_ctx_params cp;
     const struct synth_plugin *pl;
-    const uint8_t *src = synth_arena_ptr(q, d->src_off, d->src_len);
+    const uint8_t *src = synthi_arena_ptr(q, d->src_off, d->src_len);
     struct comp_stream *s = NULL;
     int32_t level = 0;
     unsigned which = 0; /* the algorithm's plugin that serves the level */
@@ -97,7 +97,7 @@ uint16_t comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, const st
         return SYNTH_ST_INVALID;
     if (p.direction == SYNTH_COMP_DIR_COMPRESS) {
         level = p.level;
-        st = comp_pick(c, p.alg, &level, &which);
+        st = synthi_comp_pick(c, p.alg, &level, &which);
         if (st != SYNTH_ST_OK)
             return st;
     } else if (!(c->alg_mask & (1u << p.alg))) {
@@ -145,7 +145,7 @@ uint16_t comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, const st
     return SYNTH_ST_OK;
 }
 
-uint16_t comp_stream_destroy(struct comp_dev *c, const struct synth_desc *d)
+uint16_t synthi_comp_stream_destroy(struct comp_dev *c, const struct synth_desc *d)
 {
     struct comp_stream *s = lookup(c, d->session);
     if (!s)
@@ -163,7 +163,7 @@ static uint16_t fail(struct comp_stream *s, uint16_t st)
     return st;
 }
 
-uint16_t comp_stream_op(struct comp_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
+uint16_t synthi_comp_stream_op(struct comp_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
                         struct synth_cpl *cpl, uint64_t *bytes_in, uint64_t *bytes_out)
 {
     struct comp_stream *s = lookup(c, d->session);
@@ -182,7 +182,7 @@ uint16_t comp_stream_op(struct comp_dev *c, struct synth_hqueue *q, const struct
         return SYNTH_ST_INVALID;
     if (d->src_len > c->max_chunk)
         return SYNTH_ST_LIMIT;
-    st = comp_buffers(q, d, &src, &dst);
+    st = synthi_comp_buffers(q, d, &src, &dst);
     if (st != SYNTH_ST_OK)
         return st;
     if (s->state == STREAM_DEAD)

@@ -158,7 +158,7 @@ static void session_create(struct crypto_dev *c, struct synth_hqueue *q, const s
                            uint64_t features, struct synth_cpl *out)
 {
     struct synth_crypto_session_params p;
-    uint8_t *src = synth_arena_ptr(q, d->src_off, d->src_len);
+    uint8_t *src = synthi_arena_ptr(q, d->src_off, d->src_len);
     uint32_t i, idx = 0;
 
     if (!src || d->src_len != sizeof(p)) {
@@ -248,11 +248,11 @@ static uint32_t build_op(struct crypto_dev *c, struct synth_hqueue *q, const str
     op->result = 0;
     if (d->src_len > MAX_OP_LEN || d->aad_len > MAX_AAD)
         return SYNTH_ST_INVALID;
-    op->src = synth_arena_ptr(q, d->src_off, d->src_len);
-    op->aad = synth_arena_ptr(q, d->aad_off, d->aad_len);
-    tag = synth_arena_ptr(q, d->tag_off, s->tag_len);
+    op->src = synthi_arena_ptr(q, d->src_off, d->src_len);
+    op->aad = synthi_arena_ptr(q, d->aad_off, d->aad_len);
+    tag = synthi_arena_ptr(q, d->tag_off, s->tag_len);
     if (s->iv_len)
-        iv = synth_arena_ptr(q, d->iv_off, s->iv_len);
+        iv = synthi_arena_ptr(q, d->iv_off, s->iv_len);
     if (!op->src || !op->aad || !tag || (s->iv_len && !iv))
         return SYNTH_ST_INVALID;
     if (auth_only) {
@@ -262,7 +262,7 @@ static uint32_t build_op(struct crypto_dev *c, struct synth_hqueue *q, const str
             *result = d->src_len;
             return SYNTH_ST_NO_SPACE;
         }
-        op->dst = synth_arena_ptr(q, d->dst_off, d->src_len);
+        op->dst = synthi_arena_ptr(q, d->dst_off, d->src_len);
         if (!op->dst)
             return SYNTH_ST_INVALID;
         /* In place, or apart: never a partial overlap. */
@@ -410,7 +410,7 @@ static void crypto_process(struct synth_hdev *d, struct synth_hqueue *q, const s
     if (q->streaming && k > 1) {
         bytes += run_ops(c, out, 0, k / 2, &d->work_bytes);
         for (i = 0; i < n; i++) {
-            const struct synth_desc *next = synth_hq_peek(q, i);
+            const struct synth_desc *next = synthi_hq_peek(q, i);
             if (!next)
                 break;
             prefetch_op_lines(q, next);
@@ -526,7 +526,7 @@ static int crypto_init(struct synth_hdev *d, const struct synth_hdev_params *p)
     }
     c->max_sessions = max;
     if (d->has_vault)
-        c->vault = synth_vault_class(&d->vault);
+        c->vault = synthi_vault_class(&d->vault);
     d->cls = c;
     if (c->vault && d->attaching && c->vault->magic == VAULT_CRYPTO_MAGIC) {
         restore_sessions(d, c);
@@ -616,7 +616,7 @@ static uint32_t crypto_sessions(const struct synth_hdev *d)
     return __atomic_load_n(&cdev(d)->nsessions, __ATOMIC_RELAXED);
 }
 
-const struct synth_class_ops synth_crypto_class = {
+const struct synth_class_ops synthi_crypto_class = {
     .dev_class = SYNTH_CLASS_CRYPTO,
     .features = SYNTH_CRYPTO_F_SESSIONS | SYNTH_CRYPTO_F_OUT_OF_PLACE | SYNTH_CRYPTO_F_IV_GEN,
     .init = crypto_init,

@@ -1,15 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Host data path internals shared by device.c, worker.c and the class files. */
+/*
+ * Host data path internals shared by the device files (device.c, handshake.c, poll.c, quota.c,
+ * tick.c), worker.c and the class files.
+ */
 #ifndef SYNTH_HOST_PVT_H
 #define SYNTH_HOST_PVT_H
 
 #include <limits.h>
+#include <string.h>
 #include <pthread.h>
 
 #include "synth/host.h"
 #include "synth/layout.h"
 #include "synth/ring_pvt.h"
+#include "synth/clock_pvt.h"
 #include "vault_pvt.h"
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 struct synth_hqueue {
     struct synth_ring sq;   /* host consumes */
@@ -96,38 +104,38 @@ struct synth_hdev {
     __atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
 #define SYNTH_STAT_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
 
-extern const struct synth_class_ops synth_crypto_class;
-extern const struct synth_class_ops synth_compress_class;
-extern const struct synth_class_ops synth_packet_class;
+extern const struct synth_class_ops synthi_crypto_class;
+extern const struct synth_class_ops synthi_compress_class;
+extern const struct synth_class_ops synthi_packet_class;
 
 /*
  * Take up to n published descriptors of queue q into in (local memory) and release their slots;
  * with a vault, first record each one's cookie and the taken index there, so that a backend that
  * dies with them in hand is answered with RETRY by the next. Every class's poll takes this way.
  */
-uint32_t synth_hdev_take(struct synth_hdev *d, struct synth_hqueue *q, struct synth_desc *in, uint32_t n);
+uint32_t synthi_hdev_take(struct synth_hdev *d, struct synth_hqueue *q, struct synth_desc *in, uint32_t n);
 
 /* After taking a full burst of n: prefetch, for writing, the completion lines it will fill. */
-void synth_hq_prefetch_cq(struct synth_hqueue *q, uint32_t n);
+void synthi_hq_prefetch_cq(struct synth_hqueue *q, uint32_t n);
 
 /*
  * The i-th descriptor the guest has published past those taken, read in place (it may still
  * change under us), or NULL. Only for hints such as prefetching: never trust it.
  */
-static inline const struct synth_desc *synth_hq_peek(const struct synth_hqueue *q, uint32_t i)
+static inline const struct synth_desc *synthi_hq_peek(const struct synth_hqueue *q, uint32_t i)
 {
-    const struct synth_desc *e = (const struct synth_desc *)synth_ring_slot(&q->sq, q->sq.local + i);
-    return synth_load_relaxed_u32(&e->seq) == synth_ring_seq(q->sq.local + i) ? e : NULL;
+    const struct synth_desc *e = (const struct synth_desc *)synthi_ring_slot(&q->sq, q->sq.local + i);
+    return synthi_load_relaxed_u32(&e->seq) == synth_ring_seq(q->sq.local + i) ? e : NULL;
 }
 
 /* Make the generic poll of one queue available to classes that wrap it. */
-unsigned synth_hdev_poll_queue_generic(struct synth_hdev *d, struct synth_hqueue *q, uint32_t burst);
+unsigned synthi_hdev_poll_queue_generic(struct synth_hdev *d, struct synth_hqueue *q, uint32_t burst);
 
 /* Mark the device NEEDS_RESET with reason err (SYNTH_DEVERR_*). */
-void synth_hdev_mark_broken(struct synth_hdev *d, uint32_t err);
+void synthi_hdev_mark_broken(struct synth_hdev *d, uint32_t err);
 
 /* Does addr lie in d's region? */
-static inline int synth_hdev_owns(const struct synth_hdev *d, const void *addr)
+static inline int synthi_hdev_owns(const struct synth_hdev *d, const void *addr)
 {
     const uint8_t *p = (const uint8_t *)addr;
     return d->base && p >= d->base && p < d->base + d->layout.region_size;
@@ -137,49 +145,105 @@ static inline int synth_hdev_owns(const struct synth_hdev *d, const void *addr)
  * The region of d faulted (SIGBUS: its file was truncated under us). Mark it abandoned without
  * touching the region again: poll passes skip it, its header is never written, destroy only unmaps.
  */
-void synth_hdev_region_fault(struct synth_hdev *d);
+void synthi_hdev_region_fault(struct synth_hdev *d);
 
 /*
  * Run fn(d, arg) with d's region guarded, on any thread: a SIGBUS on d's region (its file was
- * truncated under us) ends fn where it was, marks d abandoned (synth_hdev_region_fault) and
+ * truncated under us) ends fn where it was, marks d abandoned (synthi_hdev_region_fault) and
  * returns -EFAULT; otherwise fn's return value. -EFAULT at once if d is abandoned already. Every
  * touch of a region outside a worker's own poll of that device goes through this; calls nest (a
  * fault on an outer call's region unwinds the inner ones). fn must leave nothing half-done that
  * host memory depends on: it may stop at any access to the region.
  */
-int synth_region_call(struct synth_hdev *d, int (*fn)(struct synth_hdev *, void *), void *arg);
+int synthi_region_call(struct synth_hdev *d, int (*fn)(struct synth_hdev *, void *), void *arg);
 
 /*
  * Around a lock held while touching regions (a packet wire's): if a region fault jumps out in
- * between, the lock is given back. At most one per worker loop or synth_region_call frame.
+ * between, the lock is given back. At most one per worker loop or synthi_region_call frame.
  */
-void synth_fault_hold(pthread_mutex_t *m);
-void synth_fault_release(void);
+void synthi_fault_hold(pthread_mutex_t *m);
+void synthi_fault_release(void);
 
 /*
  * After a region fault of another device (a wire peer) cut a pass over d short: complete with
  * RETRY the descriptors d had taken and not completed, so that its guest does not wait for them.
  */
-void synth_hdev_abort_inhand(struct synth_hdev *d);
+void synthi_hdev_abort_inhand(struct synth_hdev *d);
 
 /* One poll pass over the device's queues with the given burst size. */
-unsigned synth_hdev_poll_burst(struct synth_hdev *d, uint32_t burst);
+unsigned synthi_hdev_poll_burst(struct synth_hdev *d, uint32_t burst);
 
 /* Write the host heartbeat word. */
-void synth_hdev_heartbeat(struct synth_hdev *d, uint64_t now_ns);
+void synthi_hdev_heartbeat(struct synth_hdev *d, uint64_t now_ns);
 
 /*
  * From inside a long pass over d (slow ops): refresh the heartbeat of every device of d's worker,
  * not just d's, so that a neighbour's guest does not take its device for dead meanwhile.
  */
-void synth_hdev_heartbeat_all(struct synth_hdev *d, uint64_t now_ns);
+void synthi_hdev_heartbeat_all(struct synth_hdev *d, uint64_t now_ns);
 
 /* Arena pointer for a checked (off, len) of queue q, or NULL if out of range. */
-static inline uint8_t *synth_arena_ptr(const struct synth_hqueue *q, uint32_t off, uint32_t len)
+static inline uint8_t *synthi_arena_ptr(const struct synth_hqueue *q, uint32_t off, uint32_t len)
 {
     if (!synth_range_ok(q->arena_size, off, len))
         return NULL;
     return q->arena + off;
+}
+
+/* A name into a fixed, zero-padded field of n bytes (at most n - 1 of it). */
+static inline void synthi_copy_name(char *dst, size_t n, const char *src)
+{
+    size_t len = src ? strnlen(src, n - 1) : 0;
+    memset(dst, 0, n);
+    if (len)
+        memcpy(dst, src, len);
+}
+
+/* handshake.c: the header's status and error words (unless the region faulted). */
+void synthi_set_status(struct synth_hdev *d, uint32_t status, uint32_t err);
+
+/* handshake.c: write the header's [host] identity fields from the host's own copy. */
+void synthi_publish_identity(struct synth_hdev *d);
+
+/*
+ * handshake.c: one step of a driver reset (a new epoch), paced by a budget of worker time.
+ * Returns 1 once the reset is complete, else 0.
+ */
+int synthi_driver_reset_step(struct synth_hdev *d);
+
+/* quota.c: how many descriptors d may take per queue in this pass (0: skip it). */
+uint32_t synthi_quota_allow(struct synth_hdev *d, uint32_t burst);
+
+/* quota.c: charge a pass's ops and bytes to d's buckets. */
+void synthi_quota_charge(struct synth_hdev *d, unsigned ops, uint64_t bytes);
+
+/*
+ * tick.c: service times come from the TSC where the kernel itself keeps time with it (about 10 ns
+ * a read against 25 ns for clock_gettime in a KVM guest), its rate measured once against
+ * CLOCK_MONOTONIC by synthi_tick_init (0: ticks are nanoseconds from clock_gettime).
+ */
+extern double synthi_ns_per_tick;
+void synthi_tick_init(void);
+
+static inline uint64_t synthi_ticks(void)
+{
+#if defined(__x86_64__)
+    if (synthi_ns_per_tick > 0.0)
+        return __rdtsc();
+#endif
+    return synthi_now_ns();
+}
+
+static inline uint64_t synthi_ticks_ns(uint64_t t)
+{
+    return synthi_ns_per_tick > 0.0 ? (uint64_t)((double)t * synthi_ns_per_tick) : t;
+}
+
+/* The latency histogram's bucket of a service time: floor(log2(ns)), capped. */
+static inline unsigned synthi_lat_bucket(uint64_t ns)
+{
+    unsigned b = ns ? 63u - (unsigned)__builtin_clzll(ns) : 0;
+    return b < SYNTH_LAT_BUCKETS ? b : SYNTH_LAT_BUCKETS - 1;
 }
 
 #endif /* SYNTH_HOST_PVT_H */

@@ -17,7 +17,7 @@
 
 static void store_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
-void synth_pkt_publish(struct pkt_dev *pd)
+void synthi_pkt_publish(struct pkt_dev *pd)
 {
     struct synth_pkt_cfg *cfg = pd->cfg;
     const struct pkt_counters *c = &pd->cnt;
@@ -65,9 +65,9 @@ static struct pkt_wire *wire_lock(struct pkt_dev *pd, struct pkt_chan *ch, struc
         pthread_mutex_unlock(&w->lock);
         return NULL;
     }
-    *ppd = pkt_of(w->end[1 - me]);
+    *ppd = synthi_pkt_of(w->end[1 - me]);
     *pch = &(*ppd)->chan[w->chan[1 - me]];
-    synth_fault_hold(&w->lock); /* both regions are touched with it held */
+    synthi_fault_hold(&w->lock); /* both regions are touched with it held */
     return w;
 }
 
@@ -91,11 +91,11 @@ static void tx_wire(struct pkt_dev *pd, struct pkt_chan *ch, const struct tx_fra
      * were last touched on the receiver's: start all those transfers at once instead of stalling on
      * them one frame at a time.
      */
-    synth_pkt_rx_prefetch(ppd, pch, nf);
+    synthi_pkt_rx_prefetch(ppd, pch, nf);
     for (i = 0; i < nf; i++)
         __builtin_prefetch(f[i].p);
     for (i = 0; i < nf; i++) {
-        uint16_t st = synth_pkt_rx_deliver(ppd, pch, f[i].p, f[i].len);
+        uint16_t st = synthi_pkt_rx_deliver(ppd, pch, f[i].p, f[i].len);
         out[f[i].slot].status = st;
         if (st == SYNTH_ST_OK) {
             PKT_INC(pd, tx_frames, 1);
@@ -104,10 +104,10 @@ static void tx_wire(struct pkt_dev *pd, struct pkt_chan *ch, const struct tx_fra
             PKT_INC(pd, tx_peer_full, 1);
         }
     }
-    synth_pkt_rx_commit(ppd, pch);
+    synthi_pkt_rx_commit(ppd, pch);
     if (ppd != pd)
-        synth_pkt_publish(ppd);
-    synth_fault_release();
+        synthi_pkt_publish(ppd);
+    synthi_fault_release();
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -131,7 +131,7 @@ static void tx_tap(struct pkt_dev *pd, struct pkt_chan *ch, const struct tx_fram
 static void pkt_process(struct synth_hdev *d, struct synth_hqueue *q, const struct synth_desc *in,
                         struct synth_cpl *out, unsigned n)
 {
-    struct pkt_dev *pd = pkt_of(d);
+    struct pkt_dev *pd = synthi_pkt_of(d);
     uint32_t qi = (uint32_t)(q - d->queues);
     struct pkt_chan *ch = &pd->chan[qi / 2];
     struct tx_frame f[SYNTH_MAX_BURST];
@@ -155,7 +155,7 @@ static void pkt_process(struct synth_hdev *d, struct synth_hqueue *q, const stru
         } else if (desc->opcode != SYNTH_OP_PKT_SEND || (qi & 1u)) {
             cpl->status = SYNTH_ST_NOT_SUPPORTED;
             continue;
-        } else if (!(f[nf].p = synth_arena_ptr(q, desc->src_off, desc->src_len))) {
+        } else if (!(f[nf].p = synthi_arena_ptr(q, desc->src_off, desc->src_len))) {
             cpl->status = SYNTH_ST_INVALID;
         } else if (desc->src_len < SYNTH_PKT_MIN_FRAME || desc->src_len > pd->max_frame) {
             cpl->status = SYNTH_ST_LIMIT;
@@ -192,35 +192,35 @@ static void pkt_process(struct synth_hdev *d, struct synth_hqueue *q, const stru
         SYNTH_STAT_ADD(d->stats.bytes_in, bytes);
         d->work_bytes += bytes;
     }
-    synth_pkt_publish(pd);
+    synthi_pkt_publish(pd);
 }
 
 static unsigned pkt_poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_t qi, uint32_t burst)
 {
-    struct pkt_dev *pd = pkt_of(d);
+    struct pkt_dev *pd = synthi_pkt_of(d);
 
     pd->burst = burst;
     if (qi & 1u) {
-        unsigned n = synth_pkt_rx_poll(pd, q, &pd->chan[qi / 2], burst);
-        synth_pkt_publish(pd);
+        unsigned n = synthi_pkt_rx_poll(pd, q, &pd->chan[qi / 2], burst);
+        synthi_pkt_publish(pd);
         return n;
     }
-    return synth_hdev_poll_queue_generic(d, q, burst);
+    return synthi_hdev_poll_queue_generic(d, q, burst);
 }
 
 static unsigned pkt_poll_device(struct synth_hdev *d)
 {
-    struct pkt_dev *pd = pkt_of(d);
+    struct pkt_dev *pd = synthi_pkt_of(d);
     unsigned c, n = 0;
 
     for (c = 0; c < pd->channels; c++) {
         if (pd->chan[c].link == SYNTH_PKT_LINK_TAP)
-            n += synth_pkt_tap_poll(pd, &pd->chan[c], pd->burst);
+            n += synthi_pkt_tap_poll(pd, &pd->chan[c], pd->burst);
         else if (atomic_load_explicit(&pd->chan[c].link_gone, memory_order_relaxed) &&
                  atomic_exchange_explicit(&pd->chan[c].link_gone, 0, memory_order_acquire))
             __atomic_store_n(&pd->cfg->link[c], (uint8_t)SYNTH_PKT_LINK_NONE, __ATOMIC_RELAXED);
     }
-    synth_pkt_publish(pd);
+    synthi_pkt_publish(pd);
     return n;
 }
 
@@ -280,13 +280,13 @@ static int pkt_init(struct synth_hdev *d, const struct synth_hdev_params *p)
 
 static void pkt_fini(struct synth_hdev *d)
 {
-    struct pkt_dev *pd = pkt_of(d);
+    struct pkt_dev *pd = synthi_pkt_of(d);
     uint32_t c;
 
     if (!pd)
         return;
     for (c = 0; c < pd->channels; c++)
-        synth_pkt_link_drop(pd, c);
+        synthi_pkt_link_drop(pd, c);
     free(pd->scratch);
     free(pd->rx_mem);
     free(pd);
@@ -296,7 +296,7 @@ static void pkt_fini(struct synth_hdev *d)
 /* A driver reset: buffers posted in the old epoch are gone, and so are frames queued for it. */
 static void pkt_reset(struct synth_hdev *d)
 {
-    struct pkt_dev *pd = pkt_of(d);
+    struct pkt_dev *pd = synthi_pkt_of(d);
     uint32_t c;
 
     for (c = 0; c < pd->channels; c++) {
@@ -304,9 +304,9 @@ static void pkt_reset(struct synth_hdev *d)
         ch->rx_head = ch->rx_tail = 0;
         ch->cq_dirty = 0;
         if (ch->link == SYNTH_PKT_LINK_TAP)
-            synth_pkt_tap_drain(pd, ch);
+            synthi_pkt_tap_drain(pd, ch);
     }
-    synth_pkt_publish(pd);
+    synthi_pkt_publish(pd);
 }
 
 static const char *pkt_plugin_name(const struct synth_hdev *d)
@@ -321,7 +321,7 @@ static uint32_t pkt_sessions(const struct synth_hdev *d)
     return 0;
 }
 
-const struct synth_class_ops synth_packet_class = {
+const struct synth_class_ops synthi_packet_class = {
     .dev_class = SYNTH_CLASS_PACKET,
     .features = 0,
     .init = pkt_init,

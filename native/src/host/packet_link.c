@@ -45,17 +45,17 @@ struct link_word {
 static int write_link_word(struct synth_hdev *d, void *arg)
 {
     const struct link_word *lw = arg;
-    __atomic_store_n(&pkt_of(d)->cfg->link[lw->chan], lw->value, __ATOMIC_RELAXED);
+    __atomic_store_n(&synthi_pkt_of(d)->cfg->link[lw->chan], lw->value, __ATOMIC_RELAXED);
     return 0;
 }
 
 static void publish_link_guarded(struct pkt_dev *pd, uint32_t chan)
 {
     struct link_word lw = {chan, (uint8_t)pd->chan[chan].link};
-    (void)synth_region_call(pd->dev, write_link_word, &lw);
+    (void)synthi_region_call(pd->dev, write_link_word, &lw);
 }
 
-void synth_pkt_link_drop(struct pkt_dev *pd, uint32_t chan)
+void synthi_pkt_link_drop(struct pkt_dev *pd, uint32_t chan)
 {
     struct pkt_chan *ch = &pd->chan[chan];
     struct pkt_wire *w = atomic_load_explicit(&ch->wire, memory_order_acquire);
@@ -73,12 +73,12 @@ void synth_pkt_link_drop(struct pkt_dev *pd, uint32_t chan)
                  * touched from there while it is served (a region truncated meanwhile then costs
                  * that device alone, never this thread).
                  */
-                struct pkt_dev *other = pkt_of(w->end[i]);
+                struct pkt_dev *other = synthi_pkt_of(w->end[i]);
                 if (served(w->end[i])) {
                     atomic_store_explicit(&other->chan[w->chan[i]].link_gone, 1, memory_order_release);
                 } else {
                     struct link_word lw = {w->chan[i], (uint8_t)SYNTH_PKT_LINK_NONE};
-                    (void)synth_region_call(w->end[i], write_link_word, &lw);
+                    (void)synthi_region_call(w->end[i], write_link_word, &lw);
                 }
             }
         }
@@ -102,7 +102,7 @@ void synth_pkt_link_drop(struct pkt_dev *pd, uint32_t chan)
 /* Checks shared by the control calls: 0 if channel chan of d may get a new link. */
 static int check_free(struct synth_hdev *d, uint32_t chan, struct pkt_dev **out)
 {
-    struct pkt_dev *pd = synth_pkt_dev(d);
+    struct pkt_dev *pd = synthi_pkt_dev(d);
     struct pkt_wire *w;
 
     if (!pd || chan >= pd->channels)
@@ -113,7 +113,7 @@ static int check_free(struct synth_hdev *d, uint32_t chan, struct pkt_dev **out)
         w = atomic_load_explicit(&pd->chan[chan].wire, memory_order_acquire);
         if (w && wire_alive(w))
             return -EBUSY;
-        synth_pkt_link_drop(pd, chan); /* the other end is gone: the channel is free again */
+        synthi_pkt_link_drop(pd, chan); /* the other end is gone: the channel is free again */
     } else if (pd->chan[chan].link != SYNTH_PKT_LINK_NONE) {
         return -EBUSY;
     }
@@ -127,9 +127,9 @@ int synth_pkt_wire(struct synth_hdev *a, uint32_t chan_a, struct synth_hdev *b, 
     struct pkt_wire *w;
     int rc;
 
-    if (!synth_pkt_dev(a) || !synth_pkt_dev(b))
+    if (!synthi_pkt_dev(a) || !synthi_pkt_dev(b))
         return -EINVAL;
-    if (chan_a >= synth_pkt_dev(a)->channels || chan_b >= synth_pkt_dev(b)->channels)
+    if (chan_a >= synthi_pkt_dev(a)->channels || chan_b >= synthi_pkt_dev(b)->channels)
         return -EINVAL;
     if ((rc = check_free(a, chan_a, &pa)) < 0 || (rc = check_free(b, chan_b, &pb)) < 0)
         return rc;
@@ -189,19 +189,19 @@ int synth_pkt_tap(struct synth_hdev *d, uint32_t chan, const char *ifname)
 
 int synth_pkt_unlink(struct synth_hdev *d, uint32_t chan)
 {
-    struct pkt_dev *pd = synth_pkt_dev(d);
+    struct pkt_dev *pd = synthi_pkt_dev(d);
 
     if (!pd || chan >= pd->channels)
         return -EINVAL;
     if (served(d))
         return -EBUSY;
-    synth_pkt_link_drop(pd, chan);
+    synthi_pkt_link_drop(pd, chan);
     return 0;
 }
 
 int synth_pkt_get_link(const struct synth_hdev *d, uint32_t chan, struct synth_pkt_link_info *out)
 {
-    struct pkt_dev *pd = synth_pkt_dev(d);
+    struct pkt_dev *pd = synthi_pkt_dev(d);
     const struct pkt_chan *ch;
     struct pkt_wire *w;
 
@@ -229,7 +229,7 @@ static uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAX
 
 int synth_pkt_get_stats(const struct synth_hdev *d, struct synth_pkt_stats *st)
 {
-    const struct pkt_dev *pd = synth_pkt_dev(d);
+    const struct pkt_dev *pd = synthi_pkt_dev(d);
     const struct pkt_counters *c;
 
     if (!pd)
@@ -258,13 +258,13 @@ int synth_pkt_get_stats(const struct synth_hdev *d, struct synth_pkt_stats *st)
 
 /* ---- TAP data path (serving thread) ---- */
 
-unsigned synth_pkt_tap_poll(struct pkt_dev *pd, struct pkt_chan *ch, unsigned max)
+unsigned synthi_pkt_tap_poll(struct pkt_dev *pd, struct pkt_chan *ch, unsigned max)
 {
     struct synth_hqueue *q = &pd->dev->queues[synth_pkt_rxq(ch->idx)];
     unsigned n;
 
     for (n = 0; n < max; n++) {
-        struct pkt_rx_entry *e = synth_pkt_rx_head(pd, ch);
+        struct pkt_rx_entry *e = synthi_pkt_rx_head(pd, ch);
         struct iovec iov[2];
         ssize_t r;
 
@@ -284,13 +284,13 @@ unsigned synth_pkt_tap_poll(struct pkt_dev *pd, struct pkt_chan *ch, unsigned ma
         else if ((size_t)r < SYNTH_PKT_MIN_FRAME || (size_t)r > pd->max_frame)
             PKT_INC(pd, rx_bad_frame, 1); /* the buffer stays posted for the next frame */
         else
-            synth_pkt_rx_fill_head(pd, ch, (uint32_t)r);
+            synthi_pkt_rx_fill_head(pd, ch, (uint32_t)r);
     }
-    synth_pkt_rx_commit(pd, ch);
+    synthi_pkt_rx_commit(pd, ch);
     return n;
 }
 
-void synth_pkt_tap_drain(struct pkt_dev *pd, struct pkt_chan *ch)
+void synthi_pkt_tap_drain(struct pkt_dev *pd, struct pkt_chan *ch)
 {
     unsigned n;
     for (n = 0; n < TAP_DRAIN_MAX; n++) {

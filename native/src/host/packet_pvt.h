@@ -79,12 +79,12 @@ struct pkt_dev {
     struct pkt_chan chan[SYNTH_PKT_MAX_CHANNELS];
 };
 
-static inline struct pkt_dev *pkt_of(const struct synth_hdev *d) { return (struct pkt_dev *)d->cls; }
+static inline struct pkt_dev *synthi_pkt_of(const struct synth_hdev *d) { return (struct pkt_dev *)d->cls; }
 
 /* The packet device behind d, or NULL if d is not one. */
-static inline struct pkt_dev *synth_pkt_dev(const struct synth_hdev *d)
+static inline struct pkt_dev *synthi_pkt_dev(const struct synth_hdev *d)
 {
-    return d && d->ops == &synth_packet_class ? pkt_of(d) : NULL;
+    return d && d->ops->dev_class == SYNTH_CLASS_PACKET ? synthi_pkt_of(d) : NULL;
 }
 
 /* Counter update by the serving thread (read concurrently by synth_pkt_get_stats). */
@@ -95,39 +95,39 @@ static inline struct pkt_dev *synth_pkt_dev(const struct synth_hdev *d)
     } while (0)
 
 /* Copy the counters into the header's synth_pkt_cfg if they changed. */
-void synth_pkt_publish(struct pkt_dev *pd);
+void synthi_pkt_publish(struct pkt_dev *pd);
 
 /*
  * Deliver one frame (len bytes at src, already checked) to channel ch of pd: copy it into the
  * oldest posted buffer and complete that buffer. Returns the SEND status for the sender: OK, or
  * NO_RESOURCES when it was dropped (and counted at the receiver). The caller stores the receiver's
- * CQ prod afterwards with synth_pkt_rx_commit.
+ * CQ prod afterwards with synthi_pkt_rx_commit.
  */
-uint16_t synth_pkt_rx_deliver(struct pkt_dev *pd, struct pkt_chan *ch, const uint8_t *src, uint32_t len);
+uint16_t synthi_pkt_rx_deliver(struct pkt_dev *pd, struct pkt_chan *ch, const uint8_t *src, uint32_t len);
 /*
  * The oldest posted buffer of ch (after completing the refused descriptors ahead of it), or NULL if
  * none is posted.
  */
-struct pkt_rx_entry *synth_pkt_rx_head(struct pkt_dev *pd, struct pkt_chan *ch);
+struct pkt_rx_entry *synthi_pkt_rx_head(struct pkt_dev *pd, struct pkt_chan *ch);
 /*
  * A frame of len bytes (len <= max_frame) is in the head buffer: complete it with OK, or with
  * NO_SPACE (result = len, counted as a drop) if the buffer is too short.
  */
-void synth_pkt_rx_fill_head(struct pkt_dev *pd, struct pkt_chan *ch, uint32_t len);
+void synthi_pkt_rx_fill_head(struct pkt_dev *pd, struct pkt_chan *ch, uint32_t len);
 /*
  * Poll the RX queue q of channel ch: take new RECV descriptors (no more than the completion ring
  * has room for, counting those already held), complete refused ones that reached the head.
  */
-unsigned synth_pkt_rx_poll(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst);
+unsigned synthi_pkt_rx_poll(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst);
 /* Prefetch, for writing, the next n posted buffers of ch and the completion slots they will use. */
-void synth_pkt_rx_prefetch(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n);
+void synthi_pkt_rx_prefetch(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n);
 /* Store the CQ producer index of ch's receive queue if completions were written. */
-void synth_pkt_rx_commit(struct pkt_dev *pd, struct pkt_chan *ch);
+void synthi_pkt_rx_commit(struct pkt_dev *pd, struct pkt_chan *ch);
 /* Read what the TAP of ch has, up to max frames, into posted buffers. Returns frames read. */
-unsigned synth_pkt_tap_poll(struct pkt_dev *pd, struct pkt_chan *ch, unsigned max);
+unsigned synthi_pkt_tap_poll(struct pkt_dev *pd, struct pkt_chan *ch, unsigned max);
 /* Read and drop everything queued on ch's TAP (a driver reset), counting the drops. */
-void synth_pkt_tap_drain(struct pkt_dev *pd, struct pkt_chan *ch);
+void synthi_pkt_tap_drain(struct pkt_dev *pd, struct pkt_chan *ch);
 /* Drop a channel's link (destroy, unlink): clears a wire's `alive`, closes a TAP. */
-void synth_pkt_link_drop(struct pkt_dev *pd, uint32_t chan);
+void synthi_pkt_link_drop(struct pkt_dev *pd, uint32_t chan);
 
 #endif /* SYNTH_PACKET_PVT_H */

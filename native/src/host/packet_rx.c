@@ -17,7 +17,7 @@ static struct synth_hqueue *rx_queue(struct pkt_dev *pd, const struct pkt_chan *
 /*
  * Complete the head of ch's receive FIFO. Room in the completion ring was reserved when the
  * descriptor was taken (rx_take), so this always has a slot; the producer index is stored once per
- * burst by synth_pkt_rx_commit.
+ * burst by synthi_pkt_rx_commit.
  */
 static void rx_complete_head(struct pkt_dev *pd, struct pkt_chan *ch, uint16_t status, uint32_t result)
 {
@@ -25,12 +25,12 @@ static void rx_complete_head(struct pkt_dev *pd, struct pkt_chan *ch, uint16_t s
     struct synth_ring *cq = &q->cq;
     const struct pkt_rx_entry *e = &ch->rx[ch->rx_head & ch->rx_mask];
     uint32_t idx = cq->local, st = status < SYNTH_ST_MAX ? status : SYNTH_ST_DEVICE_ERROR;
-    struct synth_cpl *c = (struct synth_cpl *)synth_ring_slot(cq, idx);
+    struct synth_cpl *c = (struct synth_cpl *)synthi_ring_slot(cq, idx);
     uint32_t flags = synth_cpl_phase(idx, cq->size) ? SYNTH_CPL_F_PHASE : 0u;
 
     c->cookie = e->cookie;
     c->result = result;
-    synth_store_release_u32(synth_cpl_word(c), (uint32_t)status | (flags << 16));
+    synthi_store_release_u32(synthi_cpl_word(c), (uint32_t)status | (flags << 16));
     cq->local = idx + 1;
     ch->rx_head++;
     ch->cq_dirty = 1;
@@ -40,14 +40,14 @@ static void rx_complete_head(struct pkt_dev *pd, struct pkt_chan *ch, uint16_t s
     SYNTH_STAT_ADD(q->stats.status[st], 1);
 }
 
-void synth_pkt_rx_commit(struct pkt_dev *pd, struct pkt_chan *ch)
+void synthi_pkt_rx_commit(struct pkt_dev *pd, struct pkt_chan *ch)
 {
     struct synth_ring *cq;
 
     if (!ch->cq_dirty)
         return;
     cq = &rx_queue(pd, ch)->cq;
-    synth_store_release_u32(&cq->core->prod, cq->local);
+    synthi_store_release_u32(&cq->core->prod, cq->local);
     ch->cq_dirty = 0;
 }
 
@@ -67,7 +67,7 @@ static unsigned rx_flush_refused(struct pkt_dev *pd, struct pkt_chan *ch)
 
 static unsigned rx_take(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst);
 
-struct pkt_rx_entry *synth_pkt_rx_head(struct pkt_dev *pd, struct pkt_chan *ch)
+struct pkt_rx_entry *synthi_pkt_rx_head(struct pkt_dev *pd, struct pkt_chan *ch)
 {
     rx_flush_refused(pd, ch);
     if (ch->rx_head == ch->rx_tail && !pd->dev->broken) {
@@ -78,7 +78,7 @@ struct pkt_rx_entry *synth_pkt_rx_head(struct pkt_dev *pd, struct pkt_chan *ch)
     return ch->rx_head != ch->rx_tail ? &ch->rx[ch->rx_head & ch->rx_mask] : NULL;
 }
 
-void synth_pkt_rx_fill_head(struct pkt_dev *pd, struct pkt_chan *ch, uint32_t len)
+void synthi_pkt_rx_fill_head(struct pkt_dev *pd, struct pkt_chan *ch, uint32_t len)
 {
     const struct pkt_rx_entry *e = &ch->rx[ch->rx_head & ch->rx_mask];
 
@@ -93,7 +93,7 @@ void synth_pkt_rx_fill_head(struct pkt_dev *pd, struct pkt_chan *ch, uint32_t le
     SYNTH_STAT_ADD(pd->dev->stats.bytes_out, len);
 }
 
-uint16_t synth_pkt_rx_deliver(struct pkt_dev *pd, struct pkt_chan *ch, const uint8_t *src, uint32_t len)
+uint16_t synthi_pkt_rx_deliver(struct pkt_dev *pd, struct pkt_chan *ch, const uint8_t *src, uint32_t len)
 {
     struct synth_hdev *d = pd->dev;
     struct pkt_rx_entry *e;
@@ -106,14 +106,14 @@ uint16_t synth_pkt_rx_deliver(struct pkt_dev *pd, struct pkt_chan *ch, const uin
         PKT_INC(pd, rx_bad_frame, 1);
         return SYNTH_ST_NO_RESOURCES;
     }
-    e = synth_pkt_rx_head(pd, ch);
+    e = synthi_pkt_rx_head(pd, ch);
     if (!e) {
         PKT_INC(pd, rx_no_buffer, 1);
         return SYNTH_ST_NO_RESOURCES;
     }
     if (len <= e->cap)
         memcpy(rx_queue(pd, ch)->arena + e->off, src, len);
-    synth_pkt_rx_fill_head(pd, ch, len);
+    synthi_pkt_rx_fill_head(pd, ch, len);
     return len <= e->cap ? SYNTH_ST_OK : SYNTH_ST_NO_RESOURCES;
 }
 
@@ -155,9 +155,9 @@ static unsigned rx_take(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_c
     if (held >= size)
         return 0;
     want = held + burst < size ? held + burst : size;
-    room = synth_ring_sp_free_count_want(&q->cq, want);
+    room = synthi_ring_sp_free_count_want(&q->cq, want);
     if (room < 0) {
-        synth_hdev_mark_broken(pd->dev, SYNTH_DEVERR_CQ_INDEX);
+        synthi_hdev_mark_broken(pd->dev, SYNTH_DEVERR_CQ_INDEX);
         return 0;
     }
     if ((uint64_t)room <= held)
@@ -165,22 +165,22 @@ static unsigned rx_take(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_c
     take = (uint32_t)room - held;
     if (take > burst)
         take = burst;
-    got = synth_hdev_take(pd->dev, q, in, take);
+    got = synthi_hdev_take(pd->dev, q, in, take);
     for (i = 0; i < got; i++)
         rx_judge(pd, q, &in[i], &ch->rx[(ch->rx_tail + i) & ch->rx_mask]);
     ch->rx_tail += got;
     return got;
 }
 
-unsigned synth_pkt_rx_poll(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst)
+unsigned synthi_pkt_rx_poll(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst)
 {
     unsigned n = rx_take(pd, q, ch, burst);
     n += rx_flush_refused(pd, ch);
-    synth_pkt_rx_commit(pd, ch);
+    synthi_pkt_rx_commit(pd, ch);
     return n;
 }
 
-void synth_pkt_rx_prefetch(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n)
+void synthi_pkt_rx_prefetch(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n)
 {
     const struct synth_hqueue *q = rx_queue(pd, ch);
     uint32_t held = ch->rx_tail - ch->rx_head, i;
@@ -193,5 +193,5 @@ void synth_pkt_rx_prefetch(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n)
             __builtin_prefetch(q->arena + e->off, 1);
     }
     for (i = 0; i < n; i += 4) /* four 16-byte completions per line */
-        __builtin_prefetch(synth_ring_slot(&q->cq, q->cq.local + i), 1);
+        __builtin_prefetch(synthi_ring_slot(&q->cq, q->cq.local + i), 1);
 }

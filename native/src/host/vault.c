@@ -11,7 +11,7 @@
 
 static uint64_t page_up(uint64_t x) { return (x + 4095u) & ~(uint64_t)4095u; }
 
-int synth_vault_open(struct synth_vault *v, const char *path, uint32_t dev_class, uint32_t num_queues,
+int synthi_vault_open(struct synth_vault *v, const char *path, uint32_t dev_class, uint32_t num_queues,
                      uint32_t ring_entries, uint64_t class_size)
 {
     uint32_t stride = (uint32_t)(sizeof(struct synth_vault_queue) + (uint64_t)ring_entries * 8u);
@@ -60,7 +60,7 @@ fail_errno:
     return rc;
 }
 
-void synth_vault_close(struct synth_vault *v, int unlink_path, const char *path)
+void synthi_vault_close(struct synth_vault *v, int unlink_path, const char *path)
 {
     if (v->base) {
         if (unlink_path)

@@ -51,15 +51,15 @@ struct synth_vault {
  * Open path, or create it if it does not exist (or does not match: then it is replaced), sized
  * for the geometry. *restored tells which. Returns 0 or -errno.
  */
-int synth_vault_open(struct synth_vault *v, const char *path, uint32_t dev_class, uint32_t num_queues,
+int synthi_vault_open(struct synth_vault *v, const char *path, uint32_t dev_class, uint32_t num_queues,
                      uint32_t ring_entries, uint64_t class_size);
-void synth_vault_close(struct synth_vault *v, int unlink_path, const char *path);
+void synthi_vault_close(struct synth_vault *v, int unlink_path, const char *path);
 
-static inline struct synth_vault_queue *synth_vault_queue(const struct synth_vault *v, uint32_t q)
+static inline struct synth_vault_queue *synthi_vault_queue(const struct synth_vault *v, uint32_t q)
 {
     return (struct synth_vault_queue *)(v->base + v->hdr->queue_off + (uint64_t)q * v->queue_stride);
 }
 
-static inline void *synth_vault_class(const struct synth_vault *v) { return v->base + v->hdr->class_off; }
+static inline void *synthi_vault_class(const struct synth_vault *v) { return v->base + v->hdr->class_off; }
 
 #endif /* SYNTH_VAULT_PVT_H */

@@ -50,7 +50,7 @@ static void sleep_ns(uint64_t ns)
  * A region is a file its VM's QEMU owns: QEMU (or whoever controls it) can truncate it, and the
  * next access of ours to the lost pages raises SIGBUS. That must cost the one device, never the
  * process: while a worker polls, a fault on an address inside one of its devices' regions jumps
- * back to the top of its loop, which abandons that device (synth_hdev_region_fault) and goes on
+ * back to the top of its loop, which abandons that device (synthi_hdev_region_fault) and goes on
  * with the others. Any other SIGBUS goes to the handler that was there before us, or kills the
  * process as it would have without us.
  */
@@ -59,7 +59,7 @@ struct fault_guard {
     struct synth_worker *w;          /* set while the worker polls with its lock held */
     struct synth_hdev *faulted;
     struct synth_hdev *polling;      /* the device whose pass is running */
-    pthread_mutex_t *held;           /* a lock taken while touching regions (synth_fault_hold) */
+    pthread_mutex_t *held;           /* a lock taken while touching regions (synthi_fault_hold) */
 };
 
 static __thread struct fault_guard guard;
@@ -68,7 +68,7 @@ static struct sigaction prev_sigbus;
 /*
  * Every other touch of a region, on any thread (the control thread laying a region out,
  * re-attaching it, publishing a link, destroying a device; a worker touching a wire peer's region)
- * runs inside a frame for that region (synth_region_call): a fault there ends the frame, costs
+ * runs inside a frame for that region (synthi_region_call): a fault there ends the frame, costs
  * that device, and the caller carries on. Frames nest; the innermost one whose region holds the
  * address takes the fault, and the locks that frames above it held are given back.
  */
@@ -97,7 +97,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
     unsigned i;
 
     for (f = frames; f; f = f->prev) {
-        if (synth_hdev_owns(f->dev, si->si_addr)) {
+        if (synthi_hdev_owns(f->dev, si->si_addr)) {
             unwind_frames(f);
             frames = f->prev;
             siglongjmp(f->env, 1);
@@ -105,7 +105,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
     }
     if (w) {
         for (i = 0; i < w->ndevs; i++) {
-            if (synth_hdev_owns(w->devs[i], si->si_addr)) {
+            if (synthi_hdev_owns(w->devs[i], si->si_addr)) {
                 unwind_frames(NULL);
                 guard.w = NULL;
                 guard.faulted = w->devs[i];
@@ -134,7 +134,7 @@ static void install_sigbus_once(void)
 
 static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
 
-void synth_fault_hold(pthread_mutex_t *m)
+void synthi_fault_hold(pthread_mutex_t *m)
 {
     if (frames)
         frames->held = m;
@@ -142,7 +142,7 @@ void synth_fault_hold(pthread_mutex_t *m)
         guard.held = m;
 }
 
-void synth_fault_release(void)
+void synthi_fault_release(void)
 {
     if (frames)
         frames->held = NULL;
@@ -152,7 +152,7 @@ void synth_fault_release(void)
 
 static void unblock_sigbus(void);
 
-int synth_region_call(struct synth_hdev *d, int (*fn)(struct synth_hdev *, void *), void *arg)
+int synthi_region_call(struct synth_hdev *d, int (*fn)(struct synth_hdev *, void *), void *arg)
 {
     struct fault_frame f;
     int rc;
@@ -165,7 +165,7 @@ int synth_region_call(struct synth_hdev *d, int (*fn)(struct synth_hdev *, void 
     f.prev = frames;
     if (sigsetjmp(f.env, 0)) { /* on_sigbus unwound the frames down to f's caller */
         unblock_sigbus();
-        synth_hdev_region_fault(d);
+        synthi_hdev_region_fault(d);
         return -EFAULT;
     }
     frames = &f;
@@ -178,7 +178,7 @@ static void heartbeat_all(struct synth_worker *w, uint64_t t)
 {
     unsigned i;
     for (i = 0; i < w->ndevs; i++)
-        synth_hdev_heartbeat(w->devs[i], t);
+        synthi_hdev_heartbeat(w->devs[i], t);
 }
 
 static void unblock_sigbus(void)
@@ -191,28 +191,28 @@ static void unblock_sigbus(void)
 
 static int beat(struct synth_hdev *x, void *now_ns)
 {
-    synth_hdev_heartbeat(x, *(const uint64_t *)now_ns);
+    synthi_hdev_heartbeat(x, *(const uint64_t *)now_ns);
     return 0;
 }
 
-void synth_hdev_heartbeat_all(struct synth_hdev *d, uint64_t now_ns)
+void synthi_hdev_heartbeat_all(struct synth_hdev *d, uint64_t now_ns)
 {
     /* Called by d's own worker thread while it polls d, so the device list is stable (locked). */
     struct synth_worker *w = atomic_load_explicit(&d->owner, memory_order_relaxed);
     volatile unsigned i;
 
     if (!w || guard.w != w) {
-        synth_hdev_heartbeat(d, now_ns);
+        synthi_hdev_heartbeat(d, now_ns);
         return;
     }
     for (i = 0; i < w->ndevs; i++) {
         struct synth_hdev *x = w->devs[i];
         if (x == d) {
-            synth_hdev_heartbeat(d, now_ns);
+            synthi_hdev_heartbeat(d, now_ns);
             continue;
         }
         /* Another device's region faulting here costs that device, not d's pass in progress. */
-        if (!x->faulted && synth_region_call(x, beat, &now_ns) == -EFAULT)
+        if (!x->faulted && synthi_region_call(x, beat, &now_ns) == -EFAULT)
             SYNTH_STAT_ADD(w->stats.region_faults, 1);
     }
 }
@@ -252,11 +252,11 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(guard.held);
             guard.held = NULL;
         }
-        synth_hdev_region_fault(guard.faulted);
+        synthi_hdev_region_fault(guard.faulted);
         SYNTH_STAT_ADD(w->stats.region_faults, 1);
         guard.w = w; /* a fault while we answer for the polled device is that device's own */
         if (guard.polling && guard.polling != guard.faulted)
-            synth_hdev_abort_inhand(guard.polling); /* a wire peer's fault cut its pass short */
+            synthi_hdev_abort_inhand(guard.polling); /* a wire peer's fault cut its pass short */
         guard.polling = NULL;
         idle_start = last_beat = 0;
         nap = MIN_SLEEP_NS;
@@ -275,7 +275,7 @@ static void *worker_main(void *arg)
         work = 0;
         for (i = 0; i < w->ndevs; i++) {
             guard.polling = w->devs[i];
-            work += synth_hdev_poll_burst(w->devs[i], w->params.burst);
+            work += synthi_hdev_poll_burst(w->devs[i], w->params.burst);
         }
         guard.polling = NULL;
         SYNTH_STAT_ADD(w->stats.passes, 1);
@@ -285,7 +285,7 @@ static void *worker_main(void *arg)
             SYNTH_STAT_ADD(w->stats.ops, work);
             idle_passes = 0;
             nap = MIN_SLEEP_NS;
-            if ((++busy_passes & 63u) == 0 && (t = synth_now_ns()) - last_beat >= HEARTBEAT_NS) {
+            if ((++busy_passes & 63u) == 0 && (t = synthi_now_ns()) - last_beat >= HEARTBEAT_NS) {
                 heartbeat_all(w, t);
                 last_beat = t;
             }
@@ -293,10 +293,10 @@ static void *worker_main(void *arg)
         }
         /* Idle: read the clock only every 64 passes; the spin window need not be exact. */
         if ((++idle_passes & 63u) != 0) {
-            synth_cpu_relax();
+            synthi_cpu_relax();
             continue;
         }
-        t = synth_now_ns();
+        t = synthi_now_ns();
         if (idle_passes == 64)
             idle_start = t;
         if (t - last_beat >= HEARTBEAT_NS) {
@@ -439,4 +439,16 @@ void synth_worker_destroy(struct synth_worker *w)
     pthread_mutex_destroy(&w->lock);
     free(w->devs);
     free(w);
+}
+
+static int poll_once(struct synth_hdev *d, void *arg)
+{
+    (void)arg;
+    return (int)synthi_hdev_poll_burst(d, 32);
+}
+
+unsigned synth_hdev_poll(struct synth_hdev *d)
+{
+    int n = synthi_region_call(d, poll_once, NULL);
+    return n < 0 ? 0 : (unsigned)n;
 }
