@@ -93,7 +93,7 @@ def main(kind: str, path: str, seconds: float, cpu: int) -> int:
                         assert len(done) == 6
                         ops += 6
             else:
-                from libvirt_synth.compress import Compressor
+                from libvirt_synth.guest.compress import Compressor
 
                 rng = random.Random(13)  # text-like: level 19 searches it hard, most of a second per MiB
                 words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(4000)]

@@ -3,7 +3,7 @@
  * synth-guest inputs: the keys, data and sizes the host chooses, read from synth.NAME=VALUE tokens
  * of a file (the kernel command line, /proc/cmdline, in a VM) or from -p NAME=VALUE options; and
  * the deterministic text and frames that the host can compute too (docs/guest.md gives the
- * algorithms; libvirt_synth/guestvm.py is the host's copy).
+ * algorithms; libvirt_synth/testbed/vm.py is the host's copy).
  */
 #include <ctype.h>
 #include <errno.h>

@@ -5,7 +5,7 @@ Layers, from the guest's view down: ``guest`` (the driver API over the guest lib
 ``backend`` (host regions served by C worker threads), the C core in ``_native``.
 
 Importing the package costs nothing beyond this file: the libvirt hook imports
-``libvirt_synth.hook`` on every VM start, so even ``logging`` and ``typing`` are loaded only
+``libvirt_synth.hook.run`` on every VM start, so even ``logging`` and ``typing`` are loaded only
 when needed.
 """
 

@@ -23,9 +23,9 @@ from compress_corpus import corpus
 from isal import isal_zlib
 
 from libvirt_synth.abi import CAlg, DevClass
-from libvirt_synth.backend import HostDevice, Worker
-from libvirt_synth.compress import Compressor
 from libvirt_synth.guest import Device
+from libvirt_synth.guest.compress import Compressor
+from libvirt_synth.host.device import HostDevice, Worker
 
 ALGS = list(CAlg)
 DEFLATE_FAMILY = [CAlg.DEFLATE, CAlg.ZLIB, CAlg.GZIP]

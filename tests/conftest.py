@@ -14,8 +14,8 @@ import pytest
 from hypothesis import settings
 
 from libvirt_synth.abi import DevClass
-from libvirt_synth.backend import HostDevice, Worker
 from libvirt_synth.guest import Device
+from libvirt_synth.host.device import HostDevice, Worker
 
 # A run must not depend on luck: every Hypothesis test draws the same examples each time (a seed
 # of its own, derived from its name), and nothing is replayed from a machine's example database.

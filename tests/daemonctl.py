@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from libvirt_synth import client
+from libvirt_synth.daemon import client
 
 DAEMON = [sys.executable, "-m", "libvirt_synth.daemon.main"]
 CLI = [sys.executable, "-m", "libvirt_synth.cli"]
@@ -105,7 +105,7 @@ def running(prefix: str, *extra: str, config: str = "") -> Iterator[Daemon]:
 @contextlib.contextmanager
 def hooked(d: Daemon) -> Iterator[pathlib.Path]:
     """The libvirt hook, installed under a test root of the daemon's directory, calling it."""
-    from libvirt_synth import hookinstall
+    from libvirt_synth.hook import install as hookinstall
 
     path, _ = hookinstall.install(str(d.base / "root"), d.socket)
     yield pathlib.Path(path)

@@ -85,7 +85,7 @@ def hooked_daemon(prefix: str) -> Iterator[Any]:
     """The real stack for a module's VMs: libvirtd running, a virt-synthd serving /dev/shm for the
     QEMU user, the hook installed in /etc/libvirt/hooks (libvirtd restarted to read it). Undone
     afterwards; the caller destroys and undefines its domains first."""
-    from libvirt_synth import hookinstall
+    from libvirt_synth.hook import install as hookinstall
 
     from daemonctl import Daemon, scratch
 

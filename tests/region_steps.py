@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from libvirt_synth import errors, host_packet, region
+from libvirt_synth import errors
 from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
-from libvirt_synth.backend import DeviceSpec, HostDevice, Worker
+from libvirt_synth.host import packet as host_packet
+from libvirt_synth.host import region
+from libvirt_synth.host.device import DeviceSpec, HostDevice, Worker
 
 SIZE = 1 << 20
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from libvirt_synth.plugins import catalog, choices
+from libvirt_synth.host.plugins import catalog, choices
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

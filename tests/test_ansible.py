@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from libvirt_synth import client, hookinstall
+from libvirt_synth.daemon import client
+from libvirt_synth.hook import install as hookinstall
 from libvirt_synth.inventory import model
 
 import libvirtctl

@@ -11,8 +11,8 @@ import time
 
 from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
-from libvirt_synth.backend import HostDevice, Worker
 from libvirt_synth.guest import Device
+from libvirt_synth.host.device import HostDevice, Worker
 
 from rawregion import RawRegion
 from test_hostile import check_still_serves
@@ -74,9 +74,9 @@ def test_a_long_compression_holds_up_only_its_own_device(region_dir) -> None:  #
     import random
 
     from libvirt_synth.abi import CAlg
-    from libvirt_synth.backend import DeviceSpec
-    from libvirt_synth.compress import Compressor
-    from libvirt_synth.standalone import Backend
+    from libvirt_synth.guest.compress import Compressor
+    from libvirt_synth.host.backend import Backend
+    from libvirt_synth.host.device import DeviceSpec
 
     rng = random.Random(1)  # 1 MiB of text-like data: level 19 searches it hard (most of a second)
     words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(4000)]

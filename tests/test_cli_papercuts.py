@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from libvirt_synth import hookinstall
 from libvirt_synth.abi import DevClass
-from libvirt_synth.backend import HostDevice
+from libvirt_synth.hook import install as hookinstall
+from libvirt_synth.host.device import HostDevice
 
 from daemonctl import CLI, DAEMON, Daemon, scratch
 

@@ -26,8 +26,8 @@ from compress_ref import (
 
 from libvirt_synth._native import lib
 from libvirt_synth.abi import CAlg, CompOp, Status
-from libvirt_synth.compress import Compressor, CorruptDataError, LimitError
 from libvirt_synth.guest import Queue
+from libvirt_synth.guest.compress import Compressor, CorruptDataError, LimitError
 
 SAMPLE = sample()
 

@@ -34,9 +34,9 @@ from hypothesis import strategies as st
 from libvirt_synth import errors
 from libvirt_synth._native import lib
 from libvirt_synth.abi import CAlg, CompOp, DevClass, Flush, Status
-from libvirt_synth.backend import HostDevice, Worker
-from libvirt_synth.compress import Compressor, CorruptDataError, LimitError
 from libvirt_synth.guest import Device, Queue
+from libvirt_synth.guest.compress import Compressor, CorruptDataError, LimitError
+from libvirt_synth.host.device import HostDevice, Worker
 
 from rawregion import RawRegion
 

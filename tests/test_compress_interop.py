@@ -32,10 +32,10 @@ from isal import isal_zlib
 from libvirt_synth import errors
 from libvirt_synth._native import ffi, lib
 from libvirt_synth.abi import CAlg, Flush, Status, comp_bound
-from libvirt_synth.backend import HostDevice
-from libvirt_synth.compress import Compressor
 from libvirt_synth.guest import Device
-from libvirt_synth.plugins import catalog
+from libvirt_synth.guest.compress import Compressor
+from libvirt_synth.host.device import HostDevice
+from libvirt_synth.host.plugins import catalog
 
 PLUGINS = {"zlib": DEFLATE_FAMILY, "isal": DEFLATE_FAMILY, "zstd": [CAlg.ZSTD], "lz4": [CAlg.LZ4]}
 # Levels to try per algorithm on the default device (0: the default).

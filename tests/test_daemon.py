@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from libvirt_synth import client
+from libvirt_synth.daemon import client, protocol
 from libvirt_synth.guest import Device
 
 from daemonctl import Daemon, scratch
@@ -94,7 +94,7 @@ def test_domain_life_cycle(daemon: Daemon) -> None:
 def test_bad_requests_are_refused_and_leave_nothing(daemon: Daemon, devices: list[object], match: str) -> None:
     with pytest.raises(client.RpcError, match=match) as e:
         daemon.call("domain.create", uuid=UUID, name="x", devices=devices)
-    assert e.value.code == client.INVALID_VALUE
+    assert e.value.code == protocol.INVALID_VALUE
     assert list(daemon.regions.iterdir()) == [] and daemon.call("devices.list") == []
 
 
@@ -102,11 +102,11 @@ def test_protocol_errors(daemon: Daemon) -> None:
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(daemon.socket)
         f = s.makefile("rwb")
-        for raw, code in [(b"not json\n", client.PARSE_ERROR),
-                          (b'{"jsonrpc": "2.0", "id": 1}\n', client.INVALID_REQUEST),
-                          (b'{"jsonrpc": "2.0", "id": 2, "method": "nope"}\n', client.METHOD_NOT_FOUND),
+        for raw, code in [(b"not json\n", protocol.PARSE_ERROR),
+                          (b'{"jsonrpc": "2.0", "id": 1}\n', protocol.INVALID_REQUEST),
+                          (b'{"jsonrpc": "2.0", "id": 2, "method": "nope"}\n', protocol.METHOD_NOT_FOUND),
                           (b'{"jsonrpc": "2.0", "id": 3, "method": "health", "params": {"x": 1}}\n',
-                           client.INVALID_PARAMS)]:
+                           protocol.INVALID_PARAMS)]:
             f.write(raw)
             f.flush()
             assert json.loads(f.readline())["error"]["code"] == code
@@ -129,7 +129,7 @@ def run_as_nobody(code: str, sock: str) -> subprocess.CompletedProcess[str]:
 def test_unprivileged_callers_may_read_but_not_change(daemon: Daemon) -> None:
     code = f"""
 import sys
-from libvirt_synth import client
+from libvirt_synth.daemon import client
 s = sys.argv[1]
 print(client.call("health", s)["status"])
 try:
@@ -141,7 +141,7 @@ except client.RpcError as e:
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "ok"
-    assert lines[1].startswith(str(client.PERMISSION_DENIED)) and "permission denied" in lines[1]
+    assert lines[1].startswith(str(protocol.PERMISSION_DENIED)) and "permission denied" in lines[1]
     assert daemon.call("devices.list") == []
 
 

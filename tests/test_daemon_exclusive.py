@@ -15,10 +15,11 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from test_hook import domain_xml, run_hook
 
-from libvirt_synth import client, errors
+from libvirt_synth import errors
 from libvirt_synth.abi import Alg, DevClass
-from libvirt_synth.backend import DeviceSpec, HostDevice
+from libvirt_synth.daemon import client
 from libvirt_synth.guest import Device
+from libvirt_synth.host.device import DeviceSpec, HostDevice
 
 from daemonctl import DAEMON, Daemon, hooked, running, scratch
 

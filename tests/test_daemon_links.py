@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 from test_packet import exchange, frame, until
 
-from libvirt_synth import client
+from libvirt_synth.daemon import client
 from libvirt_synth.guest import Device
-from libvirt_synth.packet import PacketChannel, device_counters
+from libvirt_synth.guest.packet import PacketChannel, device_counters
 
 from daemonctl import Daemon, running
 

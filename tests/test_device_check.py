@@ -13,10 +13,11 @@ from test_hook import domain_xml, run_hook
 from test_vnfd import GOOD
 from test_xml_cli import KERNEL, run
 
-from libvirt_synth import capabilities, client, vnfd
+from libvirt_synth import capabilities, vnfd
 from libvirt_synth._native import lib
 from libvirt_synth.abi import PKT_MAX_FRAME, PKT_MIN_FRAME
-from libvirt_synth.plugins import catalog
+from libvirt_synth.daemon import client
+from libvirt_synth.host.plugins import catalog
 
 from daemonctl import Daemon, hooked, running
 
@@ -87,7 +88,7 @@ def test_the_hook_refuses_it_without_asking_the_daemon(device: str, message: str
 @pytest.mark.parametrize("device, message", REFUSED)
 def test_the_daemon_refuses_it_from_any_caller(device: str, message: str,
                                                hook_env: tuple[Daemon, pathlib.Path]) -> None:
-    from libvirt_synth import metadata
+    from libvirt_synth.hook import metadata
 
     d, _ = hook_env
     _, _, devices = metadata.parse_devices(domain_xml(metadata_of(device)), check=False)
@@ -162,7 +163,7 @@ def test_the_plugin_table_is_what_the_c_catalog_serves() -> None:
 
 def test_the_limits_are_the_c_cores() -> None:
     assert (capabilities.PKT_MIN_FRAME, capabilities.PKT_MAX_FRAME) == (PKT_MIN_FRAME, PKT_MAX_FRAME)
-    from libvirt_synth.host_compress import LIMITS
+    from libvirt_synth.host.compress import LIMITS
 
     assert {k: v[:2] for k, v in capabilities.RANGES["compress"].items()} == {k: v[:2] for k, v in LIMITS.items()}
     assert capabilities.RANGES["packet"]["max_frame"][:2] == (PKT_MIN_FRAME, lib.SYNTH_PKT_MAX_FRAME)

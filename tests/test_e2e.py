@@ -31,10 +31,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from libvirt_synth import guestimage, guestvm, hookinstall, host_packet
 from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
-from libvirt_synth.backend import HostDevice, Worker
+from libvirt_synth.hook import install as hookinstall
+from libvirt_synth.host import packet as host_packet
+from libvirt_synth.host.device import HostDevice, Worker
+from libvirt_synth.testbed import image as guestimage
+from libvirt_synth.testbed import vm as guestvm
 
 import libvirtctl
 from daemonctl import Daemon

@@ -9,7 +9,7 @@ import subprocess
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from libvirt_synth.backend import HostDevice
+from libvirt_synth.host.device import HostDevice
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

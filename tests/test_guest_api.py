@@ -13,8 +13,8 @@ import pytest
 from libvirt_synth import errors
 from libvirt_synth._native import lib
 from libvirt_synth.abi import Alg, DevClass
-from libvirt_synth.backend import HostDevice, Worker
 from libvirt_synth.guest import Device, pci_scan
+from libvirt_synth.host.device import HostDevice, Worker
 
 from rawregion import RawRegion
 from test_hostile import check_still_serves

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libvirt_synth import hook, hookinstall
+from libvirt_synth.hook import install as hookinstall
+from libvirt_synth.hook import run as hook
 
 from daemonctl import Daemon, hooked, running
 

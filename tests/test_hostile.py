@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from libvirt_synth import errors
 from libvirt_synth._native import ffi, lib
 from libvirt_synth.abi import Alg, DevClass, Op, Status
-from libvirt_synth.backend import HostDevice, Worker
 from libvirt_synth.guest import Device, Queue
+from libvirt_synth.host.device import HostDevice, Worker
 
 from rawregion import RawRegion
 

@@ -130,7 +130,7 @@ def test_measure_errors(plugin: str, alg: str, size: int, millis: int, exc: type
 
 
 def test_measure_a_plugin_that_cannot_run_here() -> None:
-    from libvirt_synth.plugins import catalog
+    from libvirt_synth.host.plugins import catalog
 
     off = [p for p in catalog() if not p.available and p.dev_class == "crypto"]
     if not off:

@@ -19,7 +19,9 @@ import pytest
 from lxml import etree
 from test_xml_cli import run
 
-from libvirt_synth import client, errors, metadata
+from libvirt_synth import errors
+from libvirt_synth.daemon import client
+from libvirt_synth.hook import metadata
 from libvirt_synth.xml import designer, spec
 
 import libvirtctl

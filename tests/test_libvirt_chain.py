@@ -19,9 +19,9 @@ from lxml import etree
 from test_daemon_links import crosses, link_of
 from test_xml_cli import run_doc_blocks
 
-from libvirt_synth import metadata
 from libvirt_synth.guest import Device
-from libvirt_synth.packet import device_counters
+from libvirt_synth.guest.packet import device_counters
+from libvirt_synth.hook import metadata
 
 import libvirtctl
 from daemonctl import Daemon

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from libvirt_synth import hookinstall, metadata
+from libvirt_synth.hook import install as hookinstall
+from libvirt_synth.hook import metadata
 
 import libvirtctl
 from daemonctl import Daemon

@@ -18,8 +18,8 @@ CHILD = r"""
 import ctypes, os, sys
 sys.path.insert(0, sys.argv[1])
 from libvirt_synth.abi import Alg, CAlg, DevClass
-from libvirt_synth.backend import HostDevice, Worker
-from libvirt_synth.compress import Compressor
+from libvirt_synth.host.device import HostDevice, Worker
+from libvirt_synth.guest.compress import Compressor
 from libvirt_synth.guest import Device
 
 counter = ctypes.CDLL(None).synth_test_worker_allocs

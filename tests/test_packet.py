@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from libvirt_synth import errors, host_packet
+from libvirt_synth import errors
 from libvirt_synth.abi import PKT_MAX_FRAME, DevClass, Status
-from libvirt_synth.backend import DeviceSpec, HostDevice, Worker
 from libvirt_synth.guest import Device
-from libvirt_synth.packet import PacketChannel, device_counters
+from libvirt_synth.guest.packet import PacketChannel, device_counters
+from libvirt_synth.host import packet as host_packet
+from libvirt_synth.host.device import DeviceSpec, HostDevice, Worker
 
 from rawregion import RawRegion
 

@@ -28,12 +28,12 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from libvirt_synth import host_packet  # noqa: E402
 from libvirt_synth._native import lib  # noqa: E402
 from libvirt_synth.abi import DevClass, PacketOp, Status  # noqa: E402
-from libvirt_synth.backend import HostDevice, Worker  # noqa: E402
 from libvirt_synth.guest import Device  # noqa: E402
-from libvirt_synth.packet import PacketChannel  # noqa: E402
+from libvirt_synth.guest.packet import PacketChannel  # noqa: E402
+from libvirt_synth.host import packet as host_packet  # noqa: E402
+from libvirt_synth.host.device import HostDevice, Worker  # noqa: E402
 
 from rawregion import RawRegion  # noqa: E402
 

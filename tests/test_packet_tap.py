@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from libvirt_synth.guest import Device
-from libvirt_synth.packet import PacketChannel
+from libvirt_synth.guest.packet import PacketChannel
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists("/dev/net/tun") or shutil.which("ip") is None,

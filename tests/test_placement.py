@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 
-from libvirt_synth import metadata, openstack, placement, vnfd
+from libvirt_synth import vnfd
+from libvirt_synth.hook import metadata
 from libvirt_synth.inventory import model
+from libvirt_synth.placement import openstack
+from libvirt_synth.placement import rank as placement
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 INV = ROOT / "tests/data/inventory"

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from libvirt_synth import errors
 from libvirt_synth.abi import Alg, DevClass, Status
-from libvirt_synth.backend import HostDevice, Worker
 from libvirt_synth.guest import Device
-from libvirt_synth.plugins import catalog, find_plugin
+from libvirt_synth.host.device import HostDevice, Worker
+from libvirt_synth.host.plugins import catalog, find_plugin
 
 from vectors import nist_gcm
 

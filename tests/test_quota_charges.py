@@ -13,9 +13,9 @@ from compress_ref import served_device
 
 from libvirt_synth import errors
 from libvirt_synth.abi import Alg, CAlg, DevClass
-from libvirt_synth.backend import HostDevice, Worker
-from libvirt_synth.compress import Compressor, CorruptDataError
 from libvirt_synth.guest import Device
+from libvirt_synth.guest.compress import Compressor, CorruptDataError
+from libvirt_synth.host.device import HostDevice, Worker
 
 RATE = 4 << 20   # bytes per second
 OP = 32 << 10    # bytes per op

@@ -14,8 +14,8 @@ import time
 
 from libvirt_synth._native import lib
 from libvirt_synth.abi import DEV_ERRORS, DevClass
-from libvirt_synth.backend import HostDevice, Worker
 from libvirt_synth.guest import Device
+from libvirt_synth.host.device import HostDevice, Worker
 
 from test_hostile import check_still_serves
 
@@ -98,7 +98,7 @@ def test_truncated_below_its_arena_costs_that_device_only(region_dir: pathlib.Pa
 RECEIVER = textwrap.dedent("""
     import os, sys
     from libvirt_synth.guest import Device
-    from libvirt_synth.packet import PacketChannel
+    from libvirt_synth.guest.packet import PacketChannel
     path, length = sys.argv[1], int(sys.argv[2])
     g = Device.open(path)
     ch = PacketChannel(g, 0)
@@ -115,8 +115,8 @@ def test_a_fault_while_delivering_over_a_wire_releases_the_wire(region_dir: path
     """The receiver's arena goes while its header and rings stay: the fault comes while the worker
     delivers a frame over the wire, with the wire's lock held. The lock must be given back, or the
     sender's next burst and the teardown of either end would wait for it for ever."""
-    from libvirt_synth import host_packet
-    from libvirt_synth.packet import PacketChannel
+    from libvirt_synth.guest.packet import PacketChannel
+    from libvirt_synth.host import packet as host_packet
 
     from rawregion import RawRegion
 

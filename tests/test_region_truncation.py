@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from libvirt_synth import client
+from libvirt_synth.daemon import client
 
 from daemonctl import Daemon, scratch
 

@@ -17,8 +17,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from libvirt_synth.abi import Alg, DevClass, Op, Status
-from libvirt_synth.backend import DeviceSpec, HostDevice, Worker
 from libvirt_synth.guest import Device
+from libvirt_synth.host.device import DeviceSpec, HostDevice, Worker
 
 from daemonctl import Daemon
 from rawregion import RawRegion

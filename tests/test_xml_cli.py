@@ -14,7 +14,7 @@ import sys
 import pytest
 from test_xml_golden import virt_xml_validate
 
-from libvirt_synth import metadata
+from libvirt_synth.hook import metadata
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "libvirt_synth.cli"]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from libvirt_synth import metadata
+from libvirt_synth.hook import metadata
 from libvirt_synth.xml import designer, spec, template
 
 DATA = pathlib.Path(__file__).parent / "data" / "xml"

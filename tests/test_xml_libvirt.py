@@ -13,7 +13,8 @@ import libvirt
 import pytest
 from test_xml_golden import virt_xml_validate
 
-from libvirt_synth import errors, metadata
+from libvirt_synth import errors
+from libvirt_synth.hook import metadata
 from libvirt_synth.xml import connect, designer, spec, template
 
 SPECS = ["crypto:caps=aes-256-gcm,kpi.throughput_gbps=12", "packet:channels=1,opt.link=wire:peer"]

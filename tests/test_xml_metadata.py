@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""libvirt_synth.metadata, the hook's reader of the project's <metadata> element: what the
+"""libvirt_synth.hook.metadata, the hook's reader of the project's <metadata> element: what the
 generator writes comes back as virt-synthd's domain.create device list; it stays light to import;
 it rejects what it cannot trust."""
 
@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from libvirt_synth import errors, metadata
+from libvirt_synth import errors
 from libvirt_synth.daemon.service import NAME_RE, parse_device
+from libvirt_synth.hook import metadata
 from libvirt_synth.xml import designer, spec
 
 DATA = pathlib.Path(__file__).parent / "data" / "xml"
@@ -104,14 +105,14 @@ def test_duplicate_device_names_are_rejected() -> None:
 
 def test_import_is_light() -> None:
     """The hook imports it on every VM start: the standard library only, no lxml, no cffi."""
-    code = ("import sys, libvirt_synth.metadata as m; "
+    code = ("import sys, libvirt_synth.hook.metadata as m; "
             "print(sorted(k for k in sys.modules if k.split('.')[0] in "
             "('lxml', 'cffi', '_cffi_backend', 'libvirt', 'yaml', 'libvirt_synth')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert eval(out) == ["libvirt_synth", "libvirt_synth.capabilities", "libvirt_synth.errors",
-                         "libvirt_synth.metadata"]
+    assert eval(out) == ["libvirt_synth", "libvirt_synth.capabilities", "libvirt_synth.errors", "libvirt_synth.hook",
+                         "libvirt_synth.hook.metadata"]
     # ... and none of the slow parts of it.
-    code = ("import sys; before = set(sys.modules); import libvirt_synth.metadata; "
+    code = ("import sys; before = set(sys.modules); import libvirt_synth.hook.metadata; "
             "print(sorted(set(sys.modules) - before))")
     new = eval(subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
                               cwd=pathlib.Path(__file__).parent.parent).stdout)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from libvirt_synth.cli.output import Formatter, add_socket_arg, daemon_call, emit_json, table
+from libvirt_synth.cli.output import add_socket_arg, daemon_call, emit_json, table
+from libvirt_synth.cmdline import Formatter
 
 EXIT_DEGRADED = 2  # health: the daemon is up but lost or abandoned devices
 
@@ -91,7 +92,7 @@ def human_ns(ns: int) -> str:
 
 def run_plugins(args: argparse.Namespace) -> int:
     if args.local:
-        from libvirt_synth.plugins import catalog, choices
+        from libvirt_synth.host.plugins import catalog, choices
 
         doc: dict[str, Any] = {"plugins": [p.as_dict() for p in catalog()], "pins": {}, "choices": choices()}
     else:

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.dry_run:
             conn = connect.open_connection(args.connect)
     # With the connection: the host's secmodels, and the QEMU uids its other domains have.
-    from libvirt_synth import metadata
+    from libvirt_synth.hook import metadata
 
     try:
         uuid = metadata.parse_domain(data.decode(errors="replace"), check=False)["uuid"]

@@ -26,10 +26,11 @@ from typing import Any
 
 from libvirt_synth import errors
 from libvirt_synth.abi import Alg
-from libvirt_synth.cli.output import Formatter, emit_json
+from libvirt_synth.cli.output import emit_json
+from libvirt_synth.cmdline import Formatter
 from libvirt_synth.guest import Device
-from libvirt_synth.region import read_header
-from libvirt_synth.standalone import default_region_dir
+from libvirt_synth.host.backend import default_region_dir
+from libvirt_synth.host.region import read_header
 
 
 def register(sub: Any) -> None:

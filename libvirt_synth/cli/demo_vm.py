@@ -26,7 +26,11 @@ import time
 import uuid as uuidlib
 from typing import Any
 
-from libvirt_synth import client, errors, guestimage, guestvm, hookinstall
+from libvirt_synth import errors
+from libvirt_synth.daemon import client
+from libvirt_synth.hook import install as hookinstall
+from libvirt_synth.testbed import image as guestimage
+from libvirt_synth.testbed import vm as guestvm
 
 PUBLISH_DIR = pathlib.Path("/var/lib/libvirt/images/libvirt-synth-guest")  # QEMU (libvirt-qemu) must read it
 NAME = "synth-demo-vm"

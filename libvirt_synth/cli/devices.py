@@ -10,9 +10,11 @@ import os
 import sys
 from typing import Any
 
-from libvirt_synth import errors, region
-from libvirt_synth.cli.output import Formatter, add_socket_arg, daemon_call, emit_json, human_size, table
+from libvirt_synth import errors
+from libvirt_synth.cli.output import add_socket_arg, daemon_call, emit_json, human_size, table
+from libvirt_synth.cmdline import Formatter
 from libvirt_synth.daemon import config
+from libvirt_synth.host import region
 
 EPILOG = """region directory (--regions, or when virt-synthd is not running), the first that is set:
   --dir DIR; region_dir in --config FILE; $LIBVIRT_SYNTH_REGION_DIR; region_dir in the default

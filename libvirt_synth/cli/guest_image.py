@@ -11,8 +11,9 @@ import pathlib
 import sys
 from typing import Any
 
-from libvirt_synth import guestimage
-from libvirt_synth.cli.output import Formatter, emit_json
+from libvirt_synth.cli.output import emit_json
+from libvirt_synth.cmdline import Formatter
+from libvirt_synth.testbed import image as guestimage
 
 EPILOG = f"""inputs (build the programs first: make synth-guest afalg-kat, or make guest-image):
   {guestimage.default_inputs()['synth-guest']}

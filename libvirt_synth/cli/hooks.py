@@ -10,8 +10,10 @@ import argparse
 import sys
 from typing import Any
 
-from libvirt_synth import errors, hookinstall
-from libvirt_synth.cli.output import Formatter, emit_json
+from libvirt_synth import errors
+from libvirt_synth.cli.output import emit_json
+from libvirt_synth.cmdline import Formatter
+from libvirt_synth.hook import install as hookinstall
 
 EPILOG = """examples:
   virt-synth hooks install                  # /etc/libvirt/hooks/qemu.d/libvirt-synth

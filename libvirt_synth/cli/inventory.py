@@ -13,7 +13,8 @@ import sys
 from typing import Any
 
 from libvirt_synth import errors
-from libvirt_synth.cli.output import Formatter, emit_json, table
+from libvirt_synth.cli.output import emit_json, table
+from libvirt_synth.cmdline import Formatter
 
 EPILOG = """examples:
   virt-synth inventory                                   # a summary for people
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                       millis=args.calibration_ms, worker_count=args.workers, socket=args.socket, uri=args.connect,
                       use_daemon=not args.no_daemon, config=args.config)
     if args.openstack:
-        from libvirt_synth import openstack
+        from libvirt_synth.placement import openstack
 
         if args.openstack == "placement":
             _write(args, json.dumps(openstack.placement_requests(doc, args.reserve_committed), indent=2) + "\n")
@@ -124,7 +125,7 @@ def _cpus(cpus: list[int]) -> str:
 def _num(v: Any, unit: str = "") -> str:
     if v is None:
         return "-"
-    from libvirt_synth.placement import fmt
+    from libvirt_synth.placement.rank import fmt
 
     return fmt(float(v)) + unit
 

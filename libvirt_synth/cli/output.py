@@ -5,37 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
-
-
-class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults in --help (except None and flags) and keeps the description's line breaks."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False or action.default == []:
-            return action.help
-        return super()._get_help_string(action)
-
-
-# Exit status when our reader went away (`virt-synth ... | head`): what a shell reports for a
-# command killed by SIGPIPE, as git does.
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
-
-
-def stdout_gone() -> int:
-    """Stdout's reader has closed the pipe: point stdout at /dev/null, so that the interpreter's
-    final flush of what is still buffered does not fail again ("Exception ignored ...
-    BrokenPipeError"), and return the exit status to stop with, quietly."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    finally:
-        os.close(devnull)
-    return EXIT_BROKEN_PIPE
 
 
 def emit_json(data: Any) -> None:
@@ -77,15 +49,16 @@ def add_socket_arg(p: argparse.ArgumentParser) -> None:
 
 def daemon_call(args: argparse.Namespace, method: str, **params: Any) -> Any:
     """Call virt-synthd; its errors become SynthErrors with the daemon's message."""
-    from libvirt_synth import client, errors
+    from libvirt_synth import errors
+    from libvirt_synth.daemon import client, protocol
 
     try:
         return client.call(method, getattr(args, "socket", None), **params)
     except client.RpcError as e:
-        if e.code == client.PERMISSION_DENIED:
+        if e.code == protocol.PERMISSION_DENIED:
             raise errors.PermissionError(13, str(e)) from None
-        if e.code == client.NOT_FOUND:
+        if e.code == protocol.NOT_FOUND:
             raise errors.NotFoundError(2, str(e)) from None
-        if e.code in (client.INVALID_VALUE, client.INVALID_PARAMS):
+        if e.code in (protocol.INVALID_VALUE, protocol.INVALID_PARAMS):
             raise errors.ValueError(str(e)) from None
         raise errors.DeviceError(0, str(e)) from None

@@ -14,7 +14,8 @@ import sys
 from typing import Any
 
 from libvirt_synth import errors
-from libvirt_synth.cli.output import Formatter, emit_json
+from libvirt_synth.cli.output import emit_json
+from libvirt_synth.cmdline import Formatter
 
 NO_HOST = 3
 
@@ -48,7 +49,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from libvirt_synth import placement, vnfd
+    from libvirt_synth import vnfd
+    from libvirt_synth.placement import rank as placement
 
     doc = vnfd.load(args.vnfd)
     vdus = [doc.vdu(n) for n in args.vdu] if args.vdu else list(doc.vdus.values())
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise errors.ValueError(f"--top must be 0 (all) or more, got {args.top}")
     top = args.top or None
     if args.openstack:
-        from libvirt_synth import openstack
+        from libvirt_synth.placement import openstack
 
         specs = [openstack.flavor_extra_specs(v) for v in vdus]
         if args.json:
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def text(r: Any, top: int | None) -> list[str]:
-    from libvirt_synth.placement import ask_text
+    from libvirt_synth.placement.rank import ask_text
 
     lines = [f"\nVDU {r.vdu} asks: " + "; ".join(ask_text(a) for a in r.asks)]
     if r.ranked:

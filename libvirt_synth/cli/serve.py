@@ -12,9 +12,10 @@ from typing import Any
 
 from libvirt_synth import errors
 from libvirt_synth.abi import DevClass
-from libvirt_synth.backend import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec, HostDevice
-from libvirt_synth.cli.output import Formatter, parse_size
-from libvirt_synth.standalone import Backend, default_region_dir, parse_cpus
+from libvirt_synth.cli.output import parse_size
+from libvirt_synth.cmdline import Formatter
+from libvirt_synth.host.backend import Backend, default_region_dir, parse_cpus
+from libvirt_synth.host.device import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec, HostDevice
 
 EPILOG = """examples:
   virt-synth serve --device demo-crypto          # /dev/shm/demo-crypto, until Ctrl-C
@@ -107,7 +108,7 @@ def describe(path: str, d: HostDevice) -> dict[str, Any]:
     out = {"name": d.spec.name, "path": path, "class": d.spec.dev_class.name.lower(), "size": d.spec.size,
            "plugin": d.plugin}
     if d.spec.dev_class == DevClass.PACKET:
-        from libvirt_synth import host_packet
+        from libvirt_synth.host import packet as host_packet
 
         out["links"] = [host_packet.link(d, c) for c in range(d.spec.queues // 2)]
     return out
@@ -138,7 +139,7 @@ def serve_until_signal(args: argparse.Namespace) -> int:
                                      max_sessions=args.max_sessions, owner=args.owner, plugin=args.plugin,
                                      options=class_options(args, dev_class))
         if dev_class == DevClass.PACKET:
-            from libvirt_synth import host_packet
+            from libvirt_synth.host import packet as host_packet
 
             plan = host_packet.parse_links(list(specs), args.wire, args.tap)
             for group in plan.groups(list(specs)):

@@ -13,7 +13,8 @@ import tempfile
 from typing import Any
 
 from libvirt_synth import errors
-from libvirt_synth.cli.output import Formatter, emit_json, human_size, parse_size
+from libvirt_synth.cli.output import emit_json, human_size, parse_size
+from libvirt_synth.cmdline import Formatter
 
 EPILOG = """devices (repeat --device, or give a YAML --spec; see docs/libvirt.md):
   CLASS[:key=value,...]   CLASS is crypto, compress or packet; keys: caps=A+B, kpi.NAME=NUMBER,

@@ -215,7 +215,7 @@ def pin_serves(what: str) -> Callable[[str, Config], str | None]:
     can only be an external plugin, loaded later by the Service from plugin_dir (loading it here too
     would load it twice): accepted when plugin_dir holds plugins, else refused."""
     def check(name: str, cfg: Config) -> str | None:
-        from libvirt_synth.plugins import catalog
+        from libvirt_synth.host.plugins import catalog
 
         plugins = catalog()
         cls = what if what in PIN_CLASSES else "crypto"

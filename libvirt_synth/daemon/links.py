@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from libvirt_synth import capabilities, errors
 from libvirt_synth.daemon.registry import DeviceRecord
-from libvirt_synth.host_packet import LinkPlan
+from libvirt_synth.host.packet import LinkPlan
 
 End = tuple[str, int]
 

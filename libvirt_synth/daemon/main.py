@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from libvirt_synth import __version__, errors, log
-from libvirt_synth.cli.output import Formatter, stdout_gone
+from libvirt_synth.cmdline import Formatter, stdout_gone
 from libvirt_synth.daemon import config as config_mod
 from libvirt_synth.daemon.rpc import RpcServer
 from libvirt_synth.daemon.service import Service

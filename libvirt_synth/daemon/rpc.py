@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from libvirt_synth import client, errors, log
+from libvirt_synth import errors, log
+from libvirt_synth.daemon import protocol
 
 MAX_REQUEST = 1 << 20
 
@@ -75,11 +76,11 @@ def allowed_to_change(peer: Peer, group: str | None) -> bool:
 
 
 ERROR_CODES: list[tuple[type[BaseException], int]] = [
-    (errors.PermissionError, client.PERMISSION_DENIED),
-    (errors.NotFoundError, client.NOT_FOUND),
-    (errors.NotSupportedError, client.NOT_SUPPORTED),
-    (errors.ValueError, client.INVALID_VALUE),
-    (errors.SynthError, client.DEVICE_ERROR),
+    (errors.PermissionError, protocol.PERMISSION_DENIED),
+    (errors.NotFoundError, protocol.NOT_FOUND),
+    (errors.NotSupportedError, protocol.NOT_SUPPORTED),
+    (errors.ValueError, protocol.INVALID_VALUE),
+    (errors.SynthError, protocol.DEVICE_ERROR),
 ]
 
 
@@ -141,7 +142,7 @@ class RpcServer:
                 try:
                     line = await reader.readline()
                 except (ValueError, asyncio.LimitOverrunError):
-                    await self._send(writer, self._error(None, client.INVALID_REQUEST, "request too large"))
+                    await self._send(writer, self._error(None, protocol.INVALID_REQUEST, "request too large"))
                     break
                 if not line:
                     break
@@ -169,28 +170,28 @@ class RpcServer:
         try:
             req = json.loads(line)
         except ValueError:
-            return self._error(None, client.PARSE_ERROR, "parse error: not JSON")
+            return self._error(None, protocol.PARSE_ERROR, "parse error: not JSON")
         if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
-            return self._error(req.get("id") if isinstance(req, dict) else None, client.INVALID_REQUEST,
+            return self._error(req.get("id") if isinstance(req, dict) else None, protocol.INVALID_REQUEST,
                                "invalid request: expected a JSON-RPC 2.0 object with a method")
         rid = req.get("id")
         method = req["method"]
         params = req.get("params", {})
         if not isinstance(params, dict):
-            return self._error(rid, client.INVALID_PARAMS, "params must be an object (named parameters)")
+            return self._error(rid, protocol.INVALID_PARAMS, "params must be an object (named parameters)")
         fn = self.methods.get(method)
         if fn is None:
-            return self._error(rid, client.METHOD_NOT_FOUND, f"no method {method!r}; methods: "
+            return self._error(rid, protocol.METHOD_NOT_FOUND, f"no method {method!r}; methods: "
                                f"{', '.join(sorted(self.methods))}")
         if getattr(fn, "__synth_mutating__", False) and not allowed_to_change(peer, self.group):
             log.warning("refused %s from %s", method, peer.describe())
             who = f"root{' or group ' + self.group if self.group else ''}"
-            return self._error(rid, client.PERMISSION_DENIED,
+            return self._error(rid, protocol.PERMISSION_DENIED,
                                f"permission denied: {method} changes state; only {who} may call it")
         try:
             inspect.signature(fn).bind(**params)
         except TypeError as e:
-            return self._error(rid, client.INVALID_PARAMS, f"invalid params for {method}: {e}")
+            return self._error(rid, protocol.INVALID_PARAMS, f"invalid params for {method}: {e}")
         try:
             if getattr(fn, "__synth_mutating__", False):
                 result = await asyncio.get_running_loop().run_in_executor(None, lambda: fn(**params))
@@ -201,7 +202,7 @@ class RpcServer:
                 if isinstance(e, cls):
                     return self._error(rid, code, str(e))
             log.exception("internal error in %s", method)
-            return self._error(rid, client.INTERNAL_ERROR, f"internal error in {method}: {e}")
+            return self._error(rid, protocol.INTERNAL_ERROR, f"internal error in {method}: {e}")
         if rid is None:
             return None  # a notification
         return {"jsonrpc": "2.0", "id": rid, "result": result}

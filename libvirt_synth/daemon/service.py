@@ -12,18 +12,19 @@ import threading
 import time
 from typing import Any
 
-from libvirt_synth import __version__, capabilities, errors, log, region
+from libvirt_synth import __version__, capabilities, errors, log
 from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
-from libvirt_synth.backend import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec, HostDevice
 from libvirt_synth.daemon import links
 from libvirt_synth.daemon.config import Config
 from libvirt_synth.daemon.lock import StateLock
 from libvirt_synth.daemon.registry import DeviceRecord, Registry
 from libvirt_synth.daemon.rpc import mutating, rpc
-from libvirt_synth.host_packet import LinkPlan
-from libvirt_synth.plugins import catalog, choices, load_plugin_dir
-from libvirt_synth.standalone import Backend, class_stats
+from libvirt_synth.host import region
+from libvirt_synth.host.backend import Backend, class_stats
+from libvirt_synth.host.device import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec, HostDevice
+from libvirt_synth.host.packet import LinkPlan
+from libvirt_synth.host.plugins import catalog, choices, load_plugin_dir
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$")
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

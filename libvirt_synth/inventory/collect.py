@@ -32,7 +32,7 @@ def workers(count: int | None = None, socket: str | None = None, config: str | N
     if count is not None:
         return {"count": count, "cpus": cpus[:count], "source": "--workers"}
     if ask_daemon:
-        from libvirt_synth import client
+        from libvirt_synth.daemon import client
 
         try:
             health = client.call("health", socket, timeout=5.0)

@@ -6,7 +6,7 @@ Two sources, merged by device (region) name:
 - virt-synthd's registry, over JSON-RPC (``devices.list`` then ``device.show``): the devices of the
   domains it serves (running VMs), with the capabilities and KPIs their metadata asked for;
 - libvirt: every defined domain (running or not) on a URI, whose ``<metadata>`` lists its devices
-  (libvirt_synth.metadata) — a VM defined but stopped still holds its share.
+  (libvirt_synth.hook.metadata) — a VM defined but stopped still holds its share.
 
 KPIs of a device belong to its first capability, except those written ``<capability>.<kpi>``
 (what a VNFD device with several capabilities produces; see libvirt_synth.vnfd.model). Only the
@@ -75,7 +75,7 @@ class Committed:
 
 def from_daemon(into: Committed, socket: str | None = None) -> bool:
     """Add the devices virt-synthd serves; False (and a problem noted) when it cannot be reached."""
-    from libvirt_synth import client
+    from libvirt_synth.daemon import client
 
     try:
         with client.Client(socket, timeout=5.0) as c:
@@ -95,7 +95,8 @@ def from_daemon(into: Committed, socket: str | None = None) -> bool:
 
 def from_libvirt(into: Committed, uri: str) -> bool:
     """Add the devices of every domain defined on ``uri``; False (and a problem noted) on failure."""
-    from libvirt_synth import errors, metadata
+    from libvirt_synth import errors
+    from libvirt_synth.hook import metadata
     from libvirt_synth.xml import connect
 
     try:

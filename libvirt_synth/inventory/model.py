@@ -24,7 +24,7 @@ FORMAT = "libvirt-synth-inventory"
 VERSION = 1
 REQUIRED = ("host", "capacity")
 #: Keys in the order written: what placement reads comes first, so that a reader that has what it
-#: needs can stop (libvirt_synth.placement reads no further than ``committed``).
+#: needs can stop (libvirt_synth.placement.rank reads no further than ``committed``).
 KEY_ORDER = ("format", "version", "host", "generated", "generator", "root", "capacity", "committed", "workers",
              "calibration", "cpu", "numa", "pci", "plugins")
 PLACEMENT_KEYS = frozenset(("format", "version", "host", "capacity", "committed"))

@@ -181,7 +181,7 @@ def inventory(cpu_model: str, calibrate: bool = False, cache_dir: str | None = N
     """Every plugin of the catalog, with a calibration per algorithm for the available ones:
     from the cache, or measured now (``calibrate``: all measured now; ``measure_missing`` False:
     only what the cache has)."""
-    from libvirt_synth.plugins import catalog
+    from libvirt_synth.host.plugins import catalog
 
     cache = Cache(cache_dir)
     changed = False

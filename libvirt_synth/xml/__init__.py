@@ -10,5 +10,5 @@
 - ``validate``: parsing and libvirt's RNG schema, errors with line and reason;
 - ``connect``: define and undefine through libvirt-python.
 
-The hook's side of the metadata contract is ``libvirt_synth.metadata`` (standard library only).
+The hook's side of the metadata contract is ``libvirt_synth.hook.metadata`` (standard library only).
 """

@@ -2,7 +2,7 @@
 """One class per element the generator writes or reads, doing only object <-> XML
 (``format_dom`` / ``parse_dom``). No policy here: names, sizes and defaults are the designer's.
 
-The metadata element's names come from ``libvirt_synth.metadata``, the standard-library reader
+The metadata element's names come from ``libvirt_synth.hook.metadata``, the standard-library reader
 that the hook uses, so writer and reader cannot disagree on them."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from lxml import etree
 
-from libvirt_synth import metadata
+from libvirt_synth.hook import metadata
 from libvirt_synth.xml.validate import Problem, XmlError
 
 MiB = 1 << 20

@@ -12,7 +12,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
-from libvirt_synth import errors, metadata
+from libvirt_synth import errors
+from libvirt_synth.hook import metadata
 
 DEFAULT_URI = "test:///default"
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from lxml import etree
 
-from libvirt_synth import capabilities, defaults, errors, metadata
+from libvirt_synth import capabilities, defaults, errors
+from libvirt_synth.hook import metadata
 from libvirt_synth.xml import tree as xtree
 from libvirt_synth.xml import validate
 from libvirt_synth.xml.config import MiB, SeclabelConfig, ShmemConfig, SynthDeviceConfig, SynthDevicesConfig

@@ -24,7 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from libvirt_synth import errors, metadata
+from libvirt_synth import errors
+from libvirt_synth.hook import metadata
 
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 CAP_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

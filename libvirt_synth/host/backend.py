@@ -13,7 +13,8 @@ from typing import Any
 
 from libvirt_synth import errors, log
 from libvirt_synth.abi import DevClass
-from libvirt_synth.backend import DeviceSpec, HostDevice, Worker
+from libvirt_synth.host import packet as host_packet
+from libvirt_synth.host.device import DeviceSpec, HostDevice, Worker
 
 
 def default_region_dir() -> pathlib.Path:
@@ -40,15 +41,13 @@ def parse_cpus(text: str | None) -> list[int]:
     return cpus
 
 
-def class_stats(dev: HostDevice) -> dict[str, Any]:
-    """Class-specific counters of a device (``libvirt_synth.host_<class>.stats``), if its class has some."""
-    import importlib
+#: Class-specific counters, for the classes that have some.
+CLASS_STATS: dict[DevClass, Callable[[HostDevice], dict[str, Any]]] = {DevClass.PACKET: host_packet.stats}
 
-    try:
-        mod = importlib.import_module(f"libvirt_synth.host_{dev.spec.dev_class.name.lower()}")
-    except ModuleNotFoundError:
-        return {}
-    fn = getattr(mod, "stats", None)
+
+def class_stats(dev: HostDevice) -> dict[str, Any]:
+    """Class-specific counters of a device (``CLASS_STATS``), if its class has some."""
+    fn = CLASS_STATS.get(dev.spec.dev_class)
     return {dev.spec.dev_class.name.lower(): fn(dev)} if fn is not None else {}
 
 

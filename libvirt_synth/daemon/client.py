@@ -12,18 +12,6 @@ from typing import Any
 
 DEFAULT_SOCKET = "/run/libvirt-synth/synthd.sock"
 
-# JSON-RPC error codes: the standard ones, then ours.
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-PERMISSION_DENIED = -32001
-NOT_FOUND = -32002
-INVALID_VALUE = -32003
-DEVICE_ERROR = -32004
-NOT_SUPPORTED = -32005
-
 
 class RpcError(Exception):
     """The daemon answered with an error, or could not be reached (code None)."""

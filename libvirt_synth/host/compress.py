@@ -46,7 +46,7 @@ def parse_pins(value: Any) -> dict[CAlg, str]:
 
 def class_params(options: dict[str, Any], keep: list[Any]) -> Any:
     """The C parameter block (struct synth_comp_host_params) of a compression device's options."""
-    from libvirt_synth.plugins import find_plugin
+    from libvirt_synth.host.plugins import find_plugin
 
     unknown = set(options) - set(OPTIONS)
     if unknown:

@@ -15,7 +15,7 @@ from libvirt_synth.abi import Alg, DevClass
 
 
 def class_params(options: dict[str, Any], keep: list[Any]) -> Any:
-    from libvirt_synth.plugins import find_plugin
+    from libvirt_synth.host.plugins import find_plugin
 
     unknown = set(options) - {"pins"}
     if unknown:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import errno
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from libvirt_synth import errors
 from libvirt_synth._native import ffi, lib
 from libvirt_synth.abi import PKT_MAX_FRAME, PKT_MIN_FRAME, DevClass, Link
-from libvirt_synth.backend import HostDevice
+
+if TYPE_CHECKING:
+    from libvirt_synth.host.device import HostDevice
 
 OPTIONS = {"max_frame": "longest frame in bytes (14..9216)"}
 IFNAMSIZ = 16

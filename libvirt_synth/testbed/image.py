@@ -47,7 +47,7 @@ BUSYBOX = "busybox-static"
 MODULES = ("af_alg", "algif_aead", "gcm", "ghash_generic", "ctr", "chacha20poly1305", "chacha_generic",
            "poly1305_generic")
 MODULE_DIRS = ("kernel/crypto/", "kernel/lib/crypto/", "kernel/arch/x86/crypto/")
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 Say = Callable[[str], None]
 

@@ -29,8 +29,8 @@ from typing import Any
 from libvirt_synth import errors
 from libvirt_synth._native import ffi, lib
 from libvirt_synth.abi import CPL_END, CPL_MORE, CAlg, DevClass, Direction, Flush, Status, comp_bound
-from libvirt_synth.guest import Buffer, Device, Queue
-from libvirt_synth.guest import raise_for_status as _raise_generic
+from libvirt_synth.guest.device import Buffer, Device, Queue
+from libvirt_synth.guest.device import raise_for_status as _raise_generic
 
 STREAM_OUT = 256 * 1024  # output buffer of a stream op (bytes)
 

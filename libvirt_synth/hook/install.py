@@ -14,7 +14,7 @@ from libvirt_synth import errors
 HOOK_NAME = "libvirt-synth"
 QEMU_D = "etc/libvirt/hooks/qemu.d"
 # The template: in a source checkout, hooks/; from a wheel, <prefix>/share/libvirt-synth/hooks/.
-_CANDIDATES = (pathlib.Path(__file__).resolve().parent.parent / "hooks" / HOOK_NAME,
+_CANDIDATES = (pathlib.Path(__file__).resolve().parents[2] / "hooks" / HOOK_NAME,
                pathlib.Path(sys.prefix) / "share" / "libvirt-synth" / "hooks" / HOOK_NAME)
 SOURCE = next((p for p in _CANDIDATES if p.is_file()), _CANDIDATES[0])
 PYTHON = "/usr/bin/python3"
@@ -27,7 +27,7 @@ def hook_path(root: str = "/") -> pathlib.Path:
 def render(socket: str, python: str = PYTHON) -> str:
     if not SOURCE.is_file():
         raise errors.NotFoundError(2, f"hook template {SOURCE} is missing: install libvirt-synth from its source tree")
-    pkgdir = str(pathlib.Path(__file__).resolve().parent.parent)
+    pkgdir = str(pathlib.Path(__file__).resolve().parents[2])
     text = SOURCE.read_text()
     text = text.replace("#!/usr/bin/python3 -IS", f"#!{python} -IS", 1)
     return text.replace("@PKGDIR@", pkgdir).replace("@SOCKET@", socket)

@@ -24,7 +24,7 @@ from typing import Any
 from libvirt_synth import errors
 from libvirt_synth._native import ffi, lib
 from libvirt_synth.abi import DevClass, Link
-from libvirt_synth.guest import Device
+from libvirt_synth.guest.device import Device
 
 
 class Packet:

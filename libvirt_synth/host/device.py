@@ -17,12 +17,23 @@ import grp
 import os
 import pathlib
 import pwd
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from libvirt_synth import errors, log
 from libvirt_synth._native import ffi, lib
 from libvirt_synth.abi import DevClass, Status, dev_status_names
+from libvirt_synth.host import compress as host_compress
+from libvirt_synth.host import crypto as host_crypto
+from libvirt_synth.host import packet as host_packet
+
+#: Each class's host code that turns its host options into its C parameter block.
+CLASS_PARAMS: dict[DevClass, Callable[[dict[str, Any], list[Any]], Any]] = {
+    DevClass.CRYPTO: host_crypto.class_params,
+    DevClass.COMPRESS: host_compress.class_params,
+    DevClass.PACKET: host_packet.class_params,
+}
 
 DEFAULT_REGION_SIZE = 4 << 20
 DEFAULT_QUEUES = 1
@@ -138,7 +149,7 @@ def _params(spec: DeviceSpec, keep: list[Any], generation: int = 0) -> Any:
     p.max_sessions = spec.max_sessions
     p.plugin = ffi.NULL
     if spec.plugin:
-        from libvirt_synth.plugins import find_plugin
+        from libvirt_synth.host.plugins import find_plugin
 
         p.plugin = find_plugin(spec.plugin, spec.dev_class)
     p.uid = p.gid = -1
@@ -166,15 +177,8 @@ def _params(spec: DeviceSpec, keep: list[Any], generation: int = 0) -> Any:
 
 
 def class_params_builder(dev_class: DevClass) -> Any:
-    """The function that turns a class's host options into its C parameter block, or None.
-    Each class with options has a module ``libvirt_synth.host_<class>`` with ``class_params``."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(f"libvirt_synth.host_{dev_class.name.lower()}")
-    except ModuleNotFoundError:
-        return None
-    return getattr(mod, "class_params", None)
+    """The function that turns a class's host options into its C parameter block, or None."""
+    return CLASS_PARAMS.get(dev_class)
 
 
 def _region_error(rc: int, spec: DeviceSpec, attach: bool) -> errors.SynthError:

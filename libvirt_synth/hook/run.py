@@ -13,7 +13,7 @@ and talks to virt-synthd; it never calls libvirt (that would deadlock libvirtd).
     migrate, restore  XML filters: libvirt would use our stdout as the new XML; we print nothing,
                       which keeps it unchanged
 
-Speed matters: this runs before every VM start. Besides libvirt_synth.metadata (the reader of
+Speed matters: this runs before every VM start. Besides libvirt_synth.hook.metadata (the reader of
 the contract, over xml.etree) it imports only built-in modules: no json, no re, no socket.py, no
 logging. The JSON it speaks is the small subset JSON-RPC needs, written and read here.
 """
@@ -24,7 +24,7 @@ import _socket
 import os
 import sys
 
-from libvirt_synth import metadata
+from libvirt_synth.hook import metadata
 
 NS = metadata.NAMESPACE
 DEFAULT_SOCKET = "/run/libvirt-synth/synthd.sock"
@@ -44,7 +44,7 @@ class HookError(Exception):
 
 def parse_domain(xml: bytes) -> tuple[str, str, list[dict[str, Any]]]:
     """uuid, name and the synthetic devices of a domain XML (an empty list: none of ours), read
-    by libvirt_synth.metadata: the one reader of the contract the XML generator writes."""
+    by libvirt_synth.hook.metadata: the one reader of the contract the XML generator writes."""
     d = read_domain(xml)
     return d["uuid"], d["name"], d["devices"]
 
