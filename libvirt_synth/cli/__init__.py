@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """``virt-synth``: the command line. One module per subcommand; each registers its parser and
-returns an exit code. Front ends only: the work is done by the library modules."""
+returns an exit code. Front ends only: the work is done by the library modules. The top layer: it
+may import any part, and no part imports it."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ node, and each capability a device asks for is a ``tosca.datatypes.nfv.Requested
     d = vnfd.load("examples/vnfd/ipsec-gateway.yaml")
     for ask in d.vdu("gw").demand():
         print(ask.capability, ask.mandatory, ask.kpis)
+
+May import ``capabilities`` and ``errors`` only: placement and the XML tools build on it.
 """
 
 from __future__ import annotations

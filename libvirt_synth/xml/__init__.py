@@ -11,4 +11,5 @@
 - ``connect``: define and undefine through libvirt-python.
 
 The hook's side of the metadata contract is ``libvirt_synth.hook.metadata`` (standard library only).
+May import the hook's metadata reader and the base layer; never the daemon, the host side or the CLI.
 """
