@@ -91,6 +91,19 @@ def kpis_of_class(dev_class: str) -> list[str]:
     return [k.name for k in KPIS.values() if dev_class in k.classes]
 
 
+def kpi_key(capability: str, kpi: str, first: bool) -> str:
+    """A device's KPI as its ``kpis`` mapping keys it: those of its first capability by name, those
+    of the others as ``<capability>.<kpi>``."""
+    return kpi if first else f"{capability}.{kpi}"
+
+
+def split_kpi_key(key: str, first: str | None) -> tuple[str | None, str]:
+    """(capability, KPI) of a key kpi_key wrote; a bare name belongs to ``first``, the device's first
+    capability (None: not known)."""
+    cap, dot, kpi = key.rpartition(".")
+    return (cap, kpi) if dot else (first, key)
+
+
 #: The plugins this build carries: class and every capability each can serve where it runs (the
 #: C catalog, native/src/plugins/catalog.c; whether it runs on a host is that host's business).
 PLUGINS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -242,9 +255,9 @@ def device_problems(dev_class: str, capabilities: Iterable[str] = (), kpis: Mapp
         out.append(f"a capability is listed twice: {', '.join(caps)}")
     applicable = kpis_of_class(dev_class)
     for key, value in (kpis or {}).items():
-        cap, dot, name = key.rpartition(".")
-        if dot and cap not in caps:
-            out.append(f"KPI {key!r}: {cap!r} is not a capability this device asks for ({', '.join(caps) or 'none'})")
+        of, name = split_kpi_key(key, None)
+        if of is not None and of not in caps:
+            out.append(f"KPI {key!r}: {of!r} is not a capability this device asks for ({', '.join(caps) or 'none'})")
             continue
         if name not in KPIS:
             out.append(f"unknown KPI {name!r}{_suggest(name, KPIS)}; {dev_class} KPIs: {', '.join(applicable)}")

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from libvirt_synth import errors
+from libvirt_synth import defaults, errors
 from libvirt_synth.cli.output import emit_json
 from libvirt_synth.cmdline import Formatter
 from libvirt_synth.hook import install as hookinstall
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
                        epilog=EPILOG, formatter_class=Formatter)
     p.add_argument("action", choices=["install", "remove", "show"])
     p.add_argument("--root", default="/", help="install, remove or show under this root directory")
-    p.add_argument("--socket", default="/run/libvirt-synth/synthd.sock", help="the virt-synthd socket the hook calls")
+    p.add_argument("--socket", default=defaults.SOCKET, help="the virt-synthd socket the hook calls")
     p.add_argument("--python", default=hookinstall.PYTHON, help="interpreter the hook runs with (fastest: Debian's)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from libvirt_synth import errors
+from libvirt_synth import defaults, errors
 from libvirt_synth.cli.output import emit_json, table
 from libvirt_synth.cmdline import Formatter
 
@@ -55,8 +55,8 @@ def register(sub: Any) -> None:
                    "(default: /etc/libvirt-synth/virt-synthd.toml if it exists)")
     p.add_argument("--connect", "-c", metavar="URI", help="also count the devices of the domains defined on "
                    "this libvirt URI as committed (e.g. qemu:///system)")
-    p.add_argument("--socket", default=None, help="virt-synthd socket (default: $LIBVIRT_SYNTH_SOCKET or "
-                   "/run/libvirt-synth/synthd.sock)")
+    p.add_argument("--socket", default=None, help=f"virt-synthd socket (default: ${defaults.SOCKET_ENV} or "
+                   f"{defaults.SOCKET})")
     p.add_argument("--no-daemon", action="store_true", help="do not ask virt-synthd (workers, committed devices)")
     p.add_argument("--openstack", choices=("placement", "provider-config"),
                    help="print OpenStack Placement data: API request bodies (JSON) or a Nova provider "

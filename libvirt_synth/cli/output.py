@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from libvirt_synth import defaults
+
 
 def emit_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
@@ -44,7 +46,7 @@ def parse_size(text: str) -> int:
 
 def add_socket_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--socket", default=None,
-                   help="virt-synthd socket (default: $LIBVIRT_SYNTH_SOCKET or /run/libvirt-synth/synthd.sock)")
+                   help=f"virt-synthd socket (default: ${defaults.SOCKET_ENV} or {defaults.SOCKET})")
 
 
 def daemon_call(args: argparse.Namespace, method: str, **params: Any) -> Any:

@@ -10,7 +10,7 @@ import signal
 import threading
 from typing import Any
 
-from libvirt_synth import errors
+from libvirt_synth import defaults, errors
 from libvirt_synth.abi import DevClass
 from libvirt_synth.cli.output import parse_size
 from libvirt_synth.cmdline import Formatter
@@ -36,7 +36,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=parse_size, default=DEFAULT_REGION_SIZE, help="region size, a power of two")
     p.add_argument("--queues", type=int, default=DEFAULT_QUEUES, help="queue pairs per device")
     p.add_argument("--ring", type=int, default=DEFAULT_RING_ENTRIES, help="entries per ring")
-    p.add_argument("--max-sessions", type=int, default=1024, help="crypto sessions per device")
+    p.add_argument("--max-sessions", type=int, default=defaults.CRYPTO_SESSIONS, help="crypto sessions per device")
     p.add_argument("--channels", type=int, default=None,
                    help="packet devices: channels per device, each a TX and an RX queue pair "
                    "(default: --queues / 2, at least 1)")

@@ -10,7 +10,9 @@ import os
 import socket
 from typing import Any
 
-DEFAULT_SOCKET = "/run/libvirt-synth/synthd.sock"
+from libvirt_synth import defaults
+
+DEFAULT_SOCKET = defaults.SOCKET
 
 
 class RpcError(Exception):
@@ -23,7 +25,7 @@ class RpcError(Exception):
 
 
 def socket_path(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("LIBVIRT_SYNTH_SOCKET") or DEFAULT_SOCKET
+    return explicit or os.environ.get(defaults.SOCKET_ENV) or DEFAULT_SOCKET
 
 
 class Client:

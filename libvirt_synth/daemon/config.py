@@ -27,7 +27,7 @@ from typing import Any
 from libvirt_synth import defaults, errors
 from libvirt_synth.abi import ALG_INFO, DevClass
 
-DEFAULT_SOCKET = "/run/libvirt-synth/synthd.sock"
+DEFAULT_SOCKET = defaults.SOCKET
 DEFAULT_STATE_DIR = "/var/lib/libvirt-synth"
 DEFAULT_CONFIG = "/etc/libvirt-synth/virt-synthd.toml"
 DEFAULT_PLUGIN_DIR = "/usr/lib/libvirt-synth/plugins"
@@ -40,7 +40,7 @@ SUN_PATH_MAX = 107  # AF_UNIX sun_path, less its terminating NUL
 
 def env_socket() -> str:
     """The socket clients use: $LIBVIRT_SYNTH_SOCKET, else the default."""
-    return os.environ.get("LIBVIRT_SYNTH_SOCKET") or DEFAULT_SOCKET
+    return os.environ.get(defaults.SOCKET_ENV) or DEFAULT_SOCKET
 
 
 @dataclass

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from libvirt_synth import __version__, capabilities, errors, log
+from libvirt_synth import __version__, capabilities, defaults, errors, log
 from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.daemon import links
@@ -60,7 +60,7 @@ def parse_device(raw: Any, where: str, catalog: dict[str, tuple[str, tuple[str, 
     quotas = raw.get("quotas", {})
     if not isinstance(quotas, dict):
         raise errors.ValueError(f"{where}.quotas: expected an object")
-    queues = _count(raw, "queues", 2 if cls == DevClass.PACKET else DEFAULT_QUEUES, where)  # packet: TX + RX
+    queues = _count(raw, "queues", defaults.PACKET_QUEUES if cls == DevClass.PACKET else DEFAULT_QUEUES, where)
     capabilities.check_device(f"device {name}", cls.name.lower(), spec.get("capabilities", []), spec.get("kpis"),
                               spec.get("options"), plugin, queues, catalog)
     return {
@@ -70,7 +70,7 @@ def parse_device(raw: Any, where: str, catalog: dict[str, tuple[str, tuple[str, 
         "queues": queues,
         "ring_entries": _count(raw, "ring_entries", DEFAULT_RING_ENTRIES, where),
         "plugin": plugin,
-        "max_sessions": _count(raw, "max_sessions", 0, where),  # crypto: session table size (0: 1024)
+        "max_sessions": _count(raw, "max_sessions", 0, where),  # crypto sessions (0: CRYPTO_SESSIONS)
         "quotas": dict(quotas),
         "spec": spec,
     }

@@ -9,7 +9,7 @@ import pathlib
 import stat
 import sys
 
-from libvirt_synth import errors
+from libvirt_synth import defaults, errors
 
 HOOK_NAME = "libvirt-synth"
 QEMU_D = "etc/libvirt/hooks/qemu.d"
@@ -44,7 +44,7 @@ def installed(root: str = "/") -> str | None:
         raise errors.DeviceError(e.errno or 0, f"cannot read the installed hook {path}: {e.strerror}") from None
 
 
-def install(root: str = "/", socket: str = "/run/libvirt-synth/synthd.sock", python: str = PYTHON) -> tuple[str, bool]:
+def install(root: str = "/", socket: str = defaults.SOCKET, python: str = PYTHON) -> tuple[str, bool]:
     """Write the hook; returns (path, changed). Idempotent: an identical hook is left alone."""
     if not os.access(python, os.X_OK):
         raise errors.NotFoundError(2, f"{python} is not an executable interpreter (the hook needs one)")

@@ -24,10 +24,11 @@ import _socket
 import os
 import sys
 
+from libvirt_synth import defaults
 from libvirt_synth.hook import metadata
 
 NS = metadata.NAMESPACE
-DEFAULT_SOCKET = "/run/libvirt-synth/synthd.sock"
+DEFAULT_SOCKET = defaults.SOCKET
 TIMEOUT_S = 30.0
 
 TYPE_CHECKING = False
@@ -230,7 +231,7 @@ def main(argv: list[str], stdin: Any, stderr: Any) -> int:
     xml = stdin.buffer.read()  # always drain it: libvirt writes the whole XML
     if op not in ("prepare", "stopped", "release", "reconnect"):
         return 0  # start, started, migrate, restore, attach...: nothing to do, nothing on stdout
-    socket_path = os.environ.get("LIBVIRT_SYNTH_SOCKET") or SOCKET_PATH
+    socket_path = os.environ.get(defaults.SOCKET_ENV) or SOCKET_PATH
     try:
         dom = read_domain(xml)
     except HookError as e:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from libvirt_synth import errors, log
+from libvirt_synth import defaults, errors, log
 from libvirt_synth._native import ffi, lib
 from libvirt_synth.abi import DevClass, Status, dev_status_names
 from libvirt_synth.host import compress as host_compress
@@ -35,9 +35,9 @@ CLASS_PARAMS: dict[DevClass, Callable[[dict[str, Any], list[Any]], Any]] = {
     DevClass.PACKET: host_packet.class_params,
 }
 
-DEFAULT_REGION_SIZE = 4 << 20
-DEFAULT_QUEUES = 1
-DEFAULT_RING_ENTRIES = 256
+DEFAULT_REGION_SIZE = defaults.REGION_SIZE
+DEFAULT_QUEUES = defaults.QUEUES
+DEFAULT_RING_ENTRIES = defaults.RING_ENTRIES
 SHM_DIR = pathlib.Path("/dev/shm")
 
 

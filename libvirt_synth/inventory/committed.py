@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libvirt_synth import log
-from libvirt_synth.capabilities import CAPABILITIES, CONSUMED
+from libvirt_synth.capabilities import CAPABILITIES, CONSUMED, split_kpi_key
 
 
 @dataclass
@@ -38,9 +38,7 @@ class CommittedDevice:
         for key, value in self.kpis.items():
             if not isinstance(value, int | float) or isinstance(value, bool):
                 continue
-            cap, dot, kpi = key.rpartition(".")
-            if not dot:
-                cap, kpi = first or "", key
+            cap, kpi = split_kpi_key(key, first)
             if cap not in CAPABILITIES or kpi not in CONSUMED:
                 continue
             out.setdefault(cap, {})

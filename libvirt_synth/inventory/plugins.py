@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from libvirt_synth import errors, log
+from libvirt_synth import defaults, errors, log
 
 DEFAULT_SIZE = 1500
 DEFAULT_MILLIS = 150
@@ -37,7 +37,7 @@ CACHE_FILE = "calibration.json"
 CACHE_VERSION = 1
 #: Sessions one crypto device holds: virt-synthd creates devices with the data path's default
 #: (DEFAULT_MAX_SESSIONS in native/src/host/crypto_dev.c; tests pin the two together).
-CRYPTO_SESSIONS_PER_DEVICE = 1024
+CRYPTO_SESSIONS_PER_DEVICE = defaults.CRYPTO_SESSIONS
 
 
 def default_cache_dir() -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libvirt_synth import errors
-from libvirt_synth.capabilities import CAPABILITIES, KPIS
+from libvirt_synth.capabilities import CAPABILITIES, KPIS, kpi_key
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Device:
         kpis: dict[str, float] = {}
         for i, r in enumerate(self.requirements):
             for k, v in r.kpis.items():
-                kpis[k if i == 0 else f"{r.capability}.{k}"] = v
+                kpis[kpi_key(r.capability, k, i == 0)] = v
         out: dict[str, Any] = {"class": self.dev_class, "capabilities": [r.capability for r in self.requirements]}
         if kpis:
             out["kpis"] = kpis

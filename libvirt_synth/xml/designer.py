@@ -31,14 +31,14 @@ from libvirt_synth.xml.spec import DeviceSpec
 
 NAME_PREFIX = "synth"
 UUID_DIGITS = 12
-DEFAULT_SIZE = 4 * MiB
+DEFAULT_SIZE = defaults.REGION_SIZE
 MIN_SIZE = 1 * MiB
 MAX_SIZE = 1024 * MiB
-DEFAULT_QUEUES = 1
-DEFAULT_PACKET_QUEUES = 2  # one channel: a TX and an RX queue pair
-MAX_QUEUES = 64
-DEFAULT_RING_ENTRIES = 256
-MIN_RING_ENTRIES, MAX_RING_ENTRIES = 8, 4096
+DEFAULT_QUEUES = defaults.QUEUES
+DEFAULT_PACKET_QUEUES = defaults.PACKET_QUEUES
+MAX_QUEUES = defaults.MAX_QUEUES
+DEFAULT_RING_ENTRIES = defaults.RING_ENTRIES
+MIN_RING_ENTRIES, MAX_RING_ENTRIES = defaults.MIN_RING_ENTRIES, defaults.MAX_RING_ENTRIES
 # Children of <shmem> that only the ivshmem-doorbell model has; dropped from our plain regions.
 DOORBELL_ONLY = ("server", "msi")
 # <metadata> goes after these, as libvirt writes it.

@@ -41,6 +41,9 @@ struct synth_quota {
     uint32_t reserved;
 };
 
+/* A crypto device's session table when its parameters leave it 0. */
+#define SYNTH_DEFAULT_MAX_SESSIONS 1024u
+
 struct synth_hdev_params {
     const char *path;        /* region file, e.g. /dev/shm/synth-<uuid>-0 */
     const char *name;        /* device name written to the header (<= 31 chars) */
@@ -48,7 +51,7 @@ struct synth_hdev_params {
     uint32_t num_queues;     /* queue pairs */
     uint64_t region_size;    /* bytes, power of two */
     uint32_t ring_entries;   /* entries per ring, power of two */
-    uint32_t max_sessions;   /* crypto: session table size (0: default 1024) */
+    uint32_t max_sessions;   /* crypto: session table size (0: SYNTH_DEFAULT_MAX_SESSIONS) */
     const struct synth_plugin *plugin; /* serving plugin (NULL: the class default) */
     int32_t uid;             /* owner of the region file, -1 to keep */
     int32_t gid;             /* group of the region file, -1 to keep */

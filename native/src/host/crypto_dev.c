@@ -12,7 +12,6 @@
 
 #include "host_pvt.h"
 
-#define DEFAULT_MAX_SESSIONS 1024u
 #define MAX_SESSIONS 65535u
 #define MAX_AAD 65535u
 #define MAX_OP_LEN (1u << 30)
@@ -497,7 +496,7 @@ static void restore_sessions(struct synth_hdev *d, struct crypto_dev *c)
 
 static uint64_t crypto_vault_size(const struct synth_hdev_params *p)
 {
-    uint32_t max = p->max_sessions ? p->max_sessions : DEFAULT_MAX_SESSIONS;
+    uint32_t max = p->max_sessions ? p->max_sessions : SYNTH_DEFAULT_MAX_SESSIONS;
     return sizeof(struct vault_crypto) + (uint64_t)max * sizeof(struct vault_session);
 }
 
@@ -505,7 +504,7 @@ static int crypto_init(struct synth_hdev *d, const struct synth_hdev_params *p)
 {
     struct crypto_dev *c;
     struct synth_crypto_cfg cfg;
-    uint32_t max = p->max_sessions ? p->max_sessions : DEFAULT_MAX_SESSIONS, alg, i;
+    uint32_t max = p->max_sessions ? p->max_sessions : SYNTH_DEFAULT_MAX_SESSIONS, alg, i;
     uint16_t gen0 = 0;
     int rc;
 
