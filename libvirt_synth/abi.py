@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from libvirt_synth import errors
 from libvirt_synth._native import lib
 
 
@@ -21,7 +22,7 @@ class DevClass(enum.IntEnum):
             return cls[text.upper()]
         except KeyError:
             names = ", ".join(c.name.lower() for c in cls)
-            raise ValueError(f"unknown device class {text!r}; expected one of: {names}") from None
+            raise errors.ValueError(f"unknown device class {text!r}; expected one of: {names}") from None
 
 
 class Status(enum.IntEnum):
@@ -65,7 +66,7 @@ class Alg(enum.IntEnum):
             if key in (info.label, alg.name.lower()):
                 return alg
         names = ", ".join(i.label for i in ALG_INFO.values())
-        raise ValueError(f"unknown algorithm {text!r}; expected one of: {names}")
+        raise errors.ValueError(f"unknown algorithm {text!r}; expected one of: {names}")
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class CAlg(enum.IntEnum):
             return cls[text.strip().upper()]
         except KeyError:
             names = ", ".join(a.label for a in cls)
-            raise ValueError(f"unknown compression algorithm {text!r}; expected one of: {names}") from None
+            raise errors.ValueError(f"unknown compression algorithm {text!r}; expected one of: {names}") from None
 
 
 class CompOp(enum.IntEnum):

@@ -18,7 +18,16 @@ class ValueError(builtins.ValueError, SynthError):  # noqa: A001 - deliberate, a
 
 
 class _OSErrorMessage:
-    """OSError subclasses print as '[Errno N] message'; ours print the message alone."""
+    """OSError subclasses print as '[Errno N] message'; ours print the message alone. Each sets
+    its own errno (``ERRNO``): ``NotFoundError("no device x0")`` has errno ENOENT. Give one only
+    where it says more, as ``DeviceError(errno.EBUSY, message)``."""
+
+    ERRNO = 0
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1:
+            args = (self.ERRNO, args[0])
+        super().__init__(*args)
 
     def __str__(self) -> str:
         strerror = getattr(self, "strerror", None)
@@ -28,29 +37,43 @@ class _OSErrorMessage:
 class NotFoundError(_OSErrorMessage, FileNotFoundError, SynthError):
     """A device, region or session does not exist."""
 
+    ERRNO = _errno.ENOENT
+
 
 class PermissionError(_OSErrorMessage, builtins.PermissionError, SynthError):  # noqa: A001
     """The caller may not do this."""
+
+    ERRNO = _errno.EACCES
 
 
 class TimeoutError(_OSErrorMessage, builtins.TimeoutError, SynthError):  # noqa: A001
     """The other side did not answer in time."""
 
+    ERRNO = _errno.ETIMEDOUT
+
 
 class DeviceError(_OSErrorMessage, OSError, SynthError):
     """The device or its backend failed, or the device needs a reset."""
+
+    ERRNO = _errno.EIO
 
 
 class BusyError(DeviceError):
     """Someone else holds it: another daemon serves the state directory or the region."""
 
+    ERRNO = _errno.EBUSY
+
 
 class NoSpaceError(DeviceError):
     """No room for it: a region's blocks on a full file system."""
 
+    ERRNO = _errno.ENOSPC
+
 
 class NotSupportedError(DeviceError):
     """The device does not serve this operation, algorithm or parameter."""
+
+    ERRNO = _errno.EOPNOTSUPP
 
 
 class OpError(SynthError):

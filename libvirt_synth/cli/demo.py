@@ -83,7 +83,7 @@ def start_backend(directory: str, name: str) -> tuple[subprocess.Popen[str], dic
     line = proc.stdout.readline()
     if not line:
         proc.wait(5)
-        raise errors.DeviceError(0, f"the backend exited with status {proc.returncode} before it was ready")
+        raise errors.DeviceError(f"the backend exited with status {proc.returncode} before it was ready")
     return proc, json.loads(line)
 
 

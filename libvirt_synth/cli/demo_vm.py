@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import pathlib
 import re
@@ -80,7 +81,7 @@ def restart_libvirtd() -> str:
         if subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True).returncode == 0:
             return how
         time.sleep(0.2)
-    raise errors.TimeoutError(0, "libvirtd did not answer after its restart")
+    raise errors.TimeoutError("libvirtd did not answer after its restart")
 
 
 class Host:
@@ -110,7 +111,7 @@ class Host:
             if answers(self.socket):
                 break
             if self.proc.poll() is not None:
-                raise errors.DeviceError(0, f"virt-synthd exited: {(self.tmp / 'virt-synthd.log').read_text()[-800:]}")
+                raise errors.DeviceError(f"virt-synthd exited: {(self.tmp / 'virt-synthd.log').read_text()[-800:]}")
             time.sleep(0.05)
         path = hookinstall.hook_path("/")
         self.old_hook = path.read_text() if path.is_file() else None
@@ -175,8 +176,8 @@ def run(args: argparse.Namespace, out: Any) -> int:
     from libvirt_synth.xml import connect
 
     if os.geteuid() != 0:
-        raise errors.PermissionError(1, "the VM demo runs as root: it installs the libvirt hook and QEMU runs as "
-                                        "libvirt-qemu (try sudo, or `virt-synth demo` without --connect)")
+        raise errors.PermissionError(errno.EPERM, "the VM demo runs as root: it installs the libvirt hook and QEMU "
+                                     "runs as libvirt-qemu (try sudo, or `virt-synth demo` without --connect)")
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="virt-synth-demo-vm-"))
     tmp.chmod(0o755)
     host = Host(tmp, args.plugin)

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         if "not running" not in str(e):
             raise
         if args.domain:
-            raise errors.DeviceError(0, f"{e}; --domain needs it (region files do not say which domain they "
+            raise errors.DeviceError(f"{e}; --domain needs it (region files do not say which domain they "
                                         "belong to)") from None
         directory, source = region_dir(args)
         print(f"virt-synth devices: {e}; reading the region files in {directory} ({source}) instead",
@@ -89,7 +89,7 @@ def resolve_domain(args: argparse.Namespace, key: str) -> str:
     if named:
         return str(named[0]["uuid"])
     known = sorted({str(d["name"]) for d in domains})
-    raise errors.NotFoundError(2, f"virt-synthd knows no domain {key!r}; "
+    raise errors.NotFoundError(f"virt-synthd knows no domain {key!r}; "
                                   + (f"known domains: {', '.join(known)}" if known else "it serves no domain"))
 
 
@@ -125,7 +125,7 @@ def show_regions(args: argparse.Namespace, where: tuple[str, str] | None = None)
     else:
         directory, source = where or region_dir(args)
         if not os.path.isdir(directory):
-            raise errors.NotFoundError(2, f"region directory {directory} ({source}) does not exist")
+            raise errors.NotFoundError(f"region directory {directory} ({source}) does not exist")
         infos = region.scan(directory)
     if args.json:
         emit_json([i.as_dict() for i in infos])

@@ -58,9 +58,9 @@ def daemon_call(args: argparse.Namespace, method: str, **params: Any) -> Any:
         return client.call(method, getattr(args, "socket", None), **params)
     except client.RpcError as e:
         if e.code == protocol.PERMISSION_DENIED:
-            raise errors.PermissionError(13, str(e)) from None
+            raise errors.PermissionError(str(e)) from None
         if e.code == protocol.NOT_FOUND:
-            raise errors.NotFoundError(2, str(e)) from None
+            raise errors.NotFoundError(str(e)) from None
         if e.code in (protocol.INVALID_VALUE, protocol.INVALID_PARAMS):
             raise errors.ValueError(str(e)) from None
-        raise errors.DeviceError(0, str(e)) from None
+        raise errors.DeviceError(str(e)) from None

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                                 "`virt-synth inventory --json`)")
     fleet = placement.load(args.inventory, index=None if args.no_index else placement.default_index(args.inventory))
     if not fleet.hosts:
-        raise errors.NotFoundError(2, f"no readable host inventory in {', '.join(args.inventory)}"
+        raise errors.NotFoundError(f"no readable host inventory in {', '.join(args.inventory)}"
                                    + (f" ({len(fleet.unreadable)} unreadable: {fleet.problems()[0]})"
                                       if fleet.unreadable else ""))
     results = [placement.rank(fleet.hosts, v) for v in vdus]

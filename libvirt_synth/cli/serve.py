@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``virt-synth serve``: lay out device regions and serve them until SIGTERM, without the daemon."""
+"""``virt-synth serve``: lay out device regions and serve them until SIGTERM or SIGINT, without the daemon."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def serve_until_signal(args: argparse.Namespace) -> int:
         raise errors.ValueError("nothing to serve: give at least one --device NAME")
     directory = args.dir or str(default_region_dir())
     if not os.path.isdir(directory):
-        raise errors.NotFoundError(2, f"region directory {directory} does not exist")
+        raise errors.NotFoundError(f"region directory {directory} does not exist")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""JSON-RPC 2.0 client for virt-synthd over its Unix socket. Deliberately light (socket and json
-only): the libvirt hook imports it, and every millisecond of its start-up delays a VM's start."""
+"""JSON-RPC 2.0 client for virt-synthd over its Unix socket, for the CLI and the inventory. Light
+(socket and json): ``virt-synth`` subcommands that only ask the daemon start fast. The libvirt
+hook does not import it: it speaks the same protocol with ``_socket`` alone (hook/run.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import os
 import socket
 from typing import Any
 
-from libvirt_synth import defaults
+from libvirt_synth import defaults, errors
 
 DEFAULT_SOCKET = defaults.SOCKET
 
 
-class RpcError(Exception):
+class RpcError(errors.SynthError):
     """The daemon answered with an error, or could not be reached (code None)."""
 
     def __init__(self, message: str, code: int | None = None, data: Any = None) -> None:

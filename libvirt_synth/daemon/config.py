@@ -325,7 +325,7 @@ def load(path: str | None, overrides: dict[str, Any], *, check_host: bool = Fals
             with open(file, "rb") as f:
                 doc = tomllib.load(f)
         except FileNotFoundError:
-            raise errors.NotFoundError(2, f"configuration file {file} does not exist") from None
+            raise errors.NotFoundError(f"configuration file {file} does not exist") from None
         except tomllib.TOMLDecodeError as e:
             raise errors.ValueError(f"{file}: {e}") from None
         except UnicodeDecodeError as e:

@@ -5,7 +5,6 @@ owner's pid, so that a second daemon can say whom it found."""
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 
@@ -27,7 +26,7 @@ class StateLock:
         except BlockingIOError:
             owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise errors.BusyError(errno.EBUSY, f"virt-synthd is already running (pid {owner}) with state "
+            raise errors.BusyError(f"virt-synthd is already running (pid {owner}) with state "
                                    f"directory {os.path.dirname(self.path)}; stop it first, or give this one "
                                    "its own --state-dir, --socket and --region-dir") from None
         except BaseException:

@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "group": args.group, "qemu_user": args.qemu_user, "prometheus_port": args.prometheus_port,
         }, check_host=True)
         if not os.path.isdir(cfg.region_dir):
-            raise errors.NotFoundError(2, f"region directory {cfg.region_dir} does not exist")
+            raise errors.NotFoundError(f"region directory {cfg.region_dir} does not exist")
         return asyncio.run(serve(cfg))
     except errors.SynthError as e:
         for line in str(e).splitlines() or [""]:  # a configuration's mistakes: one line each

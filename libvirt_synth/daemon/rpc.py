@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import grp
 import inspect
 import json
@@ -57,7 +56,7 @@ def group_members(group: str | None) -> tuple[int | None, set[str]]:
     try:
         g = grp.getgrnam(group)
     except KeyError:
-        raise errors.NotFoundError(2, f"group {group!r} (allowed to change state) does not exist") from None
+        raise errors.NotFoundError(f"group {group!r} (allowed to change state) does not exist") from None
     return g.gr_gid, set(g.gr_mem)
 
 
@@ -113,7 +112,7 @@ class RpcServer:
             owner = peer_of(probe).describe()
         finally:
             probe.close()
-        raise errors.BusyError(errno.EBUSY, f"another virt-synthd ({owner}) answers on {self.path}; stop it "
+        raise errors.BusyError(f"another virt-synthd ({owner}) answers on {self.path}; stop it "
                                "first, or give this one its own --socket")
 
     async def start(self) -> None:

@@ -198,7 +198,7 @@ class Service:
                                     "--domain NAME) to get one")
         for dom in self.registry.domains():
             if dom["uuid"] != uuid and any(r.spec.get("uid") == uid for r in self.registry.devices(dom["uuid"])):
-                raise errors.BusyError(errno.EBUSY, f"uid {uid} is already the QEMU identity of domain {dom['name']} "
+                raise errors.BusyError(f"uid {uid} is already the QEMU identity of domain {dom['name']} "
                                        f"({dom['uuid']}); two VMs must not share one: redefine this one "
                                        "(virt-synth define --domain NAME --connect URI picks a free uid)")
 
@@ -219,7 +219,7 @@ class Service:
             raise errors.BusyError(errno.EEXIST, f"{what} and is not a synthetic device region; it is not "
                                    "replaced. Give the device another name, or remove the file if nothing uses it")
         if region.is_locked(path):
-            raise errors.BusyError(errno.EBUSY, f"{what} and another backend process serves it (a second "
+            raise errors.BusyError(f"{what} and another backend process serves it (a second "
                                    "virt-synthd with the same region directory?); it is not replaced")
         known = self.registry.device(rec.name)
         if known is None or known.domain_uuid != rec.domain_uuid:
@@ -391,7 +391,7 @@ class Service:
     @rpc("device.show")
     def device_show(self, name: str) -> dict[str, Any]:
         if self.registry.device(name) is None:
-            raise errors.NotFoundError(2, f"no device {name!r} (see devices.list)")
+            raise errors.NotFoundError(f"no device {name!r} (see devices.list)")
         return self._describe(name, full=True)
 
     @rpc("stats")
@@ -401,7 +401,7 @@ class Service:
         for n in names:
             dev = self.devices.get(n)
             if dev is None:
-                raise errors.NotFoundError(2, f"no device {n!r} is served")
+                raise errors.NotFoundError(f"no device {n!r} is served")
             out[n] = dev.stats().as_dict() | class_stats(dev)
         return {"devices": out, "workers": [w.stats() for w in self.backend.workers]}
 

@@ -148,7 +148,7 @@ class Device:
     @property
     def handle(self) -> Any:
         if self._h is None:
-            raise errors.DeviceError(0, f"device {self.where} is closed")
+            raise errors.DeviceError(f"device {self.where} is closed")
         return self._h
 
     def info(self) -> DeviceInfo:

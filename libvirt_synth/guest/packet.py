@@ -103,7 +103,7 @@ class PacketChannel:
     @property
     def handle(self) -> Any:
         if self._h is None:
-            raise errors.DeviceError(0, f"channel {self.index} of {self.device.where} is closed")
+            raise errors.DeviceError(f"channel {self.index} of {self.device.where} is closed")
         return self._h
 
     def close(self) -> None:

@@ -26,7 +26,7 @@ def hook_path(root: str = "/") -> pathlib.Path:
 
 def render(socket: str, python: str = PYTHON) -> str:
     if not SOURCE.is_file():
-        raise errors.NotFoundError(2, f"hook template {SOURCE} is missing: install libvirt-synth from its source tree")
+        raise errors.NotFoundError(f"hook template {SOURCE} is missing: install libvirt-synth from its source tree")
     pkgdir = str(pathlib.Path(__file__).resolve().parents[2])
     text = SOURCE.read_text()
     text = text.replace("#!/usr/bin/python3 -IS", f"#!{python} -IS", 1)
@@ -47,7 +47,7 @@ def installed(root: str = "/") -> str | None:
 def install(root: str = "/", socket: str = defaults.SOCKET, python: str = PYTHON) -> tuple[str, bool]:
     """Write the hook; returns (path, changed). Idempotent: an identical hook is left alone."""
     if not os.access(python, os.X_OK):
-        raise errors.NotFoundError(2, f"{python} is not an executable interpreter (the hook needs one)")
+        raise errors.NotFoundError(f"{python} is not an executable interpreter (the hook needs one)")
     path = hook_path(root)
     text = render(socket, python)
     if path.is_file() and path.read_text() == text and os.access(path, os.X_OK):

@@ -24,7 +24,7 @@ import _socket
 import os
 import sys
 
-from libvirt_synth import defaults
+from libvirt_synth import defaults, errors
 from libvirt_synth.hook import metadata
 
 NS = metadata.NAMESPACE
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class HookError(Exception):
-    pass
+class HookError(errors.SynthError):
+    """The hook cannot do what libvirt asked: the VM does not start."""
 
 
 # ---- domain XML -> (uuid, name, devices) ----
@@ -52,8 +52,6 @@ def parse_domain(xml: bytes) -> tuple[str, str, list[dict[str, Any]]]:
 
 def read_domain(xml: bytes) -> dict[str, Any]:
     """metadata.parse_domain(), its errors as HookError."""
-    from libvirt_synth import errors
-
     try:
         return metadata.parse_domain(xml.decode())
     except (errors.ValueError, UnicodeDecodeError) as e:

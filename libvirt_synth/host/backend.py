@@ -185,7 +185,7 @@ class Backend:
             dev = self.devices.pop(path, None)
             self._groups.pop(path, set()).discard(path)
         if dev is None:
-            raise errors.NotFoundError(2, f"no device {path} is served here")
+            raise errors.NotFoundError(f"no device {path} is served here")
         dev.destroy(unlink=unlink)
         with self._lock:
             self._drop_own_worker(path)

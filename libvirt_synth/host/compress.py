@@ -64,7 +64,7 @@ def class_params(options: dict[str, Any], keep: list[Any]) -> Any:
     for alg, plugin in parse_pins(options.get("pins", {})).items():
         p = find_plugin(plugin, DevClass.COMPRESS)
         if not p.alg_mask() & (1 << alg):
-            raise errors.NotSupportedError(95, f"plugin {plugin} does not serve {alg.label}")
+            raise errors.NotSupportedError(f"plugin {plugin} does not serve {alg.label}")
         hp.plugin[alg] = p
     keep.append(hp)
     return hp

@@ -25,6 +25,6 @@ def class_params(options: dict[str, Any], keep: list[Any]) -> Any:
         alg = Alg.parse(alg_name)
         p = find_plugin(plugin, DevClass.CRYPTO)
         if not p.alg_mask() & (1 << alg):
-            raise errors.NotSupportedError(95, f"plugin {plugin} does not serve {alg.label}")
+            raise errors.NotSupportedError(f"plugin {plugin} does not serve {alg.label}")
         hp.pins[alg] = p
     return hp

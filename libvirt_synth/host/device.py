@@ -38,7 +38,6 @@ CLASS_PARAMS: dict[DevClass, Callable[[dict[str, Any], list[Any]], Any]] = {
 DEFAULT_REGION_SIZE = defaults.REGION_SIZE
 DEFAULT_QUEUES = defaults.QUEUES
 DEFAULT_RING_ENTRIES = defaults.RING_ENTRIES
-SHM_DIR = pathlib.Path("/dev/shm")
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ def owner_ids(owner: str) -> tuple[int, int]:
         try:
             pw = pwd.getpwnam(owner)
         except KeyError:
-            raise errors.NotFoundError(2, f"user {owner!r} (region owner) does not exist") from None
+            raise errors.NotFoundError(f"user {owner!r} (region owner) does not exist") from None
         return pw.pw_uid, pw.pw_gid
     user, _, group = owner[1:].partition(":")
     if not user.isdigit() or not group:
@@ -132,7 +131,7 @@ def owner_ids(owner: str) -> tuple[int, int]:
     try:
         return int(user), grp.getgrnam(group).gr_gid
     except KeyError:
-        raise errors.NotFoundError(2, f"group {group!r} (of region owner {owner}) does not exist") from None
+        raise errors.NotFoundError(f"group {group!r} (of region owner {owner}) does not exist") from None
 
 
 def _params(spec: DeviceSpec, keep: list[Any], generation: int = 0) -> Any:
@@ -185,7 +184,7 @@ def _region_error(rc: int, spec: DeviceSpec, attach: bool) -> errors.SynthError:
     """What a failed create or attach means, in words an operator can act on."""
     what = f"{'attaching to' if attach else 'creating'} region {spec.path}"
     if rc == -errno.EBUSY:
-        return errors.BusyError(errno.EBUSY, f"{what}: another backend process serves it already (a second "
+        return errors.BusyError(f"{what}: another backend process serves it already (a second "
                                 "virt-synthd with the same region directory?); stop that one first")
     if rc == -errno.EFAULT:
         return errors.DeviceError(errno.EFAULT, f"{what}: the file was truncated while it was being "
@@ -199,7 +198,7 @@ def _region_error(rc: int, spec: DeviceSpec, attach: bool) -> errors.SynthError:
         except OSError:
             free = spec.size
         if free < spec.size:
-            return errors.NoSpaceError(errno.ENOSPC, f"{what}: {where} has {free >> 10} KiB free and the region "
+            return errors.NoSpaceError(f"{what}: {where} has {free >> 10} KiB free and the region "
                                        f"needs {spec.size >> 10} KiB; free space there or enlarge it "
                                        f"(df -h {where}; a tmpfs: mount -o remount,size=...)")
         return errors.ValueError(f"{what}: {spec.queues} queues of {spec.ring_entries} ring entries do not fit "
@@ -236,7 +235,7 @@ class HostDevice:
     @property
     def handle(self) -> Any:
         if self._h is None:
-            raise errors.DeviceError(0, f"device {self.spec.path} was destroyed")
+            raise errors.DeviceError(f"device {self.spec.path} was destroyed")
         return self._h
 
     @property
@@ -259,7 +258,7 @@ class HostDevice:
     def poll(self) -> int:
         """Serve the queues once from this thread (only for a device no worker owns)."""
         if self.worker is not None:
-            raise errors.DeviceError(0, "device is served by a worker; remove it first")
+            raise errors.DeviceError("device is served by a worker; remove it first")
         return int(lib.synth_hdev_poll(self.handle))
 
     def stats(self) -> DeviceStats:

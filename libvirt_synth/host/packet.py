@@ -59,7 +59,7 @@ def _check(dev: HostDevice, chan: int) -> None:
 def _not_served(*devs: HostDevice) -> None:
     for d in devs:
         if d.worker is not None:
-            raise errors.DeviceError(16, f"{d.path} is served by a worker: set links before serving it")
+            raise errors.DeviceError(errno.EBUSY, f"{d.path} is served by a worker: set links before serving it")
 
 
 def wire(a: HostDevice, chan_a: int, b: HostDevice, chan_b: int) -> None:

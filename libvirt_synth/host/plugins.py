@@ -85,10 +85,10 @@ def find_plugin(name: str, dev_class: DevClass) -> Any:
     p = lib.synth_plugin_find(name.encode())
     names = [pi.name for pi in catalog() if pi.dev_class == dev_class.name.lower()]
     if p == ffi.NULL or p.dev_class != dev_class:
-        raise errors.NotFoundError(2, f"no {dev_class.name.lower()} plugin {name!r}; available: {', '.join(names)}")
+        raise errors.NotFoundError(f"no {dev_class.name.lower()} plugin {name!r}; available: {', '.join(names)}")
     info = _info(p)
     if not info.available:
-        raise errors.NotSupportedError(95, f"plugin {name} cannot run on this host: {info.detail}")
+        raise errors.NotSupportedError(f"plugin {name} cannot run on this host: {info.detail}")
     return p
 
 

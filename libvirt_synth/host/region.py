@@ -75,7 +75,7 @@ def read_header(path: str | os.PathLike[str]) -> RegionInfo:
     try:
         fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise errors.NotFoundError(2, f"no region file {p}") from None
+        raise errors.NotFoundError(f"no region file {p}") from None
     except PermissionError as e:
         raise errors.PermissionError(e.errno, f"cannot read region {p}: {e.strerror}") from None
     try:
@@ -86,10 +86,10 @@ def read_header(path: str | os.PathLike[str]) -> RegionInfo:
     finally:
         os.close(fd)
     if len(raw) < HEADER_SIZE:
-        raise errors.DeviceError(0, f"{p} is not a synthetic device region (too small)")
+        raise errors.DeviceError(f"{p} is not a synthetic device region (too small)")
     h = ffi.from_buffer("struct synth_dev_header *", raw)
     if h.magic != lib.SYNTH_MAGIC:
-        raise errors.DeviceError(0, f"{p} is not a synthetic device region (bad magic)")
+        raise errors.DeviceError(f"{p} is not a synthetic device region (bad magic)")
     cls = DevClass(h.dev_class).name.lower() if h.dev_class in DevClass._value2member_map_ else str(h.dev_class)
     algs: list[str] = []
     if h.dev_class == DevClass.CRYPTO:

@@ -100,7 +100,7 @@ def read(path: str) -> dict[str, Any]:
         with open(path, "rb") as f:
             doc = json.loads(f.read())
     except FileNotFoundError:
-        raise errors.NotFoundError(2, f"inventory {path} does not exist") from None
+        raise errors.NotFoundError(f"inventory {path} does not exist") from None
     except OSError as e:
         raise errors.ValueError(f"cannot read inventory {path}: {e.strerror}") from None
     except ValueError as e:

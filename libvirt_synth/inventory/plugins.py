@@ -82,7 +82,7 @@ def measure(plugin: str, algorithm: str, size: int = DEFAULT_SIZE, millis: int =
         raise errors.ValueError(f"calibration time must be 1..{lib.SYNTH_CALIB_MAX_MILLIS} ms, got {millis}")
     p = lib.synth_plugin_find(plugin.encode())
     if p == ffi.NULL:
-        raise errors.NotFoundError(2, f"no plugin {plugin!r} in the catalog")
+        raise errors.NotFoundError(f"no plugin {plugin!r} in the catalog")
     try:
         alg = int(Alg.parse(algorithm)) if p.dev_class == lib.SYNTH_CLASS_CRYPTO else int(CAlg.parse(algorithm))
     except ValueError as e:
@@ -93,7 +93,7 @@ def measure(plugin: str, algorithm: str, size: int = DEFAULT_SIZE, millis: int =
     if rc == -errno.ENODEV:
         raise errors.NotSupportedError(errno.ENODEV, f"{what}: the plugin cannot run on this host")
     if rc == -errno.EIO:
-        raise errors.DeviceError(errno.EIO, f"{what}: an operation completed with an error status")
+        raise errors.DeviceError(f"{what}: an operation completed with an error status")
     if rc < 0:
         raise errors.from_errno(rc, what)
     cls = {lib.SYNTH_CLASS_CRYPTO: "crypto", lib.SYNTH_CLASS_COMPRESS: "compress"}.get(out.dev_class, "?")
@@ -125,7 +125,7 @@ def measure_packet(size: int = DEFAULT_SIZE, millis: int = DEFAULT_MILLIS) -> Me
     finally:
         shutil.rmtree(d, ignore_errors=True)
     if rc == -errno.EIO:
-        raise errors.DeviceError(errno.EIO, "calibrating packet I/O: no frame arrived whole")
+        raise errors.DeviceError("calibrating packet I/O: no frame arrived whole")
     if rc < 0:
         raise errors.from_errno(rc, "calibrating packet I/O")
     return Measurement(plugin=PACKET_IO, algorithm="io", dev_class="packet", size=size, millis=millis,

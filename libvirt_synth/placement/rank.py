@@ -302,7 +302,7 @@ def _files(paths: Sequence[str]) -> list[tuple[str, int, int]]:
             st = os.stat(p)
             out.append((p, st.st_mtime_ns, st.st_size))
         else:
-            raise errors.NotFoundError(2, f"inventory {p} does not exist (give a directory of <host>.json "
+            raise errors.NotFoundError(f"inventory {p} does not exist (give a directory of <host>.json "
                                           "documents or a file)")
     out.sort()
     return out

@@ -102,7 +102,7 @@ def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
     except FileNotFoundError:
-        raise errors.NotFoundError(2, f"{cmd[0]} is not installed (the guest image needs Debian's apt and "
+        raise errors.NotFoundError(f"{cmd[0]} is not installed (the guest image needs Debian's apt and "
                                       "dpkg-deb)") from None
 
 
@@ -130,7 +130,7 @@ def kernel_package(meta: str = KERNEL_META) -> str:
         kind, _, dep = line.strip().partition(":")
         if kind in ("Depends", "|Depends") and dep.strip().startswith("linux-image-"):
             return dep.strip().strip("<>")
-    raise errors.NotFoundError(2, f"cannot resolve {meta} to a kernel package: apt-cache knows no such package "
+    raise errors.NotFoundError(f"cannot resolve {meta} to a kernel package: apt-cache knows no such package "
                                   "(run apt-get update)")
 
 
@@ -173,7 +173,7 @@ class Debs:
         if pkg is None:
             known = self._index().get(name)
             if known is None:
-                raise errors.NotFoundError(2, f"apt knows no package {name} and none was downloaded before (run "
+                raise errors.NotFoundError(f"apt knows no package {name} and none was downloaded before (run "
                                               "apt-get update)")
             pkg = Package(name, known["version"], known["sha256"])
             self.say(f"{name}: no package list entry; using the one fetched before ({pkg.version})")
@@ -186,7 +186,7 @@ class Debs:
                          cwd=tmp)
                 got = list(pathlib.Path(tmp).glob("*.deb"))
                 if r.returncode != 0 or len(got) != 1:
-                    raise errors.DeviceError(0, f"apt-get download {name}={pkg.version} failed: "
+                    raise errors.DeviceError(f"apt-get download {name}={pkg.version} failed: "
                                                 f"{(r.stderr or r.stdout).strip()[-400:]}")
                 digest = sha256(got[0].read_bytes())
                 if digest != pkg.sha256:
@@ -256,7 +256,7 @@ def load_order(available: dict[str, bytes], wanted: Iterable[str], builtin: set[
         if name in seen or name in builtin:
             return
         if name not in by_name:
-            raise errors.NotFoundError(2, f"kernel module {name} (needed by {' <- '.join(chain) or 'the image'}) is "
+            raise errors.NotFoundError(f"kernel module {name} (needed by {' <- '.join(chain) or 'the image'}) is "
                                           "neither built in nor in the kernel package's crypto directories")
         seen.add(name)
         deps = modinfo(available[by_name[name]]).get("depends", "")
@@ -325,7 +325,7 @@ def _read_input(name: str, path: pathlib.Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         hint = "make synth-guest afalg-kat" if name != "init" else "it lives in the source tree"
-        raise errors.NotFoundError(2, f"{name}: {path} does not exist ({hint})") from None
+        raise errors.NotFoundError(f"{name}: {path} does not exist ({hint})") from None
 
 
 def build(inputs: dict[str, pathlib.Path] | None = None, cache: pathlib.Path | None = None,

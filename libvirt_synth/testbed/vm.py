@@ -154,7 +154,7 @@ class GuestRun:
 
     def step(self, name: str) -> Step:
         if name not in self.steps:
-            raise errors.NotFoundError(2, f"the guest did not run step {name!r} (ran: {', '.join(self.steps)})")
+            raise errors.NotFoundError(f"the guest did not run step {name!r} (ran: {', '.join(self.steps)})")
         return self.steps[name]
 
     def portable(self, algorithms: set[str] | None = None) -> list[str]:
@@ -426,7 +426,7 @@ def run_domain(conn: Any, xml: str, console_log: str, timeout: float = 120.0,
         if time.monotonic() > deadline:
             dom.destroy()
             tail = pathlib.Path(console_log).read_text(errors="replace")[-2000:] if os.path.exists(console_log) else ""
-            raise errors.TimeoutError(0, f"the guest did not power off within {timeout:.0f} s; console ends:\n{tail}")
+            raise errors.TimeoutError(f"the guest did not power off within {timeout:.0f} s; console ends:\n{tail}")
         time.sleep(0.2)
     pump()
     with open(console_log, errors="replace") as f:

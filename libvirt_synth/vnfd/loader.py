@@ -356,7 +356,7 @@ def load(path: str) -> Vnfd:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
-        raise errors.NotFoundError(2, f"VNFD {path} does not exist") from None
+        raise errors.NotFoundError(f"VNFD {path} does not exist") from None
     except OSError as e:
         raise errors.ValueError(f"cannot read VNFD {path}: {e.strerror}") from None
     return loads(text, path)

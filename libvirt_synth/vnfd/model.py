@@ -126,5 +126,5 @@ class Vnfd:
         try:
             return self.vdus[name]
         except KeyError:
-            raise errors.NotFoundError(2, f"{self.source}: no VDU {name!r}; the VNFD has: "
+            raise errors.NotFoundError(f"{self.source}: no VDU {name!r}; the VNFD has: "
                                           f"{', '.join(self.vdus)}") from None

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from lxml import etree
 
+from libvirt_synth import errors
 from libvirt_synth.hook import metadata
 from libvirt_synth.xml.validate import Problem, XmlError
 
@@ -69,7 +70,7 @@ class ShmemConfig:
             etree.SubElement(el, "model", type=self.model)
         if self.size is not None:
             if self.size % MiB:
-                raise ValueError(f"shmem {self.name}: size {self.size} is not a whole number of MiB")
+                raise errors.ValueError(f"shmem {self.name}: size {self.size} is not a whole number of MiB")
             etree.SubElement(el, "size", unit=self.SIZE_UNIT).text = str(self.size // MiB)
         for child in self.extra:
             el.append(copy.deepcopy(child))
