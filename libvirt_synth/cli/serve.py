@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from libvirt_synth import defaults, errors
-from libvirt_synth.abi import DevClass
+from libvirt_synth.abi import PKT_MAX_FRAME, DevClass
 from libvirt_synth.cli.output import parse_size
 from libvirt_synth.cmdline import Formatter
 from libvirt_synth.host.backend import Backend, default_region_dir, parse_cpus
@@ -40,7 +40,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", type=int, default=None,
                    help="packet devices: channels per device, each a TX and an RX queue pair "
                    "(default: --queues / 2, at least 1)")
-    p.add_argument("--max-frame", type=int, default=None, help="packet devices: longest frame (default 9216)")
+    p.add_argument("--max-frame", type=int, default=None, help=f"packet devices: longest frame (default {PKT_MAX_FRAME})")
     p.add_argument("--wire", action="append", default=[], metavar="A[.CH]:B[.CH]",
                    help="packet devices: a virtual wire between channel CH (default 0) of devices A and B "
                    "(repeatable; wired devices share a worker)")

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 from libvirt_synth import errors
 from libvirt_synth._native import ffi, lib
 from libvirt_synth.abi import PKT_MAX_FRAME, PKT_MIN_FRAME, DevClass, Link
+from libvirt_synth.capabilities import IFNAMSIZ
 
 if TYPE_CHECKING:
     from libvirt_synth.host.device import HostDevice
 
-OPTIONS = {"max_frame": "longest frame in bytes (14..9216)"}
-IFNAMSIZ = 16
+OPTIONS = {"max_frame": f"longest frame in bytes ({PKT_MIN_FRAME}..{PKT_MAX_FRAME})"}
 
 
 def class_params(options: dict[str, Any], keep: list[Any]) -> Any:
