@@ -40,7 +40,8 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", type=int, default=None,
                    help="packet devices: channels per device, each a TX and an RX queue pair "
                    "(default: --queues / 2, at least 1)")
-    p.add_argument("--max-frame", type=int, default=None, help=f"packet devices: longest frame (default {PKT_MAX_FRAME})")
+    p.add_argument("--max-frame", type=int, default=None,
+                   help=f"packet devices: longest frame (default {PKT_MAX_FRAME})")
     p.add_argument("--wire", action="append", default=[], metavar="A[.CH]:B[.CH]",
                    help="packet devices: a virtual wire between channel CH (default 0) of devices A and B "
                    "(repeatable; wired devices share a worker)")
