@@ -3,7 +3,8 @@
 the domain.create table) and docs/device-abi.md (sections 4.5, 12.6, 13.5) promise for each device
 class. Compression streams do not survive a backend restart (their ids give NO_SESSION); packet
 devices are served and wired again, the receive buffers the dead backend held come back RETRY;
-a region gone at restart is a lost device."""
+a region gone at restart is a lost device; domain.create again adds and drops devices; SIGINT
+stops the daemon as SIGTERM does; a destroyed session's key leaves the daemon's memory."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import contextlib
 import hashlib
 import os
 import pathlib
+import re
+import signal
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -19,7 +22,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from libvirt_synth import errors
+from libvirt_synth import client, errors
+from libvirt_synth import region as region_mod
 from libvirt_synth.abi import Alg, CAlg
 from libvirt_synth.compress import Compressor, Flush
 from libvirt_synth.guest import Device
@@ -168,3 +172,107 @@ def test_a_region_gone_at_restart_is_a_lost_device(base: pathlib.Path) -> None:
             assert ct + tag == AESGCM(KEY).encrypt(bytes(12), b"the other device", None)
         d.call("domain.destroy", uuid=UUID)
         assert d.call("health")["domains"] == 0
+
+
+# ---- domain.create again, with devices added and dropped (daemon.md, domain.create) ----
+
+def test_domain_create_again_adds_and_drops_devices(base: pathlib.Path) -> None:
+    with daemon_at(base) as daemons:
+        d = daemons[0]
+        d.call("domain.create", uuid=UUID, name="vnf", devices=[{"name": "vnf-c", "class": "crypto"},
+                                                                {"name": "vnf-z", "class": "compress"}])
+        vaults = d.state / "vault"
+        assert (vaults / "vnf-z.vault").exists()
+        with Device.open(str(d.regions / "vnf-c")) as g, g.queue(0).session(Alg.AES256_GCM, KEY) as s:
+            r = d.call("domain.create", uuid=UUID, name="vnf", devices=[{"name": "vnf-c", "class": "crypto"},
+                                                                        {"name": "vnf-p", "class": "packet"}])
+            assert [x["name"] for x in r["devices"]] == ["vnf-c", "vnf-p"]
+            # The kept device was not laid out again: same generation, its session still works.
+            assert r["devices"][0]["generation"] == 1 and r["devices"][0]["sessions"] == 1
+            ct, tag = s.encrypt(b"kept", bytes(12))
+            assert ct + tag == AESGCM(KEY).encrypt(bytes(12), b"kept", None)
+        # The dropped one is released: not served, not registered, its region and vault gone.
+        assert not (d.regions / "vnf-z").exists() and not (vaults / "vnf-z.vault").exists()
+        assert sorted(x["name"] for x in d.call("devices.list")) == ["vnf-c", "vnf-p"]
+        assert d.call("domains.list")[0]["devices"] == ["vnf-c", "vnf-p"]
+        with pytest.raises(client.RpcError, match="no device 'vnf-z'"):
+            d.call("device.show", name="vnf-z")
+        assert d.call("health")["devices"] == 2
+        # The added one is served: a guest opens it and its channel works (a wire to itself).
+        with Device.open(str(d.regions / "vnf-p")) as gp:
+            ch = PacketChannel(gp, 0)
+            assert ch.send_packets([frame(0)]) == 1
+            until(lambda: (ch.reclaim(), ch.stats()["tx_dropped"])[1] == 1, "the unlinked channel to drop it")
+            assert d.call("stats", name="vnf-p")["devices"]["vnf-p"]["packet"]["tx_drops"] == 1
+        d.call("domain.destroy", uuid=UUID)
+
+
+# ---- SIGINT (daemon.md: "SIGTERM (or SIGINT) stops it"; DESIGN.md: SIGTERM stops it cleanly) ----
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_stops_the_daemon_as_sigterm_does(base: pathlib.Path, sig: int) -> None:
+    d = Daemon(base).start()
+    try:
+        d.call("domain.create", uuid=UUID, name="stop", devices=[{"name": "stop-c", "class": "crypto"}])
+        region = d.regions / "stop-c"
+        with Device.open(str(region)) as g, g.queue(0).session(Alg.AES256_GCM, KEY) as s:
+            assert d.stop(sig) == 0, d.log.read_text()[-2000:]
+            assert not os.path.exists(d.socket), "the daemon removes its socket"
+            assert "stopped" in d.log.read_text().splitlines()[-1]
+            # The region stays for the VM that maps it, no longer served; the next daemon re-attaches it.
+            assert region.exists() and region.stat().st_size == 4 << 20
+            header = region_mod.read_header(str(region))
+            assert header.status == ["detached"] and header.generation == 1, header  # dev_status 0: released
+            assert header.driver_attached, "the guest's driver status is left as it was"
+            d.start()
+            assert d.call("devices.list")[0]["generation"] == 2
+            ct, tag = s.encrypt(b"after the stop", bytes(12))  # the vault kept the session
+            assert ct + tag == AESGCM(KEY).encrypt(bytes(12), b"after the stop", None)
+        d.call("domain.destroy", uuid=UUID)
+    finally:
+        d.stop()
+
+
+# ---- a destroyed session's key leaves the daemon's memory (device-abi.md 8.4) ----
+
+def readable_memory(pid: int) -> Iterator[tuple[str, bytes]]:
+    """(mapping, contents) of each readable mapping of a process (root, or ptrace rights)."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (r)\S* \S+ \S+ \S+\s*(.*)", line)
+            if m is None or m.group(4) in ("[vvar]", "[vsyscall]", "[vvar_vclock]"):
+                continue
+            start, end = int(m.group(1), 16), int(m.group(2), 16)
+            try:
+                mem.seek(start)
+                yield m.group(4) or "anonymous", mem.read(end - start)
+            except (OSError, ValueError):  # a mapping that went away, or a device mapping
+                continue
+
+
+def where_is(pid: int, secret: bytes) -> list[str]:
+    return [name for name, data in readable_memory(pid) if secret in data]
+
+
+def test_a_destroyed_sessions_key_leaves_the_daemons_memory(base: pathlib.Path) -> None:
+    """The key reaches the daemon through the region (SESSION_CREATE's parameter block), never the
+    JSON-RPC socket; the test's own copies live in this process, and only the daemon's memory is
+    scanned. While the session lives, the scan finds the key (in the vault mapping at least): the
+    scan sees what a missing wipe would leave."""
+    if os.geteuid() != 0:
+        pytest.skip("reading another process's memory needs root")
+    with daemon_at(base) as daemons:
+        d = daemons[0]
+        assert d.proc is not None
+        d.call("domain.create", uuid=UUID, name="keys", devices=[{"name": "keys-c", "class": "crypto"}])
+        with Device.open(str(d.regions / "keys-c")) as g:
+            q = g.queue(0)
+            s = q.session(Alg.AES256_GCM, KEY)
+            ct, tag = s.encrypt(b"with the key", bytes(12))
+            assert ct + tag == AESGCM(KEY).encrypt(bytes(12), b"with the key", None)
+            live = where_is(d.proc.pid, KEY)
+            assert any(name.endswith("keys-c.vault") for name in live), live
+            s.destroy()
+            until(lambda: d.call("devices.list")[0]["sessions"] == 0, "the session to go")
+            assert where_is(d.proc.pid, KEY) == [], "the key of a destroyed session is still in the daemon"
+        d.call("domain.destroy", uuid=UUID)
