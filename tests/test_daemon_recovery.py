@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from libvirt_synth import client, errors
 from libvirt_synth import region as region_mod
-from libvirt_synth.abi import Alg, CAlg
-from libvirt_synth.compress import Compressor, Flush
+from libvirt_synth.abi import Alg, CAlg, Flush
+from libvirt_synth.compress import Compressor
 from libvirt_synth.guest import Device
 from libvirt_synth.packet import PacketChannel
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from libvirt_synth.abi import Alg, DevClass, Op, Status
 from libvirt_synth.backend import HostDevice, Worker
-from libvirt_synth.guest import CryptoSession, Device, Queue
+from libvirt_synth.guest import Completion, CryptoSession, Device, Queue
 
 from daemonctl import running
 from rawregion import RawRegion
@@ -67,7 +67,7 @@ def most_taken_at_once(raw: RawRegion, q: Queue, s: CryptoSession, n: int = 16, 
                           "src_len": size, "dst_off": d.offset, "dst_len": size, "iv_off": iv.offset,
                           "tag_off": tag.offset} for i, (d, iv, tag) in enumerate(bufs)])
         assert q.submit(descs) == n
-        most, done = 0, []
+        most, done = 0, list[Completion]()
         deadline = time.monotonic() + 30
         while len(done) < n:
             assert time.monotonic() < deadline, f"{len(done)} of {n} completed"

@@ -38,7 +38,8 @@ def base() -> Iterator[pathlib.Path]:
 
 
 def test_sessions_survive_a_reattach_through_the_vault(base: pathlib.Path) -> None:
-    spec = DeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=str(base / "dev.vault"))
+    vault = str(base / "dev.vault")
+    spec = DeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=vault)
     with Worker() as w:
         dev = HostDevice.from_spec(spec)
         w.add(dev)
@@ -47,7 +48,7 @@ def test_sessions_survive_a_reattach_through_the_vault(base: pathlib.Path) -> No
         s = q.session(Alg.AES256_GCM, KEY)
         gen = q.session(Alg.AES128_GCM, KEY[:16], iv_gen=True)
         iv1, ct1, tag1 = gen.seal(b"before")
-        assert os.stat(spec.vault).st_mode & 0o777 == 0o600
+        assert os.stat(vault).st_mode & 0o777 == 0o600
         assert KEY not in pathlib.Path(spec.path).read_bytes(), "keys never stay in the region"
         dev.destroy(unlink=False)  # the backend goes away; region and vault stay
         dev = HostDevice.from_spec(spec, attach=True)
@@ -62,11 +63,12 @@ def test_sessions_survive_a_reattach_through_the_vault(base: pathlib.Path) -> No
             g.close()
         finally:
             dev.destroy()
-    assert not os.path.exists(spec.vault), "destroying the device removes its vault"
+    assert not os.path.exists(vault), "destroying the device removes its vault"
 
 
 def test_a_driver_reset_clears_the_vault(base: pathlib.Path) -> None:
-    spec = DeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=str(base / "dev.vault"))
+    vault = str(base / "dev.vault")
+    spec = DeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=vault)
     with Worker() as w:
         dev = HostDevice.from_spec(spec)
         w.add(dev)
@@ -78,7 +80,7 @@ def test_a_driver_reset_clears_the_vault(base: pathlib.Path) -> None:
         dev = HostDevice.from_spec(spec, attach=True)
         w.add(dev)
         assert dev.stats().restored_sessions == 0
-        assert KEY not in pathlib.Path(spec.vault).read_bytes(), "a destroyed session's key is wiped"
+        assert KEY not in pathlib.Path(vault).read_bytes(), "a destroyed session's key is wiped"
         g.close()
         dev.destroy()
 
@@ -158,7 +160,7 @@ def test_kill_9_while_busy(base: pathlib.Path) -> None:
 def in_flight(sq: Any, cq: Any) -> int:
     """Descriptors the host took from the SQ and did not complete in the CQ. Exact once the
     backend is dead: only a backend moves `sq.cons` and `cq.prod`."""
-    return (sq.cons - cq.prod) & 0xFFFFFFFF
+    return int((sq.cons - cq.prod) & 0xFFFFFFFF)
 
 
 def kill_9_while_busy(base: pathlib.Path, daemons: list[Daemon]) -> None:
