@@ -112,15 +112,16 @@ def run_peer(mode: str, path: str, seconds: float) -> subprocess.Popen[str]:
 @pytest.mark.slow
 def test_racing_writer_flips_descriptors_while_backend_reads(guest: Device, served: HostDevice) -> None:
     q = guest.queue(0)
+    statuses: dict[int, int] = {}
+    bufs = [q.alloc(256) for _ in range(4)]
+    s = q.session(Alg.AES256_GCM, KEY)  # before the scribbler runs: it could turn this op into anything
     raw = RawRegion(served.path)
-    watched = slice(raw.queue(0)[4] + 8192, raw.queue(0)[4] + 64 * 1024)  # arena the scribbler hits, not ours
+    arena = raw.queue(0)[4]
+    watched = slice(arena + max(b.offset + b.size for b in bufs), arena + 64 * 1024)  # it writes there, we do not
     calm = bytes(raw.map[watched])
     peer = run_peer("scribble", served.path, 3.0)
     until(lambda: bytes(raw.map[watched]) != calm, "the scribbler to start writing")
     raw.close()
-    statuses: dict[int, int] = {}
-    bufs = [q.alloc(256) for _ in range(4)]
-    s = q.session(Alg.AES256_GCM, KEY)
     # The scribbler may turn one of our descriptors into a destroy of this very session.
     d = {"opcode": Op.ENCRYPT, "session": s.id, "src_off": bufs[0].offset, "src_len": 256,
          "dst_off": bufs[1].offset, "dst_len": 256, "aad_off": bufs[2].offset, "aad_len": 8,
