@@ -100,8 +100,8 @@ def test_af_alg_is_in_the_catalog_where_the_kernel_has_it() -> None:
     assert all("af-alg" in picks[alg]["candidates"] for alg in info.algorithms)
 
 
-REFERENCES = {Alg.AES128_GCM: (16, AESGCM), Alg.AES256_GCM: (32, AESGCM),
-              Alg.CHACHA20_POLY1305: (32, ChaCha20Poly1305)}
+REFERENCES: dict[Alg, tuple[int, type[AESGCM] | type[ChaCha20Poly1305]]] = {
+    Alg.AES128_GCM: (16, AESGCM), Alg.AES256_GCM: (32, AESGCM), Alg.CHACHA20_POLY1305: (32, ChaCha20Poly1305)}
 
 
 @needs_af_alg
