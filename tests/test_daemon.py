@@ -19,6 +19,7 @@ import pytest
 
 from libvirt_synth.daemon import client, protocol
 from libvirt_synth.guest import Device
+from libvirt_synth.host.plugins import catalog
 
 from daemonctl import Daemon, scratch
 from test_hostile import check_still_serves
@@ -52,7 +53,8 @@ def test_health_and_plugins(daemon: Daemon) -> None:
     out = json.loads(daemon.cli("health", "--json").stdout)
     assert out["socket"] == daemon.socket
     plugins = json.loads(daemon.cli("plugins", "--json").stdout)["plugins"]
-    assert {p["name"] for p in plugins} >= {"openssl", "ipsec-mb"}
+    # The daemon lists this host's catalog, each plugin as able to run here as the catalog says.
+    assert {(p["name"], p["available"]) for p in plugins} == {(p.name, p.available) for p in catalog()}
     assert "PLUGIN" in daemon.cli("plugins").stdout
 
 
@@ -113,6 +115,20 @@ def test_protocol_errors(daemon: Daemon) -> None:
     assert daemon.call("health")["status"] == "ok"  # still up
 
 
+def untraversable_by(user: pwd.struct_passwd, *paths: str) -> str | None:
+    """The first directory on the way to one of these paths that the user (with its own group
+    only, as run_as_nobody leaves it) may not enter, or None."""
+    for path in paths:
+        for d in [pathlib.Path(path), *pathlib.Path(path).parents]:
+            st = d.stat()
+            if not d.is_dir():
+                continue
+            bit = 0o100 if st.st_uid == user.pw_uid else 0o010 if st.st_gid == user.pw_gid else 0o001
+            if not st.st_mode & bit:
+                return str(d)
+    return None
+
+
 def run_as_nobody(code: str, sock: str) -> subprocess.CompletedProcess[str]:
     nobody = pwd.getpwnam("nobody")
 
@@ -127,6 +143,12 @@ def run_as_nobody(code: str, sock: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to run a client as another user")
 def test_unprivileged_callers_may_read_but_not_change(daemon: Daemon) -> None:
+    import libvirt_synth
+
+    closed = untraversable_by(pwd.getpwnam("nobody"), sys.prefix, os.path.dirname(libvirt_synth.__file__))
+    if closed:
+        pytest.skip(f"user nobody cannot enter {closed}, on the way to the venv or the checkout: "
+                    "run the suite from a checkout others may enter")
     code = f"""
 import sys
 from libvirt_synth.daemon import client
@@ -181,6 +203,11 @@ def test_prometheus_endpoint_off_by_default_and_on_when_asked(base: pathlib.Path
         port = s.getsockname()[1]
     d = Daemon(base, "--prometheus-port", str(port)).start()
     try:
+        assert d.proc is not None
+        deadline = time.monotonic() + 10
+        while tcp_listeners(d.proc.pid) != {port}:  # the one listener the configuration asks for
+            assert time.monotonic() < deadline, tcp_listeners(d.proc.pid)
+            time.sleep(0.02)
         d.call("domain.create", uuid=UUID, name="vnf1", devices=two_devices())
         with Device.open(str(d.regions / "vnf1-crypto0")) as g:
             check_still_serves(g.queue(0))
@@ -196,8 +223,30 @@ def test_prometheus_endpoint_off_by_default_and_on_when_asked(base: pathlib.Path
         d.stop()
 
 
+def tcp_listeners(pid: int) -> set[int]:
+    """The TCP ports a process listens on: its sockets (/proc/PID/fd) that the kernel's TCP tables
+    (/proc/net/tcp, tcp6) list in state LISTEN."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # st 0A: TCP_LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def test_no_metrics_port_unless_configured(daemon: Daemon) -> None:
-    assert "prometheus" not in daemon.log.read_text().lower()
+    assert daemon.proc is not None
+    assert tcp_listeners(daemon.proc.pid) == set()
 
 
 def test_registry_records_sessions_without_keys(daemon: Daemon) -> None:
@@ -208,7 +257,9 @@ def test_registry_records_sessions_without_keys(daemon: Daemon) -> None:
     with Device.open(str(daemon.regions / "vnf1-crypto0")) as g:
         s = g.queue(0).session("aes-256-gcm", key, iv_gen=True)
         show = daemon.call("device.show", name="vnf1-crypto0")
-        assert show["sessions_live"] == [{"id": s.id, "alg": "aes-256-gcm", "iv_gen": True, "plugin": "ipsec-mb"}]
+        chosen = daemon.call("plugins")["choices"]["aes-256-gcm"]["plugin"]  # the catalog's choice here
+        assert chosen, "no plugin serves aes-256-gcm on this host"
+        assert show["sessions_live"] == [{"id": s.id, "alg": "aes-256-gcm", "iv_gen": True, "plugin": chosen}]
         deadline = time.monotonic() + 5
         rows: list[tuple[object, ...]] = []
         while time.monotonic() < deadline and not rows:
@@ -267,8 +318,11 @@ def test_regions_nobody_serves_are_replaced_or_taken_over_as_asked(daemon: Daemo
     daemon.call("domain.create", uuid=UUID, name="vnf1", devices=devs, existing="replace")
     assert os.stat(stale).st_size == 1 << 20 and len(daemon.call("devices.list")) == 2
     # A daemon that lost its registry while the VM runs takes the live regions over (reconnect).
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key, iv, text = bytes(range(0x40, 0x60)), bytes(range(1, 13)), b"still served after a registry loss"
     with Device.open(str(stale)) as g:
-        s = g.queue(0).session("aes-256-gcm", bytes(32))
+        s = g.queue(0).session("aes-256-gcm", key)
         before = [d["generation"] for d in daemon.call("devices.list")]
         daemon.stop()
         (daemon.state / "registry.sqlite").unlink()
@@ -276,7 +330,8 @@ def test_regions_nobody_serves_are_replaced_or_taken_over_as_asked(daemon: Daemo
         assert daemon.call("devices.list") == []
         r = daemon.call("domain.create", uuid=UUID, name="vnf1", devices=devs, existing="attach")
         assert [d["generation"] for d in r["devices"]] == [g + 1 for g in before]
-        s.encrypt(b"still served", bytes(12))  # the vault kept the session
+        ct, tag = s.encrypt(text, iv)  # the vault kept the session, and its key
+        assert ct + tag == AESGCM(key).encrypt(iv, text, b"")
     daemon.call("domain.destroy", uuid=UUID)
 
 
@@ -328,5 +383,42 @@ def test_a_truncated_region_is_abandoned_and_the_daemon_goes_on(base: pathlib.Pa
         assert "abandoned (region file truncated under the backend): vnf1-crypto0" in out
         d.call("domain.destroy", uuid=UUID)
         assert d.call("health")["devices"] == 0
+    finally:
+        d.stop()
+
+
+def thread_cpus(pid: int, comm: str) -> list[str]:
+    """Cpus_allowed_list of each thread of pid named comm, in the order the threads were made."""
+    out = []
+    for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
+        try:
+            status = pathlib.Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except FileNotFoundError:
+            continue
+        fields = dict(ln.split(":\t", 1) for ln in status.splitlines() if ":\t" in ln)
+        if fields["Name"].strip() == comm:
+            out.append(fields["Cpus_allowed_list"].strip())
+    return out
+
+
+def test_workers_run_on_the_configured_cpus(base: pathlib.Path) -> None:
+    """--cpus pins the worker threads (round robin over the list); the rest of the daemon keeps
+    the CPUs it was given (this process's, as the kernel lists them)."""
+    mine = sorted(os.sched_getaffinity(0))
+    if len(mine) < 2:
+        pytest.skip("one CPU only: a pinned worker cannot be told from an unpinned one")
+    given = thread_cpus(os.getpid(), pathlib.Path("/proc/self/comm").read_text().strip())[0]
+    d = Daemon(base, "--workers", "2", "--cpus", f"{mine[-1]},{mine[0]}").start()
+    try:
+        assert d.proc is not None
+        assert thread_cpus(d.proc.pid, "synth-worker") == [str(mine[-1]), str(mine[0])]
+        main = pathlib.Path(f"/proc/{d.proc.pid}/comm").read_text().strip()
+        assert set(thread_cpus(d.proc.pid, main)) == {given}, "the daemon's other threads are not pinned"
+    finally:
+        d.stop()
+    d = Daemon(base, "--workers", "2").start()  # not configured: the workers may run anywhere
+    try:
+        assert d.proc is not None
+        assert thread_cpus(d.proc.pid, "synth-worker") == [given] * 2
     finally:
         d.stop()

@@ -11,6 +11,7 @@ import pathlib
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -80,19 +81,28 @@ def test_random_descriptors_get_a_status_each(guest: Device, served: HostDevice,
 @given(sq_prod=st.integers(0, 2**32 - 1), sq_cons=st.integers(0, 2**32 - 1),
        cq_prod=st.integers(0, 2**32 - 1), cq_cons=st.integers(0, 2**32 - 1),
        header=st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 255)), max_size=32))
-def test_random_ring_indices_and_header_bytes(guest: Device, served: HostDevice, sq_prod: int, sq_cons: int,
-                                               cq_prod: int, cq_cons: int, header) -> None:
+def test_random_ring_indices_and_header_bytes(guest: Device, served: HostDevice, worker: Worker, sq_prod: int,
+                                               sq_cons: int, cq_prod: int, cq_cons: int, header) -> None:
     raw = RawRegion(served.path)
     sq, _, cq, _, _ = raw.queue(0)
     sq.prod, sq.cons, cq.prod, cq.cons = sq_prod, sq_cons, cq_prod, cq_cons
     for off, val in header:
         raw.map[off] = val
-    time.sleep(0.002)
+    passes = worker.stats()["passes"]
+    until(lambda: worker.stats()["passes"] >= passes + 2, "the worker to poll the device twice")  # it saw them
     raw.close()
     # Whatever happened, a reset brings the device back (the layout the guest uses is its own copy).
     guest.reset()
     check_still_serves(guest.queue(0))
     check_still_serves(guest.queue(1))
+
+
+def until(cond: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.001)
 
 
 def run_peer(mode: str, path: str, seconds: float) -> subprocess.Popen[str]:
@@ -102,10 +112,16 @@ def run_peer(mode: str, path: str, seconds: float) -> subprocess.Popen[str]:
 @pytest.mark.slow
 def test_racing_writer_flips_descriptors_while_backend_reads(guest: Device, served: HostDevice) -> None:
     q = guest.queue(0)
-    peer = run_peer("scribble", served.path, 3.0)
     statuses: dict[int, int] = {}
     bufs = [q.alloc(256) for _ in range(4)]
-    s = q.session(Alg.AES256_GCM, KEY)
+    s = q.session(Alg.AES256_GCM, KEY)  # before the scribbler runs: it could turn this op into anything
+    raw = RawRegion(served.path)
+    arena = raw.queue(0)[4]
+    watched = slice(arena + max(b.offset + b.size for b in bufs), arena + 64 * 1024)  # it writes there, we do not
+    calm = bytes(raw.map[watched])
+    peer = run_peer("scribble", served.path, 3.0)
+    until(lambda: bytes(raw.map[watched]) != calm, "the scribbler to start writing")
+    raw.close()
     # The scribbler may turn one of our descriptors into a destroy of this very session.
     d = {"opcode": Op.ENCRYPT, "session": s.id, "src_off": bufs[0].offset, "src_len": 256,
          "dst_off": bufs[1].offset, "dst_len": 256, "aad_off": bufs[2].offset, "aad_len": 8,
@@ -120,7 +136,7 @@ def test_racing_writer_flips_descriptors_while_backend_reads(guest: Device, serv
     with contextlib.suppress(errors.UnknownSessionError):
         s.destroy()
     out = json.loads(peer.communicate(timeout=10)[0])
-    assert out["writes"] > 10_000 and ops > 1000
+    assert out["writes"] > 0 and ops > 0  # all ours ran between its first write and its exit
     assert set(statuses) <= set(range(lib.SYNTH_ST_MAX))
     assert served.stats().ring_errors == 0  # the scribbler never touched the indices
     check_still_serves(q)
@@ -135,8 +151,8 @@ def test_flooded_neighbour_on_the_same_worker(region_dir: pathlib.Path) -> None:
         w.add(good)
         try:
             peer = run_peer("flood", bad.path, 4.0)
-            time.sleep(0.3)
-            checked = 0
+            until(lambda: bad.stats().ops > 0, "the flood to start")
+            checked, flood_ops = 0, [bad.stats().ops]
             with Device.open(good.path) as g:
                 q = g.queue(0)
                 with q.session(Alg.AES256_GCM, KEY) as s:
@@ -146,9 +162,10 @@ def test_flooded_neighbour_on_the_same_worker(region_dir: pathlib.Path) -> None:
                         ct, tag = s.encrypt(data, iv, b"hdr")
                         assert ct + tag == aead.encrypt(iv, data, b"hdr")
                         checked += 1
+                        flood_ops.append(bad.stats().ops)
             out = json.loads(peer.communicate(timeout=10)[0])
-            assert out["submitted"] > 1000 and out["index_attacks"] > 0
-            assert checked > 200
+            assert out["submitted"] > 0 and out["index_attacks"] > 0
+            assert checked > 0 and flood_ops[-1] > flood_ops[0], "the neighbour was served while we checked"
             assert good.stats().ring_errors == 0 and good.stats().resets <= 2  # our open and close only
             assert bad.stats().ring_errors > 0
         finally:

@@ -121,13 +121,26 @@ def test_start_with_the_daemon_down_fails_clearly_and_leaves_nothing(stack: Daem
 
 
 def test_libvirtd_restart_keeps_the_vm_and_its_devices(stack: Daemon) -> None:
+    """The daemon first loses the devices (restarted without its registry, the VM running on);
+    only the reconnect hook, run by the restarted libvirtd, can make it serve them again."""
     d = stack
     libvirtctl.virsh("start", NAME)
     try:
         pid_before = pathlib.Path(f"/run/libvirt/qemu/{NAME}.pid").read_text()
+        inodes = [os.stat(SHM / n).st_ino for n in DEVS]
+        d.stop()
+        (d.state / "registry.sqlite").unlink()
+        d.start()
+        assert served(d) == [] and d.call("devices.list") == []
         libvirtctl.restart_libvirtd()  # the hook runs "reconnect"
+        deadline = time.monotonic() + 30
+        while served(d) != DEVS:
+            assert time.monotonic() < deadline, f"the reconnect hook did not serve {DEVS}: {served(d)}"
+            time.sleep(0.1)
         assert libvirtctl.virsh("domstate", NAME).stdout.strip() == "running"
         assert pathlib.Path(f"/run/libvirt/qemu/{NAME}.pid").read_text() == pid_before
-        assert served(d) == DEVS and all((SHM / n).exists() for n in DEVS)
+        # Taken over, not replaced: the files QEMU maps, now served again (generation bumped).
+        assert [os.stat(SHM / n).st_ino for n in DEVS] == inodes
+        assert [x["generation"] for x in d.call("devices.list")] == [2, 2]
     finally:
         libvirtctl.virsh("destroy", NAME)

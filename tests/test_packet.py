@@ -46,6 +46,17 @@ def until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition"
         time.sleep(0.001)
 
 
+def taken(dev: HostDevice, queue: int) -> None:
+    """Wait until the host has taken every descriptor published on a queue of dev (its consumer
+    index has reached the producer index): RECV buffers posted there are then the host's."""
+    raw = RawRegion(dev.path)
+    try:
+        sq = raw.queue(queue)[0]
+        until(lambda: sq.prod != 0 and sq.cons == sq.prod, what=f"the host to take queue {queue}'s descriptors")
+    finally:
+        raw.close()
+
+
 def settle(ch: PacketChannel, sent: int) -> dict[str, int]:
     """Wait until every frame the channel sent has completed; its stats then."""
     def done() -> dict[str, int] | None:
@@ -112,7 +123,8 @@ def test_wire_both_ways_in_order(guests: tuple[PacketChannel, PacketChannel],
     assert ctr["links"] == ["wire"] and ctr["max_frame"] == PKT_MAX_FRAME and ctr["min_frame"] == 14
 
 
-def test_primitives_and_zero_copy(guests: tuple[PacketChannel, PacketChannel]) -> None:
+def test_primitives_and_zero_copy(guests: tuple[PacketChannel, PacketChannel],
+                                  pair: tuple[HostDevice, HostDevice]) -> None:
     ca, cb = guests
     assert cb.are_there_packets() == 0 and cb.give_me_packets(8) == []
     pkts = ca.alloc(3)
@@ -125,7 +137,21 @@ def test_primitives_and_zero_copy(guests: tuple[PacketChannel, PacketChannel]) -
     got = cb.give_me_packets_zc(2)
     assert [bytes(p.data) for p in got] == [frame(0, 100), frame(1, 101)]
     assert cb.are_there_packets() == 1 and cb.stats()["rx_posted"] == posted
-    got[0].data[0] = 0x55  # the frame is in the arena, in place: writable, no copy
+    # The frames are in the receive queue's arena, in place: each is there once (the host copied it
+    # once, straight into the posted buffer), and a write through the packet lands in the region.
+    raw = RawRegion(pair[1].path)
+    try:
+        qi = raw.hdr.queues[1]  # channel 0's receive queue
+        arena = bytes(raw.map[qi.arena_off:qi.arena_off + qi.arena_size])
+        at = [arena.find(f) for f in (frame(0, 100), frame(1, 101))]
+        assert -1 not in at and all(arena.count(f) == 1 for f in (frame(0, 100), frame(1, 101)))
+        got[0].data[0] = 0x55
+        got[1].data[99] ^= 0xFF
+        assert raw.map[qi.arena_off + at[0]] == 0x55
+        assert raw.map[qi.arena_off + at[1] + 99] == frame(1, 101)[99] ^ 0xFF
+        assert bytes(raw.map[qi.arena_off + at[0] + 1:qi.arena_off + at[0] + 100]) == frame(0, 100)[1:]
+    finally:
+        raw.close()
     cb.release(got)
     assert cb.stats()["rx_posted"] == posted + 2
     assert cb.give_me_packets(8) == [frame(2, 102)]
@@ -136,7 +162,7 @@ def test_drops_without_buffers_are_counted(pair: tuple[HostDevice, HostDevice]) 
     with Device.open(a.path) as ga, Device.open(b.path) as gb:
         ca, cb = PacketChannel(ga, 0), PacketChannel(gb, 0, rx_bufs=4)
         assert cb.stats()["rx_posted"] == 4
-        time.sleep(0.02)  # the backend takes the 4 buffers (it polls at least every 200 us)
+        taken(b, 1)  # channel 0's receive queue: the 4 buffers are the host's now
         assert ca.send_packets([frame(i) for i in range(10)]) == 10
         st = settle(ca, 10)
         assert st["tx_ok"] == 4 and st["tx_dropped"] == 6
@@ -156,7 +182,7 @@ def test_frame_longer_than_the_posted_buffer(pair: tuple[HostDevice, HostDevice]
         buf = rxq.alloc(256)
         assert rxq.submit(rxq.descs([{"opcode": 0x31, "dst_off": buf.offset, "dst_len": 100, "cookie": 7},
                                      {"opcode": 0x31, "dst_off": buf.offset, "dst_len": 256, "cookie": 8}])) == 2
-        time.sleep(0.01)
+        taken(b, 1)
         assert ca.send_packets([frame(1, 200), frame(2, 200)]) == 2
         c1, c2 = rxq.drain(2)
         assert (c1.cookie, Status(c1.status), c1.result) == (7, Status.NO_SPACE, 200)
@@ -234,10 +260,10 @@ def test_wire_across_workers_is_refused_by_the_data_path(region_dir: pathlib.Pat
     try:
         with Device.open(a.path) as ga, Device.open(b.path) as gb:
             ca, cb = PacketChannel(ga, 0), PacketChannel(gb, 0)
+            taken(b, 1)  # b could receive: its buffers are with its own worker
             assert ca.send_packets([frame(i) for i in range(8)]) == 8
-            assert settle(ca, 8)["tx_dropped"] == 8
+            assert settle(ca, 8)["tx_dropped"] == 8  # a frame is delivered, or not, before its SEND completes
             assert host_packet.stats(a)["tx_no_link"] == 8
-            time.sleep(0.02)
             assert cb.are_there_packets() == 0 and host_packet.stats(b)["rx_frames"] == 0
     finally:
         a.destroy()
@@ -272,9 +298,8 @@ def test_reset_forgets_posted_buffers(guests: tuple[PacketChannel, PacketChannel
                                       pair: tuple[HostDevice, HostDevice]) -> None:
     ca, cb = guests
     assert exchange(ca, cb, [frame(1)]) == [frame(1)]
-    cb.device.reset()
+    cb.device.reset()  # returns once the host has acknowledged the new epoch
     cb.close()
-    time.sleep(0.01)
     assert ca.send_packets([frame(2)]) == 1
     settle(ca, 2)
     assert host_packet.stats(pair[1])["rx_no_buffer"] == 1, "the old epoch's buffers are gone"

@@ -168,6 +168,8 @@ def test_a_neighbour_truncated_during_a_slow_burst_costs_the_neighbour_only(regi
 
     from libvirt_synth.abi import CAlg, CompOp, Status
 
+    from rawregion import RawRegion
+
     rng = random.Random(9)
     text = b"".join(rng.choice([b"alpha ", b"beta ", b"gamma\n"]) + rng.randbytes(3) for _ in range(120_000))[:1 << 20]
     victim = HostDevice.create(str(region_dir / "victim"), DevClass.CRYPTO, size=1 << 20)
@@ -179,10 +181,72 @@ def test_a_neighbour_truncated_during_a_slow_burst_costs_the_neighbour_only(regi
             descs = [{"opcode": CompOp.COMPRESS, "src_off": src.offset, "src_len": len(text), "dst_off": b.offset,
                       "dst_len": b.size, "arg": [int(CAlg.ZSTD), 19, 0], "cookie": i} for i, b in enumerate(dsts)]
             assert q.submit(q.descs(descs)) == 4
-            time.sleep(0.3)  # well inside the first op
-            assert q.inflight == 4
+            # Host side: the worker took all four in one burst (it writes the submission ring's
+            # consumer index when it takes them, and the completions only when the burst is done).
+            raw = RawRegion(comp.path)
+            sq, _, cq, _, _ = raw.queue(0)
+            wait_for(lambda: sq.cons == 4)
             os.truncate(victim.path, 0)
+            wait_for(lambda: worker.stats()["region_faults"] == 1, timeout=60)
+            # The fault was handled while the burst still ran: none of its ops completed yet.
+            assert (cq.prod, comp.stats().ops) == (0, 0), "the burst was over before the neighbour was cut"
             got = q.drain(4, timeout=60)
+            assert cq.prod == 4
+            raw.close()
     assert sorted(c.cookie for c in got) == [0, 1, 2, 3] and all(c.status == Status.OK for c in got)
     assert worker.stats()["region_faults"] == 1 and victim.stats().dev_error == lib.SYNTH_DEVERR_REGION
     victim.destroy()
+
+
+def test_a_pass_cut_short_by_a_peers_fault_completes_its_descriptors_as_retry(region_dir: pathlib.Path,
+                                                                              worker: Worker) -> None:
+    """The receiver's arena goes while the worker delivers the sender's frames to it: the sender's
+    pass is cut short by a fault that is not its own, and the descriptors it had in hand come back
+    RETRY (the guest sends them again), never lost and never OK."""
+    from libvirt_synth.abi import Status
+    from libvirt_synth.guest.packet import PacketChannel
+    from libvirt_synth.host import packet as host_packet
+
+    from rawregion import RawRegion
+
+    a = HostDevice.create(str(region_dir / "a"), DevClass.PACKET, queues=2)
+    b = HostDevice.create(str(region_dir / "b"), DevClass.PACKET, queues=2)
+    host_packet.wire(a, 0, b, 0)
+    worker.add(a)
+    worker.add(b)
+    raw = RawRegion(b.path)
+    cut = min(raw.queue(q)[4] for q in range(2))
+    raw.close()
+    peer = subprocess.Popen([sys.executable, "-c", RECEIVER, b.path, str(cut)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert peer.stdout is not None and peer.stdin is not None
+        assert peer.stdout.readline().strip() == "open"
+        with Device.open(a.path) as ga:
+            tx = PacketChannel(ga, 0)
+            peer.stdin.write("go\n")
+            peer.stdin.flush()
+            assert peer.stdout.readline().strip() == "truncated"
+            assert a.stats().by_status.get("retry", 0) == 0
+            sent = tx.send_packets([b"\xee" * 64] * 4)
+            assert sent == 4
+            wait_for(lambda: worker.stats()["region_faults"] == 1)
+            assert b.stats().dev_error == lib.SYNTH_DEVERR_REGION and a.stats().dev_error == 0
+            wait_for(lambda: (tx.reclaim(), tx.stats())[1]["tx_ok"] + tx.stats()["tx_dropped"] == sent)
+            # What the guest finds in its completion rings, read raw: a RETRY for every descriptor
+            # the cut pass had in hand (at least the one whose delivery faulted), none OK.
+            raw_a = RawRegion(a.path)
+            statuses = []
+            for qi in range(2):
+                _, _, cq, cqe, _ = raw_a.queue(qi)
+                statuses += [int(cqe[i].status) for i in range(cq.prod)]
+            raw_a.close()
+            retried = statuses.count(Status.RETRY)
+            assert len(statuses) == sent and retried >= 1, statuses
+            assert Status.OK not in statuses, statuses
+            assert a.stats().by_status["retry"] == retried
+            assert tx.stats()["tx_ok"] == 0
+    finally:
+        peer.communicate("", timeout=10)
+    b.destroy()
+    a.destroy()

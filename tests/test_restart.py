@@ -11,7 +11,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -37,7 +38,8 @@ def base() -> Iterator[pathlib.Path]:
 
 
 def test_sessions_survive_a_reattach_through_the_vault(base: pathlib.Path) -> None:
-    spec = DeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=str(base / "dev.vault"))
+    vault = str(base / "dev.vault")
+    spec = DeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=vault)
     with Worker() as w:
         dev = HostDevice.from_spec(spec)
         w.add(dev)
@@ -46,7 +48,7 @@ def test_sessions_survive_a_reattach_through_the_vault(base: pathlib.Path) -> No
         s = q.session(Alg.AES256_GCM, KEY)
         gen = q.session(Alg.AES128_GCM, KEY[:16], iv_gen=True)
         iv1, ct1, tag1 = gen.seal(b"before")
-        assert os.stat(spec.vault).st_mode & 0o777 == 0o600
+        assert os.stat(vault).st_mode & 0o777 == 0o600
         assert KEY not in pathlib.Path(spec.path).read_bytes(), "keys never stay in the region"
         dev.destroy(unlink=False)  # the backend goes away; region and vault stay
         dev = HostDevice.from_spec(spec, attach=True)
@@ -61,11 +63,12 @@ def test_sessions_survive_a_reattach_through_the_vault(base: pathlib.Path) -> No
             g.close()
         finally:
             dev.destroy()
-    assert not os.path.exists(spec.vault), "destroying the device removes its vault"
+    assert not os.path.exists(vault), "destroying the device removes its vault"
 
 
 def test_a_driver_reset_clears_the_vault(base: pathlib.Path) -> None:
-    spec = DeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=str(base / "dev.vault"))
+    vault = str(base / "dev.vault")
+    spec = DeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=vault)
     with Worker() as w:
         dev = HostDevice.from_spec(spec)
         w.add(dev)
@@ -77,14 +80,17 @@ def test_a_driver_reset_clears_the_vault(base: pathlib.Path) -> None:
         dev = HostDevice.from_spec(spec, attach=True)
         w.add(dev)
         assert dev.stats().restored_sessions == 0
-        assert KEY not in pathlib.Path(spec.vault).read_bytes(), "a destroyed session's key is wiped"
+        assert KEY not in pathlib.Path(vault).read_bytes(), "a destroyed session's key is wiped"
         g.close()
         dev.destroy()
 
 
 class Traffic(threading.Thread):
     """A guest encrypting with an IV_GEN session as fast as it can, in bursts, through restarts.
-    Every op must complete once: OK (checked) or RETRY (resubmitted)."""
+    Every op must complete once: OK (checked) or RETRY (resubmitted). The IV buffers are zeroed
+    before each burst, so whatever IV the host wrote is recorded, OK or RETRY: an op the crashed
+    backend had started wrote its IV into the guest's buffer even though it comes back RETRY, and
+    that (key, IV) pair must never be handed out again."""
 
     def __init__(self, path: str) -> None:
         super().__init__(daemon=True)
@@ -92,8 +98,10 @@ class Traffic(threading.Thread):
         self.q = self.dev.queue(0)
         self.s = self.q.session(Alg.AES256_GCM, KEY, iv_gen=True)
         self.stop = threading.Event()
-        self.ivs: list[bytes] = []
+        self.ivs: list[bytes] = []       # every IV the host wrote, OK and RETRY completions alike
+        self.retry_ivs = 0               # how many of them came with RETRY
         self.ok = self.retried = 0
+        self.ok_since_retry = 0          # OK completions since the last RETRY: the restarted backend serves
         self.error: BaseException | None = None
         self.size = 1 << 20
 
@@ -113,19 +121,26 @@ class Traffic(threading.Thread):
             descs = self.q.descs([{"cookie": i, "opcode": Op.ENCRYPT, "session": self.s.id, "src_off": d.offset,
                                    "src_len": self.size, "dst_off": d.offset, "dst_len": self.size,
                                    "iv_off": iv.offset, "tag_off": tag.offset} for i, (d, iv, tag) in enumerate(bufs)])
-            for d, _, _ in bufs:
+            for d, iv, _ in bufs:
                 d.write(bytes(self.size))
+                iv.write(bytes(12))  # a counter starts at 1: an IV the host wrote is never all zero
             assert self.q.submit(descs) == n
             done = self.q.drain(n, timeout=20)  # a hang fails here
             assert sorted(c.cookie for c in done) == list(range(n)), "each op completes exactly once"
-            for c in done:
+            for c in sorted(done, key=lambda c: c.cookie):  # the host runs a burst in ring order
                 data, iv, tag = bufs[c.cookie]
+                ivb = iv.read()
                 if c.status == Status.RETRY:
                     self.retried += 1
+                    self.ok_since_retry = 0
+                    if ivb != bytes(12):  # the crashed backend had started it: its IV is spent
+                        self.ivs.append(ivb)
+                        self.retry_ivs += 1
                     continue
                 assert c.status == Status.OK, c
-                ivb = iv.read()
+                assert ivb != bytes(12), "an IV_GEN encryption completed OK without an IV"
                 self.ivs.append(ivb)
+                self.ok_since_retry += 1
                 if self.ok % 16 == 0:  # check the cryptography now and then (it costs)
                     assert data.read() + tag.read() == aead.encrypt(ivb, bytes(self.size), b"")
                 self.ok += 1
@@ -142,6 +157,12 @@ def test_kill_9_while_busy(base: pathlib.Path) -> None:
                 d.stop()
 
 
+def in_flight(sq: Any, cq: Any) -> int:
+    """Descriptors the host took from the SQ and did not complete in the CQ. Exact once the
+    backend is dead: only a backend moves `sq.cons` and `cq.prod`."""
+    return int((sq.cons - cq.prod) & 0xFFFFFFFF)
+
+
 def kill_9_while_busy(base: pathlib.Path, daemons: list[Daemon]) -> None:
     d = daemons[0]
     d.call("domain.create", uuid=UUID, name="busy",
@@ -150,30 +171,46 @@ def kill_9_while_busy(base: pathlib.Path, daemons: list[Daemon]) -> None:
     t.start()
     raw = RawRegion(str(d.regions / "busy-crypto"))
     sq, _, cq, _, _ = raw.queue(0)
+    kills: list[int] = []      # ops in flight at each kill that caught some
+    retried: list[int] = []    # RETRY completions each restarted backend wrote
     try:
-        for _ in range(3):
-            time.sleep(0.3)
-            # Kill while the backend holds taken-but-not-completed operations.
-            deadline = time.monotonic() + 2
-            while (sq.cons - cq.prod) & 0xFFFFFFFF < 4 and time.monotonic() < deadline:
-                pass
+        while len(kills) < 3:
+            assert len(daemons) < 20, f"20 kills, and only {len(kills)} caught operations in flight"
+            # The guest must have had OK completions from this backend (it serves), and the
+            # backend must hold taken-but-not-completed operations: then kill it.
+            wait_for(lambda: t.ok_since_retry >= 8 or t.error is not None, "the restarted backend never served")
+            wait_for(lambda: in_flight(sq, cq) >= 1 or t.error is not None, "the backend never took operations")
+            assert t.error is None, repr(t.error)
             d.kill9()
-            time.sleep(0.3)  # guests wait; nothing serves them
+            n = in_flight(sq, cq)  # the dead backend took these and never completed them
             d = Daemon(base).start()
             daemons.append(d)
-        time.sleep(0.4)
+            st = d.call("stats", name="busy-crypto")["devices"]["busy-crypto"]
+            retried.append(st["retried"])  # written at attach, before any new op is taken
+            if n:
+                kills.append(n)
+                assert st["retried"] >= 1, (n, st["retried"])
+        wait_for(lambda: t.ok_since_retry >= 8 or t.error is not None, "the last backend never served")
     finally:
         t.stop.set()
         t.join(30)
     assert not t.is_alive(), "the guest hung"
     assert t.error is None, repr(t.error)
-    assert t.ok > 50 and t.retried >= 1, (t.ok, t.retried)
+    assert t.retried == sum(retried), "each op the dead backends held came back RETRY once"
+    assert t.retry_ivs >= 1, "no RETRY op had its IV written: the IVs of interrupted ops were not checked"
     assert len(set(t.ivs)) == len(t.ivs), "an AES-GCM (key, IV) pair was used twice"
     counters = [int.from_bytes(iv[4:], "big") for iv in t.ivs]
     assert counters == sorted(counters), "IVs only go forward, across restarts too"
     listing = d.call("devices.list")
-    assert listing[0]["generation"] == 4 and listing[0]["sessions"] == 1
+    assert listing[0]["generation"] == len(daemons) and listing[0]["sessions"] == 1
     t.dev.close()
     raw.close()
     d.call("domain.destroy", uuid=UUID)
     d.stop()
+
+
+def wait_for(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.001)

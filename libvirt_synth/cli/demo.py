@@ -125,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
                         tamper = "accepted (WRONG)"
                     except errors.AuthenticationError:
                         tamper = "authentication failed (as it must)"
-                results.append({"algorithm": alg.label, "ciphertext": ct[:16].hex() + "...", "tag": tag.hex(),
+                # The inputs too, so that a reader (tests/test_cli.py) can check the result without the demo.
+                results.append({"algorithm": alg.label, "key": key.hex(), "iv": iv.hex(), "aad": aad.hex(),
+                                "plaintext": payload.hex(), "ciphertext": ct.hex(), "tag": tag.hex(),
                                 "matches_openssl": None if ref is None else ref == ct + tag,
                                 "decrypts_back": back == payload, "tampered_tag": tamper})
                 out.say(f"{alg.label}: encrypt, check, decrypt, tamper", **results[-1])

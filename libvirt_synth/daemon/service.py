@@ -174,6 +174,7 @@ class Service:
             for n in served:
                 self.backend.remove(self.devices.pop(n).path, unlink=not attach)
             raise
+        self.lost = [n for n in self.lost if n not in served]  # replaced or taken over: no longer lost
         return served
 
     def _links(self, records: list[DeviceRecord]) -> links.DomainLinks:
