@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from libvirt_synth import defaults
+from libvirt_synth import capabilities, defaults
 from libvirt_synth._native import lib
 
 PKG = pathlib.Path(defaults.__file__).resolve().parent
@@ -23,6 +23,17 @@ PKG = pathlib.Path(defaults.__file__).resolve().parent
 ])
 def test_python_limits_equal_the_c_constants(name: str, c_name: str) -> None:
     assert getattr(defaults, name) == getattr(lib, c_name)
+
+
+def test_the_compression_limits_are_the_c_cores() -> None:
+    ranges = {k: v[:2] for k, v in capabilities.RANGES[capabilities.COMPRESS].items()}
+    assert ranges == {
+        "max_streams": (1, lib.SYNTH_COMP_MAX_MAX_STREAMS),
+        "max_chunk": (lib.SYNTH_COMP_MIN_MAX_CHUNK, lib.SYNTH_COMP_MAX_MAX_CHUNK),
+        "max_stream_output": (1, 2**64 - 1),
+        "max_stream_memory": (1, 2**64 - 1),
+        "zstd_window_log": (lib.SYNTH_COMP_MIN_WINDOW_LOG, lib.SYNTH_COMP_MAX_WINDOW_LOG),
+    }
 
 
 def test_a_packet_device_has_one_channel_by_default() -> None:

@@ -14,18 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from libvirt_synth import errors
-from libvirt_synth._native import ffi, lib
+from libvirt_synth._native import ffi
 from libvirt_synth.abi import CAlg, DevClass
+from libvirt_synth.capabilities import COMPRESS, RANGES
 
-# name -> (minimum, maximum, meaning); 0 always means "the default".
-LIMITS: dict[str, tuple[int, int, str]] = {
-    "max_streams": (1, lib.SYNTH_COMP_MAX_MAX_STREAMS, "streams a device holds at once"),
-    "max_chunk": (lib.SYNTH_COMP_MIN_MAX_CHUNK, lib.SYNTH_COMP_MAX_MAX_CHUNK, "longest input of one op (bytes)"),
-    "max_stream_output": (1, 2**64 - 1, "most bytes one stream may produce (bytes)"),
-    "max_stream_memory": (1, 2**64 - 1, "host memory all streams of a device may hold (bytes)"),
-    "zstd_window_log": (lib.SYNTH_COMP_MIN_WINDOW_LOG, lib.SYNTH_COMP_MAX_WINDOW_LOG,
-                        "largest zstd window, log2 of bytes"),
-}
+# name -> (minimum, maximum, meaning); 0 always means "the default". The numbers are the C core's
+# (synth/compress_host.h), as tests/test_defaults.py checks.
+LIMITS: dict[str, tuple[int, int, str]] = RANGES[COMPRESS]
 OPTIONS = {**{k: v[2] for k, v in LIMITS.items()}, "pins": "algorithm -> plugin name"}
 
 
