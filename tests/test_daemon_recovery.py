@@ -14,13 +14,12 @@ import os
 import pathlib
 import re
 import signal
-import time
 import zlib
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from waiting import until
 
 from libvirt_synth import errors
 from libvirt_synth.abi import Alg, CAlg, Flush
@@ -56,15 +55,6 @@ def daemon_at(base: pathlib.Path) -> Iterator[list[Daemon]]:
             if d.proc is not None and d.proc.poll() is None:
                 d.stop()
 
-
-def until(cond: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.001)
 
 
 def in_flight(raw: RawRegion, qi: int) -> int:

@@ -10,13 +10,12 @@ import os
 import pathlib
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from waiting import until
 
 from libvirt_synth import errors
 from libvirt_synth._native import lib
@@ -96,13 +95,6 @@ def test_random_ring_indices_and_header_bytes(guest: Device, served: HostDevice,
     check_still_serves(guest.queue(0))
     check_still_serves(guest.queue(1))
 
-
-def until(cond: Callable[[], object], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.001)
 
 
 def run_peer(mode: str, path: str, seconds: float) -> subprocess.Popen[str]:

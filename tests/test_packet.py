@@ -10,11 +10,11 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from waiting import until
 
 from libvirt_synth import errors
 from libvirt_synth.abi import PKT_MAX_FRAME, DevClass, Status
@@ -34,16 +34,6 @@ def frame(seq: int, size: int = 64) -> bytes:
     body = bytes((seq * 7 + i) & 0xFF for i in range(max(0, size - len(head))))
     return (head + body)[:size]
 
-
-def until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.001)
 
 
 def taken(dev: HostDevice, queue: int) -> None:

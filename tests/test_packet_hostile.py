@@ -19,7 +19,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from waiting import until
 
 from libvirt_synth._native import lib  # noqa: E402
 from libvirt_synth.abi import DevClass, PacketOp, Status  # noqa: E402
@@ -44,13 +45,6 @@ def frame(seq: int, size: int = 64) -> bytes:
     head = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x02\x88\xb5" + seq.to_bytes(4, "big")
     return (head + bytes((seq + i) & 0xFF for i in range(size)))[:size]
 
-
-def until(cond: Callable[[], Any], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.0005)
 
 
 def taken(path: str, queue: int) -> None:

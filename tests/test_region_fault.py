@@ -10,7 +10,8 @@ import pathlib
 import subprocess
 import sys
 import textwrap
-import time
+
+from waiting import until as wait_for
 
 from libvirt_synth._native import lib
 from libvirt_synth.abi import DEV_ERRORS, DevClass
@@ -43,13 +44,6 @@ GUEST = textwrap.dedent("""
     sys.stdin.read()
     os._exit(0)
 """)
-
-
-def wait_for(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.01)
 
 
 def run_truncation(region_dir: pathlib.Path, worker: Worker, length: int) -> None:

@@ -10,12 +10,12 @@ import pathlib
 import shutil
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from waiting import until
 
 from libvirt_synth.abi import Alg, DevClass, Op, Status
 from libvirt_synth.guest import Device
@@ -178,8 +178,8 @@ def kill_9_while_busy(base: pathlib.Path, daemons: list[Daemon]) -> None:
             assert len(daemons) < 20, f"20 kills, and only {len(kills)} caught operations in flight"
             # The guest must have had OK completions from this backend (it serves), and the
             # backend must hold taken-but-not-completed operations: then kill it.
-            wait_for(lambda: t.ok_since_retry >= 8 or t.error is not None, "the restarted backend never served")
-            wait_for(lambda: in_flight(sq, cq) >= 1 or t.error is not None, "the backend never took operations")
+            until(lambda: t.ok_since_retry >= 8 or t.error is not None, "the restarted backend never served")
+            until(lambda: in_flight(sq, cq) >= 1 or t.error is not None, "the backend never took operations")
             assert t.error is None, repr(t.error)
             d.kill9()
             n = in_flight(sq, cq)  # the dead backend took these and never completed them
@@ -190,7 +190,7 @@ def kill_9_while_busy(base: pathlib.Path, daemons: list[Daemon]) -> None:
             if n:
                 kills.append(n)
                 assert st["retried"] >= 1, (n, st["retried"])
-        wait_for(lambda: t.ok_since_retry >= 8 or t.error is not None, "the last backend never served")
+        until(lambda: t.ok_since_retry >= 8 or t.error is not None, "the last backend never served")
     finally:
         t.stop.set()
         t.join(30)
@@ -207,10 +207,3 @@ def kill_9_while_busy(base: pathlib.Path, daemons: list[Daemon]) -> None:
     raw.close()
     d.call("domain.destroy", uuid=UUID)
     d.stop()
-
-
-def wait_for(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.001)
