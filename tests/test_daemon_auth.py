@@ -97,7 +97,8 @@ def test_members_of_the_group_may_change_state(users: dict[str, pwd.struct_passw
             assert attempt(users["member"], d.socket) == "ok"  # named in the group's member list
             assert attempt(users["primary"], d.socket) == "ok"  # the group is its own
             assert attempt(None, d.socket) == "ok"  # root
-            assert denied(attempt(users["outsider"], d.socket))
+            refused = attempt(users["outsider"], d.socket)
+            assert denied(refused) and f"only root or members of group {GROUP} may call it" in refused
             assert denied(attempt(users["daemon"], d.socket)), "not the daemon's user here: root runs it"
             assert d.call("devices.list") == []
         finally:
@@ -138,7 +139,8 @@ def daemon_as(user: pwd.struct_passwd, base: pathlib.Path) -> Iterator[str]:
 def test_the_daemons_own_user_may_change_state(users: dict[str, pwd.struct_passwd]) -> None:
     with scratch("synth-auth-") as base, daemon_as(users["daemon"], base) as sock:
         assert attempt(users["daemon"], sock) == "ok"
-        assert denied(attempt(users["outsider"], sock))
+        refused = attempt(users["outsider"], sock)
+        assert denied(refused) and f"only root, {users['daemon'].pw_name} may call it" in refused, refused
         assert denied(attempt(users["member"], sock)), "no group configured: membership gives nothing"
         assert attempt(None, sock) == "ok"  # root
         assert client.call("devices.list", sock) == []

@@ -60,6 +60,13 @@ def group_members(group: str | None) -> tuple[int | None, set[str]]:
     return g.gr_gid, set(g.gr_mem)
 
 
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 def allowed_to_change(peer: Peer, group: str | None) -> bool:
     if peer.uid == 0 or peer.uid == os.getuid():
         return True
@@ -184,7 +191,8 @@ class RpcServer:
                                f"{', '.join(sorted(self.methods))}")
         if getattr(fn, "__synth_mutating__", False) and not allowed_to_change(peer, self.group):
             log.warning("refused %s from %s", method, peer.describe())
-            who = f"root{' or group ' + self.group if self.group else ''}"
+            who = "root" if os.getuid() == 0 else f"root, {_user_name(os.getuid())}"
+            who += f" or members of group {self.group}" if self.group else ""
             return self._error(rid, protocol.PERMISSION_DENIED,
                                f"permission denied: {method} changes state; only {who} may call it")
         try:
