@@ -162,7 +162,9 @@ def test_a_region_gone_at_restart_is_a_lost_device(base: pathlib.Path) -> None:
             ct, tag = s.encrypt(b"the other device", bytes(12))  # the device that is there is served
             assert ct + tag == AESGCM(KEY).encrypt(bytes(12), b"the other device", None)
         d.call("domain.destroy", uuid=UUID)
-        assert d.call("health")["domains"] == 0
+        health = d.call("health")
+        assert health["domains"] == 0 and health["lost_devices"] == [], health  # destroyed: no longer lost
+        assert d.cli("health", "--json", check=False).returncode == 0
 
 
 # ---- domain.create again, with devices added and dropped (daemon.md, domain.create) ----

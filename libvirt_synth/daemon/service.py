@@ -376,6 +376,7 @@ class Service:
                 elif os.path.exists(rec.region_path):
                     os.unlink(rec.region_path)
                 gone.append(rec.name)
+            self.lost = [n for n in self.lost if n not in gone]  # its domain is gone: nothing is lost any more
             existed = self.registry.remove_domain(uuid)
             if existed:
                 log.info("domain %s: destroyed %s", uuid, ", ".join(gone) or "no devices")
