@@ -152,19 +152,6 @@ static int load_params(const struct synth_hdev_params *p, struct synth_comp_host
 }
 
 /* Add a plugin to the comma-separated list of those serving the device, once. */
-static void add_name(struct comp_dev *c, const char *name)
-{
-    size_t len = strlen(c->plugin_names), n = strlen(name);
-    const char *at = c->plugin_names;
-
-    while ((at = strstr(at, name)) != NULL) {
-        if ((at == c->plugin_names || at[-1] == ',') && (at[n] == ',' || at[n] == 0))
-            return;
-        at += n;
-    }
-    snprintf(c->plugin_names + len, sizeof(c->plugin_names) - len, "%s%s", len ? "," : "", name);
-}
-
 /*
  * Serve alg with pin or with the catalog's candidates (best first). A device pin serves what that
  * plugin serves (required = 0); a per-algorithm pin must serve its algorithm (required = 1).
@@ -219,7 +206,7 @@ static int setup_alg(struct comp_dev *c, uint32_t alg, const struct synth_plugin
     if (rc < 0)
         return rc;
     for (i = 0; i < n; i++)
-        add_name(c, a->pl[i]->name);
+        synthi_name_list_add(c->plugin_names, sizeof(c->plugin_names), a->pl[i]->name);
     c->alg_mask |= 1u << alg;
     return 0;
 }

@@ -465,10 +465,8 @@ static int choose_plugins(struct crypto_dev *c, const struct synth_hdev_params *
     /* Names of the serving plugins, best first, for the header ("ipsec-mb,openssl"). */
     for (alg = 1; alg < SYNTH_ALG_MAX; alg++) {
         const struct synth_plugin *pl = c->by_alg[alg];
-        if (pl && !strstr(c->names, pl->name)) {
-            size_t n = strlen(c->names);
-            snprintf(c->names + n, sizeof(c->names) - n, "%s%s", n ? "," : "", pl->name);
-        }
+        if (pl)
+            synthi_name_list_add(c->names, sizeof(c->names), pl->name);
     }
     return c->names[0] ? 0 : -ENOTSUP;
 }

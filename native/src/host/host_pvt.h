@@ -7,6 +7,7 @@
 #define SYNTH_HOST_PVT_H
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <pthread.h>
 
@@ -197,6 +198,20 @@ static inline void synthi_copy_name(char *dst, size_t n, const char *src)
     memset(dst, 0, n);
     if (len)
         memcpy(dst, src, len);
+}
+
+/* Append name to a comma-separated list ("ipsec-mb,openssl") unless it is one of its items already. */
+static inline void synthi_name_list_add(char *list, size_t size, const char *name)
+{
+    size_t len = strlen(list), n = strlen(name);
+    const char *at = list;
+
+    while ((at = strstr(at, name)) != NULL) {
+        if ((at == list || at[-1] == ',') && (at[n] == ',' || at[n] == 0))
+            return;
+        at += n;
+    }
+    snprintf(list + len, size - len, "%s%s", len ? "," : "", name);
 }
 
 /* handshake.c: the header's status and error words (unless the region faulted). */
