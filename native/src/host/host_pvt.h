@@ -85,6 +85,8 @@ struct synth_hdev {
     uint32_t reset_next;              /* the next queue it cleans */
     int64_t reset_budget;             /* ns of worker time left for reset work (driver_reset_step) */
     uint64_t reset_budget_at;         /* when it was last filled */
+    uint64_t reset_done_at;           /* when the last reset completed (0: never) */
+    int reset_free;                   /* this reset is not paid from the budget (RESET_FREE_EVERY_NS) */
     struct synth_worker *_Atomic owner;
     int attaching;                    /* init() runs for a re-attach, not a fresh region */
     int has_vault;
