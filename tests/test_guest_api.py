@@ -206,7 +206,7 @@ def test_worker_rejects_a_device_owned_by_another(region_dir: pathlib.Path) -> N
         d = HostDevice.create(str(region_dir / "owned"))
         try:
             w1.add(d)
-            with pytest.raises(errors.DeviceError, match="adding .*owned to a worker") as busy:
+            with pytest.raises(errors.BusyError, match="adding .*owned to a worker: another worker serves it") as busy:
                 w2.add(d)
             assert busy.value.errno == errno.EBUSY
             with pytest.raises(errors.DeviceError, match="served by a worker; remove it first"):

@@ -346,6 +346,9 @@ class Worker:
 
     def add(self, dev: HostDevice) -> None:
         rc = lib.synth_worker_add(self._h, dev.handle)
+        if rc == -errno.EBUSY:
+            raise errors.BusyError(f"adding {dev.path} to a worker: another worker serves it already; remove it there "
+                                   "first")
         if rc < 0:
             raise errors.from_errno(rc, f"adding {dev.path} to a worker")
         dev.worker = self
