@@ -517,8 +517,8 @@ int synth_q_wait(struct synth_queue *q, int timeout_ms)
 int synth_q_exec(struct synth_queue *q, const struct synth_desc *d, struct synth_cpl *c, int timeout_ms)
 {
     int rc;
-    if (q->inflight)
-        return -EBUSY;
+    if (q->inflight) /* busy, unless the device is past serving it anyway */
+        return q->broken || synth_dev_needs_reset(q->dev) ? -EIO : -EBUSY;
     if (synth_q_submit_burst(q, d, 1) != 1)
         return q->broken || synth_dev_needs_reset(q->dev) ? -EIO : -EBUSY;
     rc = synth_q_wait(q, timeout_ms);
