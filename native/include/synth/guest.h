@@ -134,7 +134,8 @@ int synth_q_wait(struct synth_queue *q, int timeout_ms);
 
 /*
  * Synchronous: submit one descriptor and wait for its completion into *c. The queue must have
- * nothing in flight. Returns 0 (see c->status), -EBUSY, -ETIMEDOUT, -EIO.
+ * nothing in flight. Returns 0 (see c->status), -EBUSY (ops in flight), -ETIMEDOUT, or -EIO (the
+ * device needs a reset, whether or not ops are in flight).
  */
 int synth_q_exec(struct synth_queue *q, const struct synth_desc *d, struct synth_cpl *c, int timeout_ms);
 
