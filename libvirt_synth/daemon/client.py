@@ -13,8 +13,6 @@ from typing import Any
 
 from libvirt_synth import defaults, errors
 
-DEFAULT_SOCKET = defaults.SOCKET
-
 
 class RpcError(errors.SynthError):
     """The daemon answered with an error, or could not be reached (code None)."""
@@ -26,7 +24,8 @@ class RpcError(errors.SynthError):
 
 
 def socket_path(explicit: str | None = None) -> str:
-    return explicit or os.environ.get(defaults.SOCKET_ENV) or DEFAULT_SOCKET
+    """The socket to call: the one given, else $LIBVIRT_SYNTH_SOCKET, else the default."""
+    return explicit or os.environ.get(defaults.SOCKET_ENV) or defaults.SOCKET
 
 
 class Client:

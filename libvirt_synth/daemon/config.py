@@ -38,11 +38,6 @@ MAX_CPU = 8191  # Linux's largest CONFIG_NR_CPUS, minus one; bounds "0-99999999"
 SUN_PATH_MAX = 107  # AF_UNIX sun_path, less its terminating NUL
 
 
-def env_socket() -> str:
-    """The socket clients use: $LIBVIRT_SYNTH_SOCKET, else the default."""
-    return os.environ.get(defaults.SOCKET_ENV) or DEFAULT_SOCKET
-
-
 @dataclass
 class Config:
     socket: str = DEFAULT_SOCKET

@@ -28,7 +28,6 @@ from libvirt_synth import defaults, errors
 from libvirt_synth.hook import metadata
 
 NS = metadata.NAMESPACE
-DEFAULT_SOCKET = defaults.SOCKET
 TIMEOUT_S = 30.0
 
 TYPE_CHECKING = False
@@ -260,7 +259,7 @@ def main(argv: list[str], stdin: Any, stderr: Any) -> int:
     return 0
 
 
-SOCKET_PATH = DEFAULT_SOCKET  # `virt-synth hooks install --socket` bakes another one in
+SOCKET_PATH = defaults.SOCKET  # `virt-synth hooks install --socket` bakes another one in
 
 
 if __name__ == "__main__":
