@@ -17,7 +17,7 @@ from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host import packet as host_packet
 from libvirt_synth.host import region
-from libvirt_synth.host.device import DeviceSpec, HostDevice, Worker
+from libvirt_synth.host.device import HostDevice, HostDeviceSpec, Worker
 
 SIZE = 1 << 20
 
@@ -99,7 +99,7 @@ def main(d: str, step: str) -> None:
         attempt("poll", dev.poll)
         attempt("destroy", dev.destroy)
     elif step == "attach-while-toggled":  # a daemon restart, or the reconnect hook, racing the QEMU
-        spec = DeviceSpec(path=a, dev_class=DevClass.PACKET, size=SIZE, queues=2)
+        spec = HostDeviceSpec(path=a, dev_class=DevClass.PACKET, size=SIZE, queues=2)
         HostDevice.from_spec(spec).destroy(unlink=False)
         t = toggle(a, 2.0)
         n = 0

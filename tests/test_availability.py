@@ -54,9 +54,12 @@ def test_an_epoch_storm_gets_a_small_share_of_its_worker(region_dir, worker: Wor
         share = (big.stats().busy_ns - busy0) / (elapsed * 1e9)
         raw.close()
         # Unbounded, the worker does a full 21 MB reset for about every epoch it sees (hundreds a
-        # second); bounded, the storm's resets get about 1/100 of the worker.
+        # second); bounded, the storm's resets get about 1/100 of the worker. The budget is worker
+        # time (a 20 ms burst, then 1/1000 of the clock) plus one free reset, so how many resets
+        # it buys depends on how fast this machine zeroes 21 MB: about 10 at 2 ms each, about 20
+        # at 1 ms. Hundreds a second is what an unbounded reset loop does.
         assert share < 0.05, f"the storming device took {share:.1%} of its worker ({resets} resets)"
-        assert resets <= 10 * elapsed, f"{resets} full resets in {elapsed:.2f} s"
+        assert resets <= 50 * elapsed, f"{resets} full resets in {elapsed:.2f} s"
         assert served > 20
         # When the storm ends, the device completes its reset and a driver can open it again.
         with Device.open(big.path, timeout=10) as g:
@@ -76,14 +79,14 @@ def test_a_long_compression_holds_up_only_its_own_device(region_dir) -> None:  #
     from libvirt_synth.abi import CAlg
     from libvirt_synth.guest.compress import Compressor
     from libvirt_synth.host.backend import Backend
-    from libvirt_synth.host.device import DeviceSpec
+    from libvirt_synth.host.device import HostDeviceSpec
 
     rng = random.Random(1)  # 1 MiB of text-like data: level 19 searches it hard (most of a second)
     words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(4000)]
     data = b" ".join(rng.choices(words, k=200000))[:1 << 20]
     with Backend(workers=1) as b:
-        crypto = b.add(DeviceSpec(path=str(region_dir / "c"), dev_class=DevClass.CRYPTO, size=1 << 20))
-        comp = b.add(DeviceSpec(path=str(region_dir / "z"), dev_class=DevClass.COMPRESS, size=8 << 20))
+        crypto = b.add(HostDeviceSpec(path=str(region_dir / "c"), dev_class=DevClass.CRYPTO, size=1 << 20))
+        comp = b.add(HostDeviceSpec(path=str(region_dir / "z"), dev_class=DevClass.COMPRESS, size=8 << 20))
         assert comp.worker is not None and comp.worker is not crypto.worker
         assert list(b.own_workers) == [comp.path] and b.stats()["workers"][0]["devices"] == 1
         finished: list[str] = []

@@ -19,7 +19,7 @@ from libvirt_synth import errors
 from libvirt_synth.abi import Alg, DevClass
 from libvirt_synth.daemon import client
 from libvirt_synth.guest import Device
-from libvirt_synth.host.device import DeviceSpec, HostDevice
+from libvirt_synth.host.device import HostDevice, HostDeviceSpec
 
 from daemonctl import DAEMON, Daemon, hooked, running, scratch
 
@@ -137,7 +137,7 @@ def test_attach_never_lays_a_header_over_a_file_that_is_not_a_region(tmp_path: p
     with pytest.raises(errors.ValueError, match="File exists"):
         HostDevice.create(str(path), DevClass.CRYPTO, size=1 << 20)
     with pytest.raises(errors.DeviceError, match="bad magic"):
-        HostDevice.from_spec(DeviceSpec(path=str(path), size=1 << 20), attach=True)
+        HostDevice.from_spec(HostDeviceSpec(path=str(path), size=1 << 20), attach=True)
     assert path.read_bytes() == b"someone's data".ljust(1 << 20, b"\x01")
 
 

@@ -21,7 +21,7 @@ from libvirt_synth.abi import PKT_MAX_FRAME, DevClass, Status
 from libvirt_synth.guest import Device
 from libvirt_synth.guest.packet import PacketChannel, device_counters
 from libvirt_synth.host import packet as host_packet
-from libvirt_synth.host.device import DeviceSpec, HostDevice, Worker
+from libvirt_synth.host.device import HostDevice, HostDeviceSpec, Worker
 
 from rawregion import RawRegion
 
@@ -371,7 +371,7 @@ def test_serve_link_errors(region_dir: pathlib.Path, args: list[str], msg: str) 
 def test_restarted_backend_gives_posted_buffers_back(region_dir: pathlib.Path, worker: Worker) -> None:
     """Buffers the old backend held come back with RETRY (their cookies from the vault); the guest
     library posts them again and they carry frames for the new backend."""
-    spec = DeviceSpec(path=str(region_dir / "b"), dev_class=DevClass.PACKET, queues=2,
+    spec = HostDeviceSpec(path=str(region_dir / "b"), dev_class=DevClass.PACKET, queues=2,
                       vault=str(region_dir / "b.vault"))
     b = HostDevice.from_spec(spec)
     worker.add(b)

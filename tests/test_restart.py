@@ -19,7 +19,7 @@ from waiting import until
 
 from libvirt_synth.abi import Alg, DevClass, Op, Status
 from libvirt_synth.guest import Device
-from libvirt_synth.host.device import DeviceSpec, HostDevice, Worker
+from libvirt_synth.host.device import HostDevice, HostDeviceSpec, Worker
 
 from daemonctl import Daemon
 from rawregion import RawRegion
@@ -39,7 +39,7 @@ def base() -> Iterator[pathlib.Path]:
 
 def test_sessions_survive_a_reattach_through_the_vault(base: pathlib.Path) -> None:
     vault = str(base / "dev.vault")
-    spec = DeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=vault)
+    spec = HostDeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=vault)
     with Worker() as w:
         dev = HostDevice.from_spec(spec)
         w.add(dev)
@@ -68,7 +68,7 @@ def test_sessions_survive_a_reattach_through_the_vault(base: pathlib.Path) -> No
 
 def test_a_driver_reset_clears_the_vault(base: pathlib.Path) -> None:
     vault = str(base / "dev.vault")
-    spec = DeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=vault)
+    spec = HostDeviceSpec(path=str(base / "dev"), dev_class=DevClass.CRYPTO, vault=vault)
     with Worker() as w:
         dev = HostDevice.from_spec(spec)
         w.add(dev)

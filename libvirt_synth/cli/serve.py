@@ -15,7 +15,13 @@ from libvirt_synth.abi import PKT_MAX_FRAME, DevClass
 from libvirt_synth.cli.output import parse_size
 from libvirt_synth.cmdline import Formatter
 from libvirt_synth.host.backend import Backend, default_region_dir, parse_cpus
-from libvirt_synth.host.device import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec, HostDevice
+from libvirt_synth.host.device import (
+    DEFAULT_QUEUES,
+    DEFAULT_REGION_SIZE,
+    DEFAULT_RING_ENTRIES,
+    HostDevice,
+    HostDeviceSpec,
+)
 
 EPILOG = """examples:
   virt-synth serve --device demo-crypto          # /dev/shm/demo-crypto, until Ctrl-C
@@ -135,7 +141,7 @@ def serve_until_signal(args: argparse.Namespace) -> int:
                 raise errors.ValueError(f"bad device name {name!r}: a file name, no slashes")
             if name in specs:
                 raise errors.ValueError(f"device {name!r} given twice")
-            specs[name] = DeviceSpec(path=os.path.join(directory, name), dev_class=dev_class, name=name,
+            specs[name] = HostDeviceSpec(path=os.path.join(directory, name), dev_class=dev_class, name=name,
                                      size=args.size, queues=queue_pairs(args, dev_class), ring_entries=args.ring,
                                      max_sessions=args.max_sessions, owner=args.owner, plugin=args.plugin,
                                      options=class_options(args, dev_class))

@@ -22,7 +22,13 @@ from libvirt_synth.daemon.registry import DeviceRecord, Registry
 from libvirt_synth.daemon.rpc import mutating, rpc
 from libvirt_synth.host import region
 from libvirt_synth.host.backend import Backend, class_stats
-from libvirt_synth.host.device import DEFAULT_QUEUES, DEFAULT_REGION_SIZE, DEFAULT_RING_ENTRIES, DeviceSpec, HostDevice
+from libvirt_synth.host.device import (
+    DEFAULT_QUEUES,
+    DEFAULT_REGION_SIZE,
+    DEFAULT_RING_ENTRIES,
+    HostDevice,
+    HostDeviceSpec,
+)
 from libvirt_synth.host.packet import LinkPlan
 from libvirt_synth.host.plugins import catalog, choices, load_plugin_dir
 
@@ -99,7 +105,7 @@ class Service:
 
     # ---- life cycle ----
 
-    def _spec(self, rec: DeviceRecord) -> DeviceSpec:
+    def _spec(self, rec: DeviceRecord) -> HostDeviceSpec:
         plugin = rec.plugin or self.cfg.plugin_pins.get(rec.dev_class)
         options: tuple[tuple[str, Any], ...] = ()
         alg_pins = {k: v for k, v in self.cfg.plugin_pins.items() if k not in ("crypto", "compress", "packet")}
@@ -108,7 +114,7 @@ class Service:
         if rec.dev_class == "packet":  # links are set apart (daemon.links); the rest are device options
             options = tuple(sorted((k, v) for k, v in (rec.spec.get("options") or {}).items()
                                    if capabilities.link_channel(k) is None))
-        return DeviceSpec(path=rec.region_path, dev_class=DevClass.parse(rec.dev_class), name=rec.name,
+        return HostDeviceSpec(path=rec.region_path, dev_class=DevClass.parse(rec.dev_class), name=rec.name,
                           size=rec.size, queues=rec.queues, ring_entries=rec.ring_entries,
                           owner=self._owner(rec), plugin=plugin, options=options,
                           max_sessions=int(rec.spec.get("max_sessions", 0)),

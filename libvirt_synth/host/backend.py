@@ -14,7 +14,7 @@ from typing import Any
 from libvirt_synth import errors, log
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host import packet as host_packet
-from libvirt_synth.host.device import DeviceSpec, HostDevice, Worker
+from libvirt_synth.host.device import HostDevice, HostDeviceSpec, Worker
 
 
 def default_region_dir() -> pathlib.Path:
@@ -80,18 +80,18 @@ class Backend:
         self._lock = threading.Lock()
         self._groups: dict[str, set[str]] = {}  # path -> the paths joined to it by wires (one worker)
 
-    def add(self, spec: DeviceSpec) -> HostDevice:
+    def add(self, spec: HostDeviceSpec) -> HostDevice:
         """Lay out a region and start serving it."""
         return self._serve(spec, attach=False, generation=0)
 
-    def attach(self, spec: DeviceSpec, generation: int = 0) -> HostDevice:
+    def attach(self, spec: HostDeviceSpec, generation: int = 0) -> HostDevice:
         """Serve an existing region again (a restarted backend); its generation goes up."""
         return self._serve(spec, attach=True, generation=generation)
 
     def _cpu(self, i: int) -> int | None:
         return self._cpus[i % len(self._cpus)] if self._cpus else None
 
-    def _worker_for(self, spec: DeviceSpec) -> Worker:
+    def _worker_for(self, spec: HostDeviceSpec) -> Worker:
         if spec.dev_class in self.dedicated:
             w = Worker(cpu=self._cpu(len(self.workers) + len(self.own_workers)), nice=DEDICATED_NICE,
                        **self._worker_kw)
@@ -106,7 +106,7 @@ class Backend:
         if w is not None:
             w.stop()
 
-    def _serve(self, spec: DeviceSpec, attach: bool, generation: int) -> HostDevice:
+    def _serve(self, spec: HostDeviceSpec, attach: bool, generation: int) -> HostDevice:
         with self._lock:
             if spec.path in self.devices:
                 raise errors.ValueError(f"device {spec.path} is already served")
@@ -121,7 +121,7 @@ class Backend:
             log.info("serving %s device %s with %s", spec.dev_class.name.lower(), spec.path, dev.plugin)
             return dev
 
-    def add_group(self, specs: Sequence[DeviceSpec],
+    def add_group(self, specs: Sequence[HostDeviceSpec],
                   connect: Callable[[list[HostDevice]], None] | None = None, *, attach: bool = False,
                   generations: dict[str, int] | None = None, join: Sequence[HostDevice] = ()) -> list[HostDevice]:
         """Lay out several regions (or, with attach, take over existing ones), let ``connect`` link

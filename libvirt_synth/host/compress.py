@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """Host options of compression devices: limits and which plugin serves which algorithm.
 
-    DeviceSpec(path, DevClass.COMPRESS, options=(("max_streams", 16), ("zstd_window_log", 22),
+    HostDeviceSpec(path, DevClass.COMPRESS, options=(("max_streams", 16), ("zstd_window_log", 22),
                                                   ("pins", {"deflate": "zlib"})))
 
 Every option may be left out (the C core's default applies). ``pins`` maps an algorithm (deflate,
 zlib, gzip, zstd, lz4) to a plugin name (zlib, isal, zstd, lz4); unpinned algorithms go to the
 usable plugins serving them, best first (ISA-L for the deflate family at its levels, zlib at the
-others). ``DeviceSpec.plugin`` pins the whole device to one plugin instead."""
+others). ``HostDeviceSpec.plugin`` pins the whole device to one plugin instead."""
 
 from __future__ import annotations
 

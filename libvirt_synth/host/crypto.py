@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Host options of crypto devices: which plugin serves which algorithm.
 
-    DeviceSpec(..., options=(("pins", {"aes-256-gcm": "openssl"}),))
+    HostDeviceSpec(..., options=(("pins", {"aes-256-gcm": "openssl"}),))
 
 Unpinned algorithms go to the available plugin of highest priority that serves them."""
 

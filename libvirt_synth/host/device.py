@@ -41,7 +41,7 @@ DEFAULT_RING_ENTRIES = defaults.RING_ENTRIES
 
 
 @dataclass(frozen=True)
-class DeviceSpec:
+class HostDeviceSpec:
     """What a host device looks like: everything needed to lay out (or re-attach) its region."""
 
     path: str
@@ -134,7 +134,7 @@ def owner_ids(owner: str) -> tuple[int, int]:
         raise errors.NotFoundError(f"group {group!r} (of region owner {owner}) does not exist") from None
 
 
-def _params(spec: DeviceSpec, keep: list[Any], generation: int = 0) -> Any:
+def _params(spec: HostDeviceSpec, keep: list[Any], generation: int = 0) -> Any:
     p = ffi.new("struct synth_hdev_params *")
     path = ffi.new("char[]", spec.path.encode())
     name = ffi.new("char[]", (spec.name or pathlib.Path(spec.path).name)[:31].encode())
@@ -180,7 +180,7 @@ def class_params_builder(dev_class: DevClass) -> Any:
     return CLASS_PARAMS.get(dev_class)
 
 
-def _region_error(rc: int, spec: DeviceSpec, attach: bool) -> errors.SynthError:
+def _region_error(rc: int, spec: HostDeviceSpec, attach: bool) -> errors.SynthError:
     """What a failed create or attach means, in words an operator can act on."""
     what = f"{'attaching to' if attach else 'creating'} region {spec.path}"
     if rc == -errno.EBUSY:
@@ -209,17 +209,17 @@ def _region_error(rc: int, spec: DeviceSpec, attach: bool) -> errors.SynthError:
 class HostDevice:
     """A device region laid out (or re-attached) by this process, with its class state."""
 
-    def __init__(self, handle: Any, spec: DeviceSpec) -> None:
+    def __init__(self, handle: Any, spec: HostDeviceSpec) -> None:
         self._h = handle
         self.spec = spec
         self.worker: Worker | None = None
 
     @classmethod
     def create(cls, path: str, dev_class: DevClass = DevClass.CRYPTO, **kw: Any) -> HostDevice:
-        return cls.from_spec(DeviceSpec(path=path, dev_class=dev_class, **kw))
+        return cls.from_spec(HostDeviceSpec(path=path, dev_class=dev_class, **kw))
 
     @classmethod
-    def from_spec(cls, spec: DeviceSpec, attach: bool = False, generation: int = 0) -> HostDevice:
+    def from_spec(cls, spec: HostDeviceSpec, attach: bool = False, generation: int = 0) -> HostDevice:
         spec.validate()
         keep: list[Any] = []
         p = _params(spec, keep, generation)

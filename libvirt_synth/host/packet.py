@@ -2,7 +2,7 @@
 """Host side of packet devices: their options, their links (virtual wires, TAP interfaces) and
 their counters. A typed wrapper over ``synth/host_packet.h``.
 
-Options (``DeviceSpec.options``): ``max_frame``, the longest frame a device sends or accepts
+Options (``HostDeviceSpec.options``): ``max_frame``, the longest frame a device sends or accepts
 (14..9216 bytes; default 9216). Links are set while no worker serves the devices, and both ends of
 a wire must then be served by the same worker (``standalone.Backend.add_group`` does both):
 
