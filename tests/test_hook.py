@@ -91,9 +91,13 @@ def test_hook_life_cycle_against_the_daemon(env: tuple[Daemon, pathlib.Path]) ->
     names = sorted(x["name"] for x in d.call("devices.list"))
     assert names == ["synth-3f2a1b4c5d6e-0", "synth-3f2a1b4c5d6e-1"]
     assert os.stat(d.regions / names[0]).st_size == 1 << 20
-    for op, sub in (("start", "begin"), ("started", "begin"), ("migrate", "begin"), ("restore", "begin")):
+    for op, sub in (("start", "begin"), ("started", "begin")):
         r = run_hook(path, op, sub, xml)
-        assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), (op, r.stderr)  # filters: stdout empty
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), (op, r.stderr)
+    for op in ("migrate", "restore"):  # not arranged by virt-synth migrate / restore: refused
+        r = run_hook(path, op, "begin", xml)
+        assert (r.returncode, r.stdout) == (1, ""), (op, r.stderr)  # filters: stdout empty
+        assert f"virt-synth {op}" in r.stderr
     # reconnect with something to reconcile: the daemon lost its registry (restarted without it)
     # while the VM maps the regions; only the reconnect hook can make it serve them again.
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -150,8 +154,8 @@ def test_prepare_twice_keeps_what_is_served(env: tuple[Daemon, pathlib.Path]) ->
 def test_prepare_on_a_migration_target(env: tuple[Daemon, pathlib.Path]) -> None:
     """The destination of a live migration runs migrate begin (the incoming XML on stdin, our
     stdout would replace it), then prepare, start, started; when the incoming side fails, stopped
-    and release (docs: ../shared/notes/migration-two-hosts.md, section 5). migrate prints nothing
-    and creates nothing (the XML is kept as it is); prepare creates the devices as for a start,
+    and release (docs/migration.md). migrate begin refuses a move virt-synth migrate did not
+    arrange, printing nothing and creating nothing; prepare creates the devices as for a start,
     replacing a region of ours that nobody serves; a failed incoming leaves nothing behind."""
     d, path = env
     xml = domain_xml(TWO)
@@ -162,8 +166,9 @@ def test_prepare_on_a_migration_target(env: tuple[Daemon, pathlib.Path]) -> None
     os.truncate(stale, 2 << 20)  # cannot be re-attached: lost, but recorded as this domain's
     d.start()
     assert d.call("health")["lost_devices"] == ["synth-3f2a1b4c5d6e-1"]
-    r = run_hook(path, "migrate", "begin", xml)
-    assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), r.stderr  # empty stdout: XML unchanged
+    r = run_hook(path, "migrate", "begin", xml)  # a move virt-synth migrate did not arrange: refused
+    assert (r.returncode, r.stdout) == (1, ""), r.stderr  # empty stdout: XML unchanged
+    assert "virt-synth migrate" in r.stderr
     assert sorted(x["name"] for x in d.call("devices.list") if x["served"]) == ["synth-3f2a1b4c5d6e-0"]
     for op in ("prepare", "start", "started"):
         r = run_hook(path, op, "begin", xml)

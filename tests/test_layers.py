@@ -18,7 +18,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"_native", "abi", "errors", "log", "defaults", "capabilities", "cmdline", "__init__"}),
     frozenset({"guest", "host", "hook", "vnfd"}),
     frozenset({"xml", "daemon"}),
-    frozenset({"inventory", "testbed"}),
+    frozenset({"inventory", "testbed", "move"}),
     frozenset({"placement"}),
     frozenset({"cli"}),
 )

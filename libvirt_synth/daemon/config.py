@@ -59,6 +59,8 @@ class Config:
     isolation: str = "auto"           # auto: dac unless libvirt confines QEMU with SELinux or AppArmor
     isolation_uids: tuple[int, int] = defaults.ISOLATION_UIDS
     isolation_group: str = defaults.ISOLATION_GROUP
+    # Daemons whose hand-overs (migrations, saves) this one accepts, by public key; empty: any.
+    migration_peers: list[str] = field(default_factory=list)
 
     @property
     def registry_path(self) -> str:
@@ -155,6 +157,13 @@ def class_list(v: Any) -> list[str]:
     if not isinstance(v, list) or any(c not in PIN_CLASSES for c in v) or len(set(v)) != len(v):
         raise Invalid
     return [str(c) for c in v]
+
+
+def key_list(v: Any) -> list[str]:
+    """Public keys as `virt-synth daemon key` prints them: 64 hex digits each."""
+    if not isinstance(v, list) or any(not isinstance(k, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", k) for k in v):
+        raise Invalid
+    return [k.lower() for k in v]
 
 
 PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -276,6 +285,10 @@ SECTIONS: dict[str, dict[str, Key]] = {
                     '"900000000-900065535"', host=no_users_in),
         "group": Key("isolation_group", text, "the group libvirt runs QEMU in (qemu.conf group), e.g. libvirt-qemu",
                      host=group_exists),
+    },
+    "migration": {
+        "peers": Key("migration_peers", key_list, "a list of the public keys (64 hex digits each, from `virt-synth "
+                     "daemon key` on each peer) of the daemons this one takes hand-overs from; [] for any"),
     },
     "prometheus": {
         "port": Key("prometheus_port", integer(0, 65535), "a TCP port on 127.0.0.1 for /metrics, 1-65535, or 0 for off",

@@ -7,82 +7,31 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import threading
 import time
 from typing import Any
 
-from libvirt_synth import __version__, capabilities, defaults, errors, log
+from libvirt_synth import __version__, capabilities, errors, log
 from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.daemon import links
+from libvirt_synth.daemon.checks import UUID_RE, parse_device, wipe_file
 from libvirt_synth.daemon.config import Config
 from libvirt_synth.daemon.lock import StateLock
+from libvirt_synth.daemon.migration import IN_PHASES, Migrations
 from libvirt_synth.daemon.registry import DeviceRecord, Registry
 from libvirt_synth.daemon.rpc import mutating, rpc
 from libvirt_synth.host import region
 from libvirt_synth.host.backend import Backend, class_stats
 from libvirt_synth.host.device import (
-    DEFAULT_QUEUES,
-    DEFAULT_REGION_SIZE,
-    DEFAULT_RING_ENTRIES,
     HostDevice,
     HostDeviceSpec,
 )
 from libvirt_synth.host.packet import LinkPlan
 from libvirt_synth.host.plugins import catalog, choices, load_plugin_dir
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$")
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
-
-def _count(raw: dict[str, Any], key: str, default: int, where: str) -> int:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise errors.ValueError(f"{where}.{key}: expected a whole number >= 0, got {value!r}")
-    return value
-
-
-def parse_device(raw: Any, where: str, catalog: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> dict[str, Any]:
-    """Check one device entry of a domain.create call against the vocabulary and, if given, the
-    host's plugin catalog; returns it normalised."""
-    if not isinstance(raw, dict):
-        raise errors.ValueError(f"{where}: expected an object, got {type(raw).__name__}")
-    name = raw.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise errors.ValueError(f"{where}.name: {name!r} is not a valid region name (letters, digits, '.', "
-                                "'_', '-'; at most 31 characters)")
-    try:
-        cls = DevClass.parse(str(raw.get("class", "")))
-    except ValueError as e:
-        raise errors.ValueError(f"{where}.class: {e}") from None
-    spec = {k: raw[k] for k in ("capabilities", "kpis", "options") if k in raw}
-    for key, kind in (("capabilities", list), ("kpis", dict), ("options", dict)):
-        if not isinstance(spec.get(key, kind()), kind):
-            raise errors.ValueError(f"{where}.{key}: expected {'a list' if kind is list else 'an object'}")
-    plugin = raw.get("plugin")
-    if plugin is not None and not isinstance(plugin, str):
-        raise errors.ValueError(f"{where}.plugin: expected a plugin name, got {plugin!r}")
-    quotas = raw.get("quotas", {})
-    if not isinstance(quotas, dict):
-        raise errors.ValueError(f"{where}.quotas: expected an object")
-    queues = _count(raw, "queues", defaults.PACKET_QUEUES if cls == DevClass.PACKET else DEFAULT_QUEUES, where)
-    capabilities.check_device(f"device {name}", cls.name.lower(), spec.get("capabilities", []), spec.get("kpis"),
-                              spec.get("options"), plugin, queues, catalog)
-    return {
-        "name": name,
-        "class": cls.name.lower(),
-        "size": _count(raw, "size", DEFAULT_REGION_SIZE, where),
-        "queues": queues,
-        "ring_entries": _count(raw, "ring_entries", DEFAULT_RING_ENTRIES, where),
-        "plugin": plugin,
-        "max_sessions": _count(raw, "max_sessions", 0, where),  # crypto sessions (0: CRYPTO_SESSIONS)
-        "quotas": dict(quotas),
-        "spec": spec,
-    }
-
-
-class Service:
+class Service(Migrations):
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
@@ -102,6 +51,7 @@ class Service:
         self.started = time.time()
         self.lost: list[str] = []
         self.plugin_report = load_plugin_dir(cfg.plugin_dir)
+        self._migrations_init()
 
     # ---- life cycle ----
 
@@ -238,7 +188,16 @@ class Service:
     def restore(self) -> None:
         """Re-attach every device of the registry whose region still exists (a daemon restart),
         with its links."""
+        left = self.outgoing_stopped()
+        for st in self.migration_states():
+            if st["role"] == "in" and self.registry.domain(st["uuid"]) is not None:
+                self._drop_state(st["uuid"])  # it was imported before the daemon stopped
+            elif st["role"] == "in" or st["uuid"] in left:
+                log.warning("domain %s (%s): %s hand-over pending (%s); see migrations.list", st["name"],
+                            st["uuid"], "outgoing" if st["role"] == "out" else "incoming", st["phase"])
         for dom in self.registry.domains():
+            if dom["uuid"] in left:
+                continue  # it left this host: its regions wait for migration.finish, unserved
             records = []
             for rec in self.registry.devices(dom["uuid"]):
                 if os.path.exists(rec.region_path):
@@ -300,6 +259,8 @@ class Service:
                             if dev.path in self.backend.own_workers},
             "socket": self.cfg.socket,
             "state_dir": self.cfg.state_dir,
+            # hand-overs not finished (migrations.list has the detail)
+            "migrations": [f"{s['role']} {s['name']} {s['phase']}" for s in self.migration_states()],
         }
 
     def catalog(self) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -345,6 +306,9 @@ class Service:
         if len(set(names)) != len(names):
             raise errors.ValueError(f"devices: duplicate names in {names}")
         with self.lock:
+            st = self.incoming(uuid)
+            if st is not None and st["phase"] in IN_PHASES:  # arriving: QEMU gets placeholders to map
+                return {"uuid": uuid, "name": name, "incoming": True, "devices": self.place(st)}
             self._check_uid(uuid, uid)
             for d in parsed:
                 rec = self.registry.device(d["name"])
@@ -374,13 +338,20 @@ class Service:
     def domain_destroy(self, uuid: str) -> dict[str, Any]:
         """Stop serving a domain's devices and remove their regions; idempotent."""
         with self.lock:
+            st = self.migration_state(uuid)
+            if st is not None and st["role"] == "out":  # it is leaving: keep its devices for the hand-over
+                return self.leaving_stopped(uuid) or {}
+            if st is not None:  # an incoming move that failed
+                return {"uuid": uuid, "destroyed": self.unplace(st), "existed": True}
             gone = []
             for rec in self.registry.devices(uuid):
                 dev = self.devices.pop(rec.name, None)
                 if dev is not None:
                     self.backend.remove(dev.path)
-                elif os.path.exists(rec.region_path):
-                    os.unlink(rec.region_path)
+                else:
+                    if os.path.exists(rec.region_path):
+                        os.unlink(rec.region_path)
+                    wipe_file(os.path.join(self.cfg.vault_dir, rec.name + ".vault"))
                 gone.append(rec.name)
             self.lost = [n for n in self.lost if n not in gone]  # its domain is gone: nothing is lost any more
             existed = self.registry.remove_domain(uuid)

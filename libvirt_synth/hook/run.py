@@ -10,8 +10,11 @@ and talks to virt-synthd; it never calls libvirt (that would deadlock libvirtd).
     stopped, release  destroy the devices; idempotent, never blocks a stop
     reconnect begin   make sure the daemon serves the devices (libvirtd restarted while the VM
                       runs); never fails, so that libvirt never kills a running VM because of us
-    migrate, restore  XML filters: libvirt would use our stdout as the new XML; we print nothing,
-                      which keeps it unchanged
+    migrate, restore  (on the destination, before anything else) let the domain in only if the
+      begin           daemon expects it: `virt-synth migrate` / `restore` arranged the hand-over of
+                      its devices' state. Otherwise exit 1: libvirt refuses the move and the VM
+                      stays where it was. These are XML filters too: we print nothing, which keeps
+                      the XML unchanged
 
 Speed matters: this runs before every VM start. Besides libvirt_synth.hook.metadata (the reader of
 the contract, over xml.etree) it imports only built-in modules: no json, no re, no socket.py, no
@@ -226,13 +229,15 @@ def main(argv: list[str], stdin: Any, stderr: Any) -> int:
     op = argv[2]
     sub = argv[3] if len(argv) > 3 else "-"
     xml = stdin.buffer.read()  # always drain it: libvirt writes the whole XML
-    if op not in ("prepare", "stopped", "release", "reconnect"):
-        return 0  # start, started, migrate, restore, attach...: nothing to do, nothing on stdout
+    if op not in ("prepare", "stopped", "release", "reconnect", "migrate", "restore"):
+        return 0  # start, started, attach...: nothing to do, nothing on stdout
+    if op in ("migrate", "restore") and sub != "begin":
+        return 0
     socket_path = os.environ.get(defaults.SOCKET_ENV) or SOCKET_PATH
     try:
         dom = read_domain(xml)
     except HookError as e:
-        if op == "prepare":
+        if op in ("prepare", "migrate", "restore"):
             stderr.write(f"libvirt-synth: {argv[1]}: {e}\n")
             return 1
         return 0
@@ -250,9 +255,17 @@ def main(argv: list[str], stdin: Any, stderr: Any) -> int:
             call("domain.create", params, socket_path)
         elif op in ("stopped", "release"):
             call("domain.destroy", {"uuid": uuid}, socket_path)
+        elif not call("migration.incoming", {"uuid": uuid}, socket_path).get("expected"):
+            verb = "migrate" if op == "migrate" else "restore"
+            stderr.write(f"libvirt-synth: {name} has synthetic devices whose state virt-synthd must hand "
+                         f"over: {verb} it with virt-synth {verb}, not virsh {verb}\n")
+            return 1
     except HookError as e:
         if op == "prepare":
             stderr.write(f"libvirt-synth: cannot create the synthetic devices of {name}: {e}\n")
+            return 1
+        if op in ("migrate", "restore"):
+            stderr.write(f"libvirt-synth: cannot let {name} in: {e}\n")
             return 1
         # Never fail a stop or a reconnect: the VM's fate must not depend on the daemon.
         stderr.write(f"libvirt-synth: {op} {name}: {e} (ignored)\n")

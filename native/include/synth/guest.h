@@ -135,7 +135,9 @@ int synth_q_wait(struct synth_queue *q, int timeout_ms);
 /*
  * Synchronous: submit one descriptor and wait for its completion into *c. The queue must have
  * nothing in flight. Returns 0 (see c->status), -EBUSY (ops in flight), -ETIMEDOUT, or -EIO (the
- * device needs a reset, whether or not ops are in flight).
+ * device needs a reset, whether or not ops are in flight). A completion with RETRY (a backend
+ * restart or a move to another host lost the operation) is not returned: the descriptor is
+ * submitted again, up to 8 times. Burst users see RETRY and submit again themselves.
  */
 int synth_q_exec(struct synth_queue *q, const struct synth_desc *d, struct synth_cpl *c, int timeout_ms);
 

@@ -514,7 +514,7 @@ int synth_q_wait(struct synth_queue *q, int timeout_ms)
     }
 }
 
-int synth_q_exec(struct synth_queue *q, const struct synth_desc *d, struct synth_cpl *c, int timeout_ms)
+static int exec_once(struct synth_queue *q, const struct synth_desc *d, struct synth_cpl *c, int timeout_ms)
 {
     int rc;
     if (q->inflight) /* busy, unless the device is past serving it anyway */
@@ -525,6 +525,19 @@ int synth_q_exec(struct synth_queue *q, const struct synth_desc *d, struct synth
     if (rc < 0)
         return rc;
     return synth_q_poll_burst(q, c, 1) == 1 ? 0 : -EIO;
+}
+
+/* RETRY: not executed, or its result lost in a backend restart or a move to another host; the
+ * same descriptor is submitted again (an IV_GEN ENCRYPT then gets a fresh IV). */
+#define EXEC_RETRIES 8
+
+int synth_q_exec(struct synth_queue *q, const struct synth_desc *d, struct synth_cpl *c, int timeout_ms)
+{
+    for (unsigned tries = 0;; tries++) {
+        int rc = exec_once(q, d, c, timeout_ms);
+        if (rc < 0 || c->status != SYNTH_ST_RETRY || tries == EXEC_RETRIES)
+            return rc;
+    }
 }
 
 /* ---- class objects (sessions, streams) ---- */
@@ -539,12 +552,18 @@ int synthi_q_create_from_params(struct synth_queue *q, uint16_t opcode, const vo
 
     if (off < 0)
         return (int)off;
-    memcpy(q->arena + off, params, size);
     memset(&d, 0, sizeof(d));
     d.opcode = opcode;
     d.src_off = (uint32_t)off;
     d.src_len = size;
-    rc = synth_q_exec(q, &d, &c, 0);
+    /* Not synth_q_exec's retry: the backend may have wiped the key before the RETRY, so each
+     * attempt copies the parameters again. */
+    for (unsigned tries = 0;; tries++) {
+        memcpy(q->arena + off, params, size);
+        rc = exec_once(q, &d, &c, 0);
+        if (rc < 0 || c.status != SYNTH_ST_RETRY || tries == EXEC_RETRIES)
+            break;
+    }
     /* A crypto backend wipes the key; wipe our copy too, whatever happened. */
     memset(q->arena + off, 0, size);
     synth_buf_free(q, (uint32_t)off, size);
