@@ -15,7 +15,7 @@ help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo
 	@echo "  libvirt_synth/   Python: the base (abi, errors, log, defaults, capabilities, cmdline),"
-	@echo "                   guest/ host/ hook/ vnfd/ xml/ daemon/ inventory/ testbed/ placement/ cli/"
+	@echo "                   guest/ host/ hook/ vnfd/ xml/ daemon/ inventory/ testbed/ move/ placement/ cli/"
 	@echo "  native/src/      C: common/ (layout), guest/ (libsynth.a), host/ (data path), plugins/"
 	@echo "  guest/           synth-guest, the test VM's program;  tests/ bench/ docs/ ansible/"
 	@echo "  README.md, 'What is here', says what each part is and what it may import."
