@@ -11,10 +11,22 @@ import sys
 from collections.abc import Sequence
 
 from libvirt_synth import __version__, errors
-from libvirt_synth.cli import daemoncmds, define, demo, devices, guest_image, hooks, inventory, place, serve, xml
+from libvirt_synth.cli import (
+    bridge,
+    daemoncmds,
+    define,
+    demo,
+    devices,
+    guest_image,
+    hooks,
+    inventory,
+    place,
+    serve,
+    xml,
+)
 from libvirt_synth.cmdline import stdout_gone
 
-COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define, guest_image, inventory, place)
+COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define, guest_image, inventory, place, bridge)
 
 
 def build_parser() -> argparse.ArgumentParser:
