@@ -20,13 +20,14 @@ from libvirt_synth.cli import (
     guest_image,
     hooks,
     inventory,
+    migrate,
     place,
     serve,
     xml,
 )
 from libvirt_synth.cmdline import stdout_gone
 
-COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define, guest_image, inventory, place, bridge)
+COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define, guest_image, inventory, place, migrate, bridge)
 
 
 def build_parser() -> argparse.ArgumentParser:
