@@ -92,4 +92,19 @@ void sg_packet_selftest(struct sg_dev *devs, unsigned n, const struct sg_params 
                         unsigned *fail);
 void sg_bench(struct sg_dev *devs, unsigned n, const struct sg_params *p);
 
+/* soak (st_soak.c): its own inputs, synth.soak_ms, soak_gap_ms, soak_timeout_ms (docs/guest.md) */
+struct sg_soak_opts {
+    uint32_t ms;         /* synth.soak_ms: how long the soak runs; 0: until SIGTERM or SIGINT */
+    uint32_t gap_ms;     /* synth.soak_gap_ms: pause between rounds */
+    uint32_t timeout_ms; /* synth.soak_timeout_ms: how long one op may take */
+};
+
+void sg_soak_defaults(struct sg_soak_opts *o);
+/* One NAME=VALUE (NAME without "synth."): 0 (also for names that are not the soak's), or -1. */
+int sg_soak_set(struct sg_soak_opts *o, const char *name, const char *value);
+/* The synth.soak_* tokens of a file: 0, or -1 with a message. */
+int sg_soak_file(struct sg_soak_opts *o, const char *path);
+/* The soak: its exit status (0 no op failed, 1 one did). */
+int sg_soak(struct sg_dev *devs, unsigned n, const struct sg_params *p, const struct sg_soak_opts *o);
+
 #endif /* SG_H */

@@ -9,6 +9,8 @@
  *                                     inputs the host chose (synth.key, synth.data, ...), with their
  *                                     outputs printed so that the host can check them
  *   synth-guest bench                 a short throughput run per device
+ *   synth-guest soak                  a continuous workload (synth.soak_ms) on sessions and a
+ *                                     stream created once, one line per op for the host to check
  *
  *   options: --params FILE   read synth.NAME=VALUE tokens from FILE (in a VM: /proc/cmdline)
  *            -p NAME=VALUE   one input (NAME without "synth.")
@@ -25,7 +27,8 @@
 #include "sg.h"
 
 static const char usage[] =
-    "usage: synth-guest [--params FILE] [-p NAME=VALUE]... probe|selftest|bench [DEVICE...]\n"
+    "usage: synth-guest [--params FILE] [-p NAME=VALUE]... probe|selftest|bench|soak\n"
+    "       [DEVICE...]\n"
     "  DEVICE: a PCI address (0000:00:05.0) or a region path (/dev/shm/NAME); default: every\n"
     "  synthetic device on the PCI bus. Output: JSON lines (docs/guest.md).\n";
 
@@ -105,17 +108,19 @@ int main(int argc, char **argv)
 {
     static struct sg_dev devs[SG_MAX_DEVS];
     struct sg_params params;
+    struct sg_soak_opts soak;
     const char *cmd = NULL;
     unsigned n, failed = 0;
     int i, rc;
 
     sg_params_defaults(&params);
+    sg_soak_defaults(&soak);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fputs(usage, stdout);
             return 0;
         } else if (!strcmp(argv[i], "--params") && i + 1 < argc) {
-            if (sg_params_file(&params, argv[++i]) < 0)
+            if (sg_params_file(&params, argv[++i]) < 0 || sg_soak_file(&soak, argv[i]) < 0)
                 return 2;
         } else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
             char *eq = strchr(argv[++i], '=');
@@ -124,7 +129,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             *eq = 0;
-            if (sg_params_set(&params, argv[i], eq + 1) < 0)
+            if (sg_params_set(&params, argv[i], eq + 1) < 0 || sg_soak_set(&soak, argv[i], eq + 1) < 0)
                 return 2;
         } else if (argv[i][0] == '-') {
             fputs(usage, stderr);
@@ -134,7 +139,8 @@ int main(int argc, char **argv)
             break;
         }
     }
-    if (!cmd || (strcmp(cmd, "probe") && strcmp(cmd, "selftest") && strcmp(cmd, "bench"))) {
+    if (!cmd || (strcmp(cmd, "probe") && strcmp(cmd, "selftest") && strcmp(cmd, "bench") &&
+                 strcmp(cmd, "soak"))) {
         fputs(usage, stderr);
         return 2;
     }
@@ -151,6 +157,8 @@ int main(int argc, char **argv)
         rc = sg_probe(devs, n) || failed ? 1 : 0;
     else if (!strcmp(cmd, "selftest"))
         rc = selftest(devs, n, &params, failed);
+    else if (!strcmp(cmd, "soak"))
+        rc = sg_soak(devs, n, &params, &soak) || failed ? 1 : 0;
     else {
         sg_bench(devs, n, &params);
         rc = failed ? 1 : 0;
