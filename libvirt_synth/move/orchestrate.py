@@ -163,8 +163,14 @@ def migrate(dom: Any, dconn: Any, src: Endpoint, dst: Endpoint, *, live: bool = 
     name, uuid = dom.name(), dom.UUIDString()
     report = Report(name, uuid)
     t_start = time.monotonic()
-    key = peer_key(dst, dest_key)
-    begin = src.call("migration.begin", uuid=uuid, peer_key=key)
+    try:
+        key = peer_key(dst, dest_key)
+    except client.RpcError as e:
+        raise MoveError(f"the destination daemon ({dst.describe()}): {e}; nothing moved, {name} runs on here") from None
+    try:
+        begin = src.call("migration.begin", uuid=uuid, peer_key=key)
+    except client.RpcError as e:
+        raise MoveError(f"the source daemon ({src.describe()}) cannot hand {name} over: {e}; nothing moved") from None
     progress(f"source daemon: {len(begin['records'])} devices to hand over")
     try:
         dst.call("migration.expect", uuid=uuid, name=name, records=begin["records"], sender=begin["sender"])
