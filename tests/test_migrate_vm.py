@@ -16,37 +16,23 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import twohostbed
+from twohostbed import Bed
 from waiting import until
 
-from libvirt_synth.testbed import hosts as testhosts
-from libvirt_synth.testbed import image as guestimage
 from libvirt_synth.testbed import soak
 from libvirt_synth.testbed import vm as guestvm
-from libvirt_synth.testbed.hosts import Host, two_hosts
+from libvirt_synth.testbed.hosts import Host
 
-import libvirtctl
-
-
-def _why_not() -> str | None:
-    try:
-        testhosts.check_requirements()
-    except OSError as e:
-        return str(e)
-    return libvirtctl.available()
-
-
-why_not = _why_not()
+why_not = twohostbed.why_not()
 pytestmark = [pytest.mark.skipif(why_not is not None, reason=why_not or ""), pytest.mark.slow]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -61,26 +47,10 @@ def pin(plugin: str) -> str:
     return f'[plugins.pin]\n"aes-256-gcm" = "{plugin}"\n'
 
 
-@dataclass
-class Bed:
-    a: Host
-    b: Host
-    base: pathlib.Path
-    image: guestimage.GuestImage
-
-
 @pytest.fixture(scope="module")
 def bed() -> Iterator[Bed]:
-    subprocess.run(["make", "-s", "-C", str(ROOT), "synth-guest", "afalg-kat"], check=True)
-    built = guestimage.build()
-    base = pathlib.Path(tempfile.mkdtemp(prefix="synth-mig-", dir="/var/tmp"))
-    base.chmod(0o755)
-    try:
-        image = guestimage.publish(built, base / "image")
-        with two_hosts(base / "hosts", pin(PINS[0]), pin(PINS[1])) as (a, b):
-            yield Bed(a, b, base, image)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with twohostbed.bed("synth-mig-", pin(PINS[0]), pin(PINS[1])) as b:
+        yield b
 
 
 def start_vnf(bed: Bed, host: Host) -> tuple[Any, Console, guestvm.Inputs]:

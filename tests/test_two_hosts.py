@@ -16,29 +16,20 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import twohostbed
+from twohostbed import Bed
 from waiting import until
 
 from libvirt_synth.testbed import hosts as testhosts
-from libvirt_synth.testbed import image as guestimage
 from libvirt_synth.testbed import vm as guestvm
 from libvirt_synth.testbed.hosts import Host, two_hosts
 
 import libvirtctl
 
-
-def _why_not() -> str | None:
-    try:
-        testhosts.check_requirements()
-    except OSError as e:
-        return str(e)
-    return libvirtctl.available()
-
-
-why_not = _why_not()
+why_not = twohostbed.why_not()
 pytestmark = [pytest.mark.skipif(why_not is not None, reason=why_not or ""), pytest.mark.slow]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -54,26 +45,10 @@ def pin(plugin: str) -> str:
     return f'[plugins.pin]\ncrypto = "{plugin}"\n'
 
 
-@dataclass
-class Bed:
-    a: Host
-    b: Host
-    base: pathlib.Path
-    image: guestimage.GuestImage
-
-
 @pytest.fixture(scope="module")
 def bed() -> Iterator[Bed]:
-    subprocess.run(["make", "-s", "-C", str(ROOT), "synth-guest", "afalg-kat"], check=True)
-    built = guestimage.build()
-    base = pathlib.Path(tempfile.mkdtemp(prefix="synth-2h-", dir="/var/tmp"))
-    base.chmod(0o755)  # QEMU (libvirt-qemu) reads the kernel and initrd and writes the consoles here
-    try:
-        image = guestimage.publish(built, base / "image")
-        with two_hosts(base / "hosts", pin(PINS[0]), pin(PINS[1])) as (a, b):
-            yield Bed(a, b, base, image)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with twohostbed.bed("synth-2h-", pin(PINS[0]), pin(PINS[1])) as b:
+        yield b
 
 
 def domain_xml(bed: Bed, name: str, uuid: str, devices: list[str], steps: tuple[str, ...]) -> tuple[str, pathlib.Path]:

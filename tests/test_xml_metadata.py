@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from libvirt_synth import errors
-from libvirt_synth.daemon.service import NAME_RE, parse_device
+from libvirt_synth.daemon.checks import NAME_RE, parse_device
 from libvirt_synth.hook import metadata
 from libvirt_synth.xml import designer, spec
 

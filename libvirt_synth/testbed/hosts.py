@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 from libvirt_synth import errors, log
 from libvirt_synth.daemon import client
 from libvirt_synth.hook import install as hookinstall
+from libvirt_synth.xml.connect import load_libvirt
 
 T = TypeVar("T")
 
@@ -95,15 +96,6 @@ def _tail(path: pathlib.Path, n: int = 3000) -> str:
         return "(no output)"
 
 
-def _libvirt() -> Any:
-    try:
-        import libvirt
-    except ImportError:
-        raise errors.NotFoundError("libvirt-python is not installed (make setup installs it)") from None
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    return libvirt
-
-
 def free_port(host: str = LOCALHOST) -> int:
     """A TCP port nobody listens on now (the kernel's pick)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -127,7 +119,7 @@ def check_requirements() -> None:
         pwd.getpwnam(QEMU_USER)
     except KeyError:
         raise errors.NotFoundError(f"no user {QEMU_USER} (libvirt-daemon-system makes it)") from None
-    _libvirt()
+    load_libvirt()
 
 
 def namespace_of(pid: int | str) -> tuple[int, int] | None:
@@ -295,7 +287,7 @@ class Host:
     def _wait_libvirtd(self, timeout: float) -> None:
         proc = self._libvirtd
         assert proc is not None
-        lv = _libvirt()
+        lv = load_libvirt()
         sock = self.dir / "run" / "libvirt-sock"
 
         def dead() -> str | None:
@@ -328,7 +320,7 @@ class Host:
     def conn(self) -> Any:
         """A libvirt connection to this host (libvirt-python's virConnect), opened once."""
         if self._conn is None:
-            lv = _libvirt()
+            lv = load_libvirt()
             try:
                 self._conn = lv.open(self.uri)
             except lv.libvirtError as e:
@@ -352,7 +344,7 @@ class Host:
 
     def migrate_params(self, port: int | None = None) -> dict[str, Any]:
         """libvirt migration parameters for a migration to this host (tcp on 127.0.0.1)."""
-        lv = _libvirt()
+        lv = load_libvirt()
         return {lv.VIR_MIGRATE_PARAM_URI: self.migrate_uri(port), lv.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: LOCALHOST}
 
     def migrate(self, domain: str, dest: Host, flags: int | None = None, params: dict[str, Any] | None = None,
@@ -360,7 +352,7 @@ class Host:
         """Migrate ``domain`` from this host to ``dest`` and return it there (a virDomain of
         dest). Default flags: live, persistent on dest, undefined here. ``params`` are added to
         ``dest.migrate_params()``. p2p: this host's libvirtd talks to dest's itself."""
-        lv = _libvirt()
+        lv = load_libvirt()
         if flags is None:
             flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PERSIST_DEST | lv.VIR_MIGRATE_UNDEFINE_SOURCE
         all_params = {**dest.migrate_params(), **(params or {})}
@@ -377,7 +369,7 @@ class Host:
         """Destroy every running domain and undefine every defined one; returns their names."""
         if self.libvirtd_pid is None:
             return []
-        lv = _libvirt()
+        lv = load_libvirt()
         names = []
         try:
             doms = self.conn.listAllDomains()

@@ -22,7 +22,8 @@ class LibvirtError(errors.SynthError, RuntimeError):
     """libvirt refused a call; the message is libvirt's, with what we were doing."""
 
 
-def _libvirt() -> Any:
+def load_libvirt() -> Any:
+    """The libvirt module, its errors raised rather than printed; a clear error if it is missing."""
     try:
         import libvirt
     except ImportError:
@@ -33,7 +34,7 @@ def _libvirt() -> Any:
 
 
 def open_connection(uri: str = DEFAULT_URI) -> Any:
-    lv = _libvirt()
+    lv = load_libvirt()
     try:
         return lv.open(uri)
     except lv.libvirtError as e:
@@ -42,7 +43,7 @@ def open_connection(uri: str = DEFAULT_URI) -> Any:
 
 def lookup(conn: Any, name: str) -> Any:
     """A domain by name or uuid."""
-    lv = _libvirt()
+    lv = load_libvirt()
     ways = [conn.lookupByName]
     try:
         uuidlib.UUID(name)
@@ -60,7 +61,7 @@ def lookup(conn: Any, name: str) -> Any:
 
 def inactive_xml(dom: Any) -> str:
     """The persistent definition, secrets included (so that redefining it loses nothing)."""
-    lv = _libvirt()
+    lv = load_libvirt()
     try:
         return str(dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE | lv.VIR_DOMAIN_XML_SECURE))
     except lv.libvirtError as e:
@@ -83,7 +84,7 @@ class Defined:
 def define(conn: Any, xml: str, start: bool = False) -> Defined:
     """Define (or redefine) the domain, check that libvirt kept our devices and metadata, and
     start it if asked."""
-    lv = _libvirt()
+    lv = load_libvirt()
     _, _, want = metadata.parse_devices(xml)
     try:
         dom = conn.defineXML(xml)
@@ -107,7 +108,7 @@ def define(conn: Any, xml: str, start: bool = False) -> Defined:
 
 def undefine(conn: Any, name: str, force: bool = False) -> dict[str, Any]:
     """Remove a domain's definition; a running domain is stopped first only with ``force``."""
-    lv = _libvirt()
+    lv = load_libvirt()
     dom = lookup(conn, name)
     info = {"name": dom.name(), "uuid": dom.UUIDString(), "uri": conn.getURI(), "destroyed": False}
     try:
