@@ -319,3 +319,73 @@ def test_a_blob_is_opened_only_by_its_daemon_and_only_unchanged(hosts: tuple[Hos
     assert orchestrate.hand_over(a.ep, b.ep, UUID, orchestrate.Report("vnf", UUID))["imported"]
     g.moved_to(b.region())
     g.work()
+
+
+ZNAME = "synth-6d1e2f3a4b5c-1"
+
+
+def text(k: int) -> bytes:
+    """Compressible, different per chunk."""
+    return b"".join(f"chunk {k} line {i}: the quick brown fox {i * k % 97}\n".encode() for i in range(40))
+
+
+@pytest.mark.parametrize("alg", ["zstd", "zlib", "gzip", "deflate", "lz4"])
+def test_compression_streams_move_and_carry_on(hosts: tuple[Host, Host], alg: str) -> None:
+    """A compression stream and a decompression stream, each fed part of their input on a, go on
+    at b after the move: the compressed output, whole, decodes to all the input; the decoder's
+    output is the rest of the original."""
+    import gzip
+    import zlib
+
+    import lz4.frame
+    import zstandard
+
+    from libvirt_synth.abi import Flush
+    from libvirt_synth.guest.compress import Compressor
+
+    a, b = hosts
+    a.call("domain.create", uuid=UUID, name="vnf", devices=[{"name": ZNAME, "class": "compress", "size": 4 << 20}])
+    dev = Device.open(a.region(ZNAME))
+    comp = Compressor(dev.queue(0))
+    enc = comp.stream(alg, 3 if alg != "lz4" else 0)
+    whole = b"".join(text(k) for k in range(40))
+    ref = {"zstd": lambda d: zstandard.ZstdCompressor(level=3).compress(d), "lz4": lz4.frame.compress,
+           "zlib": zlib.compress, "gzip": gzip.compress,
+           "deflate": lambda d: (lambda c: c.compress(d) + c.flush())(zlib.compressobj(6, zlib.DEFLATED, -15))}[alg]
+    blob = ref(whole)
+    dec = comp.stream(alg, decompress=True)
+    out, plain = [], []
+    half = len(blob) // 2
+    for k in range(20):
+        out.append(enc.feed(text(k), Flush.SYNC))
+    plain.append(dec.decompress(blob[:half]))
+    key = b.call("daemon.key")["public_key"]
+    begin = a.call("migration.begin", uuid=UUID, peer_key=key)
+    b.call("migration.expect", uuid=UUID, name="vnf", records=begin["records"], sender=begin["sender"])
+    b.call("domain.create", uuid=UUID, name="vnf", devices=[{"name": ZNAME, "class": "compress", "size": 4 << 20}])
+    a.call("domain.destroy", uuid=UUID)
+    _copy_into_from(a.region(ZNAME), b.region(ZNAME))
+    orchestrate.hand_over(a.ep, b.ep, UUID, orchestrate.Report("vnf", UUID))
+    remap(a.region(ZNAME), b.region(ZNAME))
+    a.call("migration.finish", uuid=UUID)
+    for k in range(20, 40):
+        out.append(enc.feed(text(k), Flush.SYNC))
+    out.append(enc.finish())
+    plain.append(dec.decompress(blob[half:], final=True))
+    stream = b"".join(out)
+    back = {"zstd": lambda d: zstandard.ZstdDecompressor().decompressobj().decompress(d),
+            "lz4": lz4.frame.decompress, "zlib": zlib.decompress, "gzip": lambda d: zlib.decompress(d, 31),
+            "deflate": lambda d: zlib.decompress(d, -15)}[alg](stream)
+    assert back == whole, "the moved compression stream's output does not decode to its input"
+    assert b"".join(plain) == whole, "the moved decompression stream lost its place"
+
+
+def _copy_into_from(src: str, dst: str) -> None:
+    """QEMU's copy of a region, taken now, written into the destination's placeholder."""
+    with open(src, "rb") as f:
+        data = f.read()
+    fd = os.open(dst, os.O_RDWR)
+    try:
+        os.pwrite(fd, data, 0)
+    finally:
+        os.close(fd)

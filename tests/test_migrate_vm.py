@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A real VM moves with its synthetic crypto device between two libvirtd "hosts" (the two-host
+"""A real VM moves with its synthetic devices between two libvirtd "hosts" (the two-host
 testbed: own mount namespaces, own /dev/shm, own virt-synthd), whose daemons serve AES-GCM with
 different plugins: ipsec-mb on a, openssl on b. The guest runs the soak workload all along
-(AES-256-GCM with device-chosen IVs, ChaCha20-Poly1305), created once. It live-migrates a -> b ->
-a, then is saved on a and restored on b, all with `virt-synth migrate / save / restore`. The host
-then checks every result the guest printed against its own computation: no failed op, no lost op,
-the same session ids throughout, no IV used twice.
+(AES-256-GCM with device-chosen IVs, ChaCha20-Poly1305, a zstd compression stream), each created
+once. It live-migrates a -> b -> a, then is saved on a and restored on b, all with `virt-synth
+migrate / save / restore`. The host then checks every result the guest printed against its own
+computation: no failed op, no lost op, the same session and stream ids throughout, no IV used
+twice, and the stream's output, across every move, one zstd frame that decodes to what the guest
+fed it.
 
 And the failures: with the destination daemon down, or libvirt refusing, nothing moves; a
 migration aborted part-way (domjobabort) leaves the source serving and nothing at the
@@ -14,7 +16,6 @@ destination; plain `virsh migrate` is refused by the hook. Root only; about two 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -41,6 +42,7 @@ PINS = ("ipsec-mb", "openssl")  # AES-GCM on host a, on host b
 SEED = 20261203
 VNF = ("synth-mig-vnf", "3d0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c30")
 REGION = "synth-mig-vnf-0"
+ZREGION = "synth-mig-vnf-1"
 
 
 def pin(plugin: str) -> str:
@@ -53,63 +55,24 @@ def bed() -> Iterator[Bed]:
         yield b
 
 
-def start_vnf(bed: Bed, host: Host) -> tuple[Any, Console, guestvm.Inputs]:
+def start_vnf(bed: Bed, host: Host, compress: bool = False) -> tuple[Any, soak.SerialSink, guestvm.Inputs]:
     name, uuid = VNF
-    console = bed.base / f"{name}.console.log"
-    console.unlink(missing_ok=True)
+    sink = soak.SerialSink(str(bed.base / f"{name}.console.sock"))
     inputs = guestvm.Inputs.make(SEED, steps=("probe", "soak"))
     cmdline = inputs.cmdline() + " " + soak.cmdline(0, gap_ms=20)
     xml = guestvm.domain_xml(name, uuid, str(bed.image.kernel), str(bed.image.initrd), cmdline,
-                             [f"crypto:name={REGION},caps=aes-256-gcm"], str(console))
-    xml = xml.replace("append='off'", "append='on'")  # one log across the QEMUs of every move
-    tail = Console(console)
-    dom = host.conn.createXML(xml, 0)
-    return dom, tail, inputs
+                             [f"crypto:name={REGION},caps=aes-256-gcm"]
+                             + ([f"compress:name={ZREGION},caps=zstd"] if compress else []),
+                             str(bed.base / f"{name}.console.log"))
+    dom = host.conn.createXML(sink.serial_xml(xml), 0)
+    return dom, sink, inputs
 
 
-class Console(threading.Thread):
-    """Everything the guest printed, read as it comes: a QEMU of a later move may start the log
-    file over (libvirt relabels and reopens it), so the file alone may lack the beginning."""
-
-    def __init__(self, path: pathlib.Path) -> None:
-        super().__init__(daemon=True)
-        self.path = path
-        self.chunks: list[bytes] = []
-        self.done = threading.Event()
-        self.start()
-
-    def run(self) -> None:
-        pos = 0
-        while not self.done.is_set():
-            try:
-                with open(self.path, "rb") as f:
-                    if os.fstat(f.fileno()).st_size < pos:
-                        pos = 0  # started over
-                    f.seek(pos)
-                    data = f.read()
-            except FileNotFoundError:
-                data = b""
-            pos += len(data)
-            if data:
-                self.chunks.append(data)
-            else:
-                time.sleep(0.002)
-
-    def text(self) -> str:
-        return b"".join(self.chunks).decode(errors="replace")
-
-    def close(self) -> str:
-        time.sleep(0.1)
-        self.done.set()
-        self.join()
-        return self.text()
-
-
-def ops(console: Console) -> int:
+def ops(console: soak.SerialSink) -> int:
     return console.text().count('"type":"soak"')
 
 
-def more_ops(console: Console, n: int = 20, timeout: float = 60) -> None:
+def more_ops(console: soak.SerialSink, n: int = 20, timeout: float = 60) -> None:
     start = ops(console)
     until(lambda: ops(console) >= start + n, f"{n} more soak operations", timeout)
 
@@ -143,36 +106,36 @@ def running_on(host: Host) -> bool:
 
 def test_a_vnf_moves_a_b_a_then_saved_on_a_restored_on_b_and_never_misses_an_operation(bed: Bed) -> None:
     a, b = bed.a, bed.b
-    dom, console, inputs = start_vnf(bed, a)
+    dom, console, inputs = start_vnf(bed, a, compress=True)
     try:
         more_ops(console, 30, 120)
         report = json.loads(migrate(a, b).stdout)
-        assert [d["name"] for d in report["devices"]] == [REGION]
+        assert sorted(d["name"] for d in report["devices"]) == [REGION, ZREGION]
         assert gcm_plugin(b) == PINS[1]
-        assert running_on(b) and not running_on(a) and served(b) == [REGION] and served(a) == []
+        assert running_on(b) and not running_on(a) and served(b) == [REGION, ZREGION] and served(a) == []
         assert REGION in b.shm() and REGION not in a.shm()
         assert a.daemon_call("migrations.list") == [] and b.daemon_call("migrations.list") == []
         more_ops(console)
         migrate(b, a)
         assert gcm_plugin(a) == PINS[0]
-        assert running_on(a) and served(a) == [REGION] and served(b) == []
+        assert running_on(a) and served(a) == [REGION, ZREGION] and served(b) == []
         more_ops(console)
         save = bed.base / "vnf.save"
         cli("save", VNF[0], str(save), "--connect", a.uri, "--daemon", a.socket, "--for-daemon", b.socket, "--json")
         assert not running_on(a) and served(a) == [] and REGION not in a.shm()
         assert (bed.base / "vnf.save.synth").exists()
         cli("restore", str(save), "--connect", b.uri, "--daemon", b.socket, "--json")
-        assert running_on(b) and served(b) == [REGION]
+        assert running_on(b) and served(b) == [REGION, ZREGION]
         more_ops(console)
     finally:
         for h in (a, b):
             h.destroy_domains()
         log = console.close()
-    res = soak.check_inputs(log, inputs, require=("aes-256-gcm", "chacha20-poly1305"))
+    res = soak.check_inputs(log, inputs, require=("aes-256-gcm", "chacha20-poly1305", "zstd-stream"))
     assert res.ok, "\n".join(res.problems)
     assert res.ops >= 70 and res.failed == 0
-    # The guest used one AES-GCM and one ChaCha20-Poly1305 session from start to end.
-    assert len(res.sessions) == 2, res.sessions
+    # The guest used one AES-GCM and one ChaCha20-Poly1305 session and one zstd stream from start to end.
+    assert len(res.sessions) == 3, res.sessions
 
 
 def test_a_move_the_destination_daemon_cannot_take_leaves_the_vnf_where_it_was(bed: Bed) -> None:

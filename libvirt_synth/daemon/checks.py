@@ -74,3 +74,14 @@ def parse_device(raw: Any, where: str, catalog: dict[str, tuple[str, tuple[str, 
         "quotas": dict(quotas),
         "spec": spec,
     }
+
+
+def write_private(path: str, data: bytes) -> None:
+    """Write a host-only file (mode 0600) whole, or not at all."""
+    tmp = path + ".new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

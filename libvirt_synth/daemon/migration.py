@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from libvirt_synth import capabilities, errors, log
 from libvirt_synth.daemon import handover
-from libvirt_synth.daemon.checks import UUID_RE, parse_device
+from libvirt_synth.daemon.checks import UUID_RE, parse_device, write_private
 from libvirt_synth.daemon.registry import DeviceRecord
 from libvirt_synth.daemon.rpc import mutating, rpc
 from libvirt_synth.host import region
@@ -82,6 +82,7 @@ class Migrations:
         os.makedirs(self.migration_dir, mode=0o700, exist_ok=True)
         self._keys: handover.KeyPair | None = None
         self._blobs: dict[str, bytearray] = {}  # uuid -> sealed blob (the outgoing one, or the one arriving)
+        self._handed: dict[str, bytes] = {}  # device -> its compression streams, while an import serves it
         self._mig_lock = threading.Lock()
 
     # ---- persisted state ----
@@ -126,6 +127,13 @@ class Migrations:
         restart (no QEMU maps their regions any more)."""
         return {s["uuid"] for s in self.migration_states() if s["role"] == "out" and s["phase"] != "begun"}
 
+    def _streams_path(self, name: str) -> str:
+        return os.path.join(self.cfg.vault_dir, name + ".streams")
+
+    def handed_streams(self, name: str) -> bytes:
+        """The compression streams handed over for a device, while migration.import serves it."""
+        return self._handed.get(name, b"")
+
     def keys(self) -> handover.KeyPair:
         if self._keys is None:
             self._keys = handover.KeyPair.load_or_create(self.cfg.state_dir)
@@ -166,7 +174,8 @@ class Migrations:
         """An incoming domain that will not come: its placeholders and whatever arrived go."""
         gone = []
         for r in st["records"]:
-            for path in (r["region_path"], os.path.join(self.cfg.vault_dir, r["name"] + ".vault")):
+            for path in (r["region_path"], os.path.join(self.cfg.vault_dir, r["name"] + ".vault"),
+                         self._streams_path(r["name"])):
                 if r["name"] not in self.devices and os.path.exists(path):
                     os.unlink(path)
             gone.append(r["name"])
@@ -189,6 +198,11 @@ class Migrations:
         for r in st["records"]:
             dev = self.devices.pop(r["name"], None)
             if dev is not None:
+                if dev.worker is not None:
+                    dev.worker.remove(dev)
+                streams = dev.export_streams()
+                if streams:  # compression streams at rest: host-only, beside the vault
+                    write_private(self._streams_path(r["name"]), streams)
                 self.backend.release(dev)
                 log.info("device %s: stopped serving; kept for the hand-over of domain %s", r["name"], st["uuid"])
 
@@ -287,10 +301,11 @@ class Migrations:
             for r in st["records"]:
                 with open(r["region_path"], "rb") as f:
                     files[r["name"] + ".region"] = f.read()
-                vault = os.path.join(self.cfg.vault_dir, r["name"] + ".vault")
-                if os.path.exists(vault):
-                    with open(vault, "rb") as f:
-                        files[r["name"] + ".vault"] = f.read()
+                for kind, path in (("vault", os.path.join(self.cfg.vault_dir, r["name"] + ".vault")),
+                                   ("streams", self._streams_path(r["name"]))):
+                    if os.path.exists(path):
+                        with open(path, "rb") as f:
+                            files[f"{r['name']}.{kind}"] = f.read()
             header = {"uuid": uuid, "name": st["name"], "records": st["records"], "made": time.time()}
             blob = handover.seal(header, handover.pack(files), self.keys(), bytes.fromhex(st["peer"]))
             self._blobs[uuid] = bytearray(blob)
@@ -438,21 +453,17 @@ class Migrations:
                     os.pwrite(fd, files[rec.name + ".region"], 0)
                 finally:
                     os.close(fd)
-                vault = os.path.join(self.cfg.vault_dir, rec.name + ".vault")
                 if rec.name + ".vault" in files:
-                    tmp = vault + ".new"
-                    vfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-                    with os.fdopen(vfd, "wb") as f:
-                        f.write(files[rec.name + ".vault"])
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.replace(tmp, vault)
+                    write_private(os.path.join(self.cfg.vault_dir, rec.name + ".vault"), files[rec.name + ".vault"])
+                self._handed[rec.name] = files.get(rec.name + ".streams", b"")
             self.registry.add_domain(uuid, st["name"], records)
             try:
                 self._serve(records, attach=True)
             except BaseException:
                 self.registry.remove_domain(uuid)  # still expected: the import may be tried again
                 raise
+            finally:
+                self._handed.clear()
             for rec in records:
                 self.registry.set_generation(rec.name, self.devices[rec.name].stats().generation)
             self._drop_state(uuid)

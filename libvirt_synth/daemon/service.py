@@ -69,7 +69,8 @@ class Service(Migrations):
                           owner=self._owner(rec), plugin=plugin, options=options,
                           max_sessions=int(rec.spec.get("max_sessions", 0)),
                           vault=os.path.join(self.cfg.vault_dir, rec.name + ".vault"),
-                          quota=tuple(sorted(rec.quotas.items())))
+                          quota=tuple(sorted(rec.quotas.items())),
+                          streams=self.handed_streams(rec.name) if rec.dev_class == "compress" else b"")
 
     def _serve(self, records: list[DeviceRecord], attach: bool = False,
                existing: str = "fail", keep_going: bool = False, unlinked: bool = False) -> list[str]:
@@ -352,6 +353,7 @@ class Service(Migrations):
                     if os.path.exists(rec.region_path):
                         os.unlink(rec.region_path)
                     wipe_file(os.path.join(self.cfg.vault_dir, rec.name + ".vault"))
+                    wipe_file(os.path.join(self.cfg.vault_dir, rec.name + ".streams"))
                 gone.append(rec.name)
             self.lost = [n for n in self.lost if n not in gone]  # its domain is gone: nothing is lost any more
             existed = self.registry.remove_domain(uuid)

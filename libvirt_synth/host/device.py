@@ -57,6 +57,7 @@ class HostDeviceSpec:
     options: tuple[tuple[str, Any], ...] = ()  # class-specific host options (see class_params_builder)
     vault: str | None = None  # host-only state file: sessions and in-flight ops survive a backend restart
     quota: tuple[tuple[str, int], ...] = ()  # ops_per_s, bytes_per_s, inflight (0 or absent: no limit)
+    streams: bytes = b""  # compression streams another backend exported (export_streams): re-created
 
     def validate(self) -> None:
         if self.size <= 0 or self.size & (self.size - 1):
@@ -230,7 +231,15 @@ class HostDevice:
             raise _region_error(rc, spec, attach)
         log.debug("%s %s device %s (%d bytes)", "attached" if attach else "created",
                   spec.dev_class.name.lower(), spec.path, spec.size)
-        return cls(out[0], spec)
+        dev = cls(out[0], spec)
+        if spec.streams:
+            back = lib.synth_hdev_import_streams(dev.handle, spec.streams, len(spec.streams))
+            if back < 0:
+                log.warning("device %s: the compression streams handed over are malformed; none came back",
+                            spec.path)
+            else:
+                log.info("device %s: %d compression streams came back", spec.path, back)
+        return dev
 
     @property
     def handle(self) -> Any:
@@ -308,6 +317,18 @@ class HostDevice:
         lib.synth_hdev_get_queue_stats(self.handle, qi, qs)
         return {"queue": qi, "ops": qs.ops,
                 "by_status": {Status(i).name.lower(): qs.status[i] for i in range(lib.SYNTH_ST_MAX) if qs.status[i]}}
+
+    def export_streams(self) -> bytes:
+        """The compression streams at rest, for another backend to re-create (a migration). The
+        device must not be served meanwhile (no worker)."""
+        if self.worker is not None:
+            raise errors.BusyError(f"device {self.path} is served: stop serving it before exporting its streams")
+        need = lib.synth_hdev_export_streams(self.handle, ffi.NULL, 0)
+        if need <= 0:
+            return b""
+        buf = ffi.new("uint8_t[]", need)
+        lib.synth_hdev_export_streams(self.handle, buf, need)
+        return bytes(ffi.buffer(buf, need))
 
     def destroy(self, unlink: bool = True) -> None:
         """Stop serving (if a worker has the device), release state, unlink the region."""

@@ -359,3 +359,87 @@ def _check_chunk(res: SoakResult, r: dict[str, Any], where: str, op: str, seed: 
 def check_inputs(log: str | SoakLog, inputs: vm.Inputs, require: Sequence[str] = ()) -> SoakResult:
     """check() with the key, IV and seed of the inputs a VM got on its command line."""
     return check(log, inputs.key, inputs.iv, inputs.seed, require)
+
+
+# ---- a console that follows the VM across hosts ----
+
+
+class SerialSink:
+    """A Unix socket every QEMU of a VM's moves connects its serial port to (``serial_xml``), and
+    what they all sent, in the order it came. A log file does not serve: the QEMU a migration or a
+    restore starts may open it afresh and lose what the one before it wrote. ``on_data`` sees each
+    piece as it arrives (with the host's monotonic time), for measuring gaps."""
+
+    def __init__(self, path: str, on_data: Any = None) -> None:
+        import os
+        import socket
+        import threading
+
+        self.path = path
+        self.on_data = on_data
+        self._chunks: list[bytes] = []
+        self._lock = threading.Lock()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.path.exists(path):
+            os.unlink(path)
+        self._sock.bind(path)
+        os.chmod(path, 0o777)  # QEMU runs as another user
+        self._sock.listen(8)
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._read, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _read(self, conn: Any) -> None:
+        import time
+
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                with self._lock:
+                    self._chunks.append(data)
+                if self.on_data is not None:
+                    self.on_data(time.monotonic(), data)
+
+    def text(self) -> str:
+        with self._lock:
+            return b"".join(self._chunks).decode(errors="replace")
+
+    def close(self) -> str:
+        import os
+        import time
+
+        time.sleep(0.2)  # the last bytes in flight
+        self._closed = True
+        self._sock.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        return self.text()
+
+    def serial_xml(self, domain_xml: str) -> str:
+        """The domain XML with its serial port connected here instead of a pty and its log."""
+        import re
+
+        out, n = re.subn(r"""<serial type=["']pty["']>\s*<log file=["'][^"']*["'] append=["']off["']/>""",
+                         f"<serial type='unix'><source mode='connect' path='{self.path}'/>", domain_xml)
+        if n != 1:
+            raise errors.ValueError("the domain XML has no pty serial port with a log file to replace")
+        return out

@@ -135,6 +135,19 @@ struct synth_session_info {
  */
 unsigned synth_hdev_sessions(const struct synth_hdev *d, struct synth_session_info *out, unsigned max);
 
+/*
+ * Compression devices: their streams at rest, as bytes another backend re-creates them from (a
+ * migration; docs/migration.md). Only while no worker serves the device. Writes up to cap bytes
+ * into buf and returns the bytes needed (call with cap 0 to size it); 0 for other classes.
+ */
+int64_t synth_hdev_export_streams(const struct synth_hdev *d, void *buf, uint64_t cap);
+/*
+ * Re-create the streams of synth_hdev_export_streams on this device before a worker serves it,
+ * by replaying each stream's chunks into a new context of the same plugin. Returns how many
+ * came back (the others' ids give NO_SESSION), or -EINVAL for a malformed buffer.
+ */
+int synth_hdev_import_streams(struct synth_hdev *d, const void *buf, uint64_t len);
+
 /* Name of the plugin serving the device. */
 const char *synth_hdev_plugin_name(const struct synth_hdev *d);
 

@@ -292,6 +292,16 @@ static void comp_fini(struct synth_hdev *d)
 
 static void comp_reset(struct synth_hdev *d) { synthi_comp_streams_reset(synthi_comp_dev(d)); }
 
+static int64_t comp_export(const struct synth_hdev *d, uint8_t *buf, uint64_t cap)
+{
+    return synthi_comp_streams_export(synthi_comp_dev(d), buf, cap);
+}
+
+static int comp_import(struct synth_hdev *d, const uint8_t *buf, uint64_t len)
+{
+    return synthi_comp_streams_import(synthi_comp_dev(d), buf, len);
+}
+
 
 static void comp_process(struct synth_hdev *d, struct synth_hqueue *q, const struct synth_desc *in,
                          struct synth_cpl *out, unsigned n)
@@ -381,4 +391,6 @@ const struct synth_class_ops synthi_compress_class = {
     .process = comp_process,
     .plugin_name = comp_plugin_name,
     .sessions = comp_sessions,
+    .export_state = comp_export,
+    .import_state = comp_import,
 };

@@ -38,7 +38,25 @@ struct comp_stream {
     uint8_t more;                   /* the last completion said MORE */
     uint8_t state;                  /* enum comp_stream_state */
     uint16_t dead_status;           /* STREAM_DEAD: the status every later op gets */
+    int32_t level;                  /* as created (compression) */
+    /* Every chunk handed to the stream since it was created, so that another backend can re-create
+     * its plugin context by replaying them (a migration): records of struct comp_feed + the bytes.
+     * NULL with hist_over set once it outgrew COMP_HISTORY_MAX: the stream can no longer move. */
+    uint8_t *hist;
+    size_t hist_len;
+    size_t hist_cap;
+    uint8_t hist_over;
 };
+
+/* One chunk in a stream's history. */
+struct comp_feed {
+    uint32_t len;
+    uint8_t flush;
+    uint8_t pad[3];
+    uint64_t out_before;            /* the stream's total output when the chunk came */
+};
+
+#define COMP_HISTORY_MAX (16u << 20) /* bytes of history per stream beyond which it cannot move */
 
 struct comp_dev {
     struct comp_alg alg[SYNTH_CALG_MAX];
@@ -108,5 +126,9 @@ uint16_t synthi_comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, c
 uint16_t synthi_comp_stream_destroy(struct comp_dev *c, const struct synth_desc *d);
 uint16_t synthi_comp_stream_op(struct comp_dev *c, struct synth_hqueue *q, const struct synth_desc *d,
                         struct synth_cpl *cpl, uint64_t *bytes_in, uint64_t *bytes_out);
+
+/* compress_move.c */
+int64_t synthi_comp_streams_export(const struct comp_dev *c, uint8_t *buf, uint64_t cap);
+int synthi_comp_streams_import(struct comp_dev *c, const uint8_t *buf, uint64_t len);
 
 #endif /* SYNTH_COMPRESS_PVT_H */

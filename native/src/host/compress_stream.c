@@ -52,6 +52,7 @@ static void release(struct comp_dev *c, struct comp_stream *s)
 
     s->pl->comp_ctx_destroy(s->ctx);
     free(s->buf);
+    free(s->hist);
     c->mem_used -= s->mem;
     memset(s, 0, sizeof(*s));
     s->gen = gen;
@@ -135,6 +136,7 @@ uint16_t synthi_comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, c
     }
     s->pl = pl;
     s->mem = mem;
+    s->level = level;
     s->alg = (uint8_t)p.alg;
     s->dir = (uint8_t)p.direction;
     s->active = 1;
@@ -152,6 +154,42 @@ uint16_t synthi_comp_stream_destroy(struct comp_dev *c, const struct synth_desc 
         return SYNTH_ST_NO_SESSION;
     release(c, s);
     return SYNTH_ST_OK;
+}
+
+/* Keep a new chunk in the stream's history (before the plugin may overwrite it in place). */
+static void remember(struct comp_stream *s, const uint8_t *src, uint32_t len, uint32_t flush)
+{
+    struct comp_feed f = {.len = len, .flush = (uint8_t)flush, .out_before = s->total_out};
+    size_t need = s->hist_len + sizeof(f) + len;
+
+    if (s->hist_over)
+        return;
+    if (need > COMP_HISTORY_MAX) {
+        free(s->hist);
+        s->hist = NULL;
+        s->hist_len = s->hist_cap = 0;
+        s->hist_over = 1;
+        return;
+    }
+    if (need > s->hist_cap) {
+        size_t cap = s->hist_cap ? s->hist_cap : 4096;
+        uint8_t *h;
+        while (cap < need)
+            cap *= 2;
+        h = realloc(s->hist, cap);
+        if (!h) { /* no memory for it: the stream works on, but cannot move */
+            free(s->hist);
+            s->hist = NULL;
+            s->hist_len = s->hist_cap = 0;
+            s->hist_over = 1;
+            return;
+        }
+        s->hist = h;
+        s->hist_cap = cap;
+    }
+    memcpy(s->hist + s->hist_len, &f, sizeof(f));
+    memcpy(s->hist + s->hist_len + sizeof(f), src, len);
+    s->hist_len = need;
 }
 
 static uint16_t fail(struct comp_stream *s, uint16_t st)
@@ -211,6 +249,8 @@ uint16_t synthi_comp_stream_op(struct comp_dev *c, struct synth_hqueue *q, const
         in_place = 1;
     }
     eff = flush > s->flush ? flush : s->flush;
+    if (d->src_len)
+        remember(s, in, d->src_len, eff); /* what the plugin reads: the private copy, or in place */
     /* Let the plugin write one byte past the stream's limit (within dst): that byte means LIMIT. */
     room = c->max_output - s->total_out;
     memset(&io, 0, sizeof(io));

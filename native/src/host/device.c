@@ -386,3 +386,15 @@ unsigned synth_hdev_sessions(const struct synth_hdev *d, struct synth_session_in
 {
     return d->ops->list_sessions ? d->ops->list_sessions(d, out, max) : 0;
 }
+
+int64_t synth_hdev_export_streams(const struct synth_hdev *d, void *buf, uint64_t cap)
+{
+    return d->ops->export_state ? d->ops->export_state(d, buf, cap) : 0;
+}
+
+int synth_hdev_import_streams(struct synth_hdev *d, const void *buf, uint64_t len)
+{
+    if (!d->ops->import_state)
+        return len ? -EINVAL : 0;
+    return d->ops->import_state(d, buf, len);
+}

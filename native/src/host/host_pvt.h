@@ -63,6 +63,9 @@ struct synth_class_ops {
     unsigned (*list_sessions)(const struct synth_hdev *d, struct synth_session_info *out, unsigned max);
     /* Optional. Bytes of vault class area this device needs (sessions to keep across restarts). */
     uint64_t (*vault_size)(const struct synth_hdev_params *p);
+    /* Optional. State that moves with the device to another backend (see synth_hdev_export_streams). */
+    int64_t (*export_state)(const struct synth_hdev *d, uint8_t *buf, uint64_t cap);
+    int (*import_state)(struct synth_hdev *d, const uint8_t *buf, uint64_t len);
 };
 
 struct synth_hdev {
