@@ -198,10 +198,11 @@ static int import_one(struct comp_dev *c, const struct move_stream *m, const uin
         return 0;
     }
     if (m->state == STREAM_OPEN && m->hist_len) { /* it keeps its history: it may move again */
-        s->hist = malloc(m->hist_len);
+        s->hist = m->hist_len <= COMP_HISTORY_DEVICE_MAX - c->hist_used ? malloc(m->hist_len) : NULL;
         if (s->hist) {
             memcpy(s->hist, hist, m->hist_len);
             s->hist_len = s->hist_cap = m->hist_len;
+            c->hist_used += m->hist_len;
         } else {
             s->hist_over = 1;
         }

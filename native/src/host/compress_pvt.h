@@ -56,7 +56,8 @@ struct comp_feed {
     uint64_t out_before;            /* the stream's total output when the chunk came */
 };
 
-#define COMP_HISTORY_MAX (16u << 20) /* bytes of history per stream beyond which it cannot move */
+#define COMP_HISTORY_MAX (16u << 20)        /* bytes of history per stream beyond which it cannot move */
+#define COMP_HISTORY_DEVICE_MAX (64u << 20) /* and for all the streams of a device */
 
 struct comp_dev {
     struct comp_alg alg[SYNTH_CALG_MAX];
@@ -68,6 +69,7 @@ struct comp_dev {
     uint64_t max_count;             /* one-shot DECOMPRESS: decoded at most to count NO_SPACE */
     uint64_t mem_budget;            /* for streams */
     uint64_t mem_used;
+    uint64_t hist_used;             /* stream histories (compress_stream.c), apart from mem_budget */
     uint8_t *inbuf;                 /* one-shot DECOMPRESS: private copy of the input */
     uint8_t *scratch;               /* one-shot COMPRESS into a dst below the bound */
     size_t scratch_len;

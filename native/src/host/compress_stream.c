@@ -54,6 +54,7 @@ static void release(struct comp_dev *c, struct comp_stream *s)
     free(s->buf);
     free(s->hist);
     c->mem_used -= s->mem;
+    c->hist_used -= s->hist_cap;
     memset(s, 0, sizeof(*s));
     s->gen = gen;
     __atomic_store_n(&c->nstreams, c->nstreams - 1, __ATOMIC_RELAXED);
@@ -156,8 +157,19 @@ uint16_t synthi_comp_stream_destroy(struct comp_dev *c, const struct synth_desc 
     return SYNTH_ST_OK;
 }
 
-/* Keep a new chunk in the stream's history (before the plugin may overwrite it in place). */
-static void remember(struct comp_stream *s, const uint8_t *src, uint32_t len, uint32_t flush)
+static void forget(struct comp_dev *c, struct comp_stream *s)
+{
+    c->hist_used -= s->hist_cap;
+    free(s->hist);
+    s->hist = NULL;
+    s->hist_len = s->hist_cap = 0;
+    s->hist_over = 1;
+}
+
+/* Keep a new chunk in the stream's history (before the plugin may overwrite it in place). A
+ * stream whose history outgrows COMP_HISTORY_MAX, or the device's COMP_HISTORY_DEVICE_MAX for all
+ * its streams, works on, but can no longer move. */
+static void remember(struct comp_dev *c, struct comp_stream *s, const uint8_t *src, uint32_t len, uint32_t flush)
 {
     struct comp_feed f = {.len = len, .flush = (uint8_t)flush, .out_before = s->total_out};
     size_t need = s->hist_len + sizeof(f) + len;
@@ -165,10 +177,7 @@ static void remember(struct comp_stream *s, const uint8_t *src, uint32_t len, ui
     if (s->hist_over)
         return;
     if (need > COMP_HISTORY_MAX) {
-        free(s->hist);
-        s->hist = NULL;
-        s->hist_len = s->hist_cap = 0;
-        s->hist_over = 1;
+        forget(c, s);
         return;
     }
     if (need > s->hist_cap) {
@@ -176,14 +185,16 @@ static void remember(struct comp_stream *s, const uint8_t *src, uint32_t len, ui
         uint8_t *h;
         while (cap < need)
             cap *= 2;
-        h = realloc(s->hist, cap);
-        if (!h) { /* no memory for it: the stream works on, but cannot move */
-            free(s->hist);
-            s->hist = NULL;
-            s->hist_len = s->hist_cap = 0;
-            s->hist_over = 1;
+        if (cap - s->hist_cap > COMP_HISTORY_DEVICE_MAX - c->hist_used) {
+            forget(c, s);
             return;
         }
+        h = realloc(s->hist, cap);
+        if (!h) {
+            forget(c, s);
+            return;
+        }
+        c->hist_used += cap - s->hist_cap;
         s->hist = h;
         s->hist_cap = cap;
     }
@@ -250,7 +261,7 @@ uint16_t synthi_comp_stream_op(struct comp_dev *c, struct synth_hqueue *q, const
     }
     eff = flush > s->flush ? flush : s->flush;
     if (d->src_len)
-        remember(s, in, d->src_len, eff); /* what the plugin reads: the private copy, or in place */
+        remember(c, s, in, d->src_len, eff); /* what the plugin reads: the private copy, or in place */
     /* Let the plugin write one byte past the stream's limit (within dst): that byte means LIMIT. */
     room = c->max_output - s->total_out;
     memset(&io, 0, sizeof(io));
