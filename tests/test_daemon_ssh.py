@@ -291,3 +291,37 @@ def bridges_to(path: str) -> list[int]:
         if b"bridge" in argv and path.encode() in argv:
             pids.append(int(proc.name))
     return pids
+
+
+def test_a_hand_over_reaches_the_destination_daemon_over_ssh(sshd: Sshd, daemon: Daemon) -> None:
+    """virt-synth migrate's hand-over with the destination daemon given as ssh://: the sealed
+    state travels through the bridge, and the guest's session works on at the destination."""
+    from test_handover import NAME, Guest, _copy_into_from
+    from test_handover import UUID as MOVED
+
+    from libvirt_synth.move import orchestrate
+
+    with scratch("synth-ssh-src-") as base:
+        src = Daemon(base).start()
+        try:
+            dst = orchestrate.Endpoint(sshd.uri(daemon.socket))
+            src.call("domain.create", uuid=MOVED, name="vnf", devices=[{"name": NAME, "class": "crypto",
+                                                                         "size": 1 << 20}])
+            g = Guest(str(src.regions / NAME))
+            g.work()
+            key = dst.call("daemon.key")["public_key"]
+            begin = src.call("migration.begin", uuid=MOVED, peer_key=key)
+            dst.call("migration.expect", uuid=MOVED, name="vnf", records=begin["records"], sender=begin["sender"])
+            dst.call("domain.create", uuid=MOVED, name="vnf", devices=[{"name": NAME, "class": "crypto",
+                                                                         "size": 1 << 20}])
+            src.call("domain.destroy", uuid=MOVED)
+            _copy_into_from(str(src.regions / NAME), str(daemon.regions / NAME))
+            out = orchestrate.hand_over(orchestrate.Endpoint(src.socket), dst, MOVED, orchestrate.Report("vnf", MOVED))
+            assert out["imported"]
+            g.moved_to(str(daemon.regions / NAME))
+            g.work()
+            src.call("migration.finish", uuid=MOVED)
+            assert daemon.call("device.show", name=NAME)["sessions"] == 2
+            daemon.call("domain.destroy", uuid=MOVED)
+        finally:
+            src.stop()
