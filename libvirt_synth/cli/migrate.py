@@ -199,7 +199,8 @@ def run_migrations(args: argparse.Namespace) -> int:
         emit_json(doc)
     else:
         done = doc.get("cancelled", doc.get("finished"))
-        print(f"{args.uuid}: {args.action + 'ed' if done else 'nothing pending'}")
+        word = {"cancel": "cancelled", "finish": "finished"}[args.action]
+        print(f"{args.uuid}: {word if done else 'nothing pending'}")
     return 0
 
 
