@@ -172,14 +172,8 @@ def complete_move(src: Host, dst: Host, guest: Guest) -> dict[str, Any]:
 
 
 def _copy_into(src: str, dst: str) -> None:
-    """Write a file's bytes into another in place (QEMU writes the incoming RAM into the mapped file)."""
-    with open(src, "rb") as f:
-        data = f.read()
-    fd = os.open(dst, os.O_RDWR)
-    try:
-        os.pwrite(fd, data, 0)
-    finally:
-        os.close(fd)
+    """QEMU's copy, taken earlier into ``src``, lands in the destination's placeholder."""
+    _copy_into_from(src, dst)
     os.unlink(src)
 
 
@@ -381,7 +375,8 @@ def test_compression_streams_move_and_carry_on(hosts: tuple[Host, Host], alg: st
 
 
 def _copy_into_from(src: str, dst: str) -> None:
-    """QEMU's copy of a region, taken now, written into the destination's placeholder."""
+    """A region's bytes written into another file in place, as QEMU writes the incoming RAM into
+    the file it maps."""
     with open(src, "rb") as f:
         data = f.read()
     fd = os.open(dst, os.O_RDWR)

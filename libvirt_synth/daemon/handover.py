@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libvirt_synth import errors
+from libvirt_synth.daemon.checks import write_private
 
 MAGIC = b"SYNTHHO1"
 KEY_FILE = "handover.key"
@@ -62,13 +63,7 @@ class KeyPair:
                 raw = f.read()
         except FileNotFoundError:
             raw = x.X25519PrivateKey.generate().private_bytes_raw()
-            tmp = path + ".new"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(raw)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            write_private(path, raw)
         if len(raw) != 32:
             raise HandoverError(f"{path}: expected a 32-byte X25519 private key, found {len(raw)} bytes; "
                                 "remove it to make a new key pair (peers that pinned the old key must "
