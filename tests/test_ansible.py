@@ -322,7 +322,7 @@ def test_ansible_lint_is_clean() -> None:
 
 def test_the_role_unit_is_the_project_unit() -> None:
     """The role templates systemd/virt-synthd.service with its own paths: every other line is the same."""
-    templated = ("ExecStart=", "RuntimeDirectory", "StateDirectory")
+    templated = ("ExecStart=", "RuntimeDirectory", "StateDirectory", "ReadWritePaths")
     unit = (ROOT / "systemd" / "virt-synthd.service").read_text().splitlines()
     template = (ROLE / "templates" / "virt-synthd.service.j2").read_text()
     for line in unit:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``virt-synth stats``, ``virt-synth plugins`` and ``virt-synth health``: what virt-synthd knows."""
+"""``virt-synth stats``, ``plugins``, ``health``, ``domains`` and ``destroy``: what virt-synthd knows,
+and cleaning up after a VM that vanished."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ examples:
 """
 
 
+DESTROY_EPILOG = """The libvirt hook destroys a domain's devices when its VM stops. A VM that vanished without
+its hook running (libvirtd killed, the host's libvirt state lost) leaves them behind: this removes
+them, their regions and their vaults (keys). A device whose guest driver is still attached belongs
+to a running VM and is refused without --force.
+
+examples:
+  virt-synth domains
+  virt-synth destroy gw1
+  virt-synth destroy 5a1b6c3e-0d2f-4a8e-9c71-3b5d7e9f1a20 --force
+"""
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("stats", help="counters of one device, or of all (virt-synthd)", description=__doc__,
                        formatter_class=Formatter,
@@ -41,6 +54,21 @@ def register(sub: Any) -> None:
     add_socket_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_plugins)
+
+    p = sub.add_parser("domains", help="the domains virt-synthd serves devices for", description=__doc__,
+                       formatter_class=Formatter,
+                       epilog="examples:\n  virt-synth domains\n  virt-synth domains --json\n")
+    add_socket_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_domains)
+
+    p = sub.add_parser("destroy", help="destroy a domain's devices in virt-synthd (after its VM vanished)",
+                       description=__doc__, formatter_class=Formatter, epilog=DESTROY_EPILOG)
+    p.add_argument("domain", metavar="DOMAIN", help="the domain's uuid or name, as virt-synth domains lists it")
+    p.add_argument("--force", action="store_true", help="even if a guest driver still uses a device (its VM runs)")
+    add_socket_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_destroy)
 
     p = sub.add_parser("health", help="is virt-synthd up, and what does it serve", description=__doc__,
                        formatter_class=Formatter, epilog=HEALTH_EPILOG)
@@ -128,3 +156,35 @@ def run_health(args: argparse.Namespace) -> int:
         print(f"abandoned (region file truncated under the backend): {', '.join(doc['abandoned_devices'])}")
     print("status: degraded" if degraded else "status: ok")
     return EXIT_DEGRADED if degraded else 0
+
+
+def run_domains(args: argparse.Namespace) -> int:
+    doc = daemon_call(args, "domains.list")
+    if args.json:
+        emit_json(doc)
+        return 0
+    print(table([[d["uuid"], d["name"], len(d["devices"]), ", ".join(d["devices"])] for d in doc],
+                ["UUID", "NAME", "DEVICES", "NAMES"]) if doc else "no domains")
+    return 0
+
+
+def run_destroy(args: argparse.Namespace) -> int:
+    from libvirt_synth import errors
+
+    doms = daemon_call(args, "domains.list")
+    match = [d for d in doms if args.domain in (d["uuid"], d["name"])]
+    if not match:
+        raise errors.NotFoundError(f"virt-synthd serves no domain {args.domain!r} (virt-synth domains lists them)")
+    if len(match) > 1:
+        raise errors.ValueError(f"{len(match)} domains are named {args.domain!r}: give the uuid")
+    dom = match[0]
+    attached = [n for n in dom["devices"] if daemon_call(args, "device.show", name=n).get("driver_attached")]
+    if attached and not args.force:
+        raise errors.BusyError(f"domain {dom['name']}: a guest driver is attached to {', '.join(attached)} (its VM "
+                               "seems to run; stop it with virsh, or give --force)")
+    doc = daemon_call(args, "domain.destroy", uuid=dom["uuid"])
+    if args.json:
+        emit_json(doc)
+    else:
+        print(f"{dom['name']} ({dom['uuid']}): destroyed {', '.join(doc['destroyed']) or 'no devices'}")
+    return 0

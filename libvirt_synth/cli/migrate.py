@@ -142,8 +142,8 @@ def _orchestrate() -> Any:
 def run_migrate(args: argparse.Namespace) -> int:
     from libvirt_synth.xml import connect
     o = _orchestrate()
-    src = o.Endpoint(args.daemon)
-    dst = o.Endpoint(args.dest_daemon)
+    src = o.Endpoint(args.daemon, args.timeout)
+    dst = o.Endpoint(args.dest_daemon, args.timeout)
     sconn = connect.open_connection(args.connect)
     dconn = connect.open_connection(args.dest_uri)
     say = _progress(args)
@@ -164,8 +164,9 @@ def run_save(args: argparse.Namespace) -> int:
     from libvirt_synth.xml import connect
     o = _orchestrate()
     dom = connect.lookup(connect.open_connection(args.connect), args.domain)
-    report = o.save(dom, args.file, o.Endpoint(args.daemon),
-                    for_daemon=o.Endpoint(args.for_daemon) if args.for_daemon else None, for_key=args.for_key,
+    report = o.save(dom, args.file, o.Endpoint(args.daemon, args.timeout),
+                    for_daemon=o.Endpoint(args.for_daemon, args.timeout) if args.for_daemon else None,
+                    for_key=args.for_key,
                     progress=_progress(args))
     return _report(args, report)
 
@@ -173,7 +174,8 @@ def run_save(args: argparse.Namespace) -> int:
 def run_restore(args: argparse.Namespace) -> int:
     from libvirt_synth.xml import connect
     o = _orchestrate()
-    report = o.restore(connect.open_connection(args.connect), args.file, o.Endpoint(args.daemon), _progress(args))
+    report = o.restore(connect.open_connection(args.connect), args.file, o.Endpoint(args.daemon, args.timeout),
+                       _progress(args))
     return _report(args, report)
 
 

@@ -55,7 +55,7 @@ def daemon_call(args: argparse.Namespace, method: str, **params: Any) -> Any:
     from libvirt_synth.daemon import client, protocol
 
     try:
-        return client.call(method, getattr(args, "socket", None), **params)
+        return client.call(method, getattr(args, "socket", None), getattr(args, "timeout", 30.0), **params)
     except client.RpcError as e:
         if e.code == protocol.PERMISSION_DENIED:
             raise errors.PermissionError(str(e)) from None

@@ -15,11 +15,12 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from libvirt_synth import __version__, errors, log
 from libvirt_synth.cmdline import Formatter, stdout_gone
 from libvirt_synth.daemon import config as config_mod
+from libvirt_synth.daemon import supervisor
 from libvirt_synth.daemon.rpc import RpcServer
 from libvirt_synth.daemon.service import Service
 
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-async def serve(cfg: config_mod.Config) -> int:
+async def serve(cfg: config_mod.Config, reload: Callable[[], config_mod.Config] | None = None) -> int:
     service = Service(cfg)  # takes the state directory's lock: one daemon per state directory
     server = RpcServer(service, cfg.socket, cfg.group)
     try:
@@ -69,8 +70,25 @@ async def serve(cfg: config_mod.Config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def on_hup() -> None:
+        supervisor.notify("RELOADING=1")
+        try:
+            if reload is None:
+                raise errors.ValueError("no configuration to reload")
+            live, later = supervisor.apply(service, reload())
+            server.group = service.cfg.group
+            log.info("configuration reloaded: %s%s", ", ".join(live) or "nothing changed",
+                     f"; {', '.join(later)} changed but take effect only at a restart" if later else "")
+        except errors.SynthError as e:  # a typo in the file must not stop the daemon: keep the old one
+            for line in str(e).splitlines() or [""]:
+                log.error("configuration not reloaded: %s", line)
+        supervisor.notify("READY=1")
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     log.info("virt-synthd %s ready on %s (state %s, %d devices re-attached)", __version__, cfg.socket,
              cfg.state_dir, len(service.devices))
+    supervisor.notify(f"READY=1\nSTATUS=serving {len(service.devices)} devices\nMAINPID={os.getpid()}")
 
     async def keep_registry() -> None:
         while True:
@@ -80,12 +98,28 @@ async def serve(cfg: config_mod.Config) -> int:
             except Exception:  # the registry must not take the daemon down
                 log.exception("recording sessions in the registry")
 
-    task = loop.create_task(keep_registry())
+    async def feed_watchdog(every: float) -> None:
+        progress = supervisor.Progress(max(2 * every, 5.0))
+        while True:
+            stalled = progress.stalled(service.backend.stats()["workers"], loop.time())
+            if stalled:
+                log.error("workers %s made no progress for %.0f s: not feeding the watchdog", stalled,
+                          progress.limit)
+            else:
+                supervisor.notify("WATCHDOG=1")
+            await asyncio.sleep(every)
+
+    tasks = [loop.create_task(keep_registry())]
+    every = supervisor.watchdog_interval()
+    if every is not None:
+        tasks.append(loop.create_task(feed_watchdog(every)))
     try:
         await stop.wait()
     finally:
-        task.cancel()
+        for task in tasks:
+            task.cancel()
         log.info("stopping")
+        supervisor.notify("STOPPING=1")
         await server.close()
         service.close()
     log.info("stopped")
@@ -103,14 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s virt-synthd[%(process)d] %(levelname)s: %(message)s")
     try:
-        cfg = config_mod.load(args.config, {  # options as given: checked as the file's values are
+        options = {  # as given: checked as the file's values are
             "socket": args.socket, "state_dir": args.state_dir, "region_dir": args.region_dir,
             "plugin_dir": args.plugin_dir, "workers": args.workers, "cpus": args.cpus,
             "group": args.group, "qemu_user": args.qemu_user, "prometheus_port": args.prometheus_port,
-        }, check_host=True)
+        }
+        cfg = config_mod.load(args.config, options, check_host=True)
         if not os.path.isdir(cfg.region_dir):
             raise errors.NotFoundError(f"region directory {cfg.region_dir} does not exist")
-        return asyncio.run(serve(cfg))
+        return asyncio.run(serve(cfg, lambda: config_mod.load(args.config, options, check_host=True)))
     except errors.SynthError as e:
         for line in str(e).splitlines() or [""]:  # a configuration's mistakes: one line each
             print(f"virt-synthd: error: {line}", file=sys.stderr)

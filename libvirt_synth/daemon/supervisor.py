@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: Apache-2.0
+"""virt-synthd and its supervisor: systemd's notification protocol (sd_notify, written here:
+one datagram to $NOTIFY_SOCKET) for readiness, reloads, stopping and the watchdog, and what a
+configuration reload (SIGHUP) may change while the daemon runs.
+
+Ready means: the socket answers and every region of the registry is re-attached. The watchdog
+is fed only while the event loop runs and every shared worker thread makes progress, so a
+daemon stuck in either is restarted by systemd (WatchdogSec= in the unit)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from libvirt_synth import log
+
+# Configuration fields a reload applies at once (for what is created from then on); the others
+# need a restart, and a reload that changes them says so.
+LIVE = ("plugin_pins", "quotas", "migration_peers", "group", "qemu_user", "isolation_uids", "isolation_group")
+
+
+def notify(message: str) -> bool:
+    """Send one sd_notify message (e.g. "READY=1"); False if no supervisor listens."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return False
+    if path.startswith("@"):
+        path = "\0" + path[1:]  # the abstract namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.connect(path)
+            s.sendall(message.encode())
+        return True
+    except OSError as e:
+        log.warning("cannot notify the supervisor at %s: %s", path, e.strerror)
+        return False
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between watchdog pings (half of what systemd asked for), or None for no watchdog."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None
+    try:
+        return max(int(usec) / 2e6, 0.01)
+    except ValueError:
+        return None
+
+
+class Progress:
+    """Which shared workers made no poll pass for ``limit`` seconds (an idle worker still passes
+    several times a second)."""
+
+    def __init__(self, limit: float = 5.0) -> None:
+        self.limit = limit
+        self.last: list[tuple[int, float]] = []  # (passes, when they last changed)
+
+    def stalled(self, workers: list[dict[str, Any]], now: float) -> list[int]:
+        passes = [int(w["passes"]) for w in workers]
+        if len(self.last) != len(passes):
+            self.last = [(p, now) for p in passes]
+        self.last = [(p, now if p != old else since) for p, (old, since) in zip(passes, self.last, strict=True)]
+        return [i for i, (_, since) in enumerate(self.last) if now - since > self.limit]
+
+
+def apply(service: Any, new: Any) -> tuple[list[str], list[str]]:
+    """Put a reloaded configuration in force: (fields applied, fields that need a restart)."""
+    old = service.cfg
+    changed = [f for f in vars(new) if getattr(new, f) != getattr(old, f)]
+    live = [f for f in changed if f in LIVE]
+    later = [f for f in changed if f not in LIVE]
+    for f in live:
+        setattr(old, f, getattr(new, f))
+    return live, later
