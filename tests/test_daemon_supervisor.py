@@ -143,3 +143,25 @@ def test_timeout_gives_up_on_a_daemon_that_does_not_answer(tmp_path: pathlib.Pat
         assert time.monotonic() - t0 < 10
     finally:
         mute.close()
+
+
+def test_a_worker_that_makes_no_poll_pass_is_stalled() -> None:
+    """The rule the watchdog and `health` use: a shared worker whose pass count stands still for
+    longer than the limit is stalled; one that moves again is not."""
+    from libvirt_synth.daemon.supervisor import Progress
+
+    p = Progress(limit=5.0)
+    assert p.stalled([{"passes": 10}, {"passes": 7}], 0.0) == []
+    assert p.stalled([{"passes": 11}, {"passes": 7}], 3.0) == []
+    assert p.stalled([{"passes": 12}, {"passes": 7}], 6.0) == [1]
+    assert p.stalled([{"passes": 13}, {"passes": 8}], 7.0) == []
+    assert p.stalled([{"passes": 13}, {"passes": 9}], 12.5) == [0]
+
+
+def test_a_healthy_daemon_has_no_stalled_worker(env: tuple[Daemon, Supervisor]) -> None:
+    d, _ = env
+    d.start()
+    time.sleep(2.5)  # a few of the daemon's looks at its workers
+    h = d.call("health")
+    assert h["stalled_workers"] == [] and h["workers"][0]["passes"] > 0
+    assert d.cli("health").returncode == 0

@@ -15,8 +15,9 @@ EXIT_DEGRADED = 2  # health: the daemon is up but lost or abandoned devices
 HEALTH_EPILOG = f"""exit status (the same with --json):
   0  virt-synthd is up and serves every device it should
   1  virt-synthd cannot be reached, or answered with an error
-  {EXIT_DEGRADED}  degraded: virt-synthd is up, but lost devices at its restart (their region was gone)
-     or abandoned some (their region file was truncated under it); 2 is also argparse's status
+  {EXIT_DEGRADED}  degraded: virt-synthd is up, but lost devices at its restart (their region was gone),
+     abandoned some (their region file was truncated under it), or a worker thread makes no
+     progress (a plugin that hangs); 2 is also argparse's status
      for a bad command line
 
 examples:
@@ -144,7 +145,7 @@ def run_plugins(args: argparse.Namespace) -> int:
 
 def run_health(args: argparse.Namespace) -> int:
     doc = daemon_call(args, "health")
-    degraded = bool(doc.get("lost_devices") or doc.get("abandoned_devices"))
+    degraded = bool(doc.get("lost_devices") or doc.get("abandoned_devices") or doc.get("stalled_workers"))
     if args.json:
         emit_json(doc)
         return EXIT_DEGRADED if degraded else 0
@@ -154,6 +155,8 @@ def run_health(args: argparse.Namespace) -> int:
         print(f"lost at restart (region gone): {', '.join(doc['lost_devices'])}")
     if doc.get("abandoned_devices"):
         print(f"abandoned (region file truncated under the backend): {', '.join(doc['abandoned_devices'])}")
+    if doc.get("stalled_workers"):
+        print(f"stalled workers (no poll pass for seconds): {', '.join(map(str, doc['stalled_workers']))}")
     print("status: degraded" if degraded else "status: ok")
     return EXIT_DEGRADED if degraded else 0
 

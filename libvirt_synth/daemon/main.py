@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", default=None, help="CPUs for the workers, e.g. 2-3")
     p.add_argument("--group", default=None, help="group whose members may change state (root always may)")
     p.add_argument("--qemu-user", default=None, help="owner of region files (the QEMU user)")
-    p.add_argument("--prometheus-port", type=int, default=None, help="serve /metrics on 127.0.0.1:PORT (0: off)")
+    p.add_argument("--prometheus-port", type=int, default=None, help="serve /metrics on PORT (0: off)")
+    p.add_argument("--prometheus-address", default=None, help="the IP address /metrics listens on (default 127.0.0.1)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -58,14 +59,14 @@ async def serve(cfg: config_mod.Config, reload: Callable[[], config_mod.Config] 
     try:
         server.claim()  # before re-attaching anything: refuses if another daemon answers there
         service.restore()
+        if cfg.prometheus_port:  # before the socket answers: a port taken stops the start, cleanly
+            from libvirt_synth.daemon import metrics
+
+            metrics.start(service, cfg.prometheus_port, cfg.prometheus_address)
         await server.start()
     except BaseException:
         service.close()
         raise
-    if cfg.prometheus_port:
-        from libvirt_synth.daemon import metrics
-
-        metrics.start(service, cfg.prometheus_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -91,8 +92,14 @@ async def serve(cfg: config_mod.Config, reload: Callable[[], config_mod.Config] 
     supervisor.notify(f"READY=1\nSTATUS=serving {len(service.devices)} devices\nMAINPID={os.getpid()}")
 
     async def keep_registry() -> None:
+        progress = supervisor.Progress()
         while True:
             await asyncio.sleep(1.0)
+            stalled = progress.stalled(service.backend.stats()["workers"], loop.time())
+            if stalled != service.stalled_workers:
+                (log.error if stalled else log.info)("shared workers stalled (no poll pass for %.0f s): %s",
+                                                     progress.limit, stalled or "none any more")
+                service.stalled_workers = stalled
             try:
                 await loop.run_in_executor(None, service.sync_sessions)
             except Exception:  # the registry must not take the daemon down
@@ -141,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "socket": args.socket, "state_dir": args.state_dir, "region_dir": args.region_dir,
             "plugin_dir": args.plugin_dir, "workers": args.workers, "cpus": args.cpus,
             "group": args.group, "qemu_user": args.qemu_user, "prometheus_port": args.prometheus_port,
+            "prometheus_address": args.prometheus_address,
         }
         cfg = config_mod.load(args.config, options, check_host=True)
         if not os.path.isdir(cfg.region_dir):

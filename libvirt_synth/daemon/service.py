@@ -50,6 +50,7 @@ class Service(Migrations):
         self.lock = threading.RLock()
         self.started = time.time()
         self.lost: list[str] = []
+        self.stalled_workers: list[int] = []  # shared workers with no poll pass for seconds (daemon.main)
         self.plugin_report = load_plugin_dir(cfg.plugin_dir)
         self._migrations_init()
 
@@ -255,6 +256,7 @@ class Service(Migrations):
             "abandoned_devices": sorted(name for name, dev in list(self.devices.items())
                                         if dev.stats().dev_error == lib.SYNTH_DEVERR_REGION),
             "workers": [w.stats() for w in self.backend.workers],
+            "stalled_workers": self.stalled_workers,
             # devices served by a worker of their own ([workers] dedicated), by device name
             "own_workers": {name: self.backend.own_workers[dev.path].stats() for name, dev in list(self.devices.items())
                             if dev.path in self.backend.own_workers},

@@ -28,10 +28,12 @@ def notify(message: str) -> bool:
     if path.startswith("@"):
         path = "\0" + path[1:]  # the abstract namespace
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as s:
             s.connect(path)
-            s.sendall(message.encode())
+            s.send(message.encode())  # never waits: a supervisor that does not read must not stop the daemon
         return True
+    except BlockingIOError:
+        return False
     except OSError as e:
         log.warning("cannot notify the supervisor at %s: %s", path, e.strerror)
         return False
