@@ -77,7 +77,9 @@ class NotSupportedError(DeviceError):
 
 
 class OpError(SynthError):
-    """An operation completed with an error status. ``status`` is the SYNTH_ST_* code."""
+    """An operation completed with an error status. ``status`` is the SYNTH_ST_* code. Each status
+    has a subclass of its own (``guest.raise_for_status`` picks it); a status this library does not
+    know is raised as ``OpError`` itself."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -102,6 +104,36 @@ class OutputTooSmallError(OpError):
     def __init__(self, status: int, message: str, needed: int) -> None:
         super().__init__(status, message)
         self.needed = needed
+
+
+class UnsupportedOpError(OpError):
+    """The device does not serve this opcode, algorithm or parameter (NOT_SUPPORTED)."""
+
+
+class NoResourcesError(OpError):
+    """The device had no room for it (NO_RESOURCES): its session or stream table is full, or a
+    frame had nowhere to go (no link, no receive buffer posted by the peer)."""
+
+
+class RetryError(OpError):
+    """The operation was not executed, e.g. the backend restarted: submit it again (RETRY)."""
+
+
+class QuotaError(OpError):
+    """The operation was not executed: the device's quota is spent; submit it again later (QUOTA)."""
+
+
+class CorruptDataError(OpError, builtins.ValueError):
+    """The input data is corrupt, truncated, or has bytes after its end (BAD_DATA)."""
+
+
+class DeviceOpError(OpError):
+    """The backend or its plugin failed the operation (DEVICE_ERROR)."""
+
+
+class LimitError(OpError):
+    """A limit of the device was reached (LIMIT): a stream's total output, the zstd window, the
+    input chunk, a frame's length."""
 
 
 def from_errno(rc: int, what: str) -> SynthError:

@@ -68,21 +68,39 @@ class DeviceInfo:
         }
 
 
+# The exception of each non-OK status (tests/test_errors.py checks that every status has its own).
+_STATUS_ERRORS: dict[int, type[errors.OpError]] = {
+    Status.INVALID: errors.InvalidOpError,
+    Status.AUTH_FAILED: errors.AuthenticationError,
+    Status.NO_SESSION: errors.UnknownSessionError,
+    Status.NOT_SUPPORTED: errors.UnsupportedOpError,
+    Status.NO_SPACE: errors.OutputTooSmallError,
+    Status.NO_RESOURCES: errors.NoResourcesError,
+    Status.RETRY: errors.RetryError,
+    Status.BAD_DATA: errors.CorruptDataError,
+    Status.DEVICE_ERROR: errors.DeviceOpError,
+    Status.LIMIT: errors.LimitError,
+    Status.QUOTA: errors.QuotaError,
+}
+
+# What to do next, where the status alone does not say it.
+_STATUS_HINTS: dict[int, str] = {
+    Status.RETRY: "not executed: submit it again",
+    Status.QUOTA: "not executed: submit it again later",
+}
+
+
 def raise_for_status(status: int, result: int, what: str) -> None:
-    """Raise the exception matching a non-OK op status."""
+    """Raise the exception matching a non-OK op status: a subclass of ``errors.OpError`` of its
+    own for each status (``errors.OpError`` itself for a status this library does not know)."""
     if status == Status.OK:
         return
     text = ffi.string(lib.synth_status_str(status)).decode()
-    msg = f"{what}: {text}"
-    if status == Status.AUTH_FAILED:
-        raise errors.AuthenticationError(status, msg)
-    if status == Status.NO_SESSION:
-        raise errors.UnknownSessionError(status, msg)
-    if status == Status.INVALID:
-        raise errors.InvalidOpError(status, msg)
+    hint = _STATUS_HINTS.get(status)
+    msg = f"{what}: {text} ({hint})" if hint else f"{what}: {text}"
     if status == Status.NO_SPACE:
         raise errors.OutputTooSmallError(status, f"{msg} ({result} bytes needed)", result)
-    raise errors.OpError(status, msg)
+    raise _STATUS_ERRORS.get(status, errors.OpError)(status, msg)
 
 
 def _check(rc: int, what: str) -> int:
