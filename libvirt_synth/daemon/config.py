@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import difflib
 import grp
+import ipaddress
 import json
 import os
 import pathlib
 import pwd
 import re
 import shlex
+import socket
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +53,7 @@ class Config:
     plugin_pins: dict[str, str] = field(default_factory=dict)  # algorithm or class -> plugin
     quotas: dict[str, int] = field(default_factory=dict)      # default per-device quotas (0: none)
     prometheus_port: int = 0          # 0: off
+    prometheus_address: str = "127.0.0.1"
     spin_us: int = 50
     max_sleep_us: int = 1000
     deep_sleep_us: int = 10000
@@ -166,6 +169,17 @@ def key_list(v: Any) -> list[str]:
     return [k.lower() for k in v]
 
 
+def ip_address(v: Any) -> str:
+    """An IPv4 or IPv6 address, as given (no host names: nothing is looked up at start)."""
+    if not isinstance(v, str):
+        raise Invalid
+    try:
+        ipaddress.ip_address(v)
+    except ValueError:
+        raise Invalid from None
+    return v
+
+
 PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
@@ -192,6 +206,18 @@ def group_exists(v: str | None, cfg: Config) -> str | None:
             grp.getgrnam(v)
     except KeyError:
         return "no such group on this host"
+    return None
+
+
+def address_here(v: str, cfg: Config) -> str | None:
+    """The address is one of this host's (or a wildcard): a socket can be bound to it."""
+    try:
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(v, 0, type=socket.SOCK_STREAM,
+                                                              flags=socket.AI_NUMERICHOST)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.bind(sockaddr)
+    except OSError as e:
+        return f"this host has no such address to listen on ({e.strerror or e})"
     return None
 
 
@@ -291,8 +317,11 @@ SECTIONS: dict[str, dict[str, Key]] = {
                      "daemon key` on each peer) of the daemons this one takes hand-overs from; [] for any"),
     },
     "prometheus": {
-        "port": Key("prometheus_port", integer(0, 65535), "a TCP port on 127.0.0.1 for /metrics, 1-65535, or 0 for off",
-                    "--prometheus-port"),
+        "port": Key("prometheus_port", integer(0, 65535), "a TCP port for /metrics (on [prometheus] address), "
+                    "1-65535, or 0 for off", "--prometheus-port"),
+        "address": Key("prometheus_address", ip_address, 'an IP address of this host to serve /metrics on, e.g. '
+                       '"127.0.0.1" (the default), "::1", or "0.0.0.0" / "::" for every address',
+                       "--prometheus-address", address_here),
     },
 }
 BY_FIELD = {k.field: k for keys in SECTIONS.values() for k in keys.values()}
