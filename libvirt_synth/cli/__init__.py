@@ -19,6 +19,7 @@ from libvirt_synth.cli import (
     devices,
     guest_image,
     hooks,
+    hotplug,
     inventory,
     migrate,
     place,
@@ -27,7 +28,8 @@ from libvirt_synth.cli import (
 )
 from libvirt_synth.cmdline import stdout_gone
 
-COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define, guest_image, inventory, place, migrate, bridge)
+COMMANDS = (serve, devices, daemoncmds, hooks, demo, xml, define, guest_image, inventory, place, migrate, bridge,
+            hotplug)
 
 
 def build_parser() -> argparse.ArgumentParser:

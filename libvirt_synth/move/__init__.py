@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Moving a running domain with its synthetic devices: live migration to another host, and save
-and restore (possibly on another host). ``orchestrate`` drives libvirt on both sides and both
-hosts' virt-synthd; the devices' state passes through it sealed (daemon/handover.py).
-docs/migration.md is the operator's reference. May import the daemon's client and hand-over
-format and the base layer; not the CLI."""
+"""Changing a running domain's devices through libvirt and virt-synthd together: moving it with
+its synthetic devices (``orchestrate``: live migration to another host, save and restore, the
+devices' state passing through sealed, docs/migration.md) and adding or removing a device while it
+runs (``hotplug``, docs/libvirt.md). May import the daemon's client and hand-over format, the XML
+tools and the base layer; not the CLI."""
