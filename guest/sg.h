@@ -107,4 +107,18 @@ int sg_soak_file(struct sg_soak_opts *o, const char *path);
 /* The soak: its exit status (0 no op failed, 1 one did). */
 int sg_soak(struct sg_dev *devs, unsigned n, const struct sg_params *p, const struct sg_soak_opts *o);
 
+/* watch (st_watch.c): devices coming and going (hot-plug); inputs synth.watch_ms, watch_events */
+struct sg_watch_opts {
+    uint32_t ms;     /* synth.watch_ms: how long the watch runs; 0: until SIGTERM or SIGINT */
+    uint32_t events; /* synth.watch_events: stop after this many "watch" lines; 0: no limit */
+};
+
+void sg_watch_defaults(struct sg_watch_opts *o);
+/* One NAME=VALUE (NAME without "synth."): 0 (also for names that are not the watch's), or -1. */
+int sg_watch_set(struct sg_watch_opts *o, const char *name, const char *value);
+/* The synth.watch_* tokens of a file: 0, or -1 with a message. */
+int sg_watch_file(struct sg_watch_opts *o, const char *path);
+/* The watch, on the PCI bus (synth_pci_scan): its exit status (0, or 1 a device or its use failed). */
+int sg_watch(const struct sg_params *p, const struct sg_watch_opts *o);
+
 #endif /* SG_H */

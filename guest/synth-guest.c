@@ -11,10 +11,14 @@
  *   synth-guest bench                 a short throughput run per device
  *   synth-guest soak                  a continuous workload (synth.soak_ms) on sessions and a
  *                                     stream created once, one line per op for the host to check
+ *   synth-guest watch                 devices coming and going on the PCI bus (hot-plug) for
+ *                                     synth.watch_ms: each listed, each crypto one that appears
+ *                                     used once (AES-256-GCM on the host's inputs) and closed
  *
  *   options: --params FILE   read synth.NAME=VALUE tokens from FILE (in a VM: /proc/cmdline)
  *            -p NAME=VALUE   one input (NAME without "synth.")
  *            DEVICE...       PCI addresses or region paths instead of scanning the PCI bus
+ *                            (not watch: it scans)
  *
  * Output: one JSON object per line (docs/guest.md). Exit status: 0 every check passed, 1 a check
  * failed, 2 usage, 3 no synthetic device found (or out of memory).
@@ -29,6 +33,7 @@
 static const char usage[] =
     "usage: synth-guest [--params FILE] [-p NAME=VALUE]... probe|selftest|bench|soak\n"
     "       [DEVICE...]\n"
+    "       synth-guest [--params FILE] [-p NAME=VALUE]... watch\n"
     "  DEVICE: a PCI address (0000:00:05.0) or a region path (/dev/shm/NAME); default: every\n"
     "  synthetic device on the PCI bus. Output: JSON lines (docs/guest.md).\n";
 
@@ -109,18 +114,21 @@ int main(int argc, char **argv)
     static struct sg_dev devs[SG_MAX_DEVS];
     struct sg_params params;
     struct sg_soak_opts soak;
+    struct sg_watch_opts watch;
     const char *cmd = NULL;
     unsigned n, failed = 0;
     int i, rc;
 
     sg_params_defaults(&params);
     sg_soak_defaults(&soak);
+    sg_watch_defaults(&watch);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fputs(usage, stdout);
             return 0;
         } else if (!strcmp(argv[i], "--params") && i + 1 < argc) {
-            if (sg_params_file(&params, argv[++i]) < 0 || sg_soak_file(&soak, argv[i]) < 0)
+            if (sg_params_file(&params, argv[++i]) < 0 || sg_soak_file(&soak, argv[i]) < 0 ||
+                sg_watch_file(&watch, argv[i]) < 0)
                 return 2;
         } else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
             char *eq = strchr(argv[++i], '=');
@@ -129,7 +137,8 @@ int main(int argc, char **argv)
                 return 2;
             }
             *eq = 0;
-            if (sg_params_set(&params, argv[i], eq + 1) < 0 || sg_soak_set(&soak, argv[i], eq + 1) < 0)
+            if (sg_params_set(&params, argv[i], eq + 1) < 0 || sg_soak_set(&soak, argv[i], eq + 1) < 0 ||
+                sg_watch_set(&watch, argv[i], eq + 1) < 0)
                 return 2;
         } else if (argv[i][0] == '-') {
             fputs(usage, stderr);
@@ -140,9 +149,16 @@ int main(int argc, char **argv)
         }
     }
     if (!cmd || (strcmp(cmd, "probe") && strcmp(cmd, "selftest") && strcmp(cmd, "bench") &&
-                 strcmp(cmd, "soak"))) {
+                 strcmp(cmd, "soak") && strcmp(cmd, "watch"))) {
         fputs(usage, stderr);
         return 2;
+    }
+    if (!strcmp(cmd, "watch")) {
+        if (i < argc) { /* it watches the PCI bus: devices named would not come and go */
+            fputs(usage, stderr);
+            return 2;
+        }
+        return sg_watch(&params, &watch);
     }
     n = open_devices(argv + i, argc - i, devs, &failed);
     if (n == 0 && failed == 0) {
