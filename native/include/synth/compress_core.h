@@ -87,8 +87,8 @@ struct synth_comp_stream_params {
     uint32_t reserved;  /* 12 must be 0 */
 };
 
-_Static_assert(sizeof(struct synth_comp_stream_params) == 16, "stream params are 16 bytes");
-_Static_assert(offsetof(struct synth_comp_stream_params, level) == 4, "level at 4");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_comp_stream_params) == 16, "stream params are 16 bytes");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_comp_stream_params, level) == 4, "level at 4");
 
 /* Compression levels a device serves for one algorithm (all zero: the algorithm is not served). */
 struct synth_comp_levels {
@@ -98,7 +98,7 @@ struct synth_comp_levels {
     uint16_t reserved; /* 6 */
 };
 
-_Static_assert(sizeof(struct synth_comp_levels) == 8, "levels entry is 8 bytes");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_comp_levels) == 8, "levels entry is 8 bytes");
 
 /* Class configuration block (header.class_cfg) of a compression device; host-written. */
 struct synth_comp_cfg {
@@ -115,11 +115,11 @@ struct synth_comp_cfg {
     uint32_t reserved[8];       /*  96 */
 };
 
-_Static_assert(sizeof(struct synth_comp_cfg) == 128, "compress cfg is 128 bytes");
-_Static_assert(offsetof(struct synth_comp_cfg, max_stream_output) == 16, "max_stream_output");
-_Static_assert(offsetof(struct synth_comp_cfg, max_count) == 24, "max_count");
-_Static_assert(offsetof(struct synth_comp_cfg, levels) == 32, "levels");
-_Static_assert(sizeof(struct synth_comp_cfg) <= SYNTH_CLASS_CFG_SIZE, "fits the cfg block");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_comp_cfg) == 128, "compress cfg is 128 bytes");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_comp_cfg, max_stream_output) == 16, "max_stream_output");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_comp_cfg, max_count) == 24, "max_count");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_comp_cfg, levels) == 32, "levels");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_comp_cfg) <= SYNTH_CLASS_CFG_SIZE, "fits the cfg block");
 
 #ifdef __cplusplus
 }

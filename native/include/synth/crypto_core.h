@@ -69,8 +69,8 @@ struct synth_crypto_session_params {
     uint8_t key[SYNTH_CRYPTO_MAX_KEY]; /* 8 */
 };
 
-_Static_assert(sizeof(struct synth_crypto_session_params) == 264, "session params are 264 bytes");
-_Static_assert(offsetof(struct synth_crypto_session_params, key) == 8, "key at 8");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_crypto_session_params) == 264, "session params are 264 bytes");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_crypto_session_params, key) == 8, "key at 8");
 
 /* Class configuration block (header.class_cfg) of a crypto device. */
 struct synth_crypto_cfg {
@@ -80,8 +80,8 @@ struct synth_crypto_cfg {
     uint32_t reserved[13]; /* 12 */
 };
 
-_Static_assert(sizeof(struct synth_crypto_cfg) == 64, "crypto cfg is 64 bytes");
-_Static_assert(sizeof(struct synth_crypto_cfg) <= SYNTH_CLASS_CFG_SIZE, "fits the cfg block");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_crypto_cfg) == 64, "crypto cfg is 64 bytes");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_crypto_cfg) <= SYNTH_CLASS_CFG_SIZE, "fits the cfg block");
 
 #ifdef __cplusplus
 }

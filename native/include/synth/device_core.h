@@ -4,8 +4,9 @@
  *
  * This header is the contract between a guest driver and the host backend. Everything in it
  * lives in memory that both sides can write, so every size and offset the other side depends on
- * is pinned with _Static_assert. All multi-byte fields are little-endian; every field has a fixed
- * width and explicit padding. docs/device-abi.md is the prose specification of the same layout.
+ * is pinned with SYNTH_STATIC_ASSERT (below). All multi-byte fields are little-endian; every field
+ * has a fixed width and explicit padding. docs/device-abi.md is the prose specification of the same
+ * layout.
  *
  * Region (one file per device, size a power of two, mapped as ivshmem BAR2 in the guest):
  *
@@ -22,6 +23,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/*
+ * A compile-time check of the layout, in C11 (_Static_assert) and in C++11 (static_assert) alike,
+ * so that C++ programs include these headers as they are.
+ */
+#ifdef __cplusplus
+#define SYNTH_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define SYNTH_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -151,35 +162,35 @@ struct synth_dev_header {
 #define SYNTH_CLASS_CFG_SIZE 768u
 #define SYNTH_QUEUE_TABLE_OFF 2048u
 
-_Static_assert(sizeof(struct synth_queue_info) == 32, "queue info is 32 bytes");
-_Static_assert(sizeof(struct synth_dev_header) == SYNTH_HEADER_SIZE, "header is one page");
-_Static_assert(offsetof(struct synth_dev_header, abi_major) == 8, "abi_major");
-_Static_assert(offsetof(struct synth_dev_header, dev_class) == 12, "dev_class");
-_Static_assert(offsetof(struct synth_dev_header, num_queues) == 14, "num_queues");
-_Static_assert(offsetof(struct synth_dev_header, region_size) == 16, "region_size");
-_Static_assert(offsetof(struct synth_dev_header, features_offered) == 24, "features_offered");
-_Static_assert(offsetof(struct synth_dev_header, header_size) == 32, "header_size");
-_Static_assert(offsetof(struct synth_dev_header, queue_table_off) == 36, "queue_table_off");
-_Static_assert(offsetof(struct synth_dev_header, ring_entries) == 40, "ring_entries");
-_Static_assert(offsetof(struct synth_dev_header, desc_size) == 44, "desc_size");
-_Static_assert(offsetof(struct synth_dev_header, cpl_size) == 46, "cpl_size");
-_Static_assert(offsetof(struct synth_dev_header, class_cfg_off) == 48, "class_cfg_off");
-_Static_assert(offsetof(struct synth_dev_header, device_name) == 64, "device_name");
-_Static_assert(offsetof(struct synth_dev_header, backend) == 96, "backend");
-_Static_assert(offsetof(struct synth_dev_header, dev_status) == 128, "dev_status");
-_Static_assert(offsetof(struct synth_dev_header, dev_error) == 132, "dev_error");
-_Static_assert(offsetof(struct synth_dev_header, generation) == 136, "generation");
-_Static_assert(offsetof(struct synth_dev_header, acked_epoch) == 140, "acked_epoch");
-_Static_assert(offsetof(struct synth_dev_header, heartbeat) == 144, "heartbeat");
-_Static_assert(offsetof(struct synth_dev_header, drv_status) == 192, "drv_status");
-_Static_assert(offsetof(struct synth_dev_header, drv_epoch) == 196, "drv_epoch");
-_Static_assert(offsetof(struct synth_dev_header, features_accepted) == 200, "features_accepted");
-_Static_assert(offsetof(struct synth_dev_header, class_cfg) == SYNTH_CLASS_CFG_OFF, "class_cfg");
-_Static_assert(offsetof(struct synth_dev_header, queues) == SYNTH_QUEUE_TABLE_OFF, "queue table");
-_Static_assert(offsetof(struct synth_dev_header, drv_status) % SYNTH_CACHELINE == 0,
-               "guest-written words start their own cache line");
-_Static_assert(offsetof(struct synth_dev_header, dev_status) % SYNTH_CACHELINE == 0,
-               "host-written words start their own cache line");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_queue_info) == 32, "queue info is 32 bytes");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_dev_header) == SYNTH_HEADER_SIZE, "header is one page");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, abi_major) == 8, "abi_major");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, dev_class) == 12, "dev_class");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, num_queues) == 14, "num_queues");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, region_size) == 16, "region_size");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, features_offered) == 24, "features_offered");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, header_size) == 32, "header_size");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, queue_table_off) == 36, "queue_table_off");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, ring_entries) == 40, "ring_entries");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, desc_size) == 44, "desc_size");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, cpl_size) == 46, "cpl_size");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, class_cfg_off) == 48, "class_cfg_off");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, device_name) == 64, "device_name");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, backend) == 96, "backend");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, dev_status) == 128, "dev_status");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, dev_error) == 132, "dev_error");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, generation) == 136, "generation");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, acked_epoch) == 140, "acked_epoch");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, heartbeat) == 144, "heartbeat");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, drv_status) == 192, "drv_status");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, drv_epoch) == 196, "drv_epoch");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, features_accepted) == 200, "features_accepted");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, class_cfg) == SYNTH_CLASS_CFG_OFF, "class_cfg");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, queues) == SYNTH_QUEUE_TABLE_OFF, "queue table");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, drv_status) % SYNTH_CACHELINE == 0,
+                    "guest-written words start their own cache line");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, dev_status) % SYNTH_CACHELINE == 0,
+                    "host-written words start their own cache line");
 
 /*
  * Ring header. Indices are free-running 32-bit counters; slot = index & (ring_entries - 1).
@@ -199,8 +210,8 @@ struct synth_ring_core {
 };
 
 #define SYNTH_RING_ENTRIES_OFF 256u
-_Static_assert(sizeof(struct synth_ring_core) == SYNTH_RING_ENTRIES_OFF, "ring core is 256 bytes");
-_Static_assert(offsetof(struct synth_ring_core, cons) == 128, "cons 128 bytes after prod");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_ring_core) == SYNTH_RING_ENTRIES_OFF, "ring core is 256 bytes");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_ring_core, cons) == 128, "cons 128 bytes after prod");
 
 /*
  * Submission descriptor (guest -> host), 64 bytes. All *_off fields are offsets into the data arena
@@ -232,16 +243,16 @@ struct synth_desc {
 /* The seq value that publishes ring index idx: idx + 1, never 0 (a zeroed slot is never valid). */
 static inline uint32_t synth_ring_seq(uint32_t idx) { return idx + 1 ? idx + 1 : 1; }
 
-_Static_assert(sizeof(struct synth_desc) == 64, "descriptor is 64 bytes");
-_Static_assert(offsetof(struct synth_desc, opcode) == 8, "opcode");
-_Static_assert(offsetof(struct synth_desc, session) == 12, "session");
-_Static_assert(offsetof(struct synth_desc, src_off) == 16, "src_off");
-_Static_assert(offsetof(struct synth_desc, dst_off) == 24, "dst_off");
-_Static_assert(offsetof(struct synth_desc, aad_off) == 32, "aad_off");
-_Static_assert(offsetof(struct synth_desc, iv_off) == 40, "iv_off");
-_Static_assert(offsetof(struct synth_desc, tag_off) == 44, "tag_off");
-_Static_assert(offsetof(struct synth_desc, arg) == 48, "arg");
-_Static_assert(offsetof(struct synth_desc, seq) == 60, "seq");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_desc) == 64, "descriptor is 64 bytes");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_desc, opcode) == 8, "opcode");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_desc, session) == 12, "session");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_desc, src_off) == 16, "src_off");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_desc, dst_off) == 24, "dst_off");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_desc, aad_off) == 32, "aad_off");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_desc, iv_off) == 40, "iv_off");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_desc, tag_off) == 44, "tag_off");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_desc, arg) == 48, "arg");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_desc, seq) == 60, "seq");
 
 /* Completion (host -> guest), 16 bytes. */
 struct synth_cpl {
@@ -266,10 +277,10 @@ static inline uint16_t synth_cpl_phase(uint32_t idx, uint32_t ring_entries)
     return (uint16_t)(((idx / ring_entries) & 1u) ^ 1u);
 }
 
-_Static_assert(sizeof(struct synth_cpl) == 16, "completion is 16 bytes");
-_Static_assert(offsetof(struct synth_cpl, status) == 8, "status");
-_Static_assert(offsetof(struct synth_cpl, flags) == 10, "flags");
-_Static_assert(offsetof(struct synth_cpl, result) == 12, "result");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_cpl) == 16, "completion is 16 bytes");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_cpl, status) == 8, "status");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_cpl, flags) == 10, "flags");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_cpl, result) == 12, "result");
 
 #ifdef __cplusplus
 }

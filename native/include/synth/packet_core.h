@@ -74,12 +74,12 @@ struct synth_pkt_cfg {
     uint8_t reserved[32];  /*  96 */
 };
 
-_Static_assert(sizeof(struct synth_pkt_cfg) == 128, "packet cfg is 128 bytes");
-_Static_assert(offsetof(struct synth_pkt_cfg, tx_frames) == 16, "tx_frames");
-_Static_assert(offsetof(struct synth_pkt_cfg, rx_drops) == 40, "rx_drops");
-_Static_assert(offsetof(struct synth_pkt_cfg, rx_bytes) == 56, "rx_bytes");
-_Static_assert(offsetof(struct synth_pkt_cfg, link) == 64, "link");
-_Static_assert(sizeof(struct synth_pkt_cfg) <= SYNTH_CLASS_CFG_SIZE, "fits the cfg block");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_pkt_cfg) == 128, "packet cfg is 128 bytes");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_pkt_cfg, tx_frames) == 16, "tx_frames");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_pkt_cfg, rx_drops) == 40, "rx_drops");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_pkt_cfg, rx_bytes) == 56, "rx_bytes");
+SYNTH_STATIC_ASSERT(offsetof(struct synth_pkt_cfg, link) == 64, "link");
+SYNTH_STATIC_ASSERT(sizeof(struct synth_pkt_cfg) <= SYNTH_CLASS_CFG_SIZE, "fits the cfg block");
 
 #ifdef __cplusplus
 }
