@@ -57,6 +57,63 @@ $(NATIVE_BUILD)/libsynth.a: $(GUEST_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
+# The guest library as an SDK for VNF developers, C or C++ (docs/guest.md, "Building against
+# libsynth"): the headers a guest program includes, libsynth.a, libsynth.so and libsynth.pc.
+.PHONY: libsynth-so install uninstall
+PREFIX ?= /usr/local
+INCLUDEDIR ?= $(PREFIX)/include
+LIBDIR ?= $(PREFIX)/lib
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+INSTALL ?= install
+# The library's own version: the major (the soname) changes when programs built against an older
+# libsynth would break, the minor when functions are added.
+LIBSYNTH_VERSION := 1.1.0
+LIBSYNTH_SONAME := libsynth.so.$(firstword $(subst ., ,$(LIBSYNTH_VERSION)))
+LIBSYNTH_SO := $(NATIVE_BUILD)/libsynth.so.$(LIBSYNTH_VERSION)
+SDK_HEADERS := $(addprefix native/include/synth/,guest.h guest_compress.h guest_packet.h \
+	device_core.h crypto_core.h compress_core.h packet_core.h)
+PIC_OBJS := $(addprefix $(NATIVE_BUILD)/pic/,$(notdir $(GUEST_OBJS)))
+
+libsynth-so: $(LIBSYNTH_SO) ## the shared guest library (native/build/libsynth.so, soname libsynth.so.1)
+
+$(NATIVE_BUILD)/pic/%.o: native/src/*/%.c native/include/synth/*.h
+	@mkdir -p $(NATIVE_BUILD)/pic
+	$(CC) $(CFLAGS) -fPIC -Inative/include -c $(filter %/$*.c,$(GUEST_SRCS)) -o $@
+
+# Only the API (synth_*) is exported; the library's internal symbols (synthi_*) stay inside it.
+$(NATIVE_BUILD)/libsynth.map: Makefile
+	@mkdir -p $(NATIVE_BUILD)
+	printf '{\n  global: synth_*;\n  local: *;\n};\n' > $@
+
+$(LIBSYNTH_SO): $(PIC_OBJS) $(NATIVE_BUILD)/libsynth.map
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(LIBSYNTH_SONAME) -Wl,-z,defs \
+		-Wl,--version-script=$(NATIVE_BUILD)/libsynth.map $(PIC_OBJS) -o $@
+	ln -sf $(notdir $@) $(NATIVE_BUILD)/$(LIBSYNTH_SONAME)
+	ln -sf $(LIBSYNTH_SONAME) $(NATIVE_BUILD)/libsynth.so
+
+# libdir and includedir are written relative to ${prefix} when they are under it, so that
+# pkg-config --define-variable=prefix=... (or PKG_CONFIG_SYSROOT_DIR) can move them.
+PC_SUBST := -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(LIBSYNTH_VERSION)|' \
+	-e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+	-e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|'
+
+install: libsynth libsynth-so ## headers, libsynth.a/.so and libsynth.pc into DESTDIR + PREFIX (/usr/local)
+	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/synth $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	$(INSTALL) -m 644 $(SDK_HEADERS) $(DESTDIR)$(INCLUDEDIR)/synth/
+	$(INSTALL) -m 644 $(NATIVE_BUILD)/libsynth.a $(DESTDIR)$(LIBDIR)/
+	$(INSTALL) -m 755 $(LIBSYNTH_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(LIBSYNTH_SO)) $(DESTDIR)$(LIBDIR)/$(LIBSYNTH_SONAME)
+	ln -sf $(LIBSYNTH_SONAME) $(DESTDIR)$(LIBDIR)/libsynth.so
+	sed $(PC_SUBST) native/libsynth.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libsynth.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/libsynth.pc
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+uninstall: ## remove what make install put there (same DESTDIR and PREFIX)
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/synth/,$(notdir $(SDK_HEADERS)))
+	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,libsynth.a libsynth.so $(LIBSYNTH_SONAME) $(notdir $(LIBSYNTH_SO)))
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/libsynth.pc
+	rmdir $(DESTDIR)$(INCLUDEDIR)/synth 2>/dev/null || true
+
 afalg-kat: $(NATIVE_BUILD)/afalg-kat ## the AF_ALG plugin's known-answer test program (static)
 
 $(NATIVE_BUILD)/afalg-kat: native/tests/afalg_kat.c native/tests/kat_vectors.h native/src/plugins/crypto_afalg.c native/include/synth/*.h
