@@ -39,6 +39,20 @@ examples:
 """
 
 
+SLA_EPILOG = f"""A device is in violation of a KPI when it had demand it could not serve (its quota
+throttled it, or it kept its worker busy) while what it achieved over the window ([sla] window_s,
+60 s by default) stayed short of what its domain's metadata asks. An idle device is never in
+violation (docs/daemon.md, "SLA").
+
+exit status: 0 no violation; {EXIT_DEGRADED} a KPI in violation; 1 the daemon cannot be reached.
+
+examples:
+  virt-synth sla
+  virt-synth sla gw1 --json
+  virt-synth sla || alert "a VNF gets less than it asked for"
+"""
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("stats", help="counters of one device, or of all (virt-synthd)", description=__doc__,
                        formatter_class=Formatter,
@@ -70,6 +84,13 @@ def register(sub: Any) -> None:
     add_socket_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_destroy)
+
+    p = sub.add_parser("sla", help="each device's KPIs: asked, achieved, in violation", description=__doc__,
+                       formatter_class=Formatter, epilog=SLA_EPILOG)
+    p.add_argument("domain", nargs="?", metavar="DOMAIN", help="one domain (uuid or name; default: all)")
+    add_socket_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_sla)
 
     p = sub.add_parser("health", help="is virt-synthd up, and what does it serve", description=__doc__,
                        formatter_class=Formatter, epilog=HEALTH_EPILOG)
@@ -191,3 +212,18 @@ def run_destroy(args: argparse.Namespace) -> int:
     else:
         print(f"{dom['name']} ({dom['uuid']}): destroyed {', '.join(doc['destroyed']) or 'no devices'}")
     return 0
+
+
+def run_sla(args: argparse.Namespace) -> int:
+    doc = daemon_call(args, "sla", domain=args.domain)
+    code = EXIT_DEGRADED if doc["violations"] else 0
+    if args.json:
+        emit_json(doc)
+        return code
+    rows = [[r["device"], r["domain_name"] or r["domain"], r["kpi"], f"{r['asked']:g} {r['unit']}",
+             f"{r['achieved']:.4g} {r['unit']}", "yes" if r["demand_unmet"] else "no",
+             "VIOLATION" if r["violation"] else "ok"] for r in doc["kpis"]]
+    print(table(rows, ["DEVICE", "DOMAIN", "KPI", "ASKED", "ACHIEVED", "DEMAND UNMET", "SLA"]) if rows
+          else "no device asks for a KPI")
+    print(f"window {doc['window_s']} s; {doc['violations']} in violation")
+    return code

@@ -64,6 +64,7 @@ class Config:
     isolation_group: str = defaults.ISOLATION_GROUP
     # Daemons whose hand-overs (migrations, saves) this one accepts, by public key; empty: any.
     migration_peers: list[str] = field(default_factory=list)
+    sla_window_s: int = 60            # SLA telemetry: the sliding window achieved KPIs are measured over
 
     @property
     def registry_path(self) -> str:
@@ -311,6 +312,10 @@ SECTIONS: dict[str, dict[str, Key]] = {
                     '"900000000-900065535"', host=no_users_in),
         "group": Key("isolation_group", text, "the group libvirt runs QEMU in (qemu.conf group), e.g. libvirt-qemu",
                      host=group_exists),
+    },
+    "sla": {
+        "window_s": Key("sla_window_s", integer(1, 3600), "seconds of the sliding window a device's achieved KPIs are "
+                        "measured over, 1-3600"),
     },
     "migration": {
         "peers": Key("migration_peers", key_list, "a list of the public keys (64 hex digits each, from `virt-synth "

@@ -15,6 +15,7 @@ import os
 import signal
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from libvirt_synth import __version__, errors, log
@@ -91,27 +92,39 @@ async def serve(cfg: config_mod.Config, reload: Callable[[], config_mod.Config] 
              cfg.state_dir, len(service.devices))
     supervisor.notify(f"READY=1\nSTATUS=serving {len(service.devices)} devices\nMAINPID={os.getpid()}")
 
+    progress = supervisor.Progress()
+
+    def look() -> None:
+        """Once a second, off the event loop: the workers' progress and the devices' SLA samples,
+        under the service lock (a device is not destroyed while its counters are read)."""
+        if not service.lock.acquire(timeout=5.0):
+            return  # a long change holds it: look next time
+        try:
+            stalled = progress.stalled(service.backend.stats()["workers"], time.monotonic())
+            service.sla.tick(service)
+        finally:
+            service.lock.release()
+        if stalled != service.stalled_workers:
+            (log.error if stalled else log.info)("shared workers stalled (no poll pass for %.0f s): %s",
+                                                 progress.limit, stalled or "none any more")
+            service.stalled_workers = stalled
+
     async def keep_registry() -> None:
-        progress = supervisor.Progress()
         while True:
             await asyncio.sleep(1.0)
-            stalled = progress.stalled(service.backend.stats()["workers"], loop.time())
-            if stalled != service.stalled_workers:
-                (log.error if stalled else log.info)("shared workers stalled (no poll pass for %.0f s): %s",
-                                                     progress.limit, stalled or "none any more")
-                service.stalled_workers = stalled
+            try:
+                await loop.run_in_executor(None, look)
+            except Exception:  # telemetry must not take the daemon down
+                log.exception("looking at the workers and devices")
             try:
                 await loop.run_in_executor(None, service.sync_sessions)
             except Exception:  # the registry must not take the daemon down
                 log.exception("recording sessions in the registry")
 
     async def feed_watchdog(every: float) -> None:
-        progress = supervisor.Progress(max(2 * every, 5.0))
         while True:
-            stalled = progress.stalled(service.backend.stats()["workers"], loop.time())
-            if stalled:
-                log.error("workers %s made no progress for %.0f s: not feeding the watchdog", stalled,
-                          progress.limit)
+            if service.stalled_workers:  # the watchdog then restarts the daemon (logged by look())
+                log.error("workers %s make no progress: not feeding the watchdog", service.stalled_workers)
             else:
                 supervisor.notify("WATCHDOG=1")
             await asyncio.sleep(every)

@@ -102,8 +102,10 @@ class SynthCollector:
             return
         try:
             devices, workers = self._read()
+            sla = self.service.sla.report(self.service)
         finally:
             self.service.lock.release()
+        yield from self._sla_families(sla)
         yield from self._device_families(devices)
         yield from self._packet_families([d for d in devices if "packet" in d.extra])
         yield from self._worker_families(devices, workers)
@@ -169,6 +171,24 @@ class SynthCollector:
                                    {"device": name, "le": repr(bound / 1e9)}, below)
             service.add_sample("synth_device_service_seconds_bucket", {"device": name, "le": "+Inf"}, total)
         yield from (info, ops, nbytes, resets, ring_errors, sessions, busy, attached, throttled, retried, service)
+
+    @staticmethod
+    def _sla_families(rows: list[dict[str, Any]]) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        labels = ["device", "kpi", "unit"]
+        asked = GaugeMetricFamily("synth_device_kpi_asked", "What the domain's metadata asks of the device, per KPI",
+                                  labels=labels)
+        achieved = GaugeMetricFamily("synth_device_kpi_achieved", "What the device achieved over the SLA window "
+                                     "([sla] window_s), per KPI", labels=labels)
+        violation = GaugeMetricFamily("synth_device_sla_violation", "1 while the device had demand it could not "
+                                      "serve and fell short of the KPI (docs/daemon.md, SLA)", labels=labels)
+        for r in rows:
+            key = [r["device"], r["kpi"], r["unit"]]
+            asked.add_metric(key, float(r["asked"]))
+            achieved.add_metric(key, float(r["achieved"]))
+            violation.add_metric(key, 1.0 if r["violation"] else 0.0)
+        yield from (asked, achieved, violation)
 
     def _packet_families(self, devices: list[_Device]) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily

@@ -21,6 +21,7 @@ from libvirt_synth.daemon.lock import StateLock
 from libvirt_synth.daemon.migration import IN_PHASES, Migrations
 from libvirt_synth.daemon.registry import DeviceRecord, Registry
 from libvirt_synth.daemon.rpc import mutating, rpc
+from libvirt_synth.daemon.sla import Sla
 from libvirt_synth.host import region
 from libvirt_synth.host.backend import Backend, class_stats
 from libvirt_synth.host.device import (
@@ -51,6 +52,7 @@ class Service(Migrations):
         self.started = time.time()
         self.lost: list[str] = []
         self.stalled_workers: list[int] = []  # shared workers with no poll pass for seconds (daemon.main)
+        self.sla = Sla(cfg.sla_window_s)  # sampled once a second by daemon.main
         self.plugin_report = load_plugin_dir(cfg.plugin_dir)
         self._migrations_init()
 
@@ -376,6 +378,13 @@ class Service(Migrations):
         if self.registry.device(name) is None:
             raise errors.NotFoundError(f"no device {name!r} (see devices.list)")
         return self._describe(name, full=True)
+
+    @rpc("sla")
+    def sla_report(self, domain: str | None = None) -> dict[str, Any]:
+        """Each device's KPIs: asked, achieved over the window, and whether it is in violation
+        (daemon/sla.py has the rule). ``domain``: a uuid or name."""
+        rows = self.sla.report(self, domain)
+        return {"window_s": self.cfg.sla_window_s, "violations": sum(r["violation"] for r in rows), "kpis": rows}
 
     @rpc("stats")
     def stats(self, name: str | None = None) -> dict[str, Any]:

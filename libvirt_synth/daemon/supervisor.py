@@ -17,7 +17,8 @@ from libvirt_synth import log
 
 # Configuration fields a reload applies at once (for what is created from then on); the others
 # need a restart, and a reload that changes them says so.
-LIVE = ("plugin_pins", "quotas", "migration_peers", "group", "qemu_user", "isolation_uids", "isolation_group")
+LIVE = ("plugin_pins", "quotas", "migration_peers", "group", "qemu_user", "isolation_uids", "isolation_group",
+        "sla_window_s")
 
 
 def notify(message: str) -> bool:

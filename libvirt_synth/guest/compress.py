@@ -35,12 +35,8 @@ from libvirt_synth.guest.device import raise_for_status as _raise_generic
 STREAM_OUT = 256 * 1024  # output buffer of a stream op (bytes)
 
 
-class CorruptDataError(errors.OpError, builtins.ValueError):
-    """The compressed input is corrupt, truncated, or has bytes after its end (BAD_DATA)."""
-
-
-class LimitError(errors.OpError):
-    """A device limit was reached: a stream's total output, the zstd window, the input chunk (LIMIT)."""
+CorruptDataError = errors.CorruptDataError  # BAD_DATA: the compressed input is corrupt or truncated
+LimitError = errors.LimitError  # LIMIT: a stream's total output, the zstd window, the input chunk
 
 
 def raise_for_status(status: int, result: int, what: str) -> None:
