@@ -126,8 +126,9 @@ def scrape(port: int) -> Samples:
     for fam in text_string_to_metric_families(fetch(port)):
         seen[fam.name] = fam.type
         for s in fam.samples:
-            if fam.name in FAMILIES:
-                assert set(s.labels) == {"device"} | FAMILIES[fam.name][1], s
+            if fam.name in FAMILIES:  # a histogram's _sum and _count have no le
+                extra = set() if s.name.endswith(("_sum", "_count")) else FAMILIES[fam.name][1]
+                assert set(s.labels) == {"device"} | extra, s
             if fam.name in GLOBAL_FAMILIES:
                 assert set(s.labels) == GLOBAL_FAMILIES[fam.name][1], s
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
@@ -296,6 +297,13 @@ def test_service_time_histogram_counts_every_operation(metrics: tuple[Daemon, in
             assert edge & (edge - 1) == 0, le
             assert v == sum(n for upper, n in stats[name]["latency_ns"].items() if int(upper) <= edge), (name, le)
         assert [le for le, _ in hist] == [le for le, _ in buckets(after, USED)], "one set of bounds for all"
+        # _count is the +Inf bucket; _sum the ops' service times, which the buckets bound.
+        count = select(after, "synth_device_service_seconds_count", device=name)
+        total = sum(select(after, "synth_device_service_seconds_sum", device=name).values())
+        assert list(count.values()) == [hist[-1][1]]
+        lower = sum(n * int(upper) / 2 for upper, n in stats[name]["latency_ns"].items()) / 1e9
+        upper = sum(n * int(upper) for upper, n in stats[name]["latency_ns"].items()) / 1e9
+        assert lower <= total <= upper, (name, lower, total, upper)
     assert hist[0][0] == 256e-9 and hist[-2][0] == 2 ** (lib.SYNTH_LAT_BUCKETS - 1) / 1e9
 
 

@@ -142,12 +142,10 @@ class SynthCollector:
                                         labels=["device"])
         retried = CounterMetricFamily("synth_device_retried", "In-flight operations completed with RETRY after a "
                                       "re-attach", labels=["device"])
-        # Buckets only. The data path counts operations per bucket, not their total time
-        # (synth_device_busy_seconds is time per burst, not per operation), so there is no _sum;
-        # and OpenMetrics (what Prometheus asks for) allows no _count without a _sum. The count
-        # is the +Inf bucket.
+        # The data path counts operations per bucket and sums their times (lat_sum_ns), each op
+        # counting the time of the burst it was in.
         service = Metric("synth_device_service_seconds", "Service time of the operations workers processed: each "
-                         "counts the time of the burst it was in (le=+Inf: how many)", "histogram")
+                         "counts the time of the burst it was in", "histogram")
         for d in devices:
             st, name = d.stats, d.name
             info.add_metric([name, d.domain, d.domain_name, d.dev.spec.dev_class.name.lower(), d.dev.plugin, d.worker],
@@ -170,6 +168,8 @@ class SynthCollector:
                 service.add_sample("synth_device_service_seconds_bucket",
                                    {"device": name, "le": repr(bound / 1e9)}, below)
             service.add_sample("synth_device_service_seconds_bucket", {"device": name, "le": "+Inf"}, total)
+            service.add_sample("synth_device_service_seconds_count", {"device": name}, total)
+            service.add_sample("synth_device_service_seconds_sum", {"device": name}, st.latency_sum_ns / 1e9)
         yield from (info, ops, nbytes, resets, ring_errors, sessions, busy, attached, throttled, retried, service)
 
     @staticmethod

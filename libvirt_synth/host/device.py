@@ -94,6 +94,7 @@ class DeviceStats:
     restored_sessions: int = 0
     latency_ns: dict[str, int] = field(default_factory=dict)  # "<2^b ns" bucket -> ops
     busy_ns: int = 0  # worker time spent processing this device's bursts
+    latency_sum_ns: int = 0  # the ops' service times summed: the latency histogram's sum
     queues: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -289,7 +290,7 @@ class HostDevice:
             retried=st.retried,
             restored_sessions=st.restored_sessions,
             latency_ns={str(2 ** (b + 1)): st.lat_hist[b] for b in range(lib.SYNTH_LAT_BUCKETS) if st.lat_hist[b]},
-            busy_ns=st.busy_ns,
+            busy_ns=st.busy_ns, latency_sum_ns=st.lat_sum_ns,
             queues=[self._queue_stats(i) for i in range(self.spec.queues)],
         )
 

@@ -81,6 +81,7 @@ struct synth_hdev_stats {
     uint64_t restored_sessions;           /* sessions brought back from the vault at attach */
     uint64_t lat_hist[SYNTH_LAT_BUCKETS]; /* ops by service time: bucket b counts [2^b, 2^(b+1)) ns */
     uint64_t busy_ns;                     /* worker time spent processing this device's bursts */
+    uint64_t lat_sum_ns;                  /* the ops' service times summed (each op counts its burst's) */
 };
 
 struct synth_hqueue_stats {

@@ -86,6 +86,7 @@ static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_
     i = synthi_lat_bucket(t0); /* SYNTH_STAT_ADD names its field twice: no side effects in it */
     SYNTH_STAT_ADD(d->stats.lat_hist[i], got);
     SYNTH_STAT_ADD(d->stats.busy_ns, t0);
+    SYNTH_STAT_ADD(d->stats.lat_sum_ns, t0 * got);
     SYNTH_STAT_ADD(d->stats.ops, (uint64_t)got);
     SYNTH_STAT_ADD(q->stats.ops, (uint64_t)got);
     for (i = 0; i < got; i++) {
