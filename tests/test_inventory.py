@@ -393,3 +393,40 @@ def test_packet_io_calibration_measures_the_wire_and_leaves_nothing(tmp_path: pa
     assert lib.synth_calibrate_packet(str(tmp_path).encode(), 1500, 20, out) == -17  # -EEXIST
     with pytest.raises(errors.ValueError, match="packet calibration size must be 14..9216 bytes, got 10"):
         plugins.measure_packet(10, 30)
+
+
+NOVA_PYTHON = "/usr/bin/python3"  # Debian's python3-nova is for the system interpreter
+
+
+def _nova_loads(directory: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """nova.compute.provider_config, as nova-compute runs it on the files of a directory."""
+    code = ("import json, sys\nfrom nova.compute import provider_config as pc\n"
+            "d = pc.get_provider_configs(sys.argv[1])\n"
+            "print(json.dumps({k: sorted(r for i in v['inventories']['additional'] for r in i)\n"
+            "                  for k, v in d.items()}))")
+    return subprocess.run([NOVA_PYTHON, "-c", code, str(directory)], capture_output=True, text=True, timeout=120)
+
+
+def test_provider_yaml_is_what_novas_own_loader_takes(tmp_path: pathlib.Path) -> None:
+    """`virt-synth inventory --format provider-yaml` of a QAT host, loaded by nova-compute's own
+    provider-config code (Debian's python3-nova): it takes ours, and refuses the same file with a
+    resource class that is not custom, so the check is real."""
+    import yaml
+
+    r = subprocess.run([NOVA_PYTHON, "-c", "import nova.compute.provider_config"], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"nova is not installed for {NOVA_PYTHON} (Debian package python3-nova): {r.stderr[-200:]}")
+    common = ["--root", QAT, "--host", "qat1", "--cache-dir", str(tmp_path), "--calibration-ms", "5", "--no-daemon",
+              "--workers", "2"]
+    conf = tmp_path / "provider_config"
+    conf.mkdir()
+    run("inventory", *common, "--format", "provider-yaml", "-o", str(conf / "synth.yaml"))
+    loaded = _nova_loads(conf)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    classes = json.loads(loaded.stdout)["$COMPUTE_NODE"]
+    assert "CUSTOM_SYNTH_AES_256_GCM_MBPS" in classes and all(c.startswith("CUSTOM_SYNTH_") for c in classes)
+    doc = yaml.safe_load((conf / "synth.yaml").read_text())
+    doc["providers"][0]["inventories"]["additional"].append({"SYNTH_NOT_CUSTOM": {"total": 1}})
+    (conf / "synth.yaml").write_text(yaml.safe_dump(doc))
+    refused = _nova_loads(conf)
+    assert refused.returncode != 0 and "only custom resource classes" in refused.stderr

@@ -22,7 +22,7 @@ EPILOG = """examples:
   virt-synth inventory --calibrate                       # measure every plugin again (cache refreshed)
   virt-synth inventory --connect qemu:///system --json   # committed capacity from libvirt's domains too
   virt-synth inventory --root tests/data/sysfs/qat-host  # CPU, NUMA and PCI of a fake sysfs tree
-  virt-synth inventory --openstack provider-config > /etc/nova/provider_config/synth.yaml
+  virt-synth inventory --format provider-yaml > /etc/nova/provider_config/synth.yaml
   virt-synth inventory --from /srv/fleet/host7.json --openstack placement
 
 calibration: each available plugin x algorithm runs for --calibration-ms on one core, on 1500-byte
@@ -61,6 +61,9 @@ def register(sub: Any) -> None:
     p.add_argument("--openstack", choices=("placement", "provider-config"),
                    help="print OpenStack Placement data: API request bodies (JSON) or a Nova provider "
                    "configuration file (YAML)")
+    p.add_argument("--format", choices=("text", "json", "placement", "provider-yaml"), default=None,
+                   help="what to print: text (the default), json (--json), placement or provider-yaml "
+                   "(--openstack placement / provider-config: nova's provider.yaml, schema 1.0)")
     p.add_argument("--reserve-committed", action="store_true",
                    help="--openstack: reserve the capacity committed by VMs defined outside Nova")
     p.add_argument("--from", dest="from_file", metavar="FILE", help="use this inventory document instead of "
@@ -88,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
         doc = collect(args.root, host=args.host, calibrate=args.calibrate, cache_dir=args.cache_dir,
                       millis=args.calibration_ms, worker_count=args.workers, socket=args.socket, uri=args.connect,
                       use_daemon=not args.no_daemon, config=args.config)
+    fmt = {"json": ("json", None), "placement": (None, "placement"), "provider-yaml": (None, "provider-config")}
+    if args.format in fmt:
+        as_json, what = fmt[args.format]
+        args.json = args.json or as_json == "json"
+        args.openstack = args.openstack or what
     if args.openstack:
         from libvirt_synth.placement import openstack
 
