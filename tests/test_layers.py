@@ -15,7 +15,7 @@ PKG = pathlib.Path(__file__).resolve().parent.parent / "libvirt_synth"
 #: higher layer or of another part of its own (the guest side knows nothing of the host side). The
 #: package's top-level modules are the base layer, and may import each other.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"_native", "abi", "errors", "log", "defaults", "capabilities", "cmdline", "__init__"}),
+    frozenset({"_native", "abi", "errors", "log", "defaults", "capabilities", "cmdline", "plot", "__init__"}),
     frozenset({"guest", "host", "hook", "vnfd"}),
     frozenset({"xml", "daemon"}),
     frozenset({"inventory", "testbed", "move"}),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from libvirt_synth import plot
 from libvirt_synth.cli.output import add_socket_arg, daemon_call, emit_json, table
 from libvirt_synth.cmdline import Formatter
 
@@ -60,6 +61,8 @@ def register(sub: Any) -> None:
     p.add_argument("device", nargs="?", help="device name (default: all)")
     add_socket_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--plot", metavar="FILE.svg", help="also write the service-time histogram (of the device, or "
+                   "of all together) as an SVG chart")
     p.set_defaults(func=run_stats)
 
     p = sub.add_parser("plugins", help="the plugin catalog: what can serve which algorithm here",
@@ -100,7 +103,19 @@ def register(sub: Any) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    if args.plot:
+        plot.check_path(args.plot)
     doc = daemon_call(args, "stats", name=args.device)
+    if args.plot:
+        hist: dict[int, int] = {}
+        for st in doc["devices"].values():
+            for bound, n in st["latency_ns"].items():
+                hist[int(bound)] = hist.get(int(bound), 0) + n
+        bounds = sorted(hist)
+        what = args.device or f"{len(doc['devices'])} devices"
+        plot.write(args.plot, plot.bars(f"Service time per operation: {what}", [f"<{human_ns(b)}" for b in bounds],
+                                        [hist[b] for b in bounds], "service time (each op counts its burst)",
+                                        "operations"))
     if args.json:
         emit_json(doc)
         return 0
