@@ -69,7 +69,8 @@ def test_a_throttled_device_below_its_kpi_is_in_violation_and_an_idle_one_is_not
     t = threading.Thread(target=load, daemon=True)
     t.start()
     try:
-        until(lambda: rows(d).get(LOADED, {}).get("violation"), "the loaded device's violation", 15)
+        until(lambda: rows(d).get(LOADED, {}).get("violation") and IDLE in rows(d), "the loaded device's violation",
+              15)
         r = rows(d)
         assert r[LOADED]["throttled"] and r[LOADED]["demand_unmet"]
         assert 30 < float(r[LOADED]["achieved"]) < 300, r[LOADED]  # the quota's 100 ops/s, not the 1000 asked

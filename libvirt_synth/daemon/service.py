@@ -383,7 +383,12 @@ class Service(Migrations):
     def sla_report(self, domain: str | None = None) -> dict[str, Any]:
         """Each device's KPIs: asked, achieved over the window, and whether it is in violation
         (daemon/sla.py has the rule). ``domain``: a uuid or name."""
-        rows = self.sla.report(self, domain)
+        if not self.lock.acquire(timeout=5.0):  # a consistent look: the sampler writes under the same lock
+            raise errors.BusyError("virt-synthd is busy changing devices; ask again")
+        try:
+            rows = self.sla.report(self, domain)
+        finally:
+            self.lock.release()
         return {"window_s": self.cfg.sla_window_s, "violations": sum(r["violation"] for r in rows), "kpis": rows}
 
     @rpc("stats")
