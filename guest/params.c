@@ -185,11 +185,12 @@ bad:
     return -1;
 }
 
-int sg_params_file(struct sg_params *p, const char *path)
+int sg_params_each(const char *path, const char *prefix, int (*set)(void *ctx, const char *name, const char *value),
+                   void *ctx)
 {
     FILE *f = fopen(path, "r");
     char *text, *tok, *save = NULL;
-    size_t n;
+    size_t n, plen = strlen(prefix);
     int rc = 0;
 
     if (!f) {
@@ -206,11 +207,41 @@ int sg_params_file(struct sg_params *p, const char *path)
     text[n] = 0;
     for (tok = strtok_r(text, " \t\r\n", &save); tok && rc == 0; tok = strtok_r(NULL, " \t\r\n", &save)) {
         char *eq = strchr(tok, '=');
-        if (strncmp(tok, "synth.", 6) || !eq)
+        if (strncmp(tok, prefix, plen) || !eq)
             continue;
         *eq = 0;
-        rc = sg_params_set(p, tok + 6, eq + 1);
+        rc = set(ctx, tok + 6, eq + 1); /* the name after "synth." */
     }
     free(text);
     return rc;
+}
+
+int sg_param_u32(const struct sg_u32_param *table, size_t n, const char *name, const char *value)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *end;
+        unsigned long long v;
+        if (strcmp(name, table[i].name))
+            continue;
+        errno = 0;
+        v = strtoull(value, &end, 0);
+        if (errno || end == value || *end || value[0] == '-' || v < table[i].min || v > table[i].max) {
+            fprintf(stderr, "synth-guest: bad value for synth.%s: %s (%llu..%llu)\n", name, value, table[i].min,
+                    table[i].max);
+            return -1;
+        }
+        *table[i].dst = (uint32_t)v;
+        return 0;
+    }
+    return 0; /* not one of the table's */
+}
+
+static int set_params(void *ctx, const char *name, const char *value)
+{
+    return sg_params_set(ctx, name, value);
+}
+
+int sg_params_file(struct sg_params *p, const char *path)
+{
+    return sg_params_each(path, "synth.", set_params, p);
 }

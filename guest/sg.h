@@ -61,6 +61,17 @@ struct sg_params {
 void sg_params_defaults(struct sg_params *p);
 /* Read synth.NAME=VALUE tokens from a file (e.g. /proc/cmdline): 0, or -1 with a message. */
 int sg_params_file(struct sg_params *p, const char *path);
+/* Each synth.NAME=VALUE token of the file whose key starts with prefix ("synth.soak_"), given to set
+ * with NAME (without "synth."); 0, or the first non-zero set returned, or -1. */
+int sg_params_each(const char *path, const char *prefix, int (*set)(void *ctx, const char *name, const char *value),
+                   void *ctx);
+/* A whole-number input of a table: NAME sets *dst if VALUE is a number in [min, max]. */
+struct sg_u32_param {
+    const char *name;
+    uint32_t *dst;
+    unsigned long long min, max;
+};
+int sg_param_u32(const struct sg_u32_param *table, size_t n, const char *name, const char *value);
 /* One NAME=VALUE (NAME without "synth."): 0, or -1 with a message on stderr. */
 int sg_params_set(struct sg_params *p, const char *name, const char *value);
 

@@ -27,7 +27,6 @@
 #define CHUNK_MAX 512u      /* stream chunks: 256..512 bytes */
 #define PIECE 2048u         /* arena buffer each piece of stream output lands in */
 #define OUT_MAX 4096u       /* one chunk's output, all pieces */
-#define MAX_FILE (64u << 10)
 
 enum { KIND_GCM = 1, KIND_CHACHA = 2, KIND_ZSTD = 3 };
 
@@ -83,59 +82,14 @@ void sg_soak_defaults(struct sg_soak_opts *o)
 
 int sg_soak_set(struct sg_soak_opts *o, const char *name, const char *value)
 {
-    struct {
-        const char *name;
-        uint32_t *dst;
-        unsigned long long min, max;
-    } nums[] = {{"soak_ms", &o->ms, 0, UINT32_MAX}, {"soak_gap_ms", &o->gap_ms, 0, 60000},
-                {"soak_timeout_ms", &o->timeout_ms, 1, 600000}};
-    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-        char *end;
-        unsigned long long v;
-        if (strcmp(name, nums[i].name))
-            continue;
-        errno = 0;
-        v = strtoull(value, &end, 0);
-        if (errno || end == value || *end || value[0] == '-' || v < nums[i].min || v > nums[i].max) {
-            fprintf(stderr, "synth-guest: bad value for synth.%s: %s (%llu..%llu)\n", name, value, nums[i].min,
-                    nums[i].max);
-            return -1;
-        }
-        *nums[i].dst = (uint32_t)v;
-        return 0;
-    }
-    return 0; /* not a soak input */
+    const struct sg_u32_param nums[] = {{"soak_ms", &o->ms, 0, UINT32_MAX}, {"soak_gap_ms", &o->gap_ms, 0, 60000},
+                                        {"soak_timeout_ms", &o->timeout_ms, 1, 600000}};
+    return sg_param_u32(nums, sizeof(nums) / sizeof(nums[0]), name, value);
 }
 
-int sg_soak_file(struct sg_soak_opts *o, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *text, *tok, *save = NULL;
-    size_t n;
-    int rc = 0;
+static int set_opts(void *ctx, const char *name, const char *value) { return sg_soak_set(ctx, name, value); }
 
-    if (!f) {
-        fprintf(stderr, "synth-guest: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    text = malloc(MAX_FILE + 1);
-    if (!text) {
-        fclose(f);
-        return -1;
-    }
-    n = fread(text, 1, MAX_FILE, f);
-    fclose(f);
-    text[n] = 0;
-    for (tok = strtok_r(text, " \t\r\n", &save); tok && rc == 0; tok = strtok_r(NULL, " \t\r\n", &save)) {
-        char *eq = strchr(tok, '=');
-        if (strncmp(tok, "synth.soak_", 11) || !eq)
-            continue;
-        *eq = 0;
-        rc = sg_soak_set(o, tok + 6, eq + 1);
-    }
-    free(text);
-    return rc;
-}
+int sg_soak_file(struct sg_soak_opts *o, const char *path) { return sg_params_each(path, "synth.soak_", set_opts, o); }
 
 /* ---- what both sides compute (docs/guest.md, "The soak") ---- */
 

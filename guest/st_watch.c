@@ -24,7 +24,6 @@
 #define RETRY_NS 1000000000ull    /* how long a device that appeared may fail to open */
 #define OPEN_TIMEOUT_MS 250       /* one open attempt: the backend's acknowledgement */
 #define WATCH_MAX 64u             /* devices tracked at once */
-#define MAX_FILE (64u << 10)
 
 enum state { ST_PENDING, ST_SEEN };
 
@@ -74,56 +73,13 @@ void sg_watch_defaults(struct sg_watch_opts *o)
 
 int sg_watch_set(struct sg_watch_opts *o, const char *name, const char *value)
 {
-    struct {
-        const char *name;
-        uint32_t *dst;
-    } nums[] = {{"watch_ms", &o->ms}, {"watch_events", &o->events}};
-    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-        char *end;
-        unsigned long long v;
-        if (strcmp(name, nums[i].name))
-            continue;
-        errno = 0;
-        v = strtoull(value, &end, 0);
-        if (errno || end == value || *end || value[0] == '-' || v > UINT32_MAX) {
-            fprintf(stderr, "synth-guest: bad value for synth.%s: %s (0..%u)\n", name, value, UINT32_MAX);
-            return -1;
-        }
-        *nums[i].dst = (uint32_t)v;
-        return 0;
-    }
-    return 0; /* not a watch input */
+    const struct sg_u32_param nums[] = {{"watch_ms", &o->ms, 0, UINT32_MAX}, {"watch_events", &o->events, 0, UINT32_MAX}};
+    return sg_param_u32(nums, sizeof(nums) / sizeof(nums[0]), name, value);
 }
 
-int sg_watch_file(struct sg_watch_opts *o, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *text, *tok, *save = NULL;
-    size_t n;
-    int rc = 0;
+static int set_opts(void *ctx, const char *name, const char *value) { return sg_watch_set(ctx, name, value); }
 
-    if (!f) {
-        fprintf(stderr, "synth-guest: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    text = malloc(MAX_FILE + 1);
-    if (!text) {
-        fclose(f);
-        return -1;
-    }
-    n = fread(text, 1, MAX_FILE, f);
-    fclose(f);
-    text[n] = 0;
-    for (tok = strtok_r(text, " \t\r\n", &save); tok && rc == 0; tok = strtok_r(NULL, " \t\r\n", &save)) {
-        char *eq = strchr(tok, '=');
-        if (strncmp(tok, "synth.watch_", 12) || !eq)
-            continue;
-        *eq = 0;
-        rc = sg_watch_set(o, tok + 6, eq + 1);
-    }
-    free(text);
-    return rc;
-}
+int sg_watch_file(struct sg_watch_opts *o, const char *path) { return sg_params_each(path, "synth.watch_", set_opts, o); }
 
 /* ---- lines ---- */
 

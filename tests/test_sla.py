@@ -52,6 +52,19 @@ def scrape(d: Daemon) -> dict[tuple[str, str], float]:
             for s in f.samples if s.name.startswith(("synth_device_kpi", "synth_device_sla"))}
 
 
+def load(d: Daemon, device: str, stop: threading.Event) -> threading.Thread:
+    """A guest asking the device for NOPs as fast as it can, until stop."""
+    def run() -> None:
+        with Device.open(str(d.regions / device)) as g:
+            q = g.queue(0)
+            while not stop.is_set():
+                q.nop()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
 def rows(d: Daemon) -> dict[str, dict[str, object]]:
     return {r["device"]: r for r in d.call("sla")["kpis"]}
 
@@ -59,15 +72,7 @@ def rows(d: Daemon) -> dict[str, dict[str, object]]:
 def test_a_throttled_device_below_its_kpi_is_in_violation_and_an_idle_one_is_not(daemon: Daemon) -> None:
     d = daemon
     stop = threading.Event()
-
-    def load() -> None:
-        with Device.open(str(d.regions / LOADED)) as g:
-            q = g.queue(0)
-            while not stop.is_set():
-                q.nop()
-
-    t = threading.Thread(target=load, daemon=True)
-    t.start()
+    t = load(d, LOADED, stop)
     try:
         until(lambda: rows(d).get(LOADED, {}).get("violation") and IDLE in rows(d), "the loaded device's violation",
               15)
@@ -96,15 +101,7 @@ def test_a_device_that_keeps_up_is_not_in_violation(daemon: Daemon) -> None:
     1000 ops/s), so it is not in violation either."""
     d = daemon
     stop = threading.Event()
-
-    def load() -> None:
-        with Device.open(str(d.regions / IDLE)) as g:
-            q = g.queue(0)
-            while not stop.is_set():
-                q.nop()
-
-    t = threading.Thread(target=load, daemon=True)
-    t.start()
+    t = load(d, IDLE, stop)
     try:
         time.sleep(3.5)
         r = rows(d)[IDLE]
