@@ -8,6 +8,7 @@ domains` and `destroy`, and `--timeout`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -165,3 +166,63 @@ def test_a_healthy_daemon_has_no_stalled_worker(env: tuple[Daemon, Supervisor]) 
     h = d.call("health")
     assert h["stalled_workers"] == [] and h["workers"][0]["passes"] > 0
     assert d.cli("health").returncode == 0
+
+
+def test_a_worker_stuck_in_a_plugin_is_stalled_and_starves_the_watchdog(env: tuple[Daemon, Supervisor],
+                                                                       tmp_path: pathlib.Path) -> None:
+    """An external plugin that blocks its worker (tests/plugins/ext_gcm.c with HANG_FILE): after
+    a few seconds `health` names the worker, `virt-synth health` is degraded and the watchdog is
+    no longer fed (systemd would restart the daemon); once the plugin returns, all is well again."""
+    import threading
+
+    from test_external_plugins import build
+
+    from libvirt_synth.guest import Device
+
+    d, sup = env
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    release = tmp_path / "release"
+    build("ext_gcm.c", plugins / "ext-hang.so", "-DPLUGIN_ABI=SYNTH_PLUGIN_ABI_VERSION", '-DPLUGIN_NAME="ext-hang"',
+          f'-DHANG_FILE="{release}"')
+    d.extra = ("--plugin-dir", str(plugins))
+    d.start()
+    sup.wait_for("READY=1")
+    d.call("domain.create", uuid=UUID, name="hang", devices=[{"name": "hang-c0", "class": "crypto", "size": 1 << 20}])
+    g = Device.open(str(d.regions / "hang-c0"))
+    s = g.queue(0).session("aes-256-gcm", bytes(32))
+    done = threading.Event()
+
+    def stuck() -> None:
+        with contextlib.suppress(Exception):  # the guest library times out first; the worker is still in the plugin
+            s.encrypt(b"x" * 64, bytes(12), b"HANG")
+        done.set()
+
+    threading.Thread(target=stuck, daemon=True).start()
+    try:
+        t0 = time.monotonic()
+        while not d.call("health")["stalled_workers"]:
+            assert time.monotonic() - t0 < 20, "the stuck worker was never reported"
+            time.sleep(0.25)
+        assert d.call("health")["stalled_workers"] == [0]
+        r = d.cli("health", check=False)
+        assert r.returncode == 2 and "stalled workers" in r.stdout
+        assert "make no progress" in d.log.read_text()
+        sup.messages.clear()
+        while True:  # drain what was sent before the stall was seen
+            try:
+                sup.sock.recv(4096)
+            except TimeoutError:
+                break
+        with pytest.raises(AssertionError):
+            sup.wait_for("WATCHDOG=1", timeout=1.0)
+    finally:
+        release.touch()
+    done.wait(15)
+    t0 = time.monotonic()
+    while d.call("health")["stalled_workers"]:
+        assert time.monotonic() - t0 < 10, "the worker stayed stalled after the plugin returned"
+        time.sleep(0.25)
+    sup.wait_for("WATCHDOG=1", timeout=3.0)
+    assert d.cli("health").returncode == 0
+    g.close()

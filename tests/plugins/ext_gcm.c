@@ -3,6 +3,9 @@
  * An external crypto plugin, built and loaded by the tests: AES-GCM over OpenSSL's EVP in a
  * shared object of its own, loaded with dlopen from the daemon's plugin directory. Its priority is
  * above the built-ins', so once loaded it serves AES-GCM.
+ *
+ * Built with -DHANG_FILE='"PATH"', an ENCRYPT whose AAD starts with "HANG" blocks its worker until
+ * PATH exists: a plugin that hangs, for the tests of the daemon's watchdog.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -55,6 +58,21 @@ static int create(const struct synth_crypto_session_params *p, void **out)
     return 0;
 }
 
+#ifdef HANG_FILE
+#include <time.h>
+#include <unistd.h>
+static void maybe_hang(const struct synth_crypto_op *op)
+{
+    struct timespec ms = {0, 10000000};
+    if (op->aad_len < 4 || memcmp(op->aad, "HANG", 4))
+        return;
+    while (access(HANG_FILE, F_OK) != 0)
+        nanosleep(&ms, NULL);
+}
+#else
+static void maybe_hang(const struct synth_crypto_op *op) { (void)op; }
+#endif
+
 static void burst(struct synth_crypto_op *ops, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
@@ -62,6 +80,8 @@ static void burst(struct synth_crypto_op *ops, unsigned n)
         struct sess *s = op->sess;
         int l = 0, f = 0;
         uint8_t tag[16];
+        if (op->opcode == SYNTH_OP_CRYPTO_ENCRYPT)
+            maybe_hang(op);
         if (op->opcode == SYNTH_OP_CRYPTO_ENCRYPT) {
             int ok = EVP_EncryptInit_ex(s->enc, NULL, NULL, NULL, op->iv) &&
                      (!op->aad_len || EVP_EncryptUpdate(s->enc, NULL, &l, op->aad, (int)op->aad_len)) &&
