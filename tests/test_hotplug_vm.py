@@ -94,3 +94,41 @@ def test_a_device_attached_to_a_running_guest_is_found_used_and_detached_without
     finally:
         a.destroy_domains()
         sink.close()
+
+
+def test_the_hot_plug_example_of_docs_libvirt_md_runs_as_written(bed: Bed) -> None:
+    """The page's block, against a running gw1 whose uuid gives the names it shows; only the
+    libvirt URI is this test host's, and the daemon is found through $LIBVIRT_SYNTH_SOCKET."""
+    import os
+    import pathlib
+    import re
+
+    a = bed.a
+    text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "libvirt.md").read_text()
+    section = text[text.index("## Hot-plug"):]
+    code = re.search(r"^```text\n(.*?)^```", section, flags=re.M | re.S).group(1)  # type: ignore[union-attr]
+    assert code.count("qemu:///system") == 3
+    sink = soak.SerialSink(str(bed.base / "gw1.sock"))
+    inputs = guestvm.Inputs.make(SEED, steps=("watch",))
+    xml = guestvm.domain_xml("gw1", "5a1b6c3e-0d2f-4a8e-9c71-3b5d7e9f1a20", str(bed.image.kernel),
+                             str(bed.image.initrd), inputs.cmdline() + " synth.watch_ms=180000", [],
+                             str(bed.base / "gw1.log"))
+    dom = a.conn.defineXML(sink.serial_xml(xml))
+    dom.create()
+    try:
+        until(lambda: "@@SYNTH-BEGIN watch" in sink.text(), "the guest's watch step", 90)
+        env = dict(os.environ, LIBVIRT_SYNTH_SOCKET=a.socket,
+                   PATH=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        r = subprocess.run(["bash", "-euo", "pipefail", "-c", code.replace("qemu:///system", a.uri)], env=env,
+                           capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, f"docs/libvirt.md, hot-plug:\n{code}\n{r.stdout}{r.stderr}"
+        assert [d["name"] for d in a.daemon_call("devices.list")] == ["synth-5a1b6c3e0d2f-0"]
+        # The guest saw both devices come, used the crypto one, and saw the compression one go.
+        until(lambda: len(events(sink, "removed")) == 1, "the guest to see the detached device go", 30)
+        assert len(events(sink, "added")) == 2 and [u["status"] for u in events(sink, "used")] == ["ok"]
+        assert "synth-5a1b6c3e0d2f-1" not in dom.XMLDesc(0) and "synth-5a1b6c3e0d2f-1" not in dom.XMLDesc(2)
+        # The first attach was live only: the running domain has it, the definition never had it.
+        assert "synth-5a1b6c3e0d2f-0" in dom.XMLDesc(0) and "synth-5a1b6c3e0d2f-0" not in dom.XMLDesc(2)
+    finally:
+        a.destroy_domains()
+        sink.close()

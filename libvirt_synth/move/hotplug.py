@@ -26,13 +26,6 @@ from libvirt_synth.xml import designer, spec
 from libvirt_synth.xml.config import ShmemConfig, SynthDevicesConfig
 
 
-def _flags(live: bool, config: bool) -> int:
-    from libvirt_synth.xml.connect import load_libvirt
-
-    lv = load_libvirt()
-    return (lv.VIR_DOMAIN_AFFECT_LIVE if live else 0) | (lv.VIR_DOMAIN_AFFECT_CONFIG if config else 0)
-
-
 def _current(dom: Any, live: bool) -> tuple[str, SynthDevicesConfig]:
     """The domain's XML (live, or its definition) and our devices in it."""
     from libvirt_synth.xml import connect
@@ -91,67 +84,107 @@ def _serve(daemon: Endpoint, dom: Any, devices: list[Any], uid: int | None) -> N
         daemon.call("domain.destroy", uuid=dom.UUIDString())
 
 
+def _side_flag(side: str) -> int:
+    from libvirt_synth.xml.connect import load_libvirt
+
+    lv = load_libvirt()
+    return int(lv.VIR_DOMAIN_AFFECT_LIVE if side == "live" else lv.VIR_DOMAIN_AFFECT_CONFIG)
+
+
+def _sides(dom: Any, live: bool, config: bool, verb: str) -> list[str]:
+    live = live and bool(dom.isActive())
+    if not live and not config:
+        raise errors.ValueError(f"domain {dom.name()} is not running: {verb} with --config to change its definition")
+    return (["live"] if live else []) + (["config"] if config else [])
+
+
 def attach(dom: Any, text: str, daemon: Endpoint, live: bool = True, config: bool = False) -> dict[str, Any]:
-    """Add the device ``text`` (``--device`` syntax) to the domain."""
+    """Add the device ``text`` (``--device`` syntax) to the domain: the running domain, its
+    definition, or both (each side gets the device in its own XML and metadata)."""
     from libvirt_synth.xml.connect import LibvirtError, load_libvirt
 
     lv = load_libvirt()
-    live = live and bool(dom.isActive())
-    if not live and not config:
-        raise errors.ValueError(f"domain {dom.name()} is not running: attach with --config to change its definition")
-    xml, have = _current(dom, live)
-    r = _plan(xml, have, [designer.as_spec(d) for d in have.devices] + [spec.parse_cli(text)])
-    added = [d for d in r.devices if d.name not in {o.name for o in have.devices}]
-    if len(added) != 1:
-        raise errors.ValueError(f"{text!r} adds {len(added)} devices to {dom.name()}; expected one")
-    dev = added[0]
-    shmem = _element(r.xml, f"/domain/devices/{ShmemConfig.TAG}[@name='{dev.name}']")
-    flags = _flags(live, config)
-    if live:
-        _serve(daemon, dom, r.devices, r.uid)
-    step = "writing the metadata of"
+    sides = _sides(dom, live, config, "attach")
+    plans: dict[str, tuple[SynthDevicesConfig, designer.Result]] = {}
+    dev = None
+    for side in sides:
+        xml, have = _current(dom, side == "live")
+        if dev is None:
+            r = _plan(xml, have, [designer.as_spec(d) for d in have.devices] + [spec.parse_cli(text)])
+            added = [d for d in r.devices if d.name not in {o.name for o in have.devices}]
+            if len(added) != 1:
+                raise errors.ValueError(f"{text!r} adds {len(added)} devices to {dom.name()}; expected one")
+            dev = added[0]
+        else:  # the same device, by the name the first side gave it
+            if dev.name in {d.name for d in have.devices}:
+                raise errors.ValueError(f"the definition of {dom.name()} has a device {dev.name} already")
+            r = _plan(xml, have, [designer.as_spec(d) for d in have.devices] + [designer.as_spec(dev)])
+        plans[side] = (have, r)
+    assert dev is not None
+    if "live" in plans:
+        _serve(daemon, dom, plans["live"][1].devices, plans["live"][1].uid)
+    done: list[tuple[str, str]] = []
     try:
-        _set_metadata(dom, SynthDevicesConfig(r.devices, r.uid), flags)
-        step = "attaching the <shmem> of"
-        dom.attachDeviceFlags(shmem, flags)
+        for side, (_, r) in plans.items():
+            _set_metadata(dom, SynthDevicesConfig(r.devices, r.uid), _side_flag(side))
+            done.append((side, "metadata"))
+            shmem = _element(r.xml, f"/domain/devices/{ShmemConfig.TAG}[@name='{dev.name}']")
+            dom.attachDeviceFlags(shmem, _side_flag(side))
+            done.append((side, "shmem"))
     except lv.libvirtError as e:
-        if step.startswith("attaching"):
-            _set_metadata(dom, have, flags)
-        if live:
+        for side, what in reversed(done):  # undo, side by side
+            have, r = plans[side]
+            if what == "metadata":
+                _set_metadata(dom, have, _side_flag(side))
+            else:
+                dom.detachDeviceFlags(_element(r.xml, f"/domain/devices/{ShmemConfig.TAG}[@name='{dev.name}']"),
+                                      _side_flag(side))
+        if "live" in plans:
+            have = plans["live"][0]
             _serve(daemon, dom, have.devices, have.uid)  # the new device goes again
-        raise LibvirtError(f"{step} {dev.name} in {dom.name()}: {e.get_error_message()}; nothing changed") from None
-    return {"domain": dom.name(), "uuid": dom.UUIDString(), "attached": dev.as_dict(), "live": live,
-            "config": config}
+        raise LibvirtError(f"attaching {dev.name} to {dom.name()}: {e.get_error_message()}; nothing changed") from None
+    return {"domain": dom.name(), "uuid": dom.UUIDString(), "attached": dev.as_dict(), "live": "live" in plans,
+            "config": "config" in plans}
 
 
 def detach(dom: Any, name: str, daemon: Endpoint, live: bool = True, config: bool = False,
            timeout: float = 30.0) -> dict[str, Any]:
-    """Take the device ``name`` from the domain; waits until the guest has let go of it."""
+    """Take the device ``name`` from the domain (running, definition, or both); waits until the
+    guest has let go of it."""
     from libvirt_synth.xml.connect import LibvirtError, load_libvirt
 
     lv = load_libvirt()
-    live = live and bool(dom.isActive())
-    if not live and not config:
-        raise errors.ValueError(f"domain {dom.name()} is not running: detach with --config to change its definition")
-    xml, have = _current(dom, live)
-    if name not in {d.name for d in have.devices}:
-        raise errors.NotFoundError(f"domain {dom.name()} has no synthetic device {name!r}; it has "
-                                   f"{', '.join(d.name for d in have.devices) or 'none'}")
-    keep = [d for d in have.devices if d.name != name]
-    _plan(xml, have, [designer.as_spec(d) for d in keep])  # the domain without it still checks
-    shmem = _element(xml, f"/domain/devices/{ShmemConfig.TAG}[@name='{name}']")
-    try:
-        dom.detachDeviceFlags(shmem, _flags(live, config))
-    except lv.libvirtError as e:
-        raise LibvirtError(f"detaching {name} from {dom.name()}: {e.get_error_message()}") from None
-    if live:
-        deadline = time.monotonic() + timeout
-        while name in _shmem_names(dom.XMLDesc(0)):
-            if time.monotonic() > deadline:
-                raise errors.TimeoutError(f"the guest of {dom.name()} did not let go of {name} within {timeout:.0f} s "
-                                          "(its ACPI eject); the device is still served")
-            time.sleep(0.05)
-    _set_metadata(dom, SynthDevicesConfig(keep, have.uid), _flags(live, config))
-    if live:
-        _serve(daemon, dom, keep, have.uid)
-    return {"domain": dom.name(), "uuid": dom.UUIDString(), "detached": name, "live": live, "config": config}
+    sides = _sides(dom, live, config, "detach")
+    plans: dict[str, tuple[str, SynthDevicesConfig, list[Any]]] = {}
+    for side in sides:
+        xml, have = _current(dom, side == "live")
+        if name not in {d.name for d in have.devices}:
+            continue
+        keep = [d for d in have.devices if d.name != name]
+        _plan(xml, have, [designer.as_spec(d) for d in keep])  # the domain without it still checks
+        plans[side] = (xml, have, keep)
+    if not plans:
+        raise errors.NotFoundError(f"domain {dom.name()} has no synthetic device {name!r} "
+                                   f"({' or '.join(sides)})")
+    path = f"/domain/devices/{ShmemConfig.TAG}[@name='{name}']"
+    for side in ("config", "live"):  # the definition first: the live side waits for the guest
+        if side not in plans:
+            continue
+        xml, have, keep = plans[side]
+        try:
+            if name in _shmem_names(xml):
+                dom.detachDeviceFlags(_element(xml, path), _side_flag(side))
+        except lv.libvirtError as e:
+            raise LibvirtError(f"detaching {name} from {dom.name()} ({side}): {e.get_error_message()}") from None
+        if side == "live":
+            deadline = time.monotonic() + timeout
+            while name in _shmem_names(dom.XMLDesc(0)):
+                if time.monotonic() > deadline:
+                    raise errors.TimeoutError(f"the guest of {dom.name()} did not let go of {name} within "
+                                              f"{timeout:.0f} s (its ACPI eject); the device is still served")
+                time.sleep(0.05)
+        _set_metadata(dom, SynthDevicesConfig(keep, have.uid), _side_flag(side))
+        if side == "live":
+            _serve(daemon, dom, keep, have.uid)
+    return {"domain": dom.name(), "uuid": dom.UUIDString(), "detached": name, "live": "live" in plans,
+            "config": "config" in plans}
