@@ -7,9 +7,11 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sg.h"
 
@@ -244,4 +246,29 @@ static int set_params(void *ctx, const char *name, const char *value)
 int sg_params_file(struct sg_params *p, const char *path)
 {
     return sg_params_each(path, "synth.", set_params, p);
+}
+
+volatile sig_atomic_t sg_quit;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    sg_quit = 1;
+}
+
+void sg_quit_on_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* a line being written is finished (sleeps return early all the same) */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+void sg_nap_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+    nanosleep(&ts, NULL);
 }

@@ -6,6 +6,7 @@
 #ifndef SG_H
 #define SG_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,11 @@ struct sg_u32_param {
     unsigned long long min, max;
 };
 int sg_param_u32(const struct sg_u32_param *table, size_t n, const char *name, const char *value);
+
+/* The long-running commands (soak, watch): SIGTERM and SIGINT set sg_quit, which their loops check. */
+extern volatile sig_atomic_t sg_quit;
+void sg_quit_on_signals(void);
+void sg_nap_ns(uint64_t ns);
 /* One NAME=VALUE (NAME without "synth."): 0, or -1 with a message on stderr. */
 int sg_params_set(struct sg_params *p, const char *name, const char *value);
 

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "sg.h"
+#include "synth/clock_pvt.h"
 
 #define TICK_NS 50000000ull /* a tick line every 50 ms of guest time */
 #define MAX_FAILURES 16u    /* failed ops after which the soak stops */
@@ -53,23 +54,6 @@ struct soak {
     struct jw w;
     uint64_t lines, ops, failed, t0, next_tick;
 };
-
-static volatile sig_atomic_t quit;
-
-static void on_signal(int sig) { (void)sig; quit = 1; }
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void nap_ns(uint64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- inputs ---- */
 
@@ -129,7 +113,7 @@ static void line_begin(struct soak *s, const char *op)
 /* Status of an op, time and duration, then the line goes out. */
 static void line_end(struct soak *s, const char *status, unsigned retries, uint64_t t_start)
 {
-    uint64_t t = now_ns();
+    uint64_t t = synthi_now_ns();
     jw_str(&s->w, "status", status);
     if (retries)
         jw_uint(&s->w, "retries", retries);
@@ -143,7 +127,7 @@ static void line_end(struct soak *s, const char *status, unsigned retries, uint6
 
 static void tick(struct soak *s)
 {
-    uint64_t t = now_ns();
+    uint64_t t = synthi_now_ns();
     if (t < s->next_tick)
         return;
     jw_begin(&s->w, "soak");
@@ -206,7 +190,7 @@ static int exec1(struct soak *s, struct sg_dev *d, struct synth_queue *q, const 
         if ((c->status == SYNTH_ST_RETRY || c->status == SYNTH_ST_QUOTA) && *retries < MAX_RETRIES) {
             (*retries)++;
             if (c->status == SYNTH_ST_QUOTA)
-                nap_ns(1000000);
+                sg_nap_ns(1000000);
             continue;
         }
         return (int)c->status;
@@ -234,7 +218,7 @@ static void gcm_round(struct soak *s, struct crypto_dev *c, uint64_t k)
     int rc;
 
     sg_text(text_seed(s->p->seed, KIND_GCM, k), msg, len);
-    t = now_ns();
+    t = synthi_now_ns();
     rc = settle(s, c->q);
     if (rc == 0) {
         memcpy(data, msg, len);
@@ -257,7 +241,7 @@ static void gcm_round(struct soak *s, struct crypto_dev *c, uint64_t k)
 
     int seal_rc = rc;
     retries = 0;
-    t = now_ns();
+    t = synthi_now_ns();
     if (seal_rc == 0) {
         memcpy(ivp, iv, 12);
         rc = crypto_exec(s, c, SYNTH_OP_CRYPTO_DECRYPT, c->gcm, len, k, &retries);
@@ -283,7 +267,7 @@ static void chacha_round(struct soak *s, struct crypto_dev *c, uint64_t k)
 
     memcpy(iv, s->p->iv.p, 4);
     be64(iv + 4, k);
-    t = now_ns();
+    t = synthi_now_ns();
     rc = settle(s, c->q);
     if (rc == 0) {
         sg_text(text_seed(s->p->seed, KIND_CHACHA, k), synth_buf_ptr(c->q, (uint32_t)c->data), len);
@@ -338,7 +322,7 @@ static void zstd_round(struct soak *s, struct comp_dev *z, uint64_t k, int finis
     uint64_t t;
     int rc;
 
-    t = now_ns();
+    t = synthi_now_ns();
     rc = settle(s, z->q);
     if (rc == 0 && !finish)
         sg_text(text_seed(s->p->seed, KIND_ZSTD, k), synth_buf_ptr(z->q, (uint32_t)z->in), len);
@@ -430,10 +414,10 @@ static void comp_setup(struct soak *s, struct comp_dev *z)
 
 static void gap(struct soak *s, uint64_t ns)
 {
-    uint64_t end = now_ns() + ns;
-    for (uint64_t t = now_ns(); t < end && !quit; t = now_ns()) {
+    uint64_t end = synthi_now_ns() + ns;
+    for (uint64_t t = synthi_now_ns(); t < end && !sg_quit; t = synthi_now_ns()) {
         uint64_t step = end - t < TICK_NS / 5 ? end - t : TICK_NS / 5;
-        nap_ns(step);
+        sg_nap_ns(step);
         tick(s);
     }
 }
@@ -443,16 +427,11 @@ int sg_soak(struct sg_dev *devs, unsigned n, const struct sg_params *p, const st
     static struct crypto_dev cdev[SG_MAX_DEVS];
     static struct comp_dev zdev[SG_MAX_DEVS];
     struct soak s = {.p = p, .o = o};
-    struct sigaction sa;
     unsigned nc = 0, nz = 0, live = 0;
     uint64_t rounds = 0, end_ns = (uint64_t)o->ms * 1000000ull;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART; /* a line being written is finished */
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    s.t0 = now_ns();
+    sg_quit_on_signals();
+    s.t0 = synthi_now_ns();
     jw_begin(&s.w, "soak-start");
     jw_uint(&s.w, "seed", p->seed);
     jw_uint(&s.w, "soak_ms", o->ms);
@@ -480,9 +459,9 @@ int sg_soak(struct sg_dev *devs, unsigned n, const struct sg_params *p, const st
         jw_end(&s.w);
         s.failed++;
     }
-    s.next_tick = now_ns();
+    s.next_tick = synthi_now_ns();
     tick(&s);
-    while (live && !quit && s.failed < MAX_FAILURES) {
+    while (live && !sg_quit && s.failed < MAX_FAILURES) {
         for (unsigned i = 0; i < nc; i++) {
             if (cdev[i].gcm_ok)
                 gcm_round(&s, &cdev[i], rounds);
@@ -493,7 +472,7 @@ int sg_soak(struct sg_dev *devs, unsigned n, const struct sg_params *p, const st
             if (zdev[i].ok)
                 zstd_round(&s, &zdev[i], rounds, 0);
         rounds++;
-        if (end_ns && now_ns() - s.t0 >= end_ns)
+        if (end_ns && synthi_now_ns() - s.t0 >= end_ns)
             break;
         if (o->gap_ms)
             gap(&s, (uint64_t)o->gap_ms * 1000000ull);
@@ -517,7 +496,7 @@ int sg_soak(struct sg_dev *devs, unsigned n, const struct sg_params *p, const st
     jw_uint(&s.w, "ops", s.ops);
     jw_uint(&s.w, "lines", s.lines);
     jw_uint(&s.w, "failed", s.failed);
-    jw_uint(&s.w, "elapsed_ms", (now_ns() - s.t0) / 1000000ull);
+    jw_uint(&s.w, "elapsed_ms", (synthi_now_ns() - s.t0) / 1000000ull);
     jw_end(&s.w);
     free(s.w.buf);
     return s.failed ? 1 : 0;

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "sg.h"
+#include "synth/clock_pvt.h"
 
 #define SCAN_NS 100000000ull      /* a scan every 100 ms */
 #define RETRY_NS 1000000000ull    /* how long a device that appeared may fail to open */
@@ -45,23 +46,6 @@ struct watch {
     uint64_t t0, events;
     unsigned present, added, removed, used, failed;
 };
-
-static volatile sig_atomic_t quit;
-
-static void on_signal(int sig) { (void)sig; quit = 1; }
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void nap_ns(uint64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- inputs ---- */
 
@@ -92,7 +76,7 @@ static void begin(struct watch *s, const char *event, const char *bdf)
 
 static void end(struct watch *s)
 {
-    jw_uint(&s->w, "t_ms", (now_ns() - s->t0) / 1000000u);
+    jw_uint(&s->w, "t_ms", (synthi_now_ns() - s->t0) / 1000000u);
     jw_end(&s->w);
     s->events++;
 }
@@ -209,7 +193,7 @@ static int scan(struct watch *s, int initial)
 {
     char found[WATCH_MAX][16];
     int count = synth_pci_scan(found, WATCH_MAX);
-    uint64_t now = now_ns();
+    uint64_t now = synthi_now_ns();
 
     if (count < 0)
         return count;
@@ -260,28 +244,24 @@ static int scan(struct watch *s, int initial)
 int sg_watch(const struct sg_params *p, const struct sg_watch_opts *o)
 {
     static struct watch s;
-    struct sigaction sa;
     uint64_t stop, next;
     int rc;
 
     memset(&s, 0, sizeof(s));
     s.p = p;
     s.o = o;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    s.t0 = now_ns();
+    sg_quit_on_signals();
+    s.t0 = synthi_now_ns();
     stop = s.t0 + (uint64_t)o->ms * 1000000ull;
     rc = scan(&s, 1);
     /* a device there at start that would not open yet is retried like one that appeared */
-    while (rc == 0 && !quit && !limit_reached(&s)) {
+    while (rc == 0 && !sg_quit && !limit_reached(&s)) {
         unsigned pending = 0;
         for (unsigned i = 0; i < s.n; i++)
             pending += s.devs[i].initial && s.devs[i].state == ST_PENDING;
         if (!pending)
             break;
-        nap_ns(SCAN_NS);
+        sg_nap_ns(SCAN_NS);
         rc = scan(&s, 1);
     }
     if (rc == 0) {
@@ -290,16 +270,16 @@ int sg_watch(const struct sg_params *p, const struct sg_watch_opts *o)
         jw_uint(&s.w, "watch_events", o->events);
         jw_uint(&s.w, "interval_ms", SCAN_NS / 1000000u);
         jw_uint(&s.w, "devices", s.n);
-        jw_uint(&s.w, "t_ms", (now_ns() - s.t0) / 1000000u);
+        jw_uint(&s.w, "t_ms", (synthi_now_ns() - s.t0) / 1000000u);
         jw_end(&s.w);
     }
-    next = now_ns() + SCAN_NS;
-    while (rc == 0 && !quit && !limit_reached(&s)) {
-        uint64_t now = now_ns();
+    next = synthi_now_ns() + SCAN_NS;
+    while (rc == 0 && !sg_quit && !limit_reached(&s)) {
+        uint64_t now = synthi_now_ns();
         if (o->ms && now >= stop)
             break;
         if (now < next) {
-            nap_ns(o->ms && stop < next ? stop - now : next - now);
+            sg_nap_ns(o->ms && stop < next ? stop - now : next - now);
             continue;
         }
         next = now + SCAN_NS;
@@ -321,7 +301,7 @@ int sg_watch(const struct sg_params *p, const struct sg_watch_opts *o)
     jw_uint(&s.w, "used", s.used);
     jw_uint(&s.w, "failed", s.failed);
     jw_uint(&s.w, "events", s.events);
-    jw_uint(&s.w, "elapsed_ms", (now_ns() - s.t0) / 1000000u);
+    jw_uint(&s.w, "elapsed_ms", (synthi_now_ns() - s.t0) / 1000000u);
     jw_end(&s.w);
     free(s.w.buf);
     return s.failed ? 1 : 0;

@@ -145,56 +145,26 @@ static int replay(const struct comp_stream *s, const uint8_t *hist, uint64_t len
     return produced == total_out ? 0 : -EINVAL;
 }
 
-static void drop(struct comp_dev *c, struct comp_stream *s)
-{
-    if (s->ctx)
-        s->pl->comp_ctx_destroy(s->ctx);
-    free(s->buf);
-    c->mem_used -= s->mem;
-    memset(s, 0, sizeof(*s));
-}
-
 /* One stream of an import into its slot: 1 re-created, 0 not (its id stays unknown). */
 static int import_one(struct comp_dev *c, const struct move_stream *m, const uint8_t *hist, uint8_t *out)
 {
     uint32_t idx = m->id & 0xffffu;
     uint16_t gen = (uint16_t)(m->id >> 16);
-    struct synth_comp_ctx_params cp;
+    const struct synth_plugin *pl;
     struct comp_stream *s;
-    size_t mem;
 
     if (idx >= c->max_streams || c->streams[idx].active || m->alg == 0 || m->alg >= SYNTH_CALG_MAX ||
         !(c->alg_mask & (1u << m->alg)) || m->dir > SYNTH_COMP_DIR_DECOMPRESS || m->state > STREAM_DEAD || !gen)
         return 0;
     s = &c->streams[idx];
-    s->gen = (uint16_t)(gen + 1) ? (uint16_t)(gen + 1) : 1; /* if it does not come back, its id stays unknown */
-    s->pl = find_plugin(c, m);
-    if (!s->pl || c->nstreams >= c->max_streams)
+    s->gen = synthi_comp_next_gen(gen); /* if it does not come back, its id stays unknown */
+    pl = find_plugin(c, m);
+    if (!pl || c->nstreams >= c->max_streams)
         return 0;
-    memset(&cp, 0, sizeof(cp));
-    cp.alg = m->alg;
-    cp.direction = m->dir;
-    cp.level = m->level;
-    cp.max_src = c->max_chunk;
-    cp.window_log = c->window_log;
-    mem = s->pl->comp_ctx_size(&cp) + c->max_chunk;
-    if (mem > c->mem_budget - c->mem_used)
+    if (synthi_comp_stream_open(c, s, pl, m->alg, m->dir, m->level) != SYNTH_ST_OK)
         return 0;
-    s->buf = malloc(c->max_chunk);
-    if (!s->buf || s->pl->comp_ctx_create(&cp, &s->ctx) < 0) {
-        free(s->buf);
-        s->buf = NULL;
-        s->ctx = NULL;
-        return 0;
-    }
-    s->mem = mem;
-    c->mem_used += mem;
-    s->alg = m->alg;
-    s->dir = m->dir;
-    s->level = m->level;
     if (m->state == STREAM_OPEN && replay(s, hist, m->hist_len, m->total_out, c->max_chunk, out) < 0) {
-        drop(c, s);
-        s->gen = (uint16_t)(gen + 1) ? (uint16_t)(gen + 1) : 1;
+        synthi_comp_stream_close(c, s, synthi_comp_next_gen(gen));
         return 0;
     }
     if (m->state == STREAM_OPEN && m->hist_len) { /* it keeps its history: it may move again */

@@ -119,7 +119,16 @@ static inline uint16_t synthi_comp_buffers(const struct synth_hqueue *q, const s
     return SYNTH_ST_OK;
 }
 
+/* A slot's next generation: never 0, so that an id is never 0. */
+static inline uint16_t synthi_comp_next_gen(uint16_t gen) { return (uint16_t)(gen + 1) ? (uint16_t)(gen + 1) : 1; }
+
 /* compress_stream.c */
+/* Set up slot s for a stream of pl (its context and input buffer, charged to the device's stream
+ * memory; not active yet): SYNTH_ST_OK, or the status to answer. */
+uint16_t synthi_comp_stream_open(struct comp_dev *c, struct comp_stream *s, const struct synth_plugin *pl,
+                                 uint8_t alg, uint8_t dir, int32_t level);
+/* Free a stream's context, buffers and memory; the slot is left empty with generation gen. */
+void synthi_comp_stream_close(struct comp_dev *c, struct comp_stream *s, uint16_t gen);
 int synthi_comp_streams_init(struct comp_dev *c);
 void synthi_comp_streams_reset(struct comp_dev *c);
 void synthi_comp_streams_fini(struct comp_dev *c);

@@ -46,10 +46,43 @@ static struct comp_stream *lookup(struct comp_dev *c, uint32_t id)
     return s;
 }
 
-static void release(struct comp_dev *c, struct comp_stream *s)
+uint16_t synthi_comp_stream_open(struct comp_dev *c, struct comp_stream *s, const struct synth_plugin *pl,
+                                 uint8_t alg, uint8_t dir, int32_t level)
 {
-    uint16_t gen = (uint16_t)(s->gen + 1) ? (uint16_t)(s->gen + 1) : 1;
+    struct synth_comp_ctx_params cp;
+    size_t mem;
+    int rc;
 
+    memset(&cp, 0, sizeof(cp));
+    cp.alg = alg;
+    cp.direction = dir;
+    cp.level = level;
+    cp.max_src = c->max_chunk;
+    cp.window_log = c->window_log;
+    mem = pl->comp_ctx_size(&cp) + c->max_chunk;
+    if (mem > c->mem_budget - c->mem_used)
+        return SYNTH_ST_NO_RESOURCES;
+    s->buf = malloc(c->max_chunk);
+    if (!s->buf)
+        return SYNTH_ST_NO_RESOURCES;
+    rc = pl->comp_ctx_create(&cp, &s->ctx);
+    if (rc < 0) {
+        free(s->buf);
+        s->buf = NULL;
+        s->ctx = NULL;
+        return rc == -ENOTSUP ? SYNTH_ST_NOT_SUPPORTED : rc == -EINVAL ? SYNTH_ST_INVALID : SYNTH_ST_NO_RESOURCES;
+    }
+    s->pl = pl;
+    s->mem = mem;
+    s->level = level;
+    s->alg = alg;
+    s->dir = dir;
+    c->mem_used += mem;
+    return SYNTH_ST_OK;
+}
+
+void synthi_comp_stream_close(struct comp_dev *c, struct comp_stream *s, uint16_t gen)
+{
     s->pl->comp_ctx_destroy(s->ctx);
     free(s->buf);
     free(s->hist);
@@ -57,6 +90,11 @@ static void release(struct comp_dev *c, struct comp_stream *s)
     c->hist_used -= s->hist_cap;
     memset(s, 0, sizeof(*s));
     s->gen = gen;
+}
+
+static void release(struct comp_dev *c, struct comp_stream *s)
+{
+    synthi_comp_stream_close(c, s, synthi_comp_next_gen(s->gen));
     __atomic_store_n(&c->nstreams, c->nstreams - 1, __ATOMIC_RELAXED);
 }
 
@@ -79,7 +117,6 @@ uint16_t synthi_comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, c
                             uint32_t *result)
 {
     struct synth_comp_stream_params p;
-    struct synth_comp_ctx_params cp;
     const struct synth_plugin *pl;
     const uint8_t *src = synthi_arena_ptr(q, d->src_off, d->src_len);
     struct comp_stream *s = NULL;
@@ -87,8 +124,6 @@ uint16_t synthi_comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, c
     unsigned which = 0; /* the algorithm's plugin that serves the level */
     uint32_t i, idx;
     uint16_t st;
-    size_t mem;
-    int rc;
 
     if (!src || d->src_len != sizeof(p))
         return SYNTH_ST_INVALID;
@@ -108,15 +143,6 @@ uint16_t synthi_comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, c
     pl = c->alg[p.alg].pl[which]; /* decompression: the algorithm's best plugin */
     if (c->nstreams >= c->max_streams)
         return SYNTH_ST_NO_RESOURCES;
-    memset(&cp, 0, sizeof(cp));
-    cp.alg = p.alg;
-    cp.direction = p.direction;
-    cp.level = level;
-    cp.max_src = c->max_chunk;
-    cp.window_log = c->window_log;
-    mem = pl->comp_ctx_size(&cp) + c->max_chunk;
-    if (mem > c->mem_budget - c->mem_used)
-        return SYNTH_ST_NO_RESOURCES;
     for (i = 0; i < c->max_streams; i++) {
         idx = (c->free_hint + i) % c->max_streams;
         if (!c->streams[idx].active) {
@@ -126,22 +152,10 @@ uint16_t synthi_comp_stream_create(struct comp_dev *c, struct synth_hqueue *q, c
     }
     if (!s)
         return SYNTH_ST_NO_RESOURCES;
-    s->buf = malloc(c->max_chunk);
-    if (!s->buf)
-        return SYNTH_ST_NO_RESOURCES;
-    rc = pl->comp_ctx_create(&cp, &s->ctx);
-    if (rc < 0) {
-        free(s->buf);
-        s->buf = NULL;
-        return rc == -ENOTSUP ? SYNTH_ST_NOT_SUPPORTED : rc == -EINVAL ? SYNTH_ST_INVALID : SYNTH_ST_NO_RESOURCES;
-    }
-    s->pl = pl;
-    s->mem = mem;
-    s->level = level;
-    s->alg = (uint8_t)p.alg;
-    s->dir = (uint8_t)p.direction;
+    st = synthi_comp_stream_open(c, s, pl, (uint8_t)p.alg, (uint8_t)p.direction, level);
+    if (st != SYNTH_ST_OK)
+        return st;
     s->active = 1;
-    c->mem_used += mem;
     __atomic_store_n(&c->nstreams, c->nstreams + 1, __ATOMIC_RELAXED);
     c->free_hint = (idx + 1) % c->max_streams;
     *result = ((uint32_t)s->gen << 16) | idx;
