@@ -162,7 +162,9 @@ def test_reset_drops_sessions_and_serves_again(guest: Device, served: HostDevice
     check_still_serves(guest.queue(0))
 
 
-def make_fake_pci(root: pathlib.Path, bdf: str, vendor: str, device: str, resource: pathlib.Path | None) -> None:
+def make_fake_pci(root: pathlib.Path, bdf: str, vendor: str, device: str,
+                  resource: pathlib.Path | None) -> pathlib.Path:
+    """A PCI function in a fake sysfs tree, as the kernel shows one (BAR2 = ``resource2``)."""
     d = root / "bus" / "pci" / "devices" / bdf
     d.mkdir(parents=True)
     (d / "vendor").write_text(vendor + "\n")
@@ -170,6 +172,7 @@ def make_fake_pci(root: pathlib.Path, bdf: str, vendor: str, device: str, resour
     (d / "enable").write_text("1\n")
     if resource is not None:
         (d / "resource2").symlink_to(resource)
+    return d
 
 
 def test_pci_scan_and_open_on_a_fake_sysfs(region_dir: pathlib.Path, worker: Worker,

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from test_guest_api import make_fake_pci
 
 from libvirt_synth.abi import DevClass
 from libvirt_synth.guest import Device
@@ -40,16 +41,9 @@ def synth_guest() -> pathlib.Path:
 
 def add_pci(sysfs: pathlib.Path, bdf: str, resource: pathlib.Path | None, vendor: str = "0x1af4",
             device: str = "0x1110") -> pathlib.Path:
-    """A PCI function in the fake tree: what the kernel shows of an ivshmem-plain device (BAR2 =
-    ``resource2``), or of anything else."""
-    d = sysfs / "bus" / "pci" / "devices" / bdf
-    d.mkdir(parents=True)
-    (d / "vendor").write_text(vendor + "\n")
-    (d / "device").write_text(device + "\n")
-    (d / "enable").write_text("1\n")
-    if resource is not None:
-        (d / "resource2").symlink_to(resource)
-    return d
+    """A PCI function in the fake tree: an ivshmem-plain device (BAR2 = ``resource2``) unless told
+    otherwise."""
+    return make_fake_pci(sysfs, bdf, vendor, device, resource)
 
 
 class Watcher:
