@@ -74,6 +74,11 @@ class Config:
     def vault_dir(self) -> str:
         return str(pathlib.Path(self.state_dir) / "vault")
 
+    def vault_file(self, device: str, kind: str = "vault") -> str:
+        """A device's host-only file in the vault directory: its ``vault`` (sessions, keys, taken
+        descriptors) or the ``streams`` it hands over."""
+        return str(pathlib.Path(self.vault_dir) / f"{device}.{kind}")
+
 
 class Invalid(Exception):
     """Raised by a Key's parse: the value is not what is expected (the Key's ``want`` says what is)."""

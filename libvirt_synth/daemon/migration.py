@@ -99,14 +99,7 @@ class Migrations:
             return None
 
     def _save_state(self, st: dict[str, Any]) -> None:
-        path = self._state_path(st["uuid"])
-        tmp = path + ".new"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(st | {"updated": time.time()}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_private(self._state_path(st["uuid"]), json.dumps(st | {"updated": time.time()}).encode())
 
     def _drop_state(self, uuid: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -121,14 +114,6 @@ class Migrations:
                 if st is not None:
                     out.append(st)
         return out
-
-    def outgoing_stopped(self) -> set[str]:
-        """Domains that left this host and whose devices wait to be finished: not re-attached at a
-        restart (no QEMU maps their regions any more)."""
-        return {s["uuid"] for s in self.migration_states() if s["role"] == "out" and s["phase"] != "begun"}
-
-    def _streams_path(self, name: str) -> str:
-        return os.path.join(self.cfg.vault_dir, name + ".streams")
 
     def handed_streams(self, name: str) -> bytes:
         """The compression streams handed over for a device, while migration.import serves it."""
@@ -174,8 +159,8 @@ class Migrations:
         """An incoming domain that will not come: its placeholders and whatever arrived go."""
         gone = []
         for r in st["records"]:
-            for path in (r["region_path"], os.path.join(self.cfg.vault_dir, r["name"] + ".vault"),
-                         self._streams_path(r["name"])):
+            for path in (r["region_path"], self.cfg.vault_file(r["name"]),
+                         self.cfg.vault_file(r["name"], "streams")):
                 if r["name"] not in self.devices and os.path.exists(path):
                     os.unlink(path)
             gone.append(r["name"])
@@ -202,7 +187,7 @@ class Migrations:
                     dev.worker.remove(dev)
                 streams = dev.export_streams()
                 if streams:  # compression streams at rest: host-only, beside the vault
-                    write_private(self._streams_path(r["name"]), streams)
+                    write_private(self.cfg.vault_file(r["name"], "streams"), streams)
                 self.backend.release(dev)
                 log.info("device %s: stopped serving; kept for the hand-over of domain %s", r["name"], st["uuid"])
 
@@ -301,8 +286,8 @@ class Migrations:
             for r in st["records"]:
                 with open(r["region_path"], "rb") as f:
                     files[r["name"] + ".region"] = f.read()
-                for kind, path in (("vault", os.path.join(self.cfg.vault_dir, r["name"] + ".vault")),
-                                   ("streams", self._streams_path(r["name"]))):
+                for kind, path in (("vault", self.cfg.vault_file(r["name"])),
+                                   ("streams", self.cfg.vault_file(r["name"], "streams"))):
                     if os.path.exists(path):
                         with open(path, "rb") as f:
                             files[f"{r['name']}.{kind}"] = f.read()
@@ -454,7 +439,7 @@ class Migrations:
                 finally:
                     os.close(fd)
                 if rec.name + ".vault" in files:
-                    write_private(os.path.join(self.cfg.vault_dir, rec.name + ".vault"), files[rec.name + ".vault"])
+                    write_private(self.cfg.vault_file(rec.name), files[rec.name + ".vault"])
                 self._handed[rec.name] = files.get(rec.name + ".streams", b"")
             self.registry.add_domain(uuid, st["name"], records)
             try:

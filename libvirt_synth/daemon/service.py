@@ -71,7 +71,7 @@ class Service(Migrations):
                           size=rec.size, queues=rec.queues, ring_entries=rec.ring_entries,
                           owner=self._owner(rec), plugin=plugin, options=options,
                           max_sessions=int(rec.spec.get("max_sessions", 0)),
-                          vault=os.path.join(self.cfg.vault_dir, rec.name + ".vault"),
+                          vault=self.cfg.vault_file(rec.name),
                           quota=tuple(sorted(rec.quotas.items())),
                           streams=self.handed_streams(rec.name) if rec.dev_class == "compress" else b"")
 
@@ -192,8 +192,11 @@ class Service(Migrations):
     def restore(self) -> None:
         """Re-attach every device of the registry whose region still exists (a daemon restart),
         with its links."""
-        left = self.outgoing_stopped()
-        for st in self.migration_states():
+        pending = self.migration_states()
+        # Domains that left this host and wait for migration.finish: no QEMU maps their regions
+        # any more, so they are not re-attached.
+        left = {st["uuid"] for st in pending if st["role"] == "out" and st["phase"] != "begun"}
+        for st in pending:
             if st["role"] == "in" and self.registry.domain(st["uuid"]) is not None:
                 self._drop_state(st["uuid"])  # it was imported before the daemon stopped
             elif st["role"] == "in" or st["uuid"] in left:
@@ -356,8 +359,8 @@ class Service(Migrations):
                 else:
                     if os.path.exists(rec.region_path):
                         os.unlink(rec.region_path)
-                    wipe_file(os.path.join(self.cfg.vault_dir, rec.name + ".vault"))
-                    wipe_file(os.path.join(self.cfg.vault_dir, rec.name + ".streams"))
+                    wipe_file(self.cfg.vault_file(rec.name))
+                    wipe_file(self.cfg.vault_file(rec.name, "streams"))
                 gone.append(rec.name)
             self.lost = [n for n in self.lost if n not in gone]  # its domain is gone: nothing is lost any more
             existed = self.registry.remove_domain(uuid)

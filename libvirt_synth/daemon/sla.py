@@ -112,6 +112,7 @@ class Sla:
         for name in list(self.trackers):
             if name not in devices:
                 del self.trackers[name]
+        records = {r.name: r for r in service.registry.devices()}  # one query a tick, not one a device
         for name, dev in devices.items():
             tr = self.trackers.setdefault(name, Tracker(self.window))
             tr.window = self.window
@@ -119,7 +120,7 @@ class Sla:
                 tr.add(sample(dev, now))
             except Exception:  # a device destroyed meanwhile
                 continue
-            rec = service.registry.device(name)
+            rec = records.get(name)
             if rec is None:
                 continue
             for row in self.rows(name, rec):

@@ -27,7 +27,7 @@ import base64
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,18 +82,25 @@ def peer_key(dst: Endpoint, pin: str | None) -> str:
     return key
 
 
-def transfer(src: Endpoint, dst: Endpoint, uuid: str, progress: Progress = _quiet) -> int:
-    """Carry the sealed blob from the source daemon to the destination daemon; its size."""
+def pieces(src: Endpoint, uuid: str) -> Iterator[tuple[int, str, bytes]]:
+    """The sealed blob the daemon made for a domain, piece by piece: (offset, base64, bytes)."""
     offset, size = 0, None
     while size is None or offset < size:
         piece = src.call("migration.read", uuid=uuid, offset=offset)
         size = int(piece["size"])
-        data = piece["data"]
-        n = len(base64.b64decode(data))
-        if n == 0 and offset < size:
+        raw = base64.b64decode(piece["data"])
+        if not raw and offset < size:
             raise MoveError(f"the source daemon returned no data at offset {offset} of {size}")
+        yield offset, piece["data"], raw
+        offset += len(raw)
+
+
+def transfer(src: Endpoint, dst: Endpoint, uuid: str, progress: Progress = _quiet) -> int:
+    """Carry the sealed blob from the source daemon to the destination daemon; its size."""
+    size = 0
+    for offset, data, raw in pieces(src, uuid):
         dst.call("migration.write", uuid=uuid, offset=offset, data=data)
-        offset += n
+        size = offset + len(raw)
     progress(f"carried {size} bytes of sealed device state")
     return size
 
@@ -248,24 +255,18 @@ def save(dom: Any, path: str, daemon: Endpoint, for_daemon: Endpoint | None = No
     progress(f"libvirt: saved {name} to {path} in {report.steps['libvirt']:.1f} s")
     t0 = time.monotonic()
     daemon.call("migration.export", uuid=uuid)
-    chunks = []
-    offset, size = 0, None
-    while size is None or offset < size:
-        piece = daemon.call("migration.read", uuid=uuid, offset=offset)
-        size = int(piece["size"])
-        chunks.append(base64.b64decode(piece["data"]))
-        offset += len(chunks[-1])
+    blob = b"".join(raw for _, _, raw in pieces(daemon, uuid))
     tmp = path + ".synth.new"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(b"".join(chunks))
+        f.write(blob)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path + ".synth")
-    report.blob_bytes = offset
+    report.blob_bytes = len(blob)
     report.steps["seal"] = time.monotonic() - t0
     daemon.call("migration.finish", uuid=uuid)
-    progress(f"devices' state sealed to daemon key {key[:16]}... in {path}.synth ({offset} bytes)")
+    progress(f"devices' state sealed to daemon key {key[:16]}... in {path}.synth ({len(blob)} bytes)")
     return report
 
 
