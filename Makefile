@@ -9,7 +9,8 @@ NATIVE_BUILD := native/build
 GUEST_SRCS := $(wildcard native/src/guest/*.c) native/src/common/layout.c
 GUEST_OBJS := $(patsubst %.c,$(NATIVE_BUILD)/%.o,$(notdir $(GUEST_SRCS)))
 
-.PHONY: help setup demo test test-fast bench lint format libsynth afalg-kat synth-guest guest-image clean
+.PHONY: help setup demo test test-fast bench lint format libsynth afalg-kat synth-guest guest-image clean \
+	provider provider-kat
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +27,7 @@ setup: ## install system packages (as root) and the virtualenv, build the C core
 demo: setup ## run the demo: a crypto device served by a backend in a temporary directory
 	$(VENV)/bin/virt-synth demo
 
-test: setup libsynth ## run the whole test suite
+test: setup libsynth provider provider-kat ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup ## tests without the slow ones
@@ -97,7 +98,7 @@ PC_SUBST := -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(LIBSYNTH_VERSION)|' \
 	-e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
 	-e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|'
 
-install: libsynth libsynth-so ## headers, libsynth.a/.so and libsynth.pc into DESTDIR + PREFIX (/usr/local)
+install: libsynth libsynth-so provider ## headers, libsynth.a/.so, libsynth.pc into DESTDIR + PREFIX (/usr/local); the provider into OpenSSL's modules
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/synth $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	$(INSTALL) -m 644 $(SDK_HEADERS) $(DESTDIR)$(INCLUDEDIR)/synth/
 	$(INSTALL) -m 644 $(NATIVE_BUILD)/libsynth.a $(DESTDIR)$(LIBDIR)/
@@ -106,12 +107,15 @@ install: libsynth libsynth-so ## headers, libsynth.a/.so and libsynth.pc into DE
 	ln -sf $(LIBSYNTH_SONAME) $(DESTDIR)$(LIBDIR)/libsynth.so
 	sed $(PC_SUBST) native/libsynth.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libsynth.pc
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/libsynth.pc
+	$(INSTALL) -d $(DESTDIR)$(OSSL_MODULESDIR)
+	$(INSTALL) -m 644 $(PROVIDER) $(DESTDIR)$(OSSL_MODULESDIR)/
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 uninstall: ## remove what make install put there (same DESTDIR and PREFIX)
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/synth/,$(notdir $(SDK_HEADERS)))
 	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,libsynth.a libsynth.so $(LIBSYNTH_SONAME) $(notdir $(LIBSYNTH_SO)))
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/libsynth.pc
+	rm -f $(DESTDIR)$(OSSL_MODULESDIR)/synth.so
 	rmdir $(DESTDIR)$(INCLUDEDIR)/synth 2>/dev/null || true
 
 afalg-kat: $(NATIVE_BUILD)/afalg-kat ## the AF_ALG plugin's known-answer test program (static)
@@ -119,6 +123,29 @@ afalg-kat: $(NATIVE_BUILD)/afalg-kat ## the AF_ALG plugin's known-answer test pr
 $(NATIVE_BUILD)/afalg-kat: native/tests/afalg_kat.c native/tests/kat_vectors.h native/src/plugins/crypto_afalg.c native/include/synth/*.h
 	@mkdir -p $(NATIVE_BUILD)
 	$(CC) $(CFLAGS) -static -Inative/include native/tests/afalg_kat.c native/src/plugins/crypto_afalg.c -o $@
+
+# The OpenSSL 3 provider `synth` (docs/openssl.md): a module that OpenSSL loads, with the guest
+# library inside it. Only OSSL_provider_init is exported.
+PROVIDER_SRCS := $(wildcard native/provider/*.c)
+PROVIDER := $(NATIVE_BUILD)/ossl-modules/synth.so
+OSSL_MODULESDIR ?= $(shell pkg-config --variable=modulesdir libcrypto 2>/dev/null || echo /usr/lib/x86_64-linux-gnu/ossl-modules)
+
+provider: $(PROVIDER) ## the OpenSSL 3 provider module (native/build/ossl-modules/synth.so)
+
+$(NATIVE_BUILD)/provider.map: Makefile
+	@mkdir -p $(NATIVE_BUILD)
+	printf '{\n  global: OSSL_provider_init;\n  local: *;\n};\n' > $@
+
+$(PROVIDER): $(PROVIDER_SRCS) $(wildcard native/provider/*.h) $(PIC_OBJS) $(NATIVE_BUILD)/provider.map
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -Inative/include -Wl,-z,defs -Wl,--version-script=$(NATIVE_BUILD)/provider.map \
+		$(PROVIDER_SRCS) $(PIC_OBJS) -lcrypto -lpthread -o $@
+
+provider-kat: $(NATIVE_BUILD)/provider-kat ## the provider's known-answer and differential test program
+
+$(NATIVE_BUILD)/provider-kat: native/tests/provider_kat.c native/tests/kat_vectors.h
+	@mkdir -p $(NATIVE_BUILD)
+	$(CC) $(CFLAGS) -Inative/include -Inative/tests native/tests/provider_kat.c -lcrypto -o $@
 
 SYNTH_GUEST_SRCS := $(wildcard guest/*.c)
 

@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The provider's device: opened on first use (and again at most once a second while it is
+ * missing), one queue per thread while there are enough (threads beyond that share queues, each
+ * queue under its own lock), one synchronous AEAD operation at a time per queue.
+ *
+ * An operation the device does not finish within timeout_ms is left in flight: its arena buffer
+ * stays allocated until its completion arrives (the cookie names the buffer), and while a queue
+ * has such operations the next ones do not wait for the device at all. When the ring or the arena
+ * is full, the operation runs in software. A device that needs a reset is reset here, under the
+ * write side of a lock that every operation holds for reading; a reset forgets every session and
+ * every buffer, which the epoch tells contexts.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "prov.h"
+#include "synth/guest.h"
+
+#define BUF_ALIGN SYNTH_BUF_ALIGN
+#define HDR 128u                 /* iv at 0, tag at 64: the descriptor's small fields */
+#define RETRIES 8u
+#define REOPEN_NS 1000000000ull  /* a missing device is looked for again after a second */
+#define REFUSED_NS 100000000ull  /* a refused session is asked for again after 100 ms */
+
+struct sp_slot {
+    pthread_mutex_t lock;
+    struct synth_queue *q;
+    uint32_t stale;              /* operations left in flight by a timeout */
+} __attribute__((aligned(64)));
+
+struct sp_dev {
+    struct synth_dev *dev;
+    pthread_rwlock_t rw;
+    uint32_t epoch;              /* bumped by each reset (under rw's write side) */
+    unsigned nq;
+    uint32_t alg_mask;
+    uint32_t max_aad;
+    uint64_t arena_size;
+    struct sp_slot slots[];
+};
+
+static atomic_uint next_thread;
+static __thread unsigned thread_no; /* 1-based; 0: not yet numbered */
+
+uint64_t sp_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t round_up(size_t n) { return (uint32_t)((n + BUF_ALIGN - 1) & ~(size_t)(BUF_ALIGN - 1)); }
+
+static int open_one(struct sp_prov *p, const char *spec, struct synth_dev **out)
+{
+    struct synth_open_opts o = {.features = 0, .timeout_ms = p->timeout_ms};
+    return strchr(spec, '/') ? synth_dev_open_path(spec, &o, out) : synth_dev_open_pci(spec, &o, out);
+}
+
+/* "auto": the first crypto device on the PCI bus. */
+static int open_auto(struct sp_prov *p, struct synth_dev **out, char *name, size_t name_len)
+{
+    char bdfs[16][16];
+    int n = synth_pci_scan(bdfs, 16), rc = -ENODEV;
+
+    for (int i = 0; i < n && i < 16; i++) {
+        struct synth_dev *d;
+        struct synth_dev_info info;
+        if (open_one(p, bdfs[i], &d) < 0)
+            continue;
+        synth_dev_get_info(d, &info);
+        if (info.dev_class == SYNTH_CLASS_CRYPTO) {
+            snprintf(name, name_len, "%s", bdfs[i]);
+            *out = d;
+            return 0;
+        }
+        synth_dev_close(d);
+    }
+    return n < 0 ? n : rc;
+}
+
+static struct sp_dev *dev_open(struct sp_prov *p)
+{
+    struct synth_dev *d = NULL;
+    struct synth_dev_info info;
+    struct sp_dev *sd;
+    char name[sizeof(p->dev_name)];
+    int rc;
+
+    if (!strcmp(p->device, "none"))
+        return NULL;
+    if (!strcmp(p->device, "auto") || !p->device[0]) {
+        rc = open_auto(p, &d, name, sizeof(name));
+    } else {
+        snprintf(name, sizeof(name), "%s", p->device);
+        rc = open_one(p, p->device, &d);
+    }
+    if (rc < 0) {
+        if (p->log)
+            fprintf(stderr, "synth: no crypto device (%s: %s); the default provider does the work\n",
+                    p->device, strerror(-rc));
+        return NULL;
+    }
+    synth_dev_get_info(d, &info);
+    if (info.dev_class != SYNTH_CLASS_CRYPTO || !info.num_queues ||
+        !(info.features_accepted & SYNTH_CRYPTO_F_SESSIONS) || !(info.features_accepted & SYNTH_CRYPTO_F_OUT_OF_PLACE)) {
+        if (p->log)
+            fprintf(stderr, "synth: %s is not a crypto device this provider can use\n", name);
+        synth_dev_close(d);
+        return NULL;
+    }
+    sd = calloc(1, sizeof(*sd) + info.num_queues * sizeof(struct sp_slot));
+    if (!sd) {
+        synth_dev_close(d);
+        return NULL;
+    }
+    sd->dev = d;
+    sd->nq = info.num_queues;
+    sd->alg_mask = info.crypto_alg_mask;
+    sd->arena_size = info.arena_size;
+    sd->max_aad = ((const struct synth_crypto_cfg *)synth_dev_class_cfg(d))->max_aad_len;
+    pthread_rwlock_init(&sd->rw, NULL);
+    for (unsigned i = 0; i < sd->nq; i++) {
+        pthread_mutex_init(&sd->slots[i].lock, NULL);
+        sd->slots[i].q = synth_dev_queue(d, i);
+    }
+    snprintf(p->dev_name, sizeof(p->dev_name), "%s", name);
+    if (p->log)
+        fprintf(stderr, "synth: using crypto device %s (%u queues, backend %s)\n", name, sd->nq, info.backend);
+    return sd;
+}
+
+static struct sp_dev *dev_get(struct sp_prov *p)
+{
+    struct sp_dev *d = __atomic_load_n(&p->dev, __ATOMIC_ACQUIRE);
+    uint64_t now;
+
+    if (d)
+        return d;
+    now = sp_now_ns();
+    if (now < __atomic_load_n(&p->next_open_ns, __ATOMIC_RELAXED))
+        return NULL;
+    pthread_mutex_lock(&p->open_lock);
+    d = p->dev;
+    if (!d && now >= p->next_open_ns) {
+        d = dev_open(p);
+        if (d)
+            __atomic_store_n(&p->dev, d, __ATOMIC_RELEASE);
+        else
+            __atomic_store_n(&p->next_open_ns, now + REOPEN_NS, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&p->open_lock);
+    return d;
+}
+
+const char *sp_dev_name(struct sp_prov *p) { return __atomic_load_n(&p->dev, __ATOMIC_ACQUIRE) ? p->dev_name : ""; }
+
+static struct sp_slot *my_slot(struct sp_dev *d, unsigned *idx)
+{
+    if (!thread_no)
+        thread_no = atomic_fetch_add(&next_thread, 1) + 1;
+    *idx = (thread_no - 1) % d->nq;
+    return &d->slots[*idx];
+}
+
+/* The completion's buffer: the cookie is (offset << 32 | size). */
+static void free_by_cookie(struct synth_queue *q, uint64_t cookie)
+{
+    synth_buf_free(q, (uint32_t)(cookie >> 32), (uint32_t)cookie);
+}
+
+/* Take completions that are ready; free those of operations abandoned earlier. Returns 1 if
+ * `mine` was among them (its completion copied to *c). */
+static int reap(struct sp_slot *s, uint64_t mine, struct synth_cpl *c)
+{
+    struct synth_cpl cpl[16];
+    unsigned n;
+    int found = 0;
+
+    while ((n = synth_q_poll_burst(s->q, cpl, 16)) > 0) {
+        for (unsigned i = 0; i < n; i++) {
+            if (mine && cpl[i].cookie == mine) {
+                *c = cpl[i];
+                found = 1;
+            } else {
+                free_by_cookie(s->q, cpl[i].cookie);
+                if (s->stale)
+                    s->stale--;
+            }
+        }
+        if (found)
+            break;
+    }
+    return found;
+}
+
+/* Reset the device if it still needs it (another thread may have done it). */
+static void dev_reset(struct sp_prov *p, struct sp_dev *d)
+{
+    pthread_rwlock_wrlock(&d->rw);
+    if (synth_dev_needs_reset(d->dev)) {
+        int rc = synth_dev_reset(d->dev);
+        d->epoch++;
+        for (unsigned i = 0; i < d->nq; i++)
+            d->slots[i].stale = 0;
+        if (p->log)
+            fprintf(stderr, "synth: device %s reset (%s)\n", p->dev_name, rc < 0 ? strerror(-rc) : "ok");
+    }
+    pthread_rwlock_unlock(&d->rw);
+}
+
+/* Submit d and wait for its completion, up to wait_ms (0: only what is already there). */
+static int run(struct sp_dev *d, struct sp_slot *s, struct synth_desc *desc, struct synth_cpl *c, int wait_ms)
+{
+    uint64_t deadline = sp_now_ns() + (uint64_t)wait_ms * 1000000ull;
+
+    if (synth_q_submit_burst(s->q, desc, 1) != 1)
+        return synth_dev_needs_reset(d->dev) ? -(1 + SP_R_RESET) : -(1 + SP_R_RING_FULL);
+    for (;;) {
+        uint64_t now;
+        int rc;
+        if (reap(s, desc->cookie, c))
+            return 0;
+        now = sp_now_ns();
+        if (now >= deadline) {
+            s->stale++;
+            return -(1 + SP_R_TIMEOUT);
+        }
+        rc = synth_q_wait(s->q, (int)((deadline - now + 999999) / 1000000));
+        if (rc == -EIO)
+            return -(1 + SP_R_RESET);
+    }
+}
+
+static int sess_create(struct sp_dev *d, struct sp_slot *s, const struct sp_op *op,
+                       uint8_t taglen)
+{
+    struct synth_crypto_session_params sp;
+    const struct sp_alg *a = &sp_algs[op->alg];
+    uint32_t id;
+    int rc;
+
+    if (op->sess->refused_ns && sp_now_ns() < op->sess->refused_ns)
+        return -(1 + SP_R_BUSY);
+    if (op->sess->live && op->sess->epoch == d->epoch)
+        synth_crypto_session_destroy(s->q, op->sess->id);
+    op->sess->live = 0;
+    memset(&sp, 0, sizeof(sp));
+    sp.alg = a->synth_alg;
+    sp.key_len = a->keylen;
+    sp.iv_len = 12;
+    sp.tag_len = taglen;
+    memcpy(sp.key, op->key, a->keylen);
+    rc = synth_crypto_session_create(s->q, &sp, &id);
+    OPENSSL_cleanse(sp.key, sizeof(sp.key));
+    if (rc == -EIO)
+        return -(1 + SP_R_RESET);
+    if (rc == -EBUSY || rc == -ETIMEDOUT)
+        return -(1 + SP_R_TIMEOUT);
+    if (rc == -ENOMEM)
+        return -(1 + SP_R_RING_FULL);
+    if (rc != 0) {
+        op->sess->refused_ns = sp_now_ns() + REFUSED_NS;
+        return rc == SYNTH_ST_NOT_SUPPORTED || rc == SYNTH_ST_INVALID ? -(1 + SP_R_UNSUPPORTED) : -(1 + SP_R_BUSY);
+    }
+    op->sess->id = id;
+    op->sess->epoch = d->epoch;
+    op->sess->taglen = taglen;
+    op->sess->live = 1;
+    op->sess->refused_ns = 0;
+    return 0;
+}
+
+/* The operation on slot s, under its lock and the device's read lock. */
+static int aead_locked(struct sp_prov *p, struct sp_dev *d, struct sp_slot *s, unsigned slot,
+                       const struct sp_op *op)
+{
+    uint8_t taglen = op->enc ? 16 : (uint8_t)op->tag_len;
+    uint32_t aad_sz = round_up(op->aad_len), len_sz = round_up(op->len);
+    uint64_t total = (uint64_t)HDR + aad_sz + 2ull * len_sz;
+    struct synth_desc desc;
+    struct synth_cpl c;
+    uint8_t *a;
+    int64_t off;
+    int rc;
+
+    if (synth_dev_needs_reset(d->dev))
+        return -(1 + SP_R_RESET);
+    if (s->stale)
+        reap(s, 0, &c);
+    if (s->stale && synth_q_inflight(s->q) == 0)
+        s->stale = 0;
+    if (total > d->arena_size)
+        return -(1 + SP_R_UNSUPPORTED);
+    if (!op->sess->live || op->sess->epoch != d->epoch || op->sess->taglen != taglen) {
+        rc = sess_create(d, s, op, taglen);
+        if (rc < 0)
+            return rc;
+    }
+    off = synth_buf_alloc(s->q, (uint32_t)total);
+    if (off < 0)
+        return -(1 + SP_R_RING_FULL);
+    a = synth_buf_ptr(s->q, (uint32_t)off);
+    memcpy(a, op->iv, 12);
+    if (!op->enc)
+        memcpy(a + 64, op->tag, taglen);
+    if (op->aad_len)
+        memcpy(a + HDR, op->aad, op->aad_len);
+    if (op->len)
+        memcpy(a + HDR + aad_sz, op->in, op->len);
+    synth_crypto_desc(&desc, op->enc ? SYNTH_OP_CRYPTO_ENCRYPT : SYNTH_OP_CRYPTO_DECRYPT, op->sess->id,
+                      (uint32_t)off + HDR + aad_sz, (uint32_t)off + HDR + aad_sz + len_sz, (uint32_t)op->len,
+                      (uint32_t)off + HDR, (uint32_t)op->aad_len, (uint32_t)off, (uint32_t)off + 64,
+                      (uint64_t)off << 32 | (uint32_t)total);
+    for (unsigned tries = 0;; tries++) {
+        /* Behind on earlier operations: submit, but only take what is already done. */
+        rc = run(d, s, &desc, &c, s->stale ? 0 : p->timeout_ms);
+        if (rc < 0) {
+            if (rc != -(1 + SP_R_TIMEOUT))
+                synth_buf_free(s->q, (uint32_t)off, (uint32_t)total);
+            return rc; /* a timed-out buffer stays until its completion comes */
+        }
+        if (c.status == SYNTH_ST_RETRY && tries < RETRIES)
+            continue;
+        if (c.status == SYNTH_ST_NO_SESSION && tries < 1) {
+            op->sess->live = 0;
+            rc = sess_create(d, s, op, taglen);
+            if (rc < 0)
+                break;
+            desc.session = op->sess->id;
+            continue;
+        }
+        break;
+    }
+    if (rc == 0) {
+        switch (c.status) {
+        case SYNTH_ST_OK:
+            if (op->len)
+                memcpy(op->out, a + HDR + aad_sz + len_sz, op->len);
+            if (op->enc)
+                memcpy(op->tag, a + 64, 16);
+            break;
+        case SYNTH_ST_AUTH_FAILED:
+            rc = SP_AUTH_FAILED;
+            break;
+        case SYNTH_ST_NOT_SUPPORTED:
+        case SYNTH_ST_INVALID:
+        case SYNTH_ST_NO_SPACE:
+            rc = -(1 + SP_R_UNSUPPORTED);
+            break;
+        case SYNTH_ST_NO_SESSION:
+            op->sess->live = 0;
+            rc = -(1 + SP_R_BUSY);
+            break;
+        default: /* QUOTA, RETRY after RETRIES, DEVICE_ERROR, NO_RESOURCES */
+            rc = -(1 + SP_R_BUSY);
+            break;
+        }
+    }
+    if (rc >= 0 && op->hold && op->enc) {
+        /* keep the buffer: the input stays at its offset until sp_hold_release */
+        op->hold->live = 1;
+        op->hold->slot = slot;
+        op->hold->epoch = d->epoch;
+        op->hold->off = (uint32_t)off;
+        op->hold->size = (uint32_t)total;
+        op->hold->src = (uint32_t)off + HDR + aad_sz;
+        op->hold->len = (uint32_t)op->len;
+    } else {
+        synth_buf_free(s->q, (uint32_t)off, (uint32_t)total);
+    }
+    return rc;
+}
+
+int sp_dev_aead(struct sp_prov *p, const struct sp_op *op)
+{
+    struct sp_dev *d = dev_get(p);
+    struct sp_slot *s;
+    unsigned slot;
+    int rc;
+
+    if (!d)
+        return -(1 + SP_R_NO_DEVICE);
+    if (!(d->alg_mask & (1u << sp_algs[op->alg].synth_alg)) || op->aad_len > d->max_aad ||
+        op->len > UINT32_MAX / 4)
+        return -(1 + SP_R_UNSUPPORTED);
+    pthread_rwlock_rdlock(&d->rw);
+    s = my_slot(d, &slot);
+    pthread_mutex_lock(&s->lock);
+    rc = aead_locked(p, d, s, slot, op);
+    pthread_mutex_unlock(&s->lock);
+    pthread_rwlock_unlock(&d->rw);
+    if (rc == -(1 + SP_R_RESET))
+        dev_reset(p, d);
+    else if (rc >= 0)
+        __atomic_fetch_add(&p->ops, 1, __ATOMIC_RELAXED);
+    return rc;
+}
+
+void sp_dev_sess_drop(struct sp_prov *p, struct sp_sess *s)
+{
+    struct sp_dev *d = __atomic_load_n(&p->dev, __ATOMIC_ACQUIRE);
+    unsigned slot;
+
+    if (d && s->live) {
+        struct sp_slot *sl;
+        pthread_rwlock_rdlock(&d->rw);
+        sl = my_slot(d, &slot);
+        pthread_mutex_lock(&sl->lock);
+        if (s->epoch == d->epoch && !sl->stale && !synth_dev_needs_reset(d->dev))
+            synth_crypto_session_destroy(sl->q, s->id);
+        pthread_mutex_unlock(&sl->lock);
+        pthread_rwlock_unlock(&d->rw);
+    }
+    s->live = 0;
+}
+
+const uint8_t *sp_hold_data(struct sp_prov *p, const struct sp_hold *h)
+{
+    struct sp_dev *d = __atomic_load_n(&p->dev, __ATOMIC_ACQUIRE);
+    if (!d || !h->live || h->epoch != __atomic_load_n(&d->epoch, __ATOMIC_ACQUIRE))
+        return NULL;
+    return synth_buf_ptr(d->slots[h->slot].q, h->src);
+}
+
+void sp_hold_release(struct sp_prov *p, struct sp_hold *h)
+{
+    struct sp_dev *d = __atomic_load_n(&p->dev, __ATOMIC_ACQUIRE);
+
+    if (!h->live)
+        return;
+    h->live = 0;
+    if (!d)
+        return;
+    pthread_rwlock_rdlock(&d->rw);
+    if (h->epoch == d->epoch) {
+        struct sp_slot *s = &d->slots[h->slot];
+        pthread_mutex_lock(&s->lock);
+        synth_buf_free(s->q, h->off, h->size);
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_rwlock_unlock(&d->rw);
+}
+
+void sp_dev_close(struct sp_prov *p)
+{
+    struct sp_dev *d = p->dev;
+    if (!d)
+        return;
+    p->dev = NULL;
+    synth_dev_close(d->dev);
+    for (unsigned i = 0; i < d->nq; i++)
+        pthread_mutex_destroy(&d->slots[i].lock);
+    pthread_rwlock_destroy(&d->rw);
+    free(d);
+}
