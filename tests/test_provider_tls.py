@@ -163,3 +163,21 @@ def test_a_full_ring_falls_back_at_once_and_the_device_comes_back(
     assert s.reasons["timeout"] >= 1 and s.reasons["ring-full"] >= 1, s
     assert s.fallbacks == s.reasons["timeout"] + s.reasons["ring-full"], s
     assert sdev.stats().ops - marks["resumed"] >= (2 << 20) // RECORD, "the device was not used again"
+
+
+def test_two_processes_never_share_a_device(tls_dir: pathlib.Path, devices: tuple[HostDevice, HostDevice],
+                                            tmp_path: pathlib.Path) -> None:
+    """Both parties are configured with the same device: whichever opens it first holds it, the
+    other is told it is held (a second driver would take the device over) and works in software."""
+    conf = openssl_conf(tmp_path)
+    sdev, _ = devices
+    _, sflags, cflags = SUITES[0]
+    with serve(tls_dir, tls_dir / "cert.pem", tls_dir / "key.pem", env_for(conf, sdev.path), sflags) as srv:
+        c = client(srv.port, "payload", env_for(conf, sdev.path), cflags)
+        out, cerr = finish(c)
+        serr = srv.finish()
+    assert body(out) == (tls_dir / "payload").read_bytes()
+    holder, other = sorted((summary(serr), summary(cerr)), key=lambda s: -s.ops)
+    assert holder.ops >= (1 << 20) // RECORD and holder.fallbacks == 0, holder
+    assert other.ops == 0 and other.fallbacks == other.reasons["no-device"] > 0, other
+    assert "held by another process" in serr + cerr

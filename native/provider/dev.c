@@ -12,6 +12,8 @@
  * every buffer, which the epoch tells contexts.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,8 @@ struct sp_slot {
 
 struct sp_dev {
     struct synth_dev *dev;
+    int lock_fd;                 /* the claim (an OFD lock), or -1 */
+    unsigned fork_gen;           /* the process generation that opened it */
     pthread_rwlock_t rw;
     uint32_t epoch;              /* bumped by each reset (under rw's write side) */
     unsigned nq;
@@ -47,6 +51,30 @@ struct sp_dev {
 };
 
 static atomic_uint next_thread;
+static unsigned fork_gen; /* bumped in each forked child */
+
+static void in_child(void) { __atomic_fetch_add(&fork_gen, 1, __ATOMIC_RELAXED); }
+
+void sp_dev_init_once(void) { pthread_atfork(NULL, NULL, in_child); }
+
+/*
+ * A forked child must not drive its parent's device (both would produce into the same rings), nor
+ * close it (that would tell the backend the parent is gone). It lets the mapping go and claims a
+ * device of its own, which its parent's claim (inherited, but a new open is needed) keeps from
+ * being the same one.
+ */
+static void forked(struct sp_prov *p, struct sp_dev *d)
+{
+    pthread_mutex_lock(&p->open_lock);
+    if (p->dev == d) {
+        __atomic_store_n(&p->dev, NULL, __ATOMIC_RELEASE);
+        p->next_open_ns = 0;
+        if (d->lock_fd >= 0)
+            close(d->lock_fd); /* the parent's claim stays: it is the parent's open file too */
+        /* d and its mapping stay allocated: the child's memory, never used again */
+    }
+    pthread_mutex_unlock(&p->open_lock);
+}
 static __thread unsigned thread_no; /* 1-based; 0: not yet numbered */
 
 uint64_t sp_now_ns(void)
@@ -58,14 +86,54 @@ uint64_t sp_now_ns(void)
 
 static uint32_t round_up(size_t n) { return (uint32_t)((n + BUF_ALIGN - 1) & ~(size_t)(BUF_ALIGN - 1)); }
 
-static int open_one(struct sp_prov *p, const char *spec, struct synth_dev **out)
+/*
+ * A device has one driver at a time: a second process opening it would take it over. So each
+ * process claims its device with an open-file-description lock on the first byte of the region
+ * file (or of the BAR's sysfs file), which the kernel drops when the process dies; `auto` skips
+ * devices another process holds. (Backends hold flock() on regions; the two kinds of lock do not
+ * meet.) Returns the lock's descriptor, -EBUSY if another process holds it, or -1 where the file
+ * cannot be locked.
+ */
+static int claim(const char *spec)
 {
-    struct synth_open_opts o = {.features = 0, .timeout_ms = p->timeout_ms};
-    return strchr(spec, '/') ? synth_dev_open_path(spec, &o, out) : synth_dev_open_pci(spec, &o, out);
+    char path[512];
+    const char *root = getenv("LIBVIRT_SYNTH_SYSFS");
+    int fd, rc;
+
+    if (strchr(spec, '/'))
+        snprintf(path, sizeof(path), "%s", spec);
+    else
+        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/resource2", root && *root ? root : "/sys", spec);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+        return fd;
+    rc = errno;
+    close(fd);
+    return rc == EAGAIN || rc == EACCES ? -EBUSY : -1;
 }
 
-/* "auto": the first crypto device on the PCI bus. */
-static int open_auto(struct sp_prov *p, struct synth_dev **out, char *name, size_t name_len)
+static int open_one(struct sp_prov *p, const char *spec, struct synth_dev **out, int *lock_fd)
+{
+    struct synth_open_opts o = {.features = 0, .timeout_ms = p->timeout_ms};
+    int rc;
+
+    *lock_fd = claim(spec);
+    if (*lock_fd == -EBUSY)
+        return -EBUSY;
+    rc = strchr(spec, '/') ? synth_dev_open_path(spec, &o, out) : synth_dev_open_pci(spec, &o, out);
+    if (rc < 0 && *lock_fd >= 0) {
+        close(*lock_fd);
+        *lock_fd = -1;
+    }
+    return rc;
+}
+
+/* "auto": the first crypto device on the PCI bus that no other process holds. */
+static int open_auto(struct sp_prov *p, struct synth_dev **out, int *lock_fd, char *name, size_t name_len)
 {
     char bdfs[16][16];
     int n = synth_pci_scan(bdfs, 16), rc = -ENODEV;
@@ -73,8 +141,12 @@ static int open_auto(struct sp_prov *p, struct synth_dev **out, char *name, size
     for (int i = 0; i < n && i < 16; i++) {
         struct synth_dev *d;
         struct synth_dev_info info;
-        if (open_one(p, bdfs[i], &d) < 0)
+        int r = open_one(p, bdfs[i], &d, lock_fd);
+        if (r < 0) {
+            if (r == -EBUSY)
+                rc = -EBUSY;
             continue;
+        }
         synth_dev_get_info(d, &info);
         if (info.dev_class == SYNTH_CLASS_CRYPTO) {
             snprintf(name, name_len, "%s", bdfs[i]);
@@ -82,6 +154,8 @@ static int open_auto(struct sp_prov *p, struct synth_dev **out, char *name, size
             return 0;
         }
         synth_dev_close(d);
+        if (*lock_fd >= 0)
+            close(*lock_fd);
     }
     return n < 0 ? n : rc;
 }
@@ -92,20 +166,20 @@ static struct sp_dev *dev_open(struct sp_prov *p)
     struct synth_dev_info info;
     struct sp_dev *sd;
     char name[sizeof(p->dev_name)];
-    int rc;
+    int rc, lock_fd = -1;
 
     if (!strcmp(p->device, "none"))
         return NULL;
     if (!strcmp(p->device, "auto") || !p->device[0]) {
-        rc = open_auto(p, &d, name, sizeof(name));
+        rc = open_auto(p, &d, &lock_fd, name, sizeof(name));
     } else {
         snprintf(name, sizeof(name), "%s", p->device);
-        rc = open_one(p, p->device, &d);
+        rc = open_one(p, p->device, &d, &lock_fd);
     }
     if (rc < 0) {
         if (p->log)
-            fprintf(stderr, "synth: no crypto device (%s: %s); the default provider does the work\n",
-                    p->device, strerror(-rc));
+            fprintf(stderr, "synth: no crypto device (%s: %s); the default provider does the work\n", p->device,
+                    rc == -EBUSY ? "held by another process" : strerror(-rc));
         return NULL;
     }
     synth_dev_get_info(d, &info);
@@ -113,15 +187,14 @@ static struct sp_dev *dev_open(struct sp_prov *p)
         !(info.features_accepted & SYNTH_CRYPTO_F_SESSIONS) || !(info.features_accepted & SYNTH_CRYPTO_F_OUT_OF_PLACE)) {
         if (p->log)
             fprintf(stderr, "synth: %s is not a crypto device this provider can use\n", name);
-        synth_dev_close(d);
-        return NULL;
+        goto fail;
     }
     sd = calloc(1, sizeof(*sd) + info.num_queues * sizeof(struct sp_slot));
-    if (!sd) {
-        synth_dev_close(d);
-        return NULL;
-    }
+    if (!sd)
+        goto fail;
     sd->dev = d;
+    sd->lock_fd = lock_fd;
+    sd->fork_gen = fork_gen;
     sd->nq = info.num_queues;
     sd->alg_mask = info.crypto_alg_mask;
     sd->arena_size = info.arena_size;
@@ -135,6 +208,11 @@ static struct sp_dev *dev_open(struct sp_prov *p)
     if (p->log)
         fprintf(stderr, "synth: using crypto device %s (%u queues, backend %s)\n", name, sd->nq, info.backend);
     return sd;
+fail:
+    synth_dev_close(d);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    return NULL;
 }
 
 static struct sp_dev *dev_get(struct sp_prov *p)
@@ -142,8 +220,10 @@ static struct sp_dev *dev_get(struct sp_prov *p)
     struct sp_dev *d = __atomic_load_n(&p->dev, __ATOMIC_ACQUIRE);
     uint64_t now;
 
-    if (d)
+    if (d && d->fork_gen == __atomic_load_n(&fork_gen, __ATOMIC_RELAXED))
         return d;
+    if (d)
+        forked(p, d);
     now = sp_now_ns();
     if (now < __atomic_load_n(&p->next_open_ns, __ATOMIC_RELAXED))
         return NULL;
@@ -455,7 +535,10 @@ void sp_dev_close(struct sp_prov *p)
     if (!d)
         return;
     p->dev = NULL;
-    synth_dev_close(d->dev);
+    if (d->fork_gen == fork_gen) /* a forked child's copy is not its own to close */
+        synth_dev_close(d->dev);
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
     for (unsigned i = 0; i < d->nq; i++)
         pthread_mutex_destroy(&d->slots[i].lock);
     pthread_rwlock_destroy(&d->rw);

@@ -224,8 +224,11 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in, 
 {
     struct sp_prov *p = calloc(1, sizeof(*p));
 
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
     if (!p)
         return 0;
+    pthread_once(&once, sp_dev_init_once);
     p->handle = handle;
     pthread_mutex_init(&p->open_lock, NULL);
     if (!configure(p, handle, in)) {

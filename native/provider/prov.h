@@ -121,6 +121,8 @@ void sp_dev_sess_drop(struct sp_prov *p, struct sp_sess *s);
 /* The held input, or NULL when it is gone (the device was reset since). */
 const uint8_t *sp_hold_data(struct sp_prov *p, const struct sp_hold *h);
 void sp_hold_release(struct sp_prov *p, struct sp_hold *h);
+/* Once per process: forked children notice that they are (pthread_atfork). */
+void sp_dev_init_once(void);
 /* Close the device (teardown). */
 void sp_dev_close(struct sp_prov *p);
 /* The device's name for the counters ("" when none is open). */
