@@ -17,6 +17,7 @@
 #define SP_VERSION "1.1.0"
 #define DEFAULT_TIMEOUT_MS 1000
 #define ENV_DEVICE "LIBVIRT_SYNTH_OSSL_DEVICE"
+#define ENV_LOG "LIBVIRT_SYNTH_OSSL_LOG"
 
 const char *const sp_reason_names[SP_R_COUNT] = {
     [SP_R_NO_DEVICE] = "no-device", [SP_R_RESET] = "reset",             [SP_R_RING_FULL] = "ring-full",
@@ -177,12 +178,13 @@ static const OSSL_DISPATCH prov_functions[] = {
     {0, NULL},
 };
 
-/* The configuration: device, timeout_ms, log (section parameters in openssl.cnf). */
+/* The configuration: device, timeout_ms, log (section parameters in openssl.cnf); the environment's
+ * LIBVIRT_SYNTH_OSSL_DEVICE and LIBVIRT_SYNTH_OSSL_LOG override device and log. */
 static int configure(struct sp_prov *p, const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in)
 {
     OSSL_FUNC_core_get_params_fn *get_params = NULL;
     char *device = NULL, *timeout = NULL, *log = NULL;
-    const char *env = getenv(ENV_DEVICE);
+    const char *env = getenv(ENV_DEVICE), *env_log = getenv(ENV_LOG);
 
     for (; in->function_id; in++)
         if (in->function_id == OSSL_FUNC_CORE_GET_PARAMS)
@@ -208,8 +210,10 @@ static int configure(struct sp_prov *p, const OSSL_CORE_HANDLE *handle, const OS
         }
         p->timeout_ms = (int)v;
     }
+    if (env_log && *env_log)
+        log = (char *)env_log;
     if (log && strcmp(log, "stderr") && strcmp(log, "none")) {
-        fprintf(stderr, "synth: log = %s: expected stderr or none\n", log);
+        fprintf(stderr, "synth: log = %s%s: expected stderr or none\n", log, log == env_log ? " (" ENV_LOG ")" : "");
         return 0;
     }
     p->log = log && !strcmp(log, "stderr");
