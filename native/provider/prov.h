@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The OpenSSL 3 provider `synth` (docs/openssl.md): AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305
- * run on a synthetic crypto device through the guest library. Three parts:
- *   prov.c    the provider: configuration, counters, the algorithm table, teardown;
+ * run on a synthetic crypto device through the guest library. Four parts, each using only those
+ * above it:
+ *   core.c    the algorithms, the fallback reasons and their counting, the default provider's ciphers;
  *   dev.c     the device: opening it, a queue per thread, one AEAD operation, resets, timeouts;
- *   cipher.c  the cipher contexts that libcrypto and libssl drive, and their software fallback.
+ *   cipher.c  the cipher contexts that libcrypto and libssl drive, and their software fallback;
+ *   prov.c    the provider: configuration, counters, the algorithm table, teardown.
  * Nothing here makes an application fail because of the device: whatever the device cannot do
  * (missing, resetting, full, slow, or asked for what it does not serve) is done by the default
  * provider, in a library context of our own, and counted.
@@ -65,6 +67,8 @@ struct sp_prov {
     uint64_t fallbacks[SP_R_COUNT];   /* atomic */
     uint32_t logged;                  /* reasons already logged (atomic bits) */
 };
+
+/* ---- core.c ---- */
 
 /* Count one software fallback (and say so once per reason if logging). */
 void sp_fallback(struct sp_prov *p, enum sp_reason r);
