@@ -296,27 +296,31 @@ static void dev_reset(struct sp_prov *p, struct sp_dev *d)
     pthread_rwlock_unlock(&d->rw);
 }
 
-/* Submit d and wait for its completion, up to wait_ms (0: only what is already there). */
+/* Submit d and wait for its completion, up to wait_ms (0: only what is already there). The
+ * clock is read only when completions of abandoned operations came in between. */
 static int run(struct sp_dev *d, struct sp_slot *s, struct synth_desc *desc, struct synth_cpl *c, int wait_ms)
 {
-    uint64_t deadline = sp_now_ns() + (uint64_t)wait_ms * 1000000ull;
+    uint64_t start = 0;
+    int left = wait_ms;
 
     if (synth_q_submit_burst(s->q, desc, 1) != 1)
         return synth_dev_needs_reset(d->dev) ? -(1 + SP_R_RESET) : -(1 + SP_R_RING_FULL);
-    for (;;) {
-        uint64_t now;
-        int rc;
-        if (reap(s, desc->cookie, c))
-            return 0;
-        now = sp_now_ns();
-        if (now >= deadline) {
-            s->stale++;
-            return -(1 + SP_R_TIMEOUT);
-        }
-        rc = synth_q_wait(s->q, (int)((deadline - now + 999999) / 1000000));
+    while (left > 0) {
+        int rc = synth_q_wait(s->q, left);
         if (rc == -EIO)
             return -(1 + SP_R_RESET);
+        if (reap(s, desc->cookie, c))
+            return 0;
+        if (rc == -ETIMEDOUT)
+            break;
+        if (!start)
+            start = sp_now_ns();
+        left = wait_ms - (int)((sp_now_ns() - start) / 1000000u);
     }
+    if (reap(s, desc->cookie, c))
+        return 0;
+    s->stale++;
+    return -(1 + SP_R_TIMEOUT);
 }
 
 static int sess_create(struct sp_dev *d, struct sp_slot *s, const struct sp_op *op,
