@@ -7,6 +7,7 @@ Then each fallback: no device, a device that needs a reset mid-stream, and a ful
 
 from __future__ import annotations
 
+import json
 import pathlib
 import random
 import subprocess
@@ -14,7 +15,20 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tlsbed import ROOT, SUITES, body, client, env_for, finish, make_cert, openssl_conf, serve, summary
+from tlsbed import (
+    ROOT,
+    SUITES,
+    body,
+    client,
+    env_for,
+    finish,
+    free_port,
+    listening,
+    make_cert,
+    openssl_conf,
+    serve,
+    summary,
+)
 
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host.device import HostDevice, Worker
@@ -22,6 +36,7 @@ from libvirt_synth.host.device import HostDevice, Worker
 from rawregion import RawRegion
 
 RECORD = 16384
+PYTHON = "/usr/bin/python3"  # the system's, whose ssl module is the system's OpenSSL
 
 
 def make(*targets: str) -> None:
@@ -73,6 +88,43 @@ def test_s_server_and_s_client_exchange_a_file_through_the_devices(
         assert s.ops >= served, s
     after = [d.stats().ops for d in devices]
     assert after[0] - before[0] >= records and after[1] - before[1] >= records, (before, after)
+
+
+@pytest.mark.parametrize("tls,ciphers", [("1.3", None), ("1.2", "ECDHE-RSA-AES256-GCM-SHA384")],
+                         ids=["tls1.3", "tls1.2"])
+def test_an_unmodified_python_program_goes_through_the_devices(
+        tls_dir: pathlib.Path, devices: tuple[HostDevice, HostDevice], tmp_path: pathlib.Path, tls: str,
+        ciphers: str | None) -> None:
+    """guest/tls_echo.py, on the system Python's ssl module and nothing else: the client sends the
+    payload, the server echoes it; both sides' records go through their devices."""
+    conf = openssl_conf(tmp_path)
+    sdev, cdev = devices
+    port = free_port()
+    common = ["--port", str(port), "--tls", tls, *(["--ciphers", ciphers] if ciphers else [])]
+    prog = [PYTHON, str(ROOT / "guest/tls_echo.py")]
+    srv = subprocess.Popen([*prog, "server", "--cert", str(tls_dir / "cert.pem"), "--key", str(tls_dir / "key.pem"),
+                            *common], env=env_for(conf, sdev.path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        t0 = time.monotonic()
+        while not listening(port):
+            assert srv.poll() is None and time.monotonic() - t0 < 20, srv.stderr.read() if srv.stderr else ""
+            time.sleep(0.02)
+        c = subprocess.run([*prog, "client", "--ca", str(tls_dir / "cert.pem"), "--data", str(tls_dir / "payload"),
+                            "--out", str(tmp_path / "back"), *common], env=env_for(conf, cdev.path),
+                           capture_output=True, text=True, timeout=120)
+        sout, serr = srv.communicate(timeout=60)
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+    assert c.returncode == 0 and srv.returncode == 0, c.stderr + serr
+    assert (tmp_path / "back").read_bytes() == (tls_dir / "payload").read_bytes()
+    assert json.loads(c.stdout)["version"] == f"TLSv{tls}"
+    if ciphers:
+        assert json.loads(c.stdout)["cipher"] == ciphers
+    for err, dev in ((serr, sdev), (c.stderr, cdev)):
+        s = summary(err)
+        assert s.device == dev.path and s.fallbacks == 0 and s.ops >= 2 * (1 << 20) // RECORD, s
 
 
 def test_without_a_device_every_record_still_goes_through(tls_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:

@@ -65,9 +65,17 @@ def make_cert(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     """A throw-away RSA certificate for localhost (ECDHE-RSA needs RSA)."""
     key, cert = directory / "key.pem", directory / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "2", "-subj", "/CN=localhost"], check=True, capture_output=True,
+                    str(cert), "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True,
                    env={**os.environ, "OPENSSL_CONF": "/dev/null"})
     return cert, key
+
+
+def listening(port: int) -> bool:
+    """Something listens on 127.0.0.1:port (read from /proc, without connecting to it)."""
+    want = f"0100007F:{port:04X}"
+    lines = pathlib.Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return any(f[1] == want and f[3] == "0A" for f in (line.split() for line in lines))
 
 
 def free_port() -> int:
