@@ -53,6 +53,7 @@ struct sp_ctx {
     enum sp_state st;
     int sw_only;          /* the whole context runs in the default provider */
     EVP_CIPHER_CTX *sw;
+    int sw_keyed;         /* sw holds this key, for this direction (keying costs more than a small op) */
     struct sp_sess sess;
     struct sp_hold hold;
     uint8_t tls_aad[TLS_AAD_LEN];
@@ -80,15 +81,32 @@ static int sw_set_ivlen(EVP_CIPHER_CTX *sw, size_t ivlen)
     return EVP_CIPHER_CTX_set_params(sw, p);
 }
 
+/* A new message in the software context: keyed once, then only the IV each time. */
+static EVP_CIPHER_CTX *sw_message(struct sp_ctx *c)
+{
+    EVP_CIPHER_CTX *sw = sw_ctx(c);
+
+    if (!sw)
+        return NULL;
+    if (!c->sw_keyed) {
+        if (!EVP_CipherInit_ex2(sw, NULL, NULL, NULL, c->enc, NULL) || (c->ivlen != 12 && !sw_set_ivlen(sw, c->ivlen)))
+            return NULL;
+        if (!EVP_CipherInit_ex2(sw, NULL, c->key_set ? c->key : NULL, c->iv_set ? c->iv : NULL, c->enc, NULL))
+            return NULL;
+        c->sw_keyed = c->key_set;
+    } else if (!EVP_CipherInit_ex2(sw, NULL, NULL, c->iv_set ? c->iv : NULL, c->enc, NULL)) {
+        return NULL;
+    }
+    return sw;
+}
+
 /* The message so far (key, IV, AAD, and for decrypt the tag) into the software context. */
 static int sw_begin(struct sp_ctx *c)
 {
-    EVP_CIPHER_CTX *sw = sw_ctx(c);
+    EVP_CIPHER_CTX *sw = sw_message(c);
     int l;
 
-    if (!sw || !EVP_CipherInit_ex2(sw, NULL, NULL, NULL, c->enc, NULL) ||
-        (c->ivlen != 12 && !sw_set_ivlen(sw, c->ivlen)) ||
-        !EVP_CipherInit_ex2(sw, NULL, c->key_set ? c->key : NULL, c->iv_set ? c->iv : NULL, c->enc, NULL))
+    if (!sw)
         return 0;
     if (c->aad_len && !EVP_CipherUpdate(sw, NULL, &l, c->aad, (int)c->aad_len))
         return 0;
@@ -172,8 +190,10 @@ static int init(void *vctx, const unsigned char *key, size_t keylen, const unsig
     struct sp_ctx *c = vctx;
 
     sp_hold_release(c->p, &c->hold);
-    if (c->enc != enc)
+    if (c->enc != enc) {
         sp_dev_sess_drop(c->p, &c->sess);
+        c->sw_keyed = 0;
+    }
     c->enc = enc;
     c->st = ST_FRESH;
     c->aad_len = 0;
@@ -193,8 +213,10 @@ static int init(void *vctx, const unsigned char *key, size_t keylen, const unsig
             ERR_raise(ERR_LIB_PROV, PROV_R_INVALID_KEY_LENGTH);
             return 0;
         }
-        if (!c->key_set || memcmp(c->key, key, keylen))
+        if (!c->key_set || memcmp(c->key, key, keylen)) {
             sp_dev_sess_drop(c->p, &c->sess);
+            c->sw_keyed = 0;
+        }
         memcpy(c->key, key, keylen);
         c->key_set = 1;
         c->iv_gen = 0;
@@ -260,13 +282,16 @@ static int aad_add(struct sp_ctx *c, const uint8_t *aad, size_t len)
     return 1;
 }
 
-/* A second data update in an encrypted message: replay the first part in software. */
+/* A second data update in an encrypted message: the device's output for the first part is still
+ * in the arena; its plaintext is that output run through the keystream again (both algorithms
+ * encrypt as a stream cipher), and goes into software to continue from there. */
 static int resume_in_software(struct sp_ctx *c)
 {
     const uint8_t *held = sp_hold_data(c->p, &c->hold);
     size_t n = c->hold.len, l;
     uint8_t *first = held ? OPENSSL_malloc(n ? n : 1) : NULL, *scratch = NULL;
-    int ok = 0;
+    EVP_CIPHER_CTX *ks = NULL;
+    int ok = 0, il;
 
     if (!first)
         goto done;
@@ -274,10 +299,13 @@ static int resume_in_software(struct sp_ctx *c)
     if (!sp_hold_data(c->p, &c->hold)) /* reset while we copied */
         goto done;
     sp_fallback(c->p, SP_R_UNSUPPORTED);
+    ks = EVP_CIPHER_CTX_new();
     scratch = OPENSSL_malloc(n ? n : 1);
-    ok = scratch && sw_begin(c) && sw_update(c, scratch, &l, first, n);
+    ok = ks && scratch && EVP_CipherInit_ex2(ks, sp_sw_cipher(c->p, c->alg), c->key, c->iv, 0, NULL) &&
+         EVP_CipherUpdate(ks, first, &il, first, (int)n) && sw_begin(c) && sw_update(c, scratch, &l, first, n);
 done:
     sp_hold_release(c->p, &c->hold);
+    EVP_CIPHER_CTX_free(ks);
     OPENSSL_clear_free(first, n);
     OPENSSL_free(scratch);
     return ok;
@@ -321,11 +349,10 @@ static void ctr64_inc(uint8_t *p)
 
 static int sw_oneshot(struct sp_ctx *c, uint8_t *out, const uint8_t *in, size_t len, uint8_t *tag)
 {
-    EVP_CIPHER_CTX *sw = sw_ctx(c);
+    EVP_CIPHER_CTX *sw = sw_message(c);
     int l;
 
-    if (!sw || !EVP_CipherInit_ex2(sw, NULL, c->key, c->iv, c->enc, NULL) ||
-        !EVP_CipherUpdate(sw, NULL, &l, c->tls_aad, TLS_AAD_LEN) ||
+    if (!sw || !EVP_CipherUpdate(sw, NULL, &l, c->tls_aad, TLS_AAD_LEN) ||
         (len && !EVP_CipherUpdate(sw, out, &l, in, (int)len)) ||
         (!c->enc && !EVP_CIPHER_CTX_ctrl(sw, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag)) ||
         !EVP_CipherFinal_ex(sw, out + len, &l))
@@ -509,42 +536,49 @@ static const OSSL_PARAM *settable_ctx_params(void *cctx, void *provctx)
     return t;
 }
 
-static int get_ctx_params(void *vctx, OSSL_PARAM params[])
+/* One pass over the caller's parameters (libcrypto asks for one or two per call, every operation). */
+static int get_one(struct sp_ctx *c, OSSL_PARAM *p)
 {
-    struct sp_ctx *c = vctx;
-    OSSL_PARAM *p;
+    const char *k = p->key;
 
-    if (c->sw_only)
-        return EVP_CIPHER_CTX_get_params(c->sw, params);
-    if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_KEYLEN)) && !OSSL_PARAM_set_size_t(p, sp_algs[c->alg].keylen))
-        return 0;
-    if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_IVLEN)) && !OSSL_PARAM_set_size_t(p, c->ivlen))
-        return 0;
-    if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_AEAD_TAGLEN)) &&
-        !OSSL_PARAM_set_size_t(p, c->tag_set ? c->tag_len : TAG_LEN))
-        return 0;
-    if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_AEAD_TLS1_AAD_PAD)) && !OSSL_PARAM_set_size_t(p, TAG_LEN))
-        return 0;
-    if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_IV)) &&
-        (!c->iv_set || p->data_size < c->ivlen || !OSSL_PARAM_set_octet_string(p, c->iv, c->ivlen)))
-        return 0;
-    if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_UPDATED_IV)) &&
-        (!c->iv_set || p->data_size < c->ivlen || !OSSL_PARAM_set_octet_string(p, c->iv, c->ivlen)))
-        return 0;
-    if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_AEAD_TAG))) {
+    if (!strcmp(k, OSSL_CIPHER_PARAM_IVLEN))
+        return OSSL_PARAM_set_size_t(p, c->ivlen);
+    if (!strcmp(k, OSSL_CIPHER_PARAM_KEYLEN))
+        return OSSL_PARAM_set_size_t(p, sp_algs[c->alg].keylen);
+    if (!strcmp(k, OSSL_CIPHER_PARAM_AEAD_TAG)) {
         if (!c->enc || p->data_type != OSSL_PARAM_OCTET_STRING || p->data_size == 0 || p->data_size > TAG_LEN)
             return 0;
         memcpy(p->data, c->tag, p->data_size);
         p->return_size = p->data_size;
+        return 1;
     }
-    if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_AEAD_TLS1_GET_IV_GEN))) {
+    if (!strcmp(k, OSSL_CIPHER_PARAM_AEAD_TAGLEN))
+        return OSSL_PARAM_set_size_t(p, c->tag_set ? c->tag_len : TAG_LEN);
+    if (!strcmp(k, OSSL_CIPHER_PARAM_IV) || !strcmp(k, OSSL_CIPHER_PARAM_UPDATED_IV))
+        return c->iv_set && p->data_size >= c->ivlen && OSSL_PARAM_set_octet_string(p, c->iv, c->ivlen);
+    if (!strcmp(k, OSSL_CIPHER_PARAM_AEAD_TLS1_AAD_PAD))
+        return OSSL_PARAM_set_size_t(p, TAG_LEN);
+    if (!strcmp(k, OSSL_CIPHER_PARAM_AEAD_TLS1_GET_IV_GEN)) {
         size_t n = p->data_size;
         if (!c->iv_gen || !c->key_set || p->data_type != OSSL_PARAM_OCTET_STRING || n == 0 || n > 12)
             return 0;
         memcpy(p->data, c->iv + 12 - n, n);
         p->return_size = n;
         ctr64_inc(c->iv + TLS_FIXED_IV);
+        return 1;
     }
+    return 1; /* not ours: left alone, as the default provider does */
+}
+
+static int get_ctx_params(void *vctx, OSSL_PARAM params[])
+{
+    struct sp_ctx *c = vctx;
+
+    if (c->sw_only)
+        return EVP_CIPHER_CTX_get_params(c->sw, params);
+    for (OSSL_PARAM *p = params; p && p->key; p++)
+        if (!get_one(c, p))
+            return 0;
     return 1;
 }
 
@@ -585,55 +619,59 @@ static int tls_iv_fixed(struct sp_ctx *c, const OSSL_PARAM *p)
     return 1;
 }
 
+/* What the device never serves: from now on the default provider does the whole context. */
+static int delegate(struct sp_ctx *c, const OSSL_PARAM params[])
+{
+    sp_fallback(c->p, SP_R_UNSUPPORTED);
+    return to_sw_only(c) && EVP_CIPHER_CTX_set_params(c->sw, params);
+}
+
 static int set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     struct sp_ctx *c = vctx;
-    const OSSL_PARAM *p;
     size_t v;
 
     if (!params)
         return 1;
     if (c->sw_only)
         return EVP_CIPHER_CTX_set_params(c->sw, params);
-    /* What the device never serves, the default provider does for the whole context. */
-    if (c->alg == SP_CHACHA20_POLY1305 && (OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_AEAD_TLS1_AAD) ||
-                                           OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED))) {
-        sp_fallback(c->p, SP_R_UNSUPPORTED);
-        return to_sw_only(c) && EVP_CIPHER_CTX_set_params(c->sw, params);
-    }
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_IVLEN))) {
-        if (!OSSL_PARAM_get_size_t(p, &v) || v == 0 || v > (c->alg == SP_CHACHA20_POLY1305 ? 12 : IV_MAX))
-            return 0;
-        if (v != 12) {
-            c->ivlen = v;
-            c->iv_set = 0;
-            sp_fallback(c->p, SP_R_UNSUPPORTED);
-            return to_sw_only(c) && EVP_CIPHER_CTX_set_params(c->sw, params);
+    for (const OSSL_PARAM *p = params; p->key; p++) {
+        const char *k = p->key;
+        if (!strcmp(k, OSSL_CIPHER_PARAM_AEAD_TAG)) {
+            if (p->data_type != OSSL_PARAM_OCTET_STRING || p->data_size == 0 || p->data_size > TAG_LEN ||
+                c->enc || !p->data)
+                return 0;
+            memcpy(c->tag, p->data, p->data_size);
+            c->tag_len = p->data_size;
+            c->tag_set = 1;
+            if (c->st == ST_SW && !EVP_CIPHER_CTX_ctrl(c->sw, EVP_CTRL_AEAD_SET_TAG, (int)c->tag_len, c->tag))
+                return 0;
+        } else if (!strcmp(k, OSSL_CIPHER_PARAM_IVLEN)) {
+            if (!OSSL_PARAM_get_size_t(p, &v) || v == 0 || v > (c->alg == SP_CHACHA20_POLY1305 ? 12 : IV_MAX))
+                return 0;
+            if (v != 12) {
+                c->ivlen = v;
+                c->iv_set = 0;
+                return delegate(c, params);
+            }
+        } else if (!strcmp(k, OSSL_CIPHER_PARAM_KEYLEN)) {
+            if (!OSSL_PARAM_get_size_t(p, &v) || v != sp_algs[c->alg].keylen)
+                return 0;
+        } else if (!strncmp(k, "tls", 3) && c->alg == SP_CHACHA20_POLY1305) {
+            return delegate(c, params); /* TLS 1.2 ChaCha20-Poly1305 records */
+        } else if (!strcmp(k, OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED)) {
+            if (!tls_iv_fixed(c, p))
+                return 0;
+        } else if (!strcmp(k, OSSL_CIPHER_PARAM_AEAD_TLS1_SET_IV_INV)) {
+            if (p->data_type != OSSL_PARAM_OCTET_STRING || !c->iv_gen || c->enc || p->data_size == 0 ||
+                p->data_size > 12 - TLS_FIXED_IV)
+                return 0;
+            memcpy(c->iv + 12 - p->data_size, p->data, p->data_size);
+        } else if (!strcmp(k, OSSL_CIPHER_PARAM_AEAD_TLS1_AAD)) {
+            if (!tls_aad(c, p))
+                return 0;
         }
     }
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_KEYLEN)) &&
-        (!OSSL_PARAM_get_size_t(p, &v) || v != sp_algs[c->alg].keylen))
-        return 0;
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_AEAD_TAG))) {
-        if (p->data_type != OSSL_PARAM_OCTET_STRING || p->data_size == 0 || p->data_size > TAG_LEN ||
-            c->enc || !p->data)
-            return 0;
-        memcpy(c->tag, p->data, p->data_size);
-        c->tag_len = p->data_size;
-        c->tag_set = 1;
-        if (c->st == ST_SW && !EVP_CIPHER_CTX_ctrl(c->sw, EVP_CTRL_AEAD_SET_TAG, (int)c->tag_len, c->tag))
-            return 0;
-    }
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED)) && !tls_iv_fixed(c, p))
-        return 0;
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_AEAD_TLS1_SET_IV_INV))) {
-        if (p->data_type != OSSL_PARAM_OCTET_STRING || !c->iv_gen || c->enc || p->data_size == 0 ||
-            p->data_size > 12 - TLS_FIXED_IV)
-            return 0;
-        memcpy(c->iv + 12 - p->data_size, p->data, p->data_size);
-    }
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_AEAD_TLS1_AAD)) && !tls_aad(c, p))
-        return 0;
     return 1;
 }
 

@@ -7,9 +7,10 @@
  * An operation the device does not finish within timeout_ms is left in flight: its arena buffer
  * stays allocated until its completion arrives (the cookie names the buffer), and while a queue
  * has such operations the next ones do not wait for the device at all. When the ring or the arena
- * is full, the operation runs in software. A device that needs a reset is reset here, under the
- * write side of a lock that every operation holds for reading; a reset forgets every session and
- * every buffer, which the epoch tells contexts.
+ * is full, the operation runs in software. A device that needs a reset is reset here, holding
+ * every queue's lock; a reset forgets every session and every buffer, which the epoch tells
+ * contexts. Operations run in place in the arena: the device writes its output over the input
+ * lines it has just read, so no other lines cross between the two cores.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,8 +42,7 @@ struct sp_dev {
     struct synth_dev *dev;
     int lock_fd;                 /* the claim (an OFD lock), or -1 */
     unsigned fork_gen;           /* the process generation that opened it */
-    pthread_rwlock_t rw;
-    uint32_t epoch;              /* bumped by each reset (under rw's write side) */
+    uint32_t epoch;              /* bumped by each reset (under every slot's lock) */
     unsigned nq;
     uint32_t alg_mask;
     uint32_t max_aad;
@@ -76,6 +76,14 @@ static void forked(struct sp_prov *p, struct sp_dev *d)
     pthread_mutex_unlock(&p->open_lock);
 }
 static __thread unsigned thread_no; /* 1-based; 0: not yet numbered */
+
+/* The coarse clock (a few ns, ticks of a few ms): enough to look for a missing device once a second. */
+static uint64_t coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 uint64_t sp_now_ns(void)
 {
@@ -199,7 +207,6 @@ static struct sp_dev *dev_open(struct sp_prov *p)
     sd->alg_mask = info.crypto_alg_mask;
     sd->arena_size = info.arena_size;
     sd->max_aad = ((const struct synth_crypto_cfg *)synth_dev_class_cfg(d))->max_aad_len;
-    pthread_rwlock_init(&sd->rw, NULL);
     for (unsigned i = 0; i < sd->nq; i++) {
         pthread_mutex_init(&sd->slots[i].lock, NULL);
         sd->slots[i].q = synth_dev_queue(d, i);
@@ -224,7 +231,7 @@ static struct sp_dev *dev_get(struct sp_prov *p)
         return d;
     if (d)
         forked(p, d);
-    now = sp_now_ns();
+    now = coarse_ns();
     if (now < __atomic_load_n(&p->next_open_ns, __ATOMIC_RELAXED))
         return NULL;
     pthread_mutex_lock(&p->open_lock);
@@ -284,16 +291,18 @@ static int reap(struct sp_slot *s, uint64_t mine, struct synth_cpl *c)
 /* Reset the device if it still needs it (another thread may have done it). */
 static void dev_reset(struct sp_prov *p, struct sp_dev *d)
 {
-    pthread_rwlock_wrlock(&d->rw);
+    for (unsigned i = 0; i < d->nq; i++)
+        pthread_mutex_lock(&d->slots[i].lock);
     if (synth_dev_needs_reset(d->dev)) {
         int rc = synth_dev_reset(d->dev);
-        d->epoch++;
+        __atomic_fetch_add(&d->epoch, 1, __ATOMIC_RELEASE);
         for (unsigned i = 0; i < d->nq; i++)
             d->slots[i].stale = 0;
         if (p->log)
             fprintf(stderr, "synth: device %s reset (%s)\n", p->dev_name, rc < 0 ? strerror(-rc) : "ok");
     }
-    pthread_rwlock_unlock(&d->rw);
+    for (unsigned i = d->nq; i-- > 0;)
+        pthread_mutex_unlock(&d->slots[i].lock);
 }
 
 /* Submit d and wait for its completion, up to wait_ms (0: only what is already there). The
@@ -367,8 +376,8 @@ static int aead_locked(struct sp_prov *p, struct sp_dev *d, struct sp_slot *s, u
                        const struct sp_op *op)
 {
     uint8_t taglen = op->enc ? 16 : (uint8_t)op->tag_len;
-    uint32_t aad_sz = round_up(op->aad_len), len_sz = round_up(op->len);
-    uint64_t total = (uint64_t)HDR + aad_sz + 2ull * len_sz;
+    uint32_t aad_sz = round_up(op->aad_len);
+    uint64_t total = (uint64_t)HDR + aad_sz + round_up(op->len);
     struct synth_desc desc;
     struct synth_cpl c;
     uint8_t *a;
@@ -400,7 +409,7 @@ static int aead_locked(struct sp_prov *p, struct sp_dev *d, struct sp_slot *s, u
     if (op->len)
         memcpy(a + HDR + aad_sz, op->in, op->len);
     synth_crypto_desc(&desc, op->enc ? SYNTH_OP_CRYPTO_ENCRYPT : SYNTH_OP_CRYPTO_DECRYPT, op->sess->id,
-                      (uint32_t)off + HDR + aad_sz, (uint32_t)off + HDR + aad_sz + len_sz, (uint32_t)op->len,
+                      (uint32_t)off + HDR + aad_sz, (uint32_t)off + HDR + aad_sz, (uint32_t)op->len,
                       (uint32_t)off + HDR, (uint32_t)op->aad_len, (uint32_t)off, (uint32_t)off + 64,
                       (uint64_t)off << 32 | (uint32_t)total);
     for (unsigned tries = 0;; tries++) {
@@ -427,7 +436,7 @@ static int aead_locked(struct sp_prov *p, struct sp_dev *d, struct sp_slot *s, u
         switch (c.status) {
         case SYNTH_ST_OK:
             if (op->len)
-                memcpy(op->out, a + HDR + aad_sz + len_sz, op->len);
+                memcpy(op->out, a + HDR + aad_sz, op->len);
             if (op->enc)
                 memcpy(op->tag, a + 64, 16);
             break;
@@ -449,7 +458,7 @@ static int aead_locked(struct sp_prov *p, struct sp_dev *d, struct sp_slot *s, u
         }
     }
     if (rc >= 0 && op->hold && op->enc) {
-        /* keep the buffer: the input stays at its offset until sp_hold_release */
+        /* keep the buffer: the output stays at its offset until sp_hold_release */
         op->hold->live = 1;
         op->hold->slot = slot;
         op->hold->epoch = d->epoch;
@@ -475,12 +484,10 @@ int sp_dev_aead(struct sp_prov *p, const struct sp_op *op)
     if (!(d->alg_mask & (1u << sp_algs[op->alg].synth_alg)) || op->aad_len > d->max_aad ||
         op->len > UINT32_MAX / 4)
         return -(1 + SP_R_UNSUPPORTED);
-    pthread_rwlock_rdlock(&d->rw);
     s = my_slot(d, &slot);
     pthread_mutex_lock(&s->lock);
     rc = aead_locked(p, d, s, slot, op);
     pthread_mutex_unlock(&s->lock);
-    pthread_rwlock_unlock(&d->rw);
     if (rc == -(1 + SP_R_RESET))
         dev_reset(p, d);
     else if (rc >= 0)
@@ -495,13 +502,11 @@ void sp_dev_sess_drop(struct sp_prov *p, struct sp_sess *s)
 
     if (d && s->live) {
         struct sp_slot *sl;
-        pthread_rwlock_rdlock(&d->rw);
         sl = my_slot(d, &slot);
         pthread_mutex_lock(&sl->lock);
         if (s->epoch == d->epoch && !sl->stale && !synth_dev_needs_reset(d->dev))
             synth_crypto_session_destroy(sl->q, s->id);
         pthread_mutex_unlock(&sl->lock);
-        pthread_rwlock_unlock(&d->rw);
     }
     s->live = 0;
 }
@@ -523,14 +528,10 @@ void sp_hold_release(struct sp_prov *p, struct sp_hold *h)
     h->live = 0;
     if (!d)
         return;
-    pthread_rwlock_rdlock(&d->rw);
-    if (h->epoch == d->epoch) {
-        struct sp_slot *s = &d->slots[h->slot];
-        pthread_mutex_lock(&s->lock);
-        synth_buf_free(s->q, h->off, h->size);
-        pthread_mutex_unlock(&s->lock);
-    }
-    pthread_rwlock_unlock(&d->rw);
+    pthread_mutex_lock(&d->slots[h->slot].lock);
+    if (h->epoch == d->epoch)
+        synth_buf_free(d->slots[h->slot].q, h->off, h->size);
+    pthread_mutex_unlock(&d->slots[h->slot].lock);
 }
 
 void sp_dev_close(struct sp_prov *p)
@@ -545,6 +546,5 @@ void sp_dev_close(struct sp_prov *p)
         close(d->lock_fd);
     for (unsigned i = 0; i < d->nq; i++)
         pthread_mutex_destroy(&d->slots[i].lock);
-    pthread_rwlock_destroy(&d->rw);
     free(d);
 }

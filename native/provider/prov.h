@@ -86,13 +86,13 @@ struct sp_sess {
     uint64_t refused_ns; /* the device refused a session: try again after this */
 };
 
-/* An arena buffer a context keeps between update and final (its input stays readable). */
+/* An arena buffer a context keeps between update and final (its output stays readable). */
 struct sp_hold {
     int live;
     unsigned slot;
     uint32_t epoch;
     uint32_t off, size;
-    uint32_t src;     /* offset of the input within the arena */
+    uint32_t src;     /* offset of the data (input, then output: in place) within the arena */
     uint32_t len;
 };
 
@@ -109,7 +109,7 @@ struct sp_op {
     uint8_t *tag;        /* enc: 16 bytes written; dec: tag_len bytes read */
     size_t tag_len;
     struct sp_sess *sess;
-    struct sp_hold *hold; /* non-NULL: keep the input in the arena (sp_hold_*) */
+    struct sp_hold *hold; /* non-NULL, encrypt: keep the output in the arena (sp_hold_*) */
 };
 
 #define SP_AUTH_FAILED 1
@@ -122,7 +122,7 @@ struct sp_op {
 int sp_dev_aead(struct sp_prov *p, const struct sp_op *op);
 /* Forget a context's session (destroying it on the device when it is still there). */
 void sp_dev_sess_drop(struct sp_prov *p, struct sp_sess *s);
-/* The held input, or NULL when it is gone (the device was reset since). */
+/* The held output, or NULL when it is gone (the device was reset since). */
 const uint8_t *sp_hold_data(struct sp_prov *p, const struct sp_hold *h);
 void sp_hold_release(struct sp_prov *p, struct sp_hold *h);
 /* Once per process: forked children notice that they are (pthread_atfork). */
