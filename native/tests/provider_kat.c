@@ -1263,6 +1263,33 @@ static void check_constants(struct pk_run *r)
     }
 }
 
+/* EVP_CTRL_GCM_SET_IV_FIXED takes what the default provider takes, in both directions: -1 (the whole
+ * IV, as EVP_EncryptInit(3) documents), or a fixed field of 4 bytes or more that leaves 8 or more
+ * for the invocation field (with a 12-byte IV: 4 only). */
+static void check_tls_iv_fixed(struct pk_run *r)
+{
+    static const int lens[] = {-1, 0, 3, 4, 5, 8, 12};
+    uint8_t key[32] = {0}, iv[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+
+    for (int a = PK_AES128_GCM; a <= PK_AES256_GCM; a++)
+        for (int enc = 0; enc < 2; enc++)
+            for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+                int rc[2];
+                char cas[96];
+                for (int p = 0; p < 2; p++) {
+                    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+                    rc[p] = ctx && EVP_CipherInit_ex(ctx, p ? r->ref[a] : r->test[a], NULL, key, NULL, enc)
+                                ? EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IV_FIXED, lens[k], iv)
+                                : -99;
+                    EVP_CIPHER_CTX_free(ctx);
+                }
+                snprintf(cas, sizeof(cas), "tls1.2 %s %s fixed IV of length %d", alg_labels[a],
+                         enc ? "encrypt" : "decrypt", lens[k]);
+                if ((rc[0] > 0) != (rc[1] > 0))
+                    fail(r, cas, "EVP_CTRL_GCM_SET_IV_FIXED gave %d, the default provider %d", rc[0], rc[1]);
+            }
+}
+
 static void final_checks(struct pk_run *r, const struct pk_counters *c)
 {
     print_all = 1;
@@ -1463,6 +1490,7 @@ int main(int argc, char **argv)
     if (!r.a_test || !r.a_ref || fetch(&r) < 0)
         goto cleanup;
     check_constants(&r);
+    check_tls_iv_fixed(&r);
     if (!r.o.no_kat) {
         if (kat_builtin(&r) < 0)
             goto cleanup;
