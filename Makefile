@@ -143,7 +143,7 @@ $(PROVIDER): $(PROVIDER_SRCS) $(wildcard native/provider/*.h) $(PIC_OBJS) $(NATI
 
 provider-kat: $(NATIVE_BUILD)/provider-kat ## the provider's known-answer and differential test program
 
-$(NATIVE_BUILD)/provider-kat: native/tests/provider_kat.c native/tests/kat_vectors.h
+$(NATIVE_BUILD)/provider-kat: native/tests/provider_kat.c native/tests/provider_vectors.h
 	@mkdir -p $(NATIVE_BUILD)
 	$(CC) $(CFLAGS) -Inative/include -Inative/tests native/tests/provider_kat.c -lcrypto -o $@
 

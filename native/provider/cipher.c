@@ -266,6 +266,8 @@ static int message(struct sp_ctx *c, uint8_t *out, const uint8_t *in, size_t len
 
 static int aad_add(struct sp_ctx *c, const uint8_t *aad, size_t len)
 {
+    if (!len)
+        return 1;
     if (c->aad_len + len > c->aad_cap) {
         size_t cap = c->aad_cap ? c->aad_cap : 64;
         uint8_t *n;
@@ -448,12 +450,25 @@ static int final(void *vctx, unsigned char *out, size_t *outl, size_t outsize)
     return !c->enc || EVP_CIPHER_CTX_ctrl(c->sw, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, c->tag);
 }
 
-/* EVP_Cipher: in == NULL is final, out == NULL AAD, as the default provider's. */
+/* EVP_Cipher: in == NULL is final, out == NULL AAD; it reports every byte it was given as done
+ * (a TLS 1.2 decrypt too: EVP_CipherUpdate is what reports the payload), as the default provider. */
 static int cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsize, const unsigned char *in, size_t inl)
 {
+    struct sp_ctx *c = vctx;
+
+    if (c->sw_only) { /* the default provider's own EVP_Cipher, whose count differs by algorithm */
+        int n = inl > INT32_MAX ? -1 : EVP_Cipher(c->sw, out, in, (unsigned int)inl);
+        if (n < 0)
+            return 0;
+        *outl = (size_t)n;
+        return 1;
+    }
     if (!in)
         return final(vctx, out, outl, outsize);
-    return update(vctx, out, outl, outsize, in, inl);
+    if (!update(vctx, out, outl, outsize, in, inl))
+        return 0;
+    *outl = inl;
+    return 1;
 }
 
 /* ---- parameters ---- */
@@ -600,11 +615,13 @@ static int tls_aad(struct sp_ctx *c, const OSSL_PARAM *p)
     return 1;
 }
 
+/* The fixed part of a TLS 1.2 GCM IV (4 bytes; the 8 after it count records), or the whole IV
+ * (length -1, as EVP_CTRL_GCM_SET_IV_FIXED takes it). */
 static int tls_iv_fixed(struct sp_ctx *c, const OSSL_PARAM *p)
 {
     if (p->data_type != OSSL_PARAM_OCTET_STRING)
         return 0;
-    if (p->data_size == 12) { /* the whole IV */
+    if (p->data_size == (size_t)-1) {
         memcpy(c->iv, p->data, 12);
     } else if (p->data_size == TLS_FIXED_IV) {
         memcpy(c->iv, p->data, TLS_FIXED_IV);

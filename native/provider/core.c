@@ -38,7 +38,7 @@ EVP_CIPHER *sp_sw_cipher(struct sp_prov *p, enum sp_alg_id alg)
     pthread_mutex_lock(&p->open_lock);
     if (!p->sw_libctx) {
         p->sw_libctx = OSSL_LIB_CTX_new();
-        if (p->sw_libctx && OSSL_PROVIDER_load(p->sw_libctx, "default"))
+        if (p->sw_libctx && (p->sw_default = OSSL_PROVIDER_load(p->sw_libctx, "default")))
             for (int i = 0; i < SP_ALG_COUNT; i++)
                 __atomic_store_n(&p->sw[i], EVP_CIPHER_fetch(p->sw_libctx, sp_algs[i].name, "provider=default"),
                                  __ATOMIC_RELEASE);

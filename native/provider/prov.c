@@ -126,6 +126,8 @@ static void prov_teardown(void *provctx)
     sp_dev_close(p);
     for (int i = 0; i < SP_ALG_COUNT; i++)
         EVP_CIPHER_free(p->sw[i]);
+    if (p->sw_default)
+        OSSL_PROVIDER_unload(p->sw_default);
     OSSL_LIB_CTX_free(p->sw_libctx);
     pthread_mutex_destroy(&p->open_lock);
     free(p);

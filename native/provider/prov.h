@@ -20,6 +20,7 @@
 
 #include <openssl/core.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 
 #include "synth/crypto_core.h"
 
@@ -61,6 +62,7 @@ struct sp_prov {
     char dev_name[256];   /* what was opened */
 
     OSSL_LIB_CTX *sw_libctx;          /* our own context, the default provider only */
+    OSSL_PROVIDER *sw_default;
     EVP_CIPHER *sw[SP_ALG_COUNT];
 
     uint64_t ops;                     /* operations the device did (atomic) */
