@@ -93,7 +93,9 @@ static int prov_get_params(void *provctx, OSSL_PARAM params[])
     }
     if ((q = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS)) && !OSSL_PARAM_set_int(q, 1))
         return 0;
-    if ((q = OSSL_PARAM_locate(params, "synth-device")) && !OSSL_PARAM_set_utf8_ptr(q, sp_dev_name(p)))
+    if ((q = OSSL_PARAM_locate(params, "synth-device")) && /* asked for as a pointer or a copy */
+        !(q->data_type == OSSL_PARAM_UTF8_STRING ? OSSL_PARAM_set_utf8_string(q, sp_dev_name(p))
+                                                 : OSSL_PARAM_set_utf8_ptr(q, sp_dev_name(p))))
         return 0;
     if ((q = OSSL_PARAM_locate(params, "synth-ops")) && !OSSL_PARAM_set_uint64(q, load(&p->ops)))
         return 0;
