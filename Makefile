@@ -143,9 +143,11 @@ $(PROVIDER): $(PROVIDER_SRCS) $(wildcard native/provider/*.h) $(PIC_OBJS) $(NATI
 
 provider-kat: $(NATIVE_BUILD)/provider-kat ## the provider's known-answer and differential test program
 
-$(NATIVE_BUILD)/provider-kat: native/tests/provider_kat.c native/tests/provider_vectors.h
+PROVIDER_KAT_SRCS := $(wildcard native/tests/provider_kat*.c)
+
+$(NATIVE_BUILD)/provider-kat: $(PROVIDER_KAT_SRCS) $(wildcard native/tests/provider_kat*.h) native/tests/provider_vectors.h
 	@mkdir -p $(NATIVE_BUILD)
-	$(CC) $(CFLAGS) -Inative/include -Inative/tests native/tests/provider_kat.c -lcrypto -o $@
+	$(CC) $(CFLAGS) -Inative/include -Inative/tests $(PROVIDER_KAT_SRCS) -lcrypto -o $@
 
 SYNTH_GUEST_SRCS := $(wildcard guest/*.c)
 
