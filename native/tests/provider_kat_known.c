@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "provider_kat.h"
+#include "provider_vectors.h"
 
 static size_t unhex(const char *h, uint8_t *out, size_t max)
 {

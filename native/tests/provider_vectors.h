@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Known-answer vectors of provider-kat (native/tests/provider_kat.c), as hex strings.
+ * Known-answer vectors of provider-kat (native/tests/provider_kat_known.c, the only file that
+ * includes this one), as hex strings.
  *
  * NIST CAVP GCM (gcmEncryptExtIV128/256.rsp and gcmDecrypt128/256.rsp, CAVS 14.0), taken from the
  * subset kept under tests/data/vectors and named as tests/vectors.py names them (file#index): of
@@ -15,7 +16,7 @@
 #ifndef PK_PROVIDER_VECTORS_H
 #define PK_PROVIDER_VECTORS_H
 
-enum pk_alg { PK_AES128_GCM, PK_AES256_GCM, PK_CHACHA20_POLY1305, PK_ALG_COUNT };
+#include "provider_kat.h" /* enum pk_alg */
 
 struct pk_vec {
     const char *name;
