@@ -9,25 +9,25 @@ Inputs, all from Debian packages or this tree, nothing fetched when the VM runs:
   their dependencies, read from each module's ``.modinfo``);
 - ``busybox-static`` (``apt-get download``): the shell and tools of the init;
 - ``native/build/synth-guest`` and ``native/build/afalg-kat`` (static; ``make synth-guest
-  afalg-kat``) and ``guest/init``.
+  afalg-kat``), ``guest/init`` and the step ``tls`` (``guest/tls-check.sh``, ``guest/tls_echo.py``);
+- for that step, the userland (userland.py): Debian's ``openssl`` and a minimal ``python3.11`` as the
+  host's packages installed them, and the OpenSSL provider ``native/build/ossl-modules/synth.so``
+  (``make provider``; when it is not built, the image's OpenSSL runs on its default provider alone).
 
 Output: ``vmlinuz`` + ``initrd.img`` under ``$LIBVIRT_SYNTH_CACHE`` (default
 ``~/.cache/libvirt-synth``) in ``images/<key>/``, where the key is a hash of every input's content:
 the same inputs give the same directory and byte-identical files (the cpio archive is written
-here, sorted, with mtime 0 and owner root; gzip without a timestamp). Downloaded packages are kept
+by cpio.py, sorted, with mtime 0 and owner root; gzip without a timestamp). Downloaded packages are kept
 in ``debs/`` under their SHA-256. See docs/guest.md.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
 import pathlib
 import shutil
-import stat
 import struct
 import subprocess
 import tarfile
@@ -37,9 +37,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libvirt_synth import errors, log
+from libvirt_synth.testbed import userland
+from libvirt_synth.testbed.cpio import Cpio, gzip_bytes
 
 CACHE_ENV = "LIBVIRT_SYNTH_CACHE"
-FORMAT = 1  # bump when the image layout changes: it is part of every image key
+FORMAT = 2  # bump when the image layout changes: it is part of every image key
 KERNEL_META = "linux-image-amd64"
 BUSYBOX = "busybox-static"
 # AF_ALG AEAD with the algorithms the AF_ALG plugin binds: gcm(aes), rfc7539(chacha20,poly1305).
@@ -58,10 +60,19 @@ def cache_dir() -> pathlib.Path:
     return pathlib.Path(env) if env else pathlib.Path.home() / ".cache" / "libvirt-synth"
 
 
+PROVIDER = ROOT / "native/build/ossl-modules/synth.so"
+HINTS = {"synth-guest": "make synth-guest", "afalg-kat": "make afalg-kat", "synth.so": "make provider"}
+
+
 def default_inputs() -> dict[str, pathlib.Path]:
-    """The tree's guest programs and init (``make synth-guest afalg-kat`` builds the programs)."""
-    return {"synth-guest": ROOT / "native/build/synth-guest", "afalg-kat": ROOT / "native/build/afalg-kat",
-            "init": ROOT / "guest/init"}
+    """The tree's guest programs, init and TLS step (``make synth-guest afalg-kat`` builds the
+    programs), and the provider when it is built (``make provider``)."""
+    inputs = {"synth-guest": ROOT / "native/build/synth-guest", "afalg-kat": ROOT / "native/build/afalg-kat",
+              "init": ROOT / "guest/init", "tls-check": ROOT / "guest/tls-check.sh",
+              "tls_echo": ROOT / "guest/tls_echo.py"}
+    if PROVIDER.is_file():
+        inputs["synth.so"] = PROVIDER
+    return inputs
 
 
 @dataclass
@@ -269,54 +280,6 @@ def load_order(available: dict[str, bytes], wanted: Iterable[str], builtin: set[
     return order
 
 
-# ---- cpio (newc), written here so that the archive is the same bytes every time ----
-
-
-class Cpio:
-    def __init__(self) -> None:
-        self.entries: dict[str, tuple[int, bytes, int]] = {}  # path -> (mode, data, rdev)
-
-    def dir(self, path: str) -> None:
-        parts = path.strip("/").split("/")
-        for i in range(1, len(parts) + 1):
-            self.entries.setdefault("/".join(parts[:i]), (stat.S_IFDIR | 0o755, b"", 0))
-
-    def file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        if "/" in path.strip("/"):
-            self.dir(os.path.dirname(path.strip("/")))
-        self.entries[path.strip("/")] = (stat.S_IFREG | mode, data, 0)
-
-    def symlink(self, path: str, target: str) -> None:
-        self.entries[path.strip("/")] = (stat.S_IFLNK | 0o777, target.encode(), 0)
-
-    def chardev(self, path: str, major: int, minor: int, mode: int = 0o600) -> None:
-        self.entries[path.strip("/")] = (stat.S_IFCHR | mode, b"", os.makedev(major, minor))
-
-    def bytes(self) -> bytes:
-        out = io.BytesIO()
-
-        def record(ino: int, name: str, mode: int, data: bytes, rdev: int) -> None:
-            nlink = 2 if stat.S_ISDIR(mode) else 1
-            fields = (ino, mode, 0, 0, nlink, 0, len(data), 0, 0, os.major(rdev), os.minor(rdev), len(name) + 1, 0)
-            out.write(b"070701" + "".join(f"{v:08x}" for v in fields).encode() + name.encode() + b"\0")
-            out.write(b"\0" * (-out.tell() % 4))
-            out.write(data)
-            out.write(b"\0" * (-out.tell() % 4))
-
-        for ino, name in enumerate(sorted(self.entries), start=1):
-            mode, data, rdev = self.entries[name]
-            record(ino, name, mode, data, rdev)
-        record(0, "TRAILER!!!", 0, b"", 0)
-        return out.getvalue()
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as gz:
-        gz.write(data)
-    return buf.getvalue()
-
-
 # ---- the image ----
 
 
@@ -324,21 +287,25 @@ def _read_input(name: str, path: pathlib.Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        hint = "make synth-guest afalg-kat" if name != "init" else "it lives in the source tree"
+        hint = HINTS.get(name, "it lives in the source tree")
         raise errors.NotFoundError(f"{name}: {path} does not exist ({hint})") from None
 
 
 def build(inputs: dict[str, pathlib.Path] | None = None, cache: pathlib.Path | None = None,
           kernel_meta: str = KERNEL_META, say: Say = log.info, force: bool = False) -> GuestImage:
-    """Build the image (or find it in the cache) and return where it is."""
+    """Build the image (or find it in the cache) and return where it is. ``inputs`` replace
+    entries of default_inputs()."""
     root = cache or cache_dir()
-    files = {k: _read_input(k, p) for k, p in (inputs or default_inputs()).items()}
+    paths = default_inputs() | (inputs or {})
+    files = {k: _read_input(k, p) for k, p in paths.items()}
+    user = userland.collect(files.get("synth.so"), paths["tls_echo"])
     debs = Debs(root, say)
     kpkg, kdeb = debs.get(kernel_package(kernel_meta))
     bpkg, bdeb = debs.get(BUSYBOX)
     recipe = {"format": FORMAT, "modules": list(MODULES), "kernel": [kpkg.name, kpkg.version, kpkg.sha256],
               "busybox": [bpkg.name, bpkg.version, bpkg.sha256],
-              "files": {k: sha256(v) for k, v in sorted(files.items())}}
+              "files": {k: sha256(v) for k, v in sorted(files.items())},
+              "userland": user.digest()}
     key = sha256(json.dumps(recipe, sort_keys=True).encode())[:16]
     out = root / "images" / key
     if (out / "manifest.json").is_file() and not force:
@@ -363,7 +330,8 @@ def build(inputs: dict[str, pathlib.Path] | None = None, cache: pathlib.Path | N
         raise errors.ValueError(f"{bdeb.name} has no bin/busybox")
 
     manifest = {"key": key, "kernel_version": version, "recipe": recipe,
-                "modules": [module_name(p) for p in order], "modules_builtin": sorted(set(MODULES) & builtin)}
+                "modules": [module_name(p) for p in order], "modules_builtin": sorted(set(MODULES) & builtin),
+                "userland": {"packages": user.manifest()["packages"], "provider": "synth.so" in files}}
     cpio = Cpio()
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "etc", "run"):
         cpio.dir(d)
@@ -375,6 +343,8 @@ def build(inputs: dict[str, pathlib.Path] | None = None, cache: pathlib.Path | N
     cpio.file("bin/synth-guest", files["synth-guest"], 0o755)
     if "afalg-kat" in files:
         cpio.file("bin/afalg-kat", files["afalg-kat"], 0o755)
+    cpio.file("bin/tls-check", files["tls-check"], 0o755)
+    userland.install(user, cpio)
     moddir = f"lib/modules/{version}"
     cpio.dir(moddir)
     for p in order:
@@ -389,6 +359,7 @@ def build(inputs: dict[str, pathlib.Path] | None = None, cache: pathlib.Path | N
         (tmp / "vmlinuz").write_bytes(kfiles[vmlinuz[0]])
         (tmp / "initrd.img").write_bytes(initrd)
         manifest["sha256"] = {"vmlinuz": sha256(kfiles[vmlinuz[0]]), "initrd.img": sha256(initrd)}
+        manifest["userland_files"] = user.manifest()  # the image's own copy names the packages only
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         for f in tmp.iterdir():
             f.chmod(0o644)
