@@ -10,7 +10,7 @@ GUEST_SRCS := $(wildcard native/src/guest/*.c) native/src/common/layout.c
 GUEST_OBJS := $(patsubst %.c,$(NATIVE_BUILD)/%.o,$(notdir $(GUEST_SRCS)))
 
 .PHONY: help setup demo test test-fast bench lint format libsynth afalg-kat synth-guest guest-image clean \
-	provider provider-kat
+	provider provider-kat guest-inputs
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -156,7 +156,9 @@ synth-guest: $(NATIVE_BUILD)/synth-guest ## the guest's test program, static (pr
 $(NATIVE_BUILD)/synth-guest: $(SYNTH_GUEST_SRCS) guest/sg.h native/tests/kat_vectors.h $(NATIVE_BUILD)/libsynth.a
 	$(CC) $(CFLAGS) -static -Inative/include -Inative/tests $(SYNTH_GUEST_SRCS) $(NATIVE_BUILD)/libsynth.a -o $@
 
-guest-image: setup synth-guest afalg-kat ## the guest kernel + initramfs (cached in ~/.cache/libvirt-synth)
+guest-inputs: synth-guest afalg-kat provider ## the programs the guest image carries (synth-guest, afalg-kat, the provider)
+
+guest-image: setup guest-inputs ## the guest kernel + initramfs (cached in ~/.cache/libvirt-synth)
 	$(VENV)/bin/virt-synth guest-image
 
 clean: ## remove build products (keeps .venv)

@@ -200,7 +200,7 @@ def boot(conn: Any, xml: str, console_log: pathlib.Path, pin: str) -> Boot:
 def e2e() -> Iterator[E2E]:
     from libvirt_synth.xml import connect
 
-    subprocess.run(["make", "-s", "-C", str(ROOT), "synth-guest", "afalg-kat"], check=True)
+    subprocess.run(["make", "-s", "-C", str(ROOT), "guest-inputs"], check=True)
     image = guestimage.build()
     libvirtctl.ensure_running()
     base = pathlib.Path(tempfile.mkdtemp(prefix="synth-e2e-", dir="/var/tmp"))

@@ -203,7 +203,7 @@ class TlsRun:
 def tls_vm() -> Iterator[TlsRun]:
     from libvirt_synth.xml import connect
 
-    subprocess.run(["make", "-s", "-C", str(ROOT), "synth-guest", "afalg-kat"], check=True)
+    subprocess.run(["make", "-s", "-C", str(ROOT), "guest-inputs"], check=True)
     provider()
     built = guestimage.build()
     libvirtctl.ensure_running()

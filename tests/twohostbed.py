@@ -41,7 +41,7 @@ class Bed:
 
 @contextlib.contextmanager
 def bed(prefix: str, extra_a: str, extra_b: str) -> Iterator[Bed]:
-    subprocess.run(["make", "-s", "-C", str(ROOT), "synth-guest", "afalg-kat"], check=True)
+    subprocess.run(["make", "-s", "-C", str(ROOT), "guest-inputs"], check=True)
     built = guestimage.build()
     base = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
     base.chmod(0o755)  # QEMU (libvirt-qemu) reads the kernel and initrd and writes the consoles here

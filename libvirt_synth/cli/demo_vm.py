@@ -154,7 +154,7 @@ def guest_programs() -> dict[str, pathlib.Path]:
     inputs = guestimage.default_inputs()
     missing = [k for k in ("synth-guest", "afalg-kat") if not inputs[k].is_file()]
     if missing and (guestimage.ROOT / "Makefile").is_file():
-        subprocess.run(["make", "-s", "-C", str(guestimage.ROOT), "synth-guest", "afalg-kat"], check=True)
+        subprocess.run(["make", "-s", "-C", str(guestimage.ROOT), "guest-inputs"], check=True)
     return inputs
 
 

@@ -15,11 +15,8 @@ from libvirt_synth.cli.output import emit_json
 from libvirt_synth.cmdline import Formatter
 from libvirt_synth.testbed import image as guestimage
 
-EPILOG = f"""inputs (build the programs first: make synth-guest afalg-kat, or make guest-image):
-  {guestimage.default_inputs()['synth-guest']}
-  {guestimage.default_inputs()['afalg-kat']}
-  {guestimage.default_inputs()['init']}
-
+EPILOG = "inputs (build the programs first: make guest-inputs, or make guest-image):\n" + "".join(
+    f"  {name}: {path}\n" for name, path in guestimage.default_inputs().items()) + """
 examples:
   virt-synth guest-image                          # kernel + initramfs paths
   virt-synth guest-image --publish /var/lib/libvirt/images/libvirt-synth-guest --json

@@ -65,7 +65,7 @@ HINTS = {"synth-guest": "make synth-guest", "afalg-kat": "make afalg-kat", "synt
 
 
 def default_inputs() -> dict[str, pathlib.Path]:
-    """The tree's guest programs, init and TLS step (``make synth-guest afalg-kat`` builds the
+    """The tree's guest programs, init and TLS step (``make guest-inputs`` builds the
     programs), and the provider when it is built (``make provider``)."""
     inputs = {"synth-guest": ROOT / "native/build/synth-guest", "afalg-kat": ROOT / "native/build/afalg-kat",
               "init": ROOT / "guest/init", "tls-check": ROOT / "guest/tls-check.sh",

@@ -213,7 +213,8 @@ static struct sp_dev *dev_open(struct sp_prov *p)
     }
     snprintf(p->dev_name, sizeof(p->dev_name), "%s", name);
     if (p->log)
-        fprintf(stderr, "synth: using crypto device %s (%u queues, backend %s)\n", name, sd->nq, info.backend);
+        fprintf(stderr, "synth: using crypto device %s (%u queue%s, backend %s)\n", name, sd->nq,
+                sd->nq == 1 ? "" : "s", info.backend);
     return sd;
 fail:
     synth_dev_close(d);
