@@ -61,17 +61,22 @@ def cache_dir() -> pathlib.Path:
 
 
 PROVIDER = ROOT / "native/build/ossl-modules/synth.so"
-HINTS = {"synth-guest": "make synth-guest", "afalg-kat": "make afalg-kat", "synth.so": "make provider"}
+HINTS = {"synth-guest": "make synth-guest", "afalg-kat": "make afalg-kat", "synth.so": "make provider",
+         "provider-kat": "make provider-kat"}
+PROVIDER_KAT = ROOT / "native/build/provider-kat"
 
 
 def default_inputs() -> dict[str, pathlib.Path]:
     """The tree's guest programs, init and TLS step (``make guest-inputs`` builds the
-    programs), and the provider when it is built (``make provider``)."""
+    programs), and the provider and its test program when they are built (``make provider
+    provider-kat``)."""
     inputs = {"synth-guest": ROOT / "native/build/synth-guest", "afalg-kat": ROOT / "native/build/afalg-kat",
               "init": ROOT / "guest/init", "tls-check": ROOT / "guest/tls-check.sh",
               "tls_echo": ROOT / "guest/tls_echo.py"}
     if PROVIDER.is_file():
         inputs["synth.so"] = PROVIDER
+    if PROVIDER_KAT.is_file():  # dynamic, on the image's libcrypto
+        inputs["provider-kat"] = PROVIDER_KAT
     return inputs
 
 
@@ -344,6 +349,8 @@ def build(inputs: dict[str, pathlib.Path] | None = None, cache: pathlib.Path | N
     if "afalg-kat" in files:
         cpio.file("bin/afalg-kat", files["afalg-kat"], 0o755)
     cpio.file("bin/tls-check", files["tls-check"], 0o755)
+    if "provider-kat" in files:
+        cpio.file("bin/provider-kat", files["provider-kat"], 0o755)
     userland.install(user, cpio)
     moddir = f"lib/modules/{version}"
     cpio.dir(moddir)
