@@ -26,7 +26,10 @@ def test_an_epoch_storm_gets_a_small_share_of_its_worker(region_dir, worker: Wor
     worker.add(big)
     worker.add(other)
     try:
-        with Device.open(big.path):  # a driver attached (the storm is a driver misbehaving)
+        # A driver attached (the storm is a driver misbehaving). Its reset is the region's first
+        # zeroing of 21 MB of fresh pages, which on a fresh machine can take longer than the reset
+        # budget's burst: the handshake then waits for the budget, so it gets time.
+        with Device.open(big.path, timeout=30):
             pass
         raw = RawRegion(big.path)
         stop = threading.Event()
@@ -57,9 +60,11 @@ def test_an_epoch_storm_gets_a_small_share_of_its_worker(region_dir, worker: Wor
         # second); bounded, the storm's resets get about 1/100 of the worker. The budget is worker
         # time (a 20 ms burst, then 1/1000 of the clock) plus one free reset, so how many resets
         # it buys depends on how fast this machine zeroes 21 MB: about 10 at 2 ms each, about 20
-        # at 1 ms. Hundreds a second is what an unbounded reset loop does.
+        # at 1 ms, about 60 at 0.35 ms (measured here). The share is the bound that holds on any
+        # machine; the count only has to stay well below an unbounded loop's, which resets as
+        # often as it can zero 21 MB (500 a second at 2 ms, thousands on a fast machine).
         assert share < 0.05, f"the storming device took {share:.1%} of its worker ({resets} resets)"
-        assert resets <= 50 * elapsed, f"{resets} full resets in {elapsed:.2f} s"
+        assert resets <= 250 * elapsed, f"{resets} full resets in {elapsed:.2f} s"
         assert served > 20
         # When the storm ends, the device completes its reset and a driver can open it again.
         with Device.open(big.path, timeout=10) as g:
