@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from tlsbed import SUMMARY, Summary
+from tlsbed import summary as last_summary
 
 from libvirt_synth.abi import DevClass
 from libvirt_synth.hook import metadata
@@ -60,7 +61,6 @@ EXCHANGES = {  # name -> (version, cipher), in the order guest/tls-check.sh runs
     "python-tls13-chacha20": ("TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256"),
     "python-tls12-aes256gcm": ("TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384"),
 }
-SUMMARY = re.compile(r"^synth: device (\S+): (\d+) ops, (\d+) fallbacks \((.*)\)$")
 
 
 def seq(n: int) -> bytes:
@@ -68,21 +68,11 @@ def seq(n: int) -> bytes:
     return "".join(f"{i}\n" for i in range(1, n + 1)).encode()
 
 
-@dataclass
-class Summary:
-    device: str
-    ops: int
-    fallbacks: int
-    reasons: dict[str, int]
-
-
 def summary(lines: list[str]) -> Summary:
     """The provider's one summary line among its stderr lines."""
-    found = [m for m in map(SUMMARY.match, lines) if m]
+    found = [line for line in lines if SUMMARY.search(line)]
     assert len(found) == 1, lines
-    m = found[0]
-    reasons = {k: int(v) for k, _, v in (r.strip().rpartition(" ") for r in m.group(4).split(","))}
-    return Summary(m.group(1), int(m.group(2)), int(m.group(3)), reasons)
+    return last_summary(found[0])
 
 
 def provider() -> pathlib.Path:
