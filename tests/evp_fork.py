@@ -59,9 +59,10 @@ for _ in range(10):
     op(cipher)
 print("parent-before", json.dumps(counters(prov)), flush=True)
 pid = os.fork()
-for _ in range(10):
+for _ in range(10):  # both at once
     op(cipher)
-print("child" if pid == 0 else "parent-after", json.dumps(counters(prov)), flush=True)
 if pid == 0:
+    print("child", json.dumps(counters(prov)), flush=True)
     os._exit(0)
-os.waitpid(pid, 0)
+os.waitpid(pid, 0)  # then the parent's line, after the child's: one line each
+print("parent-after", json.dumps(counters(prov)), flush=True)
