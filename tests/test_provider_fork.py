@@ -9,13 +9,13 @@ import json
 import pathlib
 import subprocess
 
-from tlsbed import ROOT, env_for, openssl_conf
+from tlsbed import ROOT, env_for, make, openssl_conf
 
 from libvirt_synth.host.device import HostDevice
 
 
 def test_a_forked_child_leaves_its_parents_device_alone(served: HostDevice, tmp_path: pathlib.Path) -> None:
-    subprocess.run(["make", "-s", "-C", str(ROOT), "provider"], check=True, capture_output=True)
+    make("provider")
     r = subprocess.run(["/usr/bin/python3", str(ROOT / "tests/evp_fork.py")],
                        env=env_for(openssl_conf(tmp_path), served.path), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -14,6 +14,7 @@ import subprocess
 from typing import Any
 
 import pytest
+from tlsbed import BUILD, make
 
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host.device import HostDevice, Worker
@@ -22,17 +23,12 @@ from libvirt_synth.host.plugins import catalog
 from vectors import VECTORS, nist_gcm, rfc8439
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-KAT = ROOT / "native" / "build" / "provider-kat"
-MODULE = ROOT / "native" / "build" / "ossl-modules" / "synth.so"
+KAT = BUILD / "provider-kat"
+MODULE = BUILD / "ossl-modules" / "synth.so"
 HEADER = ROOT / "native" / "tests" / "provider_vectors.h"
 RSP = sorted(VECTORS.glob("nist-gcm-*.rsp"))
 ALGS = ("aes-128-gcm", "aes-256-gcm", "chacha20-poly1305")
 CRYPTO_PLUGINS = [p.name for p in catalog() if p.dev_class == "crypto"]
-
-
-def make(*args: str) -> None:
-    r = subprocess.run(["make", "-s", "-C", str(ROOT), *args], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
 
 
 @pytest.fixture(scope="module")

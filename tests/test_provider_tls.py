@@ -24,6 +24,7 @@ from tlsbed import (
     finish,
     free_port,
     listening,
+    make,
     make_cert,
     openssl_conf,
     serve,
@@ -40,11 +41,6 @@ RECORD = 16384
 # several MiB): the server is always well short of the end when the client has read a few MiB.
 BIG = 32 << 20
 PYTHON = "/usr/bin/python3"  # the system's, whose ssl module is the system's OpenSSL
-
-
-def make(*targets: str) -> None:
-    r = subprocess.run(["make", "-s", "-C", str(ROOT), *targets], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
 
 
 @pytest.fixture(scope="module")
