@@ -25,3 +25,6 @@ def test_a_forked_child_leaves_its_parents_device_alone(served: HostDevice, tmp_
     assert seen["child"] == {"synth-ops": 10, "synth-fallback-no-device": 10}  # 10 inherited, then software
     assert "held by another process" in r.stderr
     assert served.stats().bytes_in == 20 * 64  # the parent's 20 operations, none of the child's
+    # Each operation had a context of its own, with the same key: one session, from the provider's
+    # session cache, not one created and destroyed per context.
+    assert served.stats().ops == 1 + 20

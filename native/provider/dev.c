@@ -38,8 +38,27 @@ struct sp_slot {
     uint32_t stale;              /* operations left in flight by a timeout */
 } __attribute__((aligned(64)));
 
+/* A device session kept for the contexts to come: found by its key, shared, evicted when idle the
+ * longest. An application that makes a context per operation then pays one round trip, not three
+ * (create, the operation, destroy). */
+#define CACHE_ENTRIES 64u
+
+struct sp_cached {
+    uint8_t key[32];
+    uint16_t alg;     /* enum sp_alg_id */
+    uint8_t taglen;
+    uint8_t live;
+    uint32_t id;
+    uint32_t epoch;
+    uint32_t refs;    /* contexts using it */
+    uint64_t last;    /* when it was last let go */
+};
+
 struct sp_dev {
     struct synth_dev *dev;
+    pthread_mutex_t cache_lock;
+    uint64_t cache_tick;
+    struct sp_cached cache[CACHE_ENTRIES];
     int lock_fd;                 /* the claim (an OFD lock), or -1 */
     unsigned fork_gen;           /* the process generation that opened it */
     uint32_t epoch;              /* bumped by each reset (under every slot's lock) */
@@ -201,6 +220,7 @@ static struct sp_dev *dev_open(struct sp_prov *p)
     if (!sd)
         goto fail;
     sd->dev = d;
+    pthread_mutex_init(&sd->cache_lock, NULL);
     sd->lock_fd = lock_fd;
     sd->fork_gen = fork_gen;
     sd->nq = info.num_queues;
@@ -343,9 +363,6 @@ static int sess_create(struct sp_dev *d, struct sp_slot *s, const struct sp_op *
 
     if (op->sess->refused_ns && sp_now_ns() < op->sess->refused_ns)
         return -(1 + SP_R_BUSY);
-    if (op->sess->live && op->sess->epoch == d->epoch)
-        synth_crypto_session_destroy(s->q, op->sess->id);
-    op->sess->live = 0;
     memset(&sp, 0, sizeof(sp));
     sp.alg = a->synth_alg;
     sp.key_len = a->keylen;
@@ -368,7 +385,109 @@ static int sess_create(struct sp_dev *d, struct sp_slot *s, const struct sp_op *
     op->sess->epoch = d->epoch;
     op->sess->taglen = taglen;
     op->sess->live = 1;
+    op->sess->cached = 0;
     op->sess->refused_ns = 0;
+    return 0;
+}
+
+/* Let a context's session go: back to the cache, or destroyed when it is not in it. Slot lock held. */
+static void sess_put(struct sp_dev *d, struct sp_slot *s, struct sp_sess *ss)
+{
+    if (!ss->live)
+        return;
+    ss->live = 0;
+    if (ss->epoch != d->epoch)
+        return; /* gone with a reset */
+    if (ss->cached) {
+        pthread_mutex_lock(&d->cache_lock);
+        for (unsigned i = 0; i < CACHE_ENTRIES; i++) {
+            struct sp_cached *e = &d->cache[i];
+            if (e->live && e->id == ss->id && e->epoch == ss->epoch) {
+                if (e->refs)
+                    e->refs--;
+                e->last = ++d->cache_tick;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&d->cache_lock);
+        return;
+    }
+    if (!s->stale && !synth_dev_needs_reset(d->dev))
+        synth_crypto_session_destroy(s->q, ss->id);
+}
+
+/* The device no longer knows this session (NO_SESSION): out of the cache, for every context. */
+static void sess_forget(struct sp_dev *d, struct sp_sess *ss)
+{
+    pthread_mutex_lock(&d->cache_lock);
+    for (unsigned i = 0; i < CACHE_ENTRIES; i++) {
+        struct sp_cached *e = &d->cache[i];
+        if (e->live && e->id == ss->id && e->epoch == ss->epoch) {
+            OPENSSL_cleanse(e, sizeof(*e));
+            break;
+        }
+    }
+    pthread_mutex_unlock(&d->cache_lock);
+    ss->live = 0;
+}
+
+/* A session for this context's key and tag length: its own, one from the cache, or a new one
+ * (which then goes into the cache, in a free entry or the idle one let go the longest ago). */
+static int sess_get(struct sp_dev *d, struct sp_slot *s, const struct sp_op *op, uint8_t taglen)
+{
+    struct sp_sess *ss = op->sess;
+    size_t keylen = sp_algs[op->alg].keylen;
+    struct sp_cached *victim = NULL;
+    uint32_t evict = 0;
+    int rc, evicting = 0;
+
+    sess_put(d, s, ss);
+    pthread_mutex_lock(&d->cache_lock);
+    for (unsigned i = 0; i < CACHE_ENTRIES; i++) {
+        struct sp_cached *e = &d->cache[i];
+        if (e->live && e->epoch == d->epoch && e->alg == op->alg && e->taglen == taglen &&
+            !CRYPTO_memcmp(e->key, op->key, keylen)) {
+            e->refs++;
+            ss->id = e->id;
+            ss->epoch = e->epoch;
+            ss->taglen = taglen;
+            ss->live = ss->cached = 1;
+            pthread_mutex_unlock(&d->cache_lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&d->cache_lock);
+    rc = sess_create(d, s, op, taglen);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&d->cache_lock);
+    for (unsigned i = 0; i < CACHE_ENTRIES; i++) {
+        struct sp_cached *e = &d->cache[i];
+        if (!e->live || e->epoch != d->epoch) {
+            victim = e;
+            break;
+        }
+        if (!e->refs && (!victim || e->last < victim->last))
+            victim = e;
+    }
+    if (victim) {
+        if (victim->live && victim->epoch == d->epoch) {
+            evicting = 1;
+            evict = victim->id;
+        }
+        OPENSSL_cleanse(victim, sizeof(*victim));
+        memcpy(victim->key, op->key, keylen);
+        victim->alg = (uint16_t)op->alg;
+        victim->taglen = taglen;
+        victim->id = ss->id;
+        victim->epoch = ss->epoch;
+        victim->refs = 1;
+        victim->live = 1;
+        ss->cached = 1;
+    }
+    pthread_mutex_unlock(&d->cache_lock);
+    if (evicting)
+        synth_crypto_session_destroy(s->q, evict);
     return 0;
 }
 
@@ -394,7 +513,7 @@ static int aead_locked(struct sp_prov *p, struct sp_dev *d, struct sp_slot *s, u
     if (total > d->arena_size)
         return -(1 + SP_R_UNSUPPORTED);
     if (!op->sess->live || op->sess->epoch != d->epoch || op->sess->taglen != taglen) {
-        rc = sess_create(d, s, op, taglen);
+        rc = sess_get(d, s, op, taglen);
         if (rc < 0)
             return rc;
     }
@@ -424,8 +543,8 @@ static int aead_locked(struct sp_prov *p, struct sp_dev *d, struct sp_slot *s, u
         if (c.status == SYNTH_ST_RETRY && tries < RETRIES)
             continue;
         if (c.status == SYNTH_ST_NO_SESSION && tries < 1) {
-            op->sess->live = 0;
-            rc = sess_create(d, s, op, taglen);
+            sess_forget(d, op->sess);
+            rc = sess_get(d, s, op, taglen);
             if (rc < 0)
                 break;
             desc.session = op->sess->id;
@@ -450,7 +569,7 @@ static int aead_locked(struct sp_prov *p, struct sp_dev *d, struct sp_slot *s, u
             rc = -(1 + SP_R_UNSUPPORTED);
             break;
         case SYNTH_ST_NO_SESSION:
-            op->sess->live = 0;
+            sess_forget(d, op->sess);
             rc = -(1 + SP_R_BUSY);
             break;
         default: /* QUOTA, RETRY after RETRIES, DEVICE_ERROR, NO_RESOURCES */
@@ -502,11 +621,9 @@ void sp_dev_sess_drop(struct sp_prov *p, struct sp_sess *s)
     unsigned slot;
 
     if (d && s->live) {
-        struct sp_slot *sl;
-        sl = my_slot(d, &slot);
+        struct sp_slot *sl = my_slot(d, &slot);
         pthread_mutex_lock(&sl->lock);
-        if (s->epoch == d->epoch && !sl->stale && !synth_dev_needs_reset(d->dev))
-            synth_crypto_session_destroy(sl->q, s->id);
+        sess_put(d, sl, s);
         pthread_mutex_unlock(&sl->lock);
     }
     s->live = 0;
@@ -547,5 +664,7 @@ void sp_dev_close(struct sp_prov *p)
         close(d->lock_fd);
     for (unsigned i = 0; i < d->nq; i++)
         pthread_mutex_destroy(&d->slots[i].lock);
+    OPENSSL_cleanse(d->cache, sizeof(d->cache));
+    pthread_mutex_destroy(&d->cache_lock);
     free(d);
 }

@@ -85,6 +85,7 @@ struct sp_sess {
     uint32_t epoch;   /* the device's reset epoch it was created in */
     uint8_t taglen;
     uint8_t live;
+    uint8_t cached;   /* shared through the device's session cache (dev.c) */
     uint64_t refused_ns; /* the device refused a session: try again after this */
 };
 
