@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * crypto_synth: the DPDK cryptodev poll-mode driver over a synthetic crypto device (docs/dpdk.md).
+ * Private to the driver: its device, queue pair and session structures.
+ *
+ * Threading: DPDK's: a queue pair is used by one thread at a time. Sessions are created and
+ * destroyed through a control queue of the device that no queue pair uses, under ctl_lock, so that
+ * they never wait behind (or mix with) traffic. A device with one queue shares it: its sessions
+ * can then be created only while its queue pair has nothing in flight (else -EBUSY).
+ */
+#ifndef CRYPTO_SYNTH_PVT_H
+#define CRYPTO_SYNTH_PVT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <cryptodev_pmd.h>
+
+#include "synth/guest.h"
+
+#define CS_IV_LEN 12u
+#define CS_HDR 128u      /* per op in the arena: IV at 0, tag at 64, then AAD, then data */
+#define CS_TAG_OFF 64u
+#define CS_RETRIES 8u    /* RETRY completions submitted again before the op fails */
+#define CS_TIMEOUT_MS 5000
+
+extern int cs_logtype;
+#define CS_LOG(level, fmt, ...) \
+    rte_log(RTE_LOG_##level, cs_logtype, "crypto_synth: " fmt "\n", ##__VA_ARGS__)
+
+/* One operation on the device: the DPDK op, its arena buffer and its descriptor (kept for RETRY). */
+struct cs_slot {
+    struct rte_crypto_op *op;
+    uint32_t buf_off;
+    uint32_t buf_size;
+    uint32_t data_off;   /* arena offset of the data */
+    uint16_t tries;
+    uint16_t busy;
+    struct synth_desc desc;
+};
+
+struct cs_dev;
+
+struct cs_qp {
+    struct cs_dev *d;
+    struct synth_queue *q;
+    uint16_t id;
+    uint32_t nslots;           /* the device ring's entries */
+    uint32_t nfree;
+    uint32_t *free;            /* stack of free slot indices */
+    struct cs_slot *slots;
+    /* Ops finished without the device (refused, or failed by a reset), returned by dequeue first. */
+    struct rte_crypto_op **done;
+    uint32_t done_mask;
+    uint32_t done_head, done_tail;
+    uint32_t epoch;            /* the device epoch this queue's state belongs to */
+    struct rte_cryptodev_stats stats;
+};
+
+struct cs_dev {
+    struct synth_dev *dev;
+    char spec[256];            /* region path or PCI address */
+    pthread_mutex_t ctl_lock;
+    struct synth_queue *ctl;   /* where sessions are created and destroyed */
+    uint16_t nqp;              /* queue pairs offered */
+    uint16_t shared_ctl;       /* 1: ctl is queue pair 0's queue */
+    uint32_t epoch;            /* bumped by each device reset */
+    uint32_t alg_mask;
+    uint32_t max_aad;
+    uint32_t max_sessions;
+    uint32_t ring_entries;
+    uint64_t arena_size;
+    struct rte_cryptodev_capabilities caps[4];
+};
+
+/* Session private data (CRYPTODEV_GET_SYM_SESS_PRIV). */
+struct cs_sess {
+    uint32_t id;               /* device session id */
+    uint32_t epoch;            /* device epoch it was created in */
+    uint16_t iv_offset;        /* of the IV in the op */
+    uint16_t aad_len;
+    uint8_t enc;
+    uint8_t tag_len;
+    uint8_t live;
+    uint8_t pad;
+    struct synth_crypto_session_params params; /* kept to create the session again after a reset */
+};
+
+extern struct rte_cryptodev_ops cs_ops;
+
+uint16_t cs_enqueue_burst(void *qp, struct rte_crypto_op **ops, uint16_t nb_ops);
+uint16_t cs_dequeue_burst(void *qp, struct rte_crypto_op **ops, uint16_t nb_ops);
+
+/* Create the device session of s again (after a reset): 0 or a negative errno. */
+int cs_sess_refresh(struct cs_dev *d, struct cs_sess *s);
+
+/* The queue pair's state after a device reset: every slot free, nothing pending. */
+void cs_qp_restart(struct cs_dev *d, struct cs_qp *qp);
+
+#endif /* CRYPTO_SYNTH_PVT_H */
