@@ -8,17 +8,21 @@ from __future__ import annotations
 import pathlib
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host.device import HostDevice, Worker
 
+from rawregion import RawRegion
 from vectors import AeadVector, nist_gcm, rfc8439
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PMD = ROOT / "native" / "build" / "dpdk" / "librte_crypto_synth.so"
+CHECK = ROOT / "native" / "build" / "dpdk" / "check-crypto-synth"
 PERF = shutil.which("dpdk-test-crypto-perf")
 
 pytestmark = pytest.mark.skipif(PERF is None, reason="dpdk-test-crypto-perf is not installed (Debian: dpdk-dev)")
@@ -184,3 +188,82 @@ def test_bad_devargs_are_a_clear_error(pmd: pathlib.Path, region_dir: pathlib.Pa
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode > 0
     assert message in r.stdout + r.stderr
+
+
+def check_cmd(pmd: pathlib.Path, dev: HostDevice, mode: str) -> list[str]:
+    return [str(CHECK), "-l", "0", "--no-huge", "-m", "256", "--no-pci", "--file-prefix",
+            pathlib.Path(dev.path).parent.name, "-d", str(pmd), "--vdev", f"crypto_synth0,region={dev.path}", "--",
+            mode]
+
+
+def test_sessions_the_device_cannot_serve_are_refused(pmd: pathlib.Path, device: HostDevice) -> None:
+    """Through the public API, past the capability check: each bad transform gets its errno from
+    session create, and none reaches the device."""
+    r = subprocess.run(check_cmd(pmd, device, "sessions"), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = dict(line.split() for line in r.stdout.splitlines())
+    assert got == {
+        "aes-256-gcm": "ok", "aes-128-gcm-tag12": "ok",
+        "aes-192-gcm": "EINVAL", "chacha-key16": "EINVAL", "chacha-tag12": "EINVAL", "gcm-iv16": "EINVAL",
+        "gcm-tag10": "EINVAL", "aes-ccm": "ENOTSUP", "cipher-only": "ENOTSUP",
+    }
+    # The two good sessions: created and destroyed on the control queue; nothing else reached it.
+    q = device.stats().queues
+    assert (q[0]["ops"], q[1]["ops"]) == (0, 4)
+
+
+def mark_needs_reset(dev: HostDevice) -> None:
+    raw = RawRegion(dev.path)
+    raw.hdr.dev_status = lib.SYNTH_DEV_READY | lib.SYNTH_DEV_NEEDS_RESET
+    raw.close()
+
+
+def counts(line: str) -> dict[str, int]:
+    return {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}
+
+
+@pytest.mark.parametrize("in_flight", [False, True])
+def test_a_device_that_needs_a_reset_fails_ops_and_recovers_on_start(
+        pmd: pathlib.Path, device: HostDevice, worker: Worker, in_flight: bool) -> None:
+    """The host marks the device NEEDS_RESET, between bursts or with a burst in flight (the backend
+    not serving): every op of the burst comes back with an error status, none is lost and nothing
+    crashes; a stop/start resets the device, the session is created again, and ops pass again."""
+    p = subprocess.Popen(check_cmd(pmd, device, "reset"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None and p.stdin is not None
+        assert counts(p.stdout.readline()) == {"ok": 64, "error": 0, "other": 0}
+        if in_flight:
+            worker.remove(device)
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            # The burst sits in queue 0's ring, unserved: wait until the PMD has submitted all of it.
+            raw = RawRegion(device.path)
+            sq = raw.queue(0)[0]
+            deadline = time.monotonic() + 30
+            while (sq.prod - sq.cons) & 0xFFFFFFFF < 64 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert (sq.prod - sq.cons) & 0xFFFFFFFF == 64
+            raw.close()
+            mark_needs_reset(device)
+            failed = p.stdout.readline()
+            worker.add(device)  # serving again (for the reset's handshake) only once the burst failed
+        else:
+            mark_needs_reset(device)
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            failed = p.stdout.readline()
+        out, err = p.communicate("go\n", timeout=60)
+        out = failed + out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, out + err
+    lines = out.splitlines()
+    assert counts(lines[0]) == {"ok": 0, "error": 64, "other": 0}, out
+    assert lines[1] == "start 0" and "reset: ok" in err, out + err
+    assert counts(lines[2]) == {"ok": 64, "error": 0, "other": 0}, out
+    # In flight, the burst was in the ring when the test wrote NEEDS_RESET behind the backend's back,
+    # so the backend may have served it before the reset; the PMD had failed it already.
+    assert device.stats().queues[0]["ops"] in ((128, 192) if in_flight else (128,))
