@@ -61,6 +61,17 @@ static int cs_mbuf_copy(struct rte_mbuf *m, uint32_t off, uint32_t len, uint8_t 
     return 0;
 }
 
+/* Bytes in the chain's segments. Not pkt_len: some applications (crypto-perf) build chains by hand
+ * and set only each segment's data_len. */
+static inline uint64_t cs_chain_len(const struct rte_mbuf *m)
+{
+    uint64_t n = 0;
+
+    for (; m; m = m->next)
+        n += m->data_len;
+    return n;
+}
+
 static inline int cs_done_push(struct cs_qp *qp, struct rte_crypto_op *op, uint8_t status)
 {
     if (qp->done_tail - qp->done_head > qp->done_mask)
@@ -95,8 +106,8 @@ static int cs_prepare(struct cs_qp *qp, struct rte_crypto_op *op, uint32_t *slot
     len = sym->aead.data.length;
     off = sym->aead.data.offset;
     dst = sym->m_dst ? sym->m_dst : sym->m_src;
-    if (!sym->m_src || (uint64_t)off + len > rte_pktmbuf_pkt_len(sym->m_src) ||
-        (uint64_t)off + len > rte_pktmbuf_pkt_len(dst) || (s->aad_len && !sym->aead.aad.data) ||
+    if (!sym->m_src || (uint64_t)off + len > cs_chain_len(sym->m_src) ||
+        (dst != sym->m_src && (uint64_t)off + len > cs_chain_len(dst)) || (s->aad_len && !sym->aead.aad.data) ||
         !sym->aead.digest.data)
         return RTE_CRYPTO_OP_STATUS_INVALID_ARGS;
     aad_sz = cs_round(s->aad_len);
