@@ -5,6 +5,8 @@ served by a real worker, and checks every output and digest."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import pathlib
 import shutil
 import subprocess
@@ -298,3 +300,21 @@ def test_a_device_that_needs_a_reset_fails_ops_and_recovers_on_start(
     # In flight, the burst was in the ring when the test wrote NEEDS_RESET behind the backend's back,
     # so the backend may have served it before the reset; the PMD had failed it already.
     assert device.stats().queues[0]["ops"] in ((128, 192) if in_flight else (128,))
+
+
+def test_a_device_another_process_holds_is_refused(pmd: pathlib.Path, device: HostDevice) -> None:
+    """The claim the OpenSSL provider takes (a lock on the region's first byte) keeps the PMD off."""
+    fd = os.open(device.path, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+        r = perf(pmd, device, "--ptest", "throughput", "--optype", "aead", "--aead-algo", "aes-gcm")
+        assert r.returncode > 0
+        assert "held by another process" in r.stdout + r.stderr
+    finally:
+        os.close(fd)
+    # Once it is let go, the device is the PMD's.
+    r = perf(pmd, device, "--ptest", "throughput", "--optype", "aead", "--aead-algo", "aes-gcm", "--aead-op",
+             "encrypt", "--aead-key-sz", "16", "--aead-iv-sz", "12", "--aead-aad-sz", "16", "--digest-sz", "16",
+             "--buffer-sz", "64", "--total-ops", "64")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert device.stats().queues[0]["ops"] >= 64

@@ -8,9 +8,11 @@
  * optional: socket_id=<int>
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bus_vdev_driver.h>
 #include <rte_kvargs.h>
@@ -118,16 +120,26 @@ static int cs_qp_release(struct rte_cryptodev *dev, uint16_t qp_id)
     return 0;
 }
 
+/* Close the device (the backend drops its sessions) and let the claim go. */
+static void cs_release(struct cs_dev *d)
+{
+    if (d->dev) {
+        synth_dev_close(d->dev);
+        d->dev = NULL;
+    }
+    if (d->lock_fd >= 0) {
+        close(d->lock_fd);
+        d->lock_fd = -1;
+    }
+}
+
 static int cs_close(struct rte_cryptodev *dev)
 {
     struct cs_dev *d = dev->data->dev_private;
 
     for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++)
         cs_qp_release(dev, i);
-    if (d->dev) {
-        synth_dev_close(d->dev);
-        d->dev = NULL;
-    }
+    cs_release(d);
     return 0;
 }
 
@@ -352,6 +364,34 @@ struct rte_cryptodev_ops cs_ops = {
 
 /* ---- vdev ---- */
 
+/*
+ * A device has one driver at a time. As the OpenSSL provider does, claim it with an
+ * open-file-description lock on the first byte of the region file (or of the BAR's sysfs file),
+ * which the kernel drops when the process dies, so that a PMD and a provider (or two PMDs) never
+ * drive one device together. Returns the lock's descriptor, -EBUSY if another process holds it,
+ * or -1 where the file cannot be locked (then the device is used unclaimed).
+ */
+static int cs_claim(const char *region, const char *pci)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    const char *root = getenv("LIBVIRT_SYNTH_SYSFS");
+    char path[512];
+    int fd, err;
+
+    if (*region)
+        snprintf(path, sizeof(path), "%s", region);
+    else
+        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/resource2", root && *root ? root : "/sys", pci);
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+        return fd;
+    err = errno;
+    close(fd);
+    return err == EAGAIN || err == EACCES ? -EBUSY : -1;
+}
+
 static int cs_kv_str(const char *key __rte_unused, const char *value, void *opaque)
 {
     char *out = opaque;
@@ -384,7 +424,7 @@ static int cs_probe(struct rte_vdev_device *vdev)
     struct rte_cryptodev *dev;
     struct cs_dev *d;
     char region[256] = "", pci[256] = "";
-    int rc = -EINVAL;
+    int rc = -EINVAL, lock_fd = -1;
 
     if (!name)
         return -EINVAL;
@@ -398,6 +438,13 @@ static int cs_probe(struct rte_vdev_device *vdev)
         rte_kvargs_process(kv, "socket_id", cs_kv_int, &ip.socket_id) < 0 || !*region == !*pci) {
         CS_LOG(ERR, "%s: give exactly one of region=PATH (e.g. /dev/shm/crypto0) or pci=BDF (e.g. 0000:00:05.0)",
                name);
+        goto out;
+    }
+    lock_fd = cs_claim(region, pci);
+    if (lock_fd == -EBUSY) {
+        CS_LOG(ERR, "%s: %s is held by another process (a DPDK application or the OpenSSL provider)", name,
+               *region ? region : pci);
+        rc = -EBUSY;
         goto out;
     }
     rc = *region ? synth_dev_open_path(region, &o, &sd) : synth_dev_open_pci(pci, &o, &sd);
@@ -422,7 +469,9 @@ static int cs_probe(struct rte_vdev_device *vdev)
     d = dev->data->dev_private;
     memset(d, 0, sizeof(*d));
     d->dev = sd;
+    d->lock_fd = lock_fd;
     sd = NULL;
+    lock_fd = -1;
     snprintf(d->spec, sizeof(d->spec), "%s", *region ? region : pci);
     pthread_mutex_init(&d->ctl_lock, NULL);
     d->shared_ctl = info.num_queues == 1;
@@ -448,6 +497,8 @@ static int cs_probe(struct rte_vdev_device *vdev)
 out:
     if (sd)
         synth_dev_close(sd);
+    if (lock_fd >= 0)
+        close(lock_fd);
     rte_kvargs_free(kv);
     return rc;
 }
@@ -456,18 +507,13 @@ static int cs_remove(struct rte_vdev_device *vdev)
 {
     const char *name = rte_vdev_device_name(vdev);
     struct rte_cryptodev *dev;
-    struct cs_dev *d;
 
     if (!name)
         return -EINVAL;
     dev = rte_cryptodev_pmd_get_named_dev(name);
     if (!dev)
         return -ENODEV;
-    d = dev->data->dev_private;
-    if (d->dev) {
-        synth_dev_close(d->dev);
-        d->dev = NULL;
-    }
+    cs_release(dev->data->dev_private);
     return rte_cryptodev_pmd_destroy(dev);
 }
 

@@ -60,6 +60,7 @@ struct cs_qp {
 struct cs_dev {
     struct synth_dev *dev;
     char spec[256];            /* region path or PCI address */
+    int lock_fd;               /* the claim (an OFD lock on the region or BAR file), or -1 */
     pthread_mutex_t ctl_lock;
     struct synth_queue *ctl;   /* where sessions are created and destroyed */
     uint16_t nqp;              /* queue pairs offered */
