@@ -223,20 +223,17 @@ fail:
 
 static unsigned cs_sess_size(struct rte_cryptodev *dev __rte_unused) { return sizeof(struct cs_sess); }
 
-/* A device session for p through the control queue: 0, or a negative errno. */
-static int cs_dev_sess_create(struct cs_dev *d, struct synth_crypto_session_params *p, uint32_t *id)
+/* A device session for p through the control queue, under ctl_lock: 0, or a negative errno. */
+static int cs_dev_sess_create_locked(struct cs_dev *d, const struct synth_crypto_session_params *p, uint32_t *id)
 {
+    struct synth_crypto_session_params tmp;
     int rc;
 
-    pthread_mutex_lock(&d->ctl_lock);
-    if (d->shared_ctl && synth_q_inflight(d->ctl)) {
-        rc = -EBUSY;
-    } else {
-        struct synth_crypto_session_params tmp = *p;
-        rc = synth_crypto_session_create(d->ctl, &tmp, id);
-        memset(&tmp, 0, sizeof(tmp));
-    }
-    pthread_mutex_unlock(&d->ctl_lock);
+    if (d->shared_ctl && synth_q_inflight(d->ctl))
+        return -EBUSY;
+    tmp = *p; /* the library's scratch copy is wiped by the backend; this one by us */
+    rc = synth_crypto_session_create(d->ctl, &tmp, id);
+    memset(&tmp, 0, sizeof(tmp));
     switch (rc) {
     case 0:
         return 0;
@@ -251,13 +248,24 @@ static int cs_dev_sess_create(struct cs_dev *d, struct synth_crypto_session_para
     }
 }
 
+/* Queue pairs on several threads may find the same session stale after a reset: the first one
+ * creates it again, the others see it done. */
 int cs_sess_refresh(struct cs_dev *d, struct cs_sess *s)
 {
-    uint32_t epoch = __atomic_load_n(&d->epoch, __ATOMIC_ACQUIRE);
-    int rc = cs_dev_sess_create(d, &s->params, &s->id);
+    uint32_t epoch;
+    int rc = 0;
 
-    s->live = rc == 0;
-    s->epoch = epoch;
+    pthread_mutex_lock(&d->ctl_lock);
+    epoch = __atomic_load_n(&d->epoch, __ATOMIC_ACQUIRE);
+    if (!s->live || s->epoch != epoch) {
+        uint32_t id;
+        rc = cs_dev_sess_create_locked(d, &s->params, &id);
+        if (rc == 0)
+            s->id = id;
+        s->epoch = epoch;
+        __atomic_store_n(&s->live, rc == 0, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&d->ctl_lock);
     return rc;
 }
 
@@ -323,7 +331,7 @@ static int cs_sess_configure(struct rte_cryptodev *dev, struct rte_crypto_sym_xf
 
     if (!x || !d->dev)
         return -EINVAL;
-    rc = cs_parse_xform(d, x, s);
+    rc = cs_parse_xform(d, x, s); /* s->live = 0 */
     if (rc < 0)
         return rc;
     rc = cs_sess_refresh(d, s);
