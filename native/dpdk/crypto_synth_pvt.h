@@ -88,6 +88,12 @@ struct cs_sess {
 };
 
 extern struct rte_cryptodev_ops cs_ops;
+extern uint8_t cs_driver_id;
+
+/* The capability list of what the device's alg_mask serves, into d->caps. */
+void cs_fill_caps(struct cs_dev *d);
+/* Close the device (the backend drops its sessions) and let the claim go. */
+void cs_release(struct cs_dev *d);
 
 uint16_t cs_enqueue_burst(void *qp, struct rte_crypto_op **ops, uint16_t nb_ops);
 uint16_t cs_dequeue_burst(void *qp, struct rte_crypto_op **ops, uint16_t nb_ops);

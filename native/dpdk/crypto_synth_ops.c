@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * crypto_synth device operations: capabilities from the device's alg_mask, configure, start (the
+ * reset), queue pairs, stats, info, and sessions (checked here, then created on the device's
+ * control queue).
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_malloc.h>
+
+#include "crypto_synth_pvt.h"
+
+/* ---- capabilities ---- */
+
+static struct rte_cryptodev_capabilities cs_aead_cap(enum rte_crypto_aead_algorithm algo, uint16_t kmin,
+                                                     uint16_t kmax, uint16_t dmin, uint16_t dmax,
+                                                     uint16_t max_aad)
+{
+    struct rte_cryptodev_capabilities c;
+
+    memset(&c, 0, sizeof(c));
+    c.op = RTE_CRYPTO_OP_TYPE_SYMMETRIC;
+    c.sym.xform_type = RTE_CRYPTO_SYM_XFORM_AEAD;
+    c.sym.aead.algo = algo;
+    c.sym.aead.block_size = algo == RTE_CRYPTO_AEAD_AES_GCM ? 16 : 64;
+    c.sym.aead.key_size.min = kmin;
+    c.sym.aead.key_size.max = kmax;
+    c.sym.aead.key_size.increment = kmax > kmin ? kmax - kmin : 0;
+    c.sym.aead.digest_size.min = dmin;
+    c.sym.aead.digest_size.max = dmax;
+    c.sym.aead.digest_size.increment = dmax > dmin ? 4 : 0;
+    c.sym.aead.aad_size.min = 0;
+    c.sym.aead.aad_size.max = max_aad;
+    c.sym.aead.aad_size.increment = 1;
+    c.sym.aead.iv_size.min = CS_IV_LEN;
+    c.sym.aead.iv_size.max = CS_IV_LEN;
+    c.sym.aead.iv_size.increment = 0;
+    return c;
+}
+
+/* What the device's alg_mask serves, AEAD only (GCM tags of 8, 12 or 16 bytes). */
+void cs_fill_caps(struct cs_dev *d)
+{
+    unsigned n = 0;
+    int g128 = !!(d->alg_mask & (1u << SYNTH_ALG_AES128_GCM));
+    int g256 = !!(d->alg_mask & (1u << SYNTH_ALG_AES256_GCM));
+    uint16_t aad = d->max_aad > UINT16_MAX ? UINT16_MAX : (uint16_t)d->max_aad;
+
+    if (g128 || g256)
+        d->caps[n++] = cs_aead_cap(RTE_CRYPTO_AEAD_AES_GCM, g128 ? 16 : 32, g256 ? 32 : 16, 8, 16, aad);
+    if (d->alg_mask & (1u << SYNTH_ALG_CHACHA20_POLY1305))
+        d->caps[n++] = cs_aead_cap(RTE_CRYPTO_AEAD_CHACHA20_POLY1305, 32, 32, 16, 16, aad);
+    memset(&d->caps[n], 0, sizeof(d->caps[n]));
+    d->caps[n].op = RTE_CRYPTO_OP_TYPE_UNDEFINED; /* RTE_CRYPTODEV_END_OF_CAPABILITIES_LIST */
+}
+
+/* ---- device operations ---- */
+
+static int cs_configure(struct rte_cryptodev *dev, struct rte_cryptodev_config *cfg)
+{
+    struct cs_dev *d = dev->data->dev_private;
+
+    if (cfg->nb_queue_pairs > d->nqp) {
+        CS_LOG(ERR, "%u queue pairs asked for, the device offers %u", cfg->nb_queue_pairs, d->nqp);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Reset the device if it needs it; every queue pair starts again empty. */
+static int cs_start(struct rte_cryptodev *dev)
+{
+    struct cs_dev *d = dev->data->dev_private;
+    int rc;
+
+    if (!d->dev)
+        return -ENODEV;
+    if (!synth_dev_needs_reset(d->dev))
+        return 0;
+    pthread_mutex_lock(&d->ctl_lock);
+    rc = synth_dev_reset(d->dev);
+    __atomic_fetch_add(&d->epoch, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&d->ctl_lock);
+    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++)
+        if (dev->data->queue_pairs[i])
+            cs_qp_restart(d, dev->data->queue_pairs[i]);
+    CS_LOG(INFO, "%s reset: %s", d->spec, rc < 0 ? strerror(-rc) : "ok");
+    return rc;
+}
+
+static void cs_stop(struct rte_cryptodev *dev __rte_unused) {}
+
+static int cs_qp_release(struct rte_cryptodev *dev, uint16_t qp_id)
+{
+    struct cs_qp *qp = dev->data->queue_pairs[qp_id];
+
+    if (!qp)
+        return 0;
+    rte_free(qp->free);
+    rte_free(qp->slots);
+    rte_free(qp->done);
+    rte_free(qp);
+    dev->data->queue_pairs[qp_id] = NULL;
+    return 0;
+}
+
+/* Close the device (the backend drops its sessions) and let the claim go. */
+void cs_release(struct cs_dev *d)
+{
+    if (d->dev) {
+        synth_dev_close(d->dev);
+        d->dev = NULL;
+    }
+    if (d->lock_fd >= 0) {
+        close(d->lock_fd);
+        d->lock_fd = -1;
+    }
+}
+
+static int cs_close(struct rte_cryptodev *dev)
+{
+    struct cs_dev *d = dev->data->dev_private;
+
+    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++)
+        cs_qp_release(dev, i);
+    cs_release(d);
+    return 0;
+}
+
+static void cs_stats_get(struct rte_cryptodev *dev, struct rte_cryptodev_stats *st)
+{
+    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++) {
+        const struct cs_qp *qp = dev->data->queue_pairs[i];
+        if (!qp)
+            continue;
+        st->enqueued_count += qp->stats.enqueued_count;
+        st->dequeued_count += qp->stats.dequeued_count;
+        st->enqueue_err_count += qp->stats.enqueue_err_count;
+        st->dequeue_err_count += qp->stats.dequeue_err_count;
+    }
+}
+
+static void cs_stats_reset(struct rte_cryptodev *dev)
+{
+    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++) {
+        struct cs_qp *qp = dev->data->queue_pairs[i];
+        if (qp)
+            memset(&qp->stats, 0, sizeof(qp->stats));
+    }
+}
+
+static void cs_info_get(struct rte_cryptodev *dev, struct rte_cryptodev_info *info)
+{
+    struct cs_dev *d = dev->data->dev_private;
+
+    if (!info)
+        return;
+    info->driver_id = cs_driver_id;
+    info->feature_flags = dev->feature_flags;
+    info->capabilities = d->caps;
+    info->max_nb_queue_pairs = d->nqp;
+    info->sym.max_nb_sessions = d->max_sessions;
+    info->min_mbuf_headroom_req = 0;
+    info->min_mbuf_tailroom_req = 0;
+}
+
+static int cs_qp_setup(struct rte_cryptodev *dev, uint16_t qp_id, const struct rte_cryptodev_qp_conf *conf,
+                       int socket_id)
+{
+    struct cs_dev *d = dev->data->dev_private;
+    struct cs_qp *qp;
+    uint32_t n = d->ring_entries, ndone = 1;
+
+    if (qp_id >= d->nqp || !d->dev)
+        return -EINVAL;
+    if (conf->nb_descriptors > n)
+        CS_LOG(INFO, "queue pair %u: %u descriptors asked for, the device ring holds %u", qp_id,
+               conf->nb_descriptors, n);
+    cs_qp_release(dev, qp_id);
+    while (ndone < 2 * n)
+        ndone <<= 1;
+    qp = rte_zmalloc_socket("crypto_synth qp", sizeof(*qp), RTE_CACHE_LINE_SIZE, socket_id);
+    if (!qp)
+        return -ENOMEM;
+    qp->slots = rte_zmalloc_socket("crypto_synth slots", n * sizeof(*qp->slots), RTE_CACHE_LINE_SIZE, socket_id);
+    qp->free = rte_zmalloc_socket("crypto_synth free", n * sizeof(*qp->free), RTE_CACHE_LINE_SIZE, socket_id);
+    qp->done = rte_zmalloc_socket("crypto_synth done", ndone * sizeof(*qp->done), RTE_CACHE_LINE_SIZE, socket_id);
+    if (!qp->slots || !qp->free || !qp->done)
+        goto fail;
+    qp->d = d;
+    qp->id = qp_id;
+    qp->q = synth_dev_queue(d->dev, qp_id);
+    qp->nslots = n;
+    qp->done_mask = ndone - 1;
+    if (!qp->q)
+        goto fail;
+    cs_qp_restart(d, qp);
+    dev->data->queue_pairs[qp_id] = qp;
+    return 0;
+fail:
+    rte_free(qp->done);
+    rte_free(qp->free);
+    rte_free(qp->slots);
+    rte_free(qp);
+    return -ENOMEM;
+}
+
+static unsigned cs_sess_size(struct rte_cryptodev *dev __rte_unused) { return sizeof(struct cs_sess); }
+
+/* A device session for p through the control queue, under ctl_lock: 0, or a negative errno. */
+static int cs_dev_sess_create_locked(struct cs_dev *d, const struct synth_crypto_session_params *p, uint32_t *id)
+{
+    struct synth_crypto_session_params tmp;
+    int rc;
+
+    if (d->shared_ctl && synth_q_inflight(d->ctl))
+        return -EBUSY;
+    tmp = *p; /* the library's scratch copy is wiped by the backend; this one by us */
+    rc = synth_crypto_session_create(d->ctl, &tmp, id);
+    memset(&tmp, 0, sizeof(tmp));
+    switch (rc) {
+    case 0:
+        return 0;
+    case SYNTH_ST_NOT_SUPPORTED:
+        return -ENOTSUP;
+    case SYNTH_ST_INVALID:
+        return -EINVAL;
+    case SYNTH_ST_NO_RESOURCES:
+        return -ENOSPC;
+    default:
+        return rc < 0 ? rc : -EIO;
+    }
+}
+
+/* Queue pairs on several threads may find the same session stale after a reset: the first one
+ * creates it again, the others see it done. */
+int cs_sess_refresh(struct cs_dev *d, struct cs_sess *s)
+{
+    uint32_t epoch;
+    int rc = 0;
+
+    pthread_mutex_lock(&d->ctl_lock);
+    epoch = __atomic_load_n(&d->epoch, __ATOMIC_ACQUIRE);
+    if (!s->live || s->epoch != epoch) {
+        uint32_t id;
+        rc = cs_dev_sess_create_locked(d, &s->params, &id);
+        if (rc == 0)
+            s->id = id;
+        s->epoch = epoch;
+        __atomic_store_n(&s->live, rc == 0, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&d->ctl_lock);
+    return rc;
+}
+
+static const char *cs_algo_name(enum rte_crypto_aead_algorithm a)
+{
+    return a == RTE_CRYPTO_AEAD_AES_GCM ? "aes-gcm" : a == RTE_CRYPTO_AEAD_CHACHA20_POLY1305 ? "chacha20-poly1305" : "?";
+}
+
+/* The xform as device session parameters: 0, -ENOTSUP (not an AEAD this device serves) or -EINVAL. */
+static int cs_parse_xform(const struct cs_dev *d, const struct rte_crypto_sym_xform *x, struct cs_sess *s)
+{
+    const struct rte_crypto_aead_xform *a = &x->aead;
+    uint16_t alg;
+
+    if (x->type != RTE_CRYPTO_SYM_XFORM_AEAD || x->next) {
+        CS_LOG(ERR, "only single AEAD transforms are supported");
+        return -ENOTSUP;
+    }
+    if (a->algo == RTE_CRYPTO_AEAD_AES_GCM && a->key.length == 16)
+        alg = SYNTH_ALG_AES128_GCM;
+    else if (a->algo == RTE_CRYPTO_AEAD_AES_GCM && a->key.length == 32)
+        alg = SYNTH_ALG_AES256_GCM;
+    else if (a->algo == RTE_CRYPTO_AEAD_CHACHA20_POLY1305 && a->key.length == 32)
+        alg = SYNTH_ALG_CHACHA20_POLY1305;
+    else if (a->algo == RTE_CRYPTO_AEAD_AES_GCM || a->algo == RTE_CRYPTO_AEAD_CHACHA20_POLY1305) {
+        CS_LOG(ERR, "key length %u is not valid for %s", a->key.length, cs_algo_name(a->algo));
+        return -EINVAL;
+    } else {
+        CS_LOG(ERR, "AEAD algorithm %d is not supported", (int)a->algo);
+        return -ENOTSUP;
+    }
+    if (!(d->alg_mask & (1u << alg))) {
+        CS_LOG(ERR, "the device does not serve %s with a %u-byte key", cs_algo_name(a->algo),
+               a->key.length);
+        return -ENOTSUP;
+    }
+    if (a->iv.length != CS_IV_LEN || a->aad_length > d->max_aad ||
+        (alg == SYNTH_ALG_CHACHA20_POLY1305 ? a->digest_length != 16
+                                            : a->digest_length != 16 && a->digest_length != 12 && a->digest_length != 8)) {
+        CS_LOG(ERR, "bad parameters: iv %u (must be 12), aad %u (at most %u), digest %u", a->iv.length, a->aad_length,
+               d->max_aad, a->digest_length);
+        return -EINVAL;
+    }
+    memset(s, 0, sizeof(*s));
+    s->iv_offset = a->iv.offset;
+    s->aad_len = a->aad_length;
+    s->enc = a->op == RTE_CRYPTO_AEAD_OP_ENCRYPT;
+    s->tag_len = (uint8_t)a->digest_length;
+    s->params.alg = alg;
+    s->params.key_len = a->key.length;
+    s->params.iv_len = CS_IV_LEN;
+    s->params.tag_len = s->tag_len;
+    memcpy(s->params.key, a->key.data, a->key.length);
+    return 0;
+}
+
+static int cs_sess_configure(struct rte_cryptodev *dev, struct rte_crypto_sym_xform *x,
+                             struct rte_cryptodev_sym_session *sess)
+{
+    struct cs_dev *d = dev->data->dev_private;
+    struct cs_sess *s = CRYPTODEV_GET_SYM_SESS_PRIV(sess);
+    int rc;
+
+    if (!x || !d->dev)
+        return -EINVAL;
+    rc = cs_parse_xform(d, x, s); /* s->live = 0 */
+    if (rc < 0)
+        return rc;
+    rc = cs_sess_refresh(d, s);
+    if (rc < 0) {
+        CS_LOG(ERR, "the device refused the session: %s", strerror(-rc));
+        memset(s, 0, sizeof(*s));
+    }
+    return rc;
+}
+
+static void cs_sess_clear(struct rte_cryptodev *dev, struct rte_cryptodev_sym_session *sess)
+{
+    struct cs_dev *d = dev->data->dev_private;
+    struct cs_sess *s = CRYPTODEV_GET_SYM_SESS_PRIV(sess);
+
+    pthread_mutex_lock(&d->ctl_lock);
+    if (d->dev && s->live && s->epoch == d->epoch && !synth_dev_needs_reset(d->dev) &&
+        !(d->shared_ctl && synth_q_inflight(d->ctl)))
+        synth_crypto_session_destroy(d->ctl, s->id);
+    pthread_mutex_unlock(&d->ctl_lock);
+    memset(s, 0, sizeof(*s)); /* the key */
+}
+
+struct rte_cryptodev_ops cs_ops = {
+    .dev_configure = cs_configure,
+    .dev_start = cs_start,
+    .dev_stop = cs_stop,
+    .dev_close = cs_close,
+    .stats_get = cs_stats_get,
+    .stats_reset = cs_stats_reset,
+    .dev_infos_get = cs_info_get,
+    .queue_pair_setup = cs_qp_setup,
+    .queue_pair_release = cs_qp_release,
+    .sym_session_get_size = cs_sess_size,
+    .sym_session_configure = cs_sess_configure,
+    .sym_session_clear = cs_sess_clear,
+};
