@@ -149,6 +149,15 @@ $(NATIVE_BUILD)/provider-kat: $(PROVIDER_KAT_SRCS) $(wildcard native/tests/provi
 	@mkdir -p $(NATIVE_BUILD)
 	$(CC) $(CFLAGS) -Inative/include -Inative/tests $(PROVIDER_KAT_SRCS) -lcrypto -o $@
 
+# DPDK poll-mode drivers (docs/dpdk.md): the driver SDK headers come from Debian's source package
+# of the installed DPDK (scripts/dpdk-sdk), the PMDs are built by native/dpdk/Makefile.
+.PHONY: dpdk-sdk dpdk
+dpdk-sdk: ## fetch DPDK's driver SDK headers for the installed version (native/build/dpdk-sdk)
+	scripts/dpdk-sdk
+
+dpdk: dpdk-sdk $(PIC_OBJS) ## the DPDK PMDs (native/build/dpdk/)
+	$(MAKE) -C native/dpdk
+
 SYNTH_GUEST_SRCS := $(wildcard guest/*.c)
 
 synth-guest: $(NATIVE_BUILD)/synth-guest ## the guest's test program, static (probe, selftest, bench)
