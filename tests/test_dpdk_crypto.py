@@ -298,8 +298,10 @@ def test_a_device_that_needs_a_reset_fails_ops_and_recovers_on_start(
     assert lines[1] == "start 0" and "reset: ok" in err, out + err
     assert counts(lines[2]) == {"ok": 64, "error": 0, "other": 0}, out
     # In flight, the burst was in the ring when the test wrote NEEDS_RESET behind the backend's back,
-    # so the backend may have served it before the reset; the PMD had failed it already.
-    assert device.stats().queues[0]["ops"] in ((128, 192) if in_flight else (128,))
+    # so the backend may have served some or all of it (it takes bursts of 32) before the reset; the
+    # PMD had failed it already.
+    ops = device.stats().queues[0]["ops"]
+    assert (128 <= ops <= 192) if in_flight else ops == 128
 
 
 def test_a_device_another_process_holds_is_refused(pmd: pathlib.Path, device: HostDevice) -> None:
