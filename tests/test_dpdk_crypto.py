@@ -6,6 +6,7 @@ served by a real worker, and checks every output and digest."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import pathlib
 import shutil
@@ -30,11 +31,31 @@ PERF = shutil.which("dpdk-test-crypto-perf")
 pytestmark = pytest.mark.skipif(PERF is None, reason="dpdk-test-crypto-perf is not installed (Debian: dpdk-dev)")
 
 
+def private_dir() -> pathlib.Path:
+    """A directory no world-writable one leads to: DPDK's EAL refuses to load a driver (-d) from
+    any other ("directory path /tmp is world-writable and insecure"), and a checkout may live in
+    /tmp. Under the home directory's cache, made 0700."""
+    d = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "libvirt-synth" / "dpdk"
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for p in (d, *d.parents):
+        if p.stat().st_mode & 0o002:
+            pytest.fail(f"{p} is world-writable: EAL would refuse to load the PMD from under it")
+    return d
+
+
 @pytest.fixture(scope="module")
 def pmd() -> pathlib.Path:
+    """The built PMD, copied where EAL will load it from."""
     subprocess.run(["make", "-s", "-C", str(ROOT), "dpdk"], check=True)
     assert PMD.is_file()
-    return PMD
+    data = PMD.read_bytes()
+    dst = private_dir() / f"librte_crypto_synth-{hashlib.sha256(data).hexdigest()[:12]}.so"
+    if not dst.is_file():
+        tmp = dst.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.chmod(0o755)
+        tmp.replace(dst)
+    return dst
 
 
 def serve(region_dir: pathlib.Path, worker: Worker, **kw: object) -> HostDevice:
