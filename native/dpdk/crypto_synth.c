@@ -8,7 +8,6 @@
  * optional: socket_id=<int>
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,34 +25,6 @@ uint8_t cs_driver_id;
 static const char *const cs_valid_args[] = {"region", "pci", "socket_id", NULL};
 
 /* ---- vdev ---- */
-
-/*
- * A device has one driver at a time. As the OpenSSL provider does, claim it with an
- * open-file-description lock on the first byte of the region file (or of the BAR's sysfs file),
- * which the kernel drops when the process dies, so that a PMD and a provider (or two PMDs) never
- * drive one device together. Returns the lock's descriptor, -EBUSY if another process holds it,
- * or -1 where the file cannot be locked (then the device is used unclaimed).
- */
-static int cs_claim(const char *region, const char *pci)
-{
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-    const char *root = getenv("LIBVIRT_SYNTH_SYSFS");
-    char path[512];
-    int fd, err;
-
-    if (*region)
-        snprintf(path, sizeof(path), "%s", region);
-    else
-        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/resource2", root && *root ? root : "/sys", pci);
-    fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
-        return fd;
-    err = errno;
-    close(fd);
-    return err == EAGAIN || err == EACCES ? -EBUSY : -1;
-}
 
 static int cs_kv_str(const char *key __rte_unused, const char *value, void *opaque)
 {
@@ -103,13 +74,15 @@ static int cs_probe(struct rte_vdev_device *vdev)
                name);
         goto out;
     }
-    lock_fd = cs_claim(region, pci);
+    lock_fd = synth_dev_claim(*region ? region : pci); /* as the OpenSSL provider does */
     if (lock_fd == -EBUSY) {
         CS_LOG(ERR, "%s: %s is held by another process (a DPDK application or the OpenSSL provider)", name,
                *region ? region : pci);
         rc = -EBUSY;
         goto out;
     }
+    if (lock_fd < 0)
+        lock_fd = -1; /* a file that cannot be locked: the device is used unclaimed */
     rc = *region ? synth_dev_open_path(region, &o, &sd) : synth_dev_open_pci(pci, &o, &sd);
     if (rc < 0) {
         CS_LOG(ERR, "%s: cannot open %s: %s (is a backend serving this device?)", name, *region ? region : pci,

@@ -13,7 +13,6 @@
  * lines it has just read, so no other lines cross between the two cores.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -113,44 +112,16 @@ uint64_t sp_now_ns(void)
 
 static uint32_t round_up(size_t n) { return (uint32_t)((n + BUF_ALIGN - 1) & ~(size_t)(BUF_ALIGN - 1)); }
 
-/*
- * A device has one driver at a time: a second process opening it would take it over. So each
- * process claims its device with an open-file-description lock on the first byte of the region
- * file (or of the BAR's sysfs file), which the kernel drops when the process dies; `auto` skips
- * devices another process holds. (Backends hold flock() on regions; the two kinds of lock do not
- * meet.) Returns the lock's descriptor, -EBUSY if another process holds it, or -1 where the file
- * cannot be locked.
- */
-static int claim(const char *spec)
-{
-    char path[512];
-    const char *root = getenv("LIBVIRT_SYNTH_SYSFS");
-    int fd, rc;
-
-    if (strchr(spec, '/'))
-        snprintf(path, sizeof(path), "%s", spec);
-    else
-        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/resource2", root && *root ? root : "/sys", spec);
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-
-    fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
-        return fd;
-    rc = errno;
-    close(fd);
-    return rc == EAGAIN || rc == EACCES ? -EBUSY : -1;
-}
-
 static int open_one(struct sp_prov *p, const char *spec, struct synth_dev **out, int *lock_fd)
 {
     struct synth_open_opts o = {.features = 0, .timeout_ms = p->timeout_ms};
     int rc;
 
-    *lock_fd = claim(spec);
+    *lock_fd = synth_dev_claim(spec); /* auto skips the devices other processes hold */
     if (*lock_fd == -EBUSY)
         return -EBUSY;
+    if (*lock_fd < 0)
+        *lock_fd = -1; /* a file that cannot be locked: the device is used unclaimed */
     rc = strchr(spec, '/') ? synth_dev_open_path(spec, &o, out) : synth_dev_open_pci(spec, &o, out);
     if (rc < 0 && *lock_fd >= 0) {
         close(*lock_fd);

@@ -76,6 +76,17 @@ int synth_dev_open_pci(const char *bdf, const struct synth_open_opts *opts, stru
  */
 int synth_pci_scan(char (*bdfs)[16], unsigned max);
 
+/*
+ * Claim a device for this process before opening it: an open-file-description lock on the first
+ * byte of its region file (device is a path) or of its BAR's sysfs file (a PCI address), which the
+ * kernel drops when the process exits. A device has one driver at a time and a second open takes
+ * it over, so drivers that several processes may run at once (the OpenSSL provider, the DPDK PMD)
+ * claim first. (Backends hold flock() on regions; the two kinds of lock do not meet.) Returns a
+ * descriptor (close it to let the device go), -EBUSY if another process holds the claim, or
+ * another negative errno if the file cannot be opened or locked (-ENOENT, -EACCES, -ENOLCK, ...).
+ */
+int synth_dev_claim(const char *device);
+
 /* Close: tell the backend (it drops this driver's sessions), unmap. */
 void synth_dev_close(struct synth_dev *dev);
 

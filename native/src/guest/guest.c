@@ -352,6 +352,26 @@ static int pci_open_bar(const char *bdf, int *fd_out, uint64_t *size_out)
     return 0;
 }
 
+int synth_dev_claim(const char *device)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    char path[512];
+    int fd, rc;
+
+    if (strchr(device, '/'))
+        snprintf(path, sizeof(path), "%s", device);
+    else
+        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/resource2", pci_root(), device);
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+        return fd;
+    rc = errno;
+    close(fd);
+    return rc == EAGAIN || rc == EACCES ? -EBUSY : -rc;
+}
+
 int synth_dev_open_pci(const char *bdf, const struct synth_open_opts *opts, struct synth_dev **out)
 {
     uint64_t size;
