@@ -120,7 +120,7 @@ uninstall: ## remove what make install put there (same DESTDIR and PREFIX)
 
 afalg-kat: $(NATIVE_BUILD)/afalg-kat ## the AF_ALG plugin's known-answer test program (static)
 
-$(NATIVE_BUILD)/afalg-kat: native/tests/afalg_kat.c native/tests/kat_vectors.h native/src/plugins/crypto_afalg.c native/include/synth/*.h
+$(NATIVE_BUILD)/afalg-kat: native/tests/afalg_kat.c native/tests/kat_vectors.h native/tests/kat_hex.h native/src/plugins/crypto_afalg.c native/include/synth/*.h
 	@mkdir -p $(NATIVE_BUILD)
 	$(CC) $(CFLAGS) -static -Inative/include native/tests/afalg_kat.c native/src/plugins/crypto_afalg.c -o $@
 
@@ -145,7 +145,7 @@ provider-kat: $(NATIVE_BUILD)/provider-kat ## the provider's known-answer and di
 
 PROVIDER_KAT_SRCS := $(wildcard native/tests/provider_kat*.c)
 
-$(NATIVE_BUILD)/provider-kat: $(PROVIDER_KAT_SRCS) $(wildcard native/tests/provider_kat*.h) native/tests/provider_vectors.h
+$(NATIVE_BUILD)/provider-kat: $(PROVIDER_KAT_SRCS) $(wildcard native/tests/provider_kat*.h) native/tests/provider_vectors.h native/tests/kat_hex.h
 	@mkdir -p $(NATIVE_BUILD)
 	$(CC) $(CFLAGS) -Inative/include -Inative/tests $(PROVIDER_KAT_SRCS) -lcrypto -o $@
 

@@ -93,22 +93,20 @@ static void forked(struct sp_prov *p, struct sp_dev *d)
     }
     pthread_mutex_unlock(&p->open_lock);
 }
+
 static __thread unsigned thread_no; /* 1-based; 0: not yet numbered */
 
-/* The coarse clock (a few ns, ticks of a few ms): enough to look for a missing device once a second. */
-static uint64_t coarse_ns(void)
+static uint64_t clock_ns(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    clock_gettime(clock, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t sp_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+static uint64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+/* The coarse clock (a few ns, ticks of a few ms): enough to look for a missing device once a second. */
+static uint64_t coarse_ns(void) { return clock_ns(CLOCK_MONOTONIC_COARSE); }
 
 static uint32_t round_up(size_t n) { return (uint32_t)((n + BUF_ALIGN - 1) & ~(size_t)(BUF_ALIGN - 1)); }
 
@@ -315,8 +313,8 @@ static int run(struct sp_dev *d, struct sp_slot *s, struct synth_desc *desc, str
         if (rc == -ETIMEDOUT)
             break;
         if (!start)
-            start = sp_now_ns();
-        left = wait_ms - (int)((sp_now_ns() - start) / 1000000u);
+            start = now_ns();
+        left = wait_ms - (int)((now_ns() - start) / 1000000u);
     }
     if (reap(s, desc->cookie, c))
         return 0;
@@ -332,7 +330,7 @@ static int sess_create(struct sp_dev *d, struct sp_slot *s, const struct sp_op *
     uint32_t id;
     int rc;
 
-    if (op->sess->refused_ns && sp_now_ns() < op->sess->refused_ns)
+    if (op->sess->refused_ns && now_ns() < op->sess->refused_ns)
         return -(1 + SP_R_BUSY);
     memset(&sp, 0, sizeof(sp));
     sp.alg = a->synth_alg;
@@ -349,7 +347,7 @@ static int sess_create(struct sp_dev *d, struct sp_slot *s, const struct sp_op *
     if (rc == -ENOMEM)
         return -(1 + SP_R_RING_FULL);
     if (rc != 0) {
-        op->sess->refused_ns = sp_now_ns() + REFUSED_NS;
+        op->sess->refused_ns = now_ns() + REFUSED_NS;
         return rc == SYNTH_ST_NOT_SUPPORTED || rc == SYNTH_ST_INVALID ? -(1 + SP_R_UNSUPPORTED) : -(1 + SP_R_BUSY);
     }
     op->sess->id = id;

@@ -135,8 +135,6 @@ void sp_dev_close(struct sp_prov *p);
 /* The device's name for the counters ("" when none is open). */
 const char *sp_dev_name(struct sp_prov *p);
 
-uint64_t sp_now_ns(void);
-
 /* ---- cipher.c ---- */
 
 extern const OSSL_DISPATCH sp_cipher_functions[SP_ALG_COUNT][24];

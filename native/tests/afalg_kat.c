@@ -25,32 +25,23 @@
 #include "synth/plugin.h"
 
 #include "kat_vectors.h"
+#include "kat_hex.h"
 
 static const struct kat kats[] = {SYNTH_KAT_AEAD};
-
-static size_t unhex(const char *h, uint8_t *out, size_t max)
-{
-    size_t n = strlen(h) / 2;
-    if (n > max)
-        n = max;
-    for (size_t i = 0; i < n; i++)
-        sscanf(h + 2 * i, "%2hhx", &out[i]);
-    return n;
-}
 
 static int run(const struct synth_plugin *pl, const struct kat *k, int tamper)
 {
     struct synth_crypto_session_params p = {0};
     struct synth_crypto_op op = {0};
     uint8_t aad[64], pt[256], ct[256], tag[16], out[256], outtag[16];
-    size_t aad_len = unhex(k->aad, aad, sizeof(aad)), len = unhex(k->pt, pt, sizeof(pt));
+    size_t aad_len = kat_unhex(k->aad, aad, sizeof(aad)), len = kat_unhex(k->pt, pt, sizeof(pt));
     void *sess = NULL;
     int ok;
 
-    unhex(k->ct, ct, sizeof(ct));
-    unhex(k->tag, tag, sizeof(tag));
+    kat_unhex(k->ct, ct, sizeof(ct));
+    kat_unhex(k->tag, tag, sizeof(tag));
     p.alg = (uint16_t)k->alg;
-    p.key_len = (uint16_t)unhex(k->key, p.key, sizeof(p.key));
+    p.key_len = (uint16_t)kat_unhex(k->key, p.key, sizeof(p.key));
     p.iv_len = 12;
     p.tag_len = 16;
     if (pl->session_create(&p, &sess) < 0)
@@ -63,7 +54,7 @@ static int run(const struct synth_plugin *pl, const struct kat *k, int tamper)
     op.aad_len = (uint32_t)aad_len;
     op.iv_len = 12;
     op.tag_len = 16;
-    unhex(k->iv, op.iv, sizeof(op.iv));
+    kat_unhex(k->iv, op.iv, sizeof(op.iv));
     if (!tamper) {
         op.opcode = SYNTH_OP_CRYPTO_ENCRYPT;
         op.src = pt;

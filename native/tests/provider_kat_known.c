@@ -14,16 +14,7 @@
 
 #include "provider_kat.h"
 #include "provider_vectors.h"
-
-static size_t unhex(const char *h, uint8_t *out, size_t max)
-{
-    size_t n = strlen(h) / 2;
-    if (n > max)
-        n = max;
-    for (size_t i = 0; i < n; i++)
-        sscanf(h + 2 * i, "%2hhx", &out[i]);
-    return n;
-}
+#include "kat_hex.h"
 
 struct pk_kat {
     const char *name;
@@ -118,12 +109,12 @@ int pk_kat_builtin(struct pk_run *r)
             free(k.ct);
             return -ENOMEM;
         }
-        unhex(v->key, k.key, sizeof(k.key));
-        unhex(v->iv, k.iv, sizeof(k.iv));
-        k.aad_len = unhex(v->aad, k.aad, sizeof(k.aad));
-        k.len = unhex(v->pt, k.pt, n);
-        unhex(v->ct, k.ct, n);
-        k.tag_len = unhex(v->tag, k.tag, sizeof(k.tag));
+        kat_unhex(v->key, k.key, sizeof(k.key));
+        kat_unhex(v->iv, k.iv, sizeof(k.iv));
+        k.aad_len = kat_unhex(v->aad, k.aad, sizeof(k.aad));
+        k.len = kat_unhex(v->pt, k.pt, n);
+        kat_unhex(v->ct, k.ct, n);
+        k.tag_len = kat_unhex(v->tag, k.tag, sizeof(k.tag));
         kat_vector(r, &k);
         free(k.pt);
         free(k.ct);
@@ -179,13 +170,13 @@ int pk_kat_rsp(struct pk_run *r, const char *path)
                     break;
                 }
                 snprintf(name, sizeof(name), "%s#%d", stem, idx);
-                unhex(key, k.key, sizeof(k.key));
-                unhex(iv, k.iv, sizeof(k.iv));
-                k.aad_len = unhex(aad ? aad : "", k.aad, sizeof(k.aad));
+                kat_unhex(key, k.key, sizeof(k.key));
+                kat_unhex(iv, k.iv, sizeof(k.iv));
+                k.aad_len = kat_unhex(aad ? aad : "", k.aad, sizeof(k.aad));
                 k.len = n;
-                unhex(pt ? pt : "", k.pt, n);
-                unhex(ct ? ct : "", k.ct, n);
-                k.tag_len = unhex(tag, k.tag, sizeof(k.tag));
+                kat_unhex(pt ? pt : "", k.pt, n);
+                kat_unhex(ct ? ct : "", k.ct, n);
+                k.tag_len = kat_unhex(tag, k.tag, sizeof(k.tag));
                 kat_vector(r, &k);
                 ran++;
                 free(k.pt);
