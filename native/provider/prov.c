@@ -198,7 +198,6 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in, 
     if (!p)
         return 0;
     pthread_once(&once, sp_dev_init_once);
-    p->handle = handle;
     pthread_mutex_init(&p->open_lock, NULL);
     if (!configure(p, handle, in)) {
         pthread_mutex_destroy(&p->open_lock);

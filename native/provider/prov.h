@@ -51,7 +51,6 @@ extern const struct sp_alg sp_algs[SP_ALG_COUNT];
 struct sp_dev;
 
 struct sp_prov {
-    const OSSL_CORE_HANDLE *handle;
     char device[256];     /* "auto", a region path or a PCI address */
     int timeout_ms;
     int log;              /* 1: summary and first fallback of each reason on stderr */
