@@ -1,0 +1,389 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The compress_synth DPDK PMD (native/dpdk/, docs/dpdk.md) under DPDK's own dpdk-test-compress-perf
+(its verify test compresses a corpus through the PMD and a compression device served by a real
+worker, decompresses it again and compares), and through check-compress-synth where compress-perf
+cannot reach: what the PMD writes must decode with zlib, what zlib writes must decode through the
+PMD, and bad parameters, small destinations, streams and a device reset behave as compressdev
+defines."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import pathlib
+import re
+import shutil
+import struct
+import subprocess
+import time
+import zlib
+from collections.abc import Iterator
+
+import pytest
+from compress_corpus import corpus_entry
+
+from libvirt_synth._native import lib
+from libvirt_synth.abi import DevClass
+from libvirt_synth.host.device import HostDevice, Worker
+
+from rawregion import RawRegion
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PMD = ROOT / "native" / "build" / "dpdk" / "librte_compress_synth.so"
+CHECK = ROOT / "native" / "build" / "dpdk" / "check-compress-synth"
+PERF = shutil.which("dpdk-test-compress-perf")
+
+pytestmark = pytest.mark.skipif(PERF is None, reason="dpdk-test-compress-perf is not installed (Debian: dpdk-dev)")
+
+
+def private_dir() -> pathlib.Path:
+    """A directory no world-writable one leads to: DPDK's EAL refuses to load a driver (-d) from
+    any other ("directory path /tmp is world-writable and insecure"). Under the home directory's
+    cache, made 0700."""
+    d = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "libvirt-synth" / "dpdk"
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for p in (d, *d.parents):
+        if p.stat().st_mode & 0o002:
+            pytest.fail(f"{p} is world-writable: EAL would refuse to load the PMD from under it")
+    return d
+
+
+@pytest.fixture(scope="module")
+def pmd() -> pathlib.Path:
+    """The built PMD, copied where EAL will load it from."""
+    subprocess.run(["make", "-s", "-C", str(ROOT), "dpdk"], check=True)
+    assert PMD.is_file() and CHECK.is_file()
+    data = PMD.read_bytes()
+    dst = private_dir() / f"librte_compress_synth-{hashlib.sha256(data).hexdigest()[:12]}.so"
+    if not dst.is_file():
+        tmp = dst.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.chmod(0o755)
+        tmp.replace(dst)
+    return dst
+
+
+def make_corpus() -> bytes:
+    """About 370 KiB from the fixed-seed corpus: prose, source, logs, records, then a mix with
+    70 KB of random bytes, 50 KB more random and 20 KB of zeros."""
+    names = ("text", "python source", "json log", "records", "mixed")
+    return b"".join(corpus_entry(n) for n in names) + corpus_entry("random")[:50_000] + bytes(20_000)
+
+
+@pytest.fixture(scope="module")
+def data() -> bytes:
+    return make_corpus()
+
+
+def serve(region_dir: pathlib.Path, worker: Worker, **kw: object) -> HostDevice:
+    kw.setdefault("size", 8 << 20)
+    kw.setdefault("queues", 2)
+    dev = HostDevice.create(str(region_dir / "comp0"), DevClass.COMPRESS, **kw)
+    worker.add(dev)
+    return dev
+
+
+@pytest.fixture
+def device(region_dir: pathlib.Path, worker: Worker) -> Iterator[HostDevice]:
+    """Two queues: one for the PMD's queue pair, one for its streams."""
+    dev = serve(region_dir, worker)
+    try:
+        yield dev
+    finally:
+        dev.destroy()
+
+
+def eal(pmd: pathlib.Path, dev: HostDevice, lcores: str) -> list[str]:
+    # The EAL's files are per test (its region directory).
+    return ["-l", lcores, "--no-huge", "-m", "256", "--no-pci", "--file-prefix", pathlib.Path(dev.path).parent.name,
+            "-d", str(pmd), "--vdev", f"compress_synth0,region={dev.path}"]
+
+
+def perf(pmd: pathlib.Path, dev: HostDevice, infile: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # compress-perf needs a main lcore and a worker lcore.
+    cmd = [str(PERF), *eal(pmd, dev, "0,1"), "--", "--driver-name", "compress_synth", "--input-file", str(infile),
+           *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def levels(r: subprocess.CompletedProcess[str]) -> dict[int, int]:
+    """{level: compressed size} from the verify test's table, which it prints only for levels
+    whose data came back identical."""
+    out = r.stdout.splitlines()
+    for i, line in enumerate(out):
+        if "Comp size" in line:
+            rows = [x.split() for x in out[i + 1:] if re.match(r"\s*\d+\s+\d+\s+\d+\s+[\d.]+\s*$", x)]
+            return {int(row[1]): int(row[2]) for row in rows}
+    raise AssertionError(f"no verify result in compress-perf's output:\n{r.stdout}\n{r.stderr}")
+
+
+def nops(n: int, seg: int, segs: int) -> int:
+    """Ops compress-perf makes of n bytes in buffers of segs segments of seg bytes (the last
+    buffer takes the remainder's last segment)."""
+    bufs = n // seg + (n % seg > 0)
+    return bufs // segs + (bufs % segs > 0)
+
+
+@pytest.mark.parametrize("extra, seg, segs", [
+    ([], 2048, 16),
+    (["--max-num-sgl-segs", "1", "--seg-sz", "8192"], 8192, 1),
+], ids=["chained-mbufs", "flat-mbufs"])
+def test_compress_perf_verifies_a_round_trip(pmd: pathlib.Path, device: HostDevice, tmp_path: pathlib.Path,
+                                             data: bytes, extra: list[str], seg: int, segs: int) -> None:
+    """compress-perf's verify test at levels 1, 5 and 9: every op of the corpus compressed, then
+    decompressed, through the device, and the result compared with the corpus."""
+    infile = tmp_path / "corpus.bin"
+    infile.write_bytes(data)
+    r = perf(pmd, device, infile, "--ptest", "verify", "--compress-level", "1:4:9", "--num-iter", "1", *extra)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "not successful" not in r.stdout + r.stderr
+    sizes = levels(r)
+    assert set(sizes) == {1, 5, 9}, r.stdout
+    assert all(len(data) // 3 < s < len(data) for s in sizes.values()), sizes  # mixed: compressible, not all
+    # Every op went through the device's queue pair queue and came back OK.
+    q = device.stats().queues
+    n = nops(len(data), seg, segs)
+    assert (q[0]["ops"], q[0]["by_status"]) == (2 * 3 * n, {"ok": 2 * 3 * n})
+    assert q[1]["ops"] == 0  # stateless: no streams
+
+
+def test_a_burst_larger_than_the_ring(pmd: pathlib.Path, region_dir: pathlib.Path, worker: Worker,
+                                      tmp_path: pathlib.Path, data: bytes) -> None:
+    """A 16-entry ring under bursts of 128 one-segment ops: enqueue takes what fits, the rest is
+    offered again, and the round trip still verifies."""
+    dev = serve(region_dir, worker, ring_entries=16)
+    try:
+        infile = tmp_path / "corpus.bin"
+        infile.write_bytes(data)
+        r = perf(pmd, dev, infile, "--ptest", "verify", "--compress-level", "1", "--num-iter", "1",
+                 "--seg-sz", "1024", "--max-num-sgl-segs", "1", "--burst-sz", "128")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert set(levels(r)) == {1}
+        n = nops(len(data), 1024, 1)
+        assert n > 128
+        assert dev.stats().queues[0]["by_status"] == {"ok": 2 * n}
+    finally:
+        dev.destroy()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--huffman-enc", "fixed"], "does not supported Fixed Huffman"),
+    (["--compress-level", "0"], "does not support level 0"),
+    (["--window-sz", "12"], "does not support this window size"),
+])
+def test_what_the_capabilities_rule_out_is_refused(pmd: pathlib.Path, device: HostDevice, tmp_path: pathlib.Path,
+                                                   args: list[str], message: str) -> None:
+    """Fixed Huffman codes (the device's encoders choose their blocks), stored blocks and windows
+    other than 32 KiB are not in the capabilities: compress-perf stops before any op."""
+    infile = tmp_path / "corpus.bin"
+    infile.write_bytes(b"abc" * 1000)
+    r = perf(pmd, device, infile, "--ptest", "verify", "--num-iter", "1", *args)
+    assert r.returncode > 0
+    assert message in r.stdout + r.stderr
+    assert device.stats().ops == 0
+
+
+def check(pmd: pathlib.Path, dev: HostDevice, *args: str, timeout: int = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CHECK), *eal(pmd, dev, "0"), "--", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def table(r: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    assert r.returncode == 0, r.stdout + r.stderr
+    return dict(line.split(" ", 1) for line in r.stdout.splitlines())
+
+
+def test_xforms_and_ops_with_bad_parameters(pmd: pathlib.Path, device: HostDevice) -> None:
+    """Through the public API, past the capability check: each bad transform gets its errno, each
+    bad op comes back with INVALID_ARGS, and none of them reaches the device."""
+    got = table(check(pmd, device, "params"))
+    assert got == {
+        "compress-dynamic": "ok", "compress-default-level": "ok", "decompress-window-9": "ok",
+        "huffman-fixed": "ENOTSUP", "level-0": "ENOTSUP", "level-10": "EINVAL", "compress-window-12": "EINVAL",
+        "decompress-window-16": "EINVAL", "checksum-bad": "EINVAL", "algo-lzs": "ENOTSUP", "hash-sha256": "ENOTSUP",
+        "type-bad": "EINVAL",
+        "op-no-xform": "INVALID_ARGS", "op-src-beyond-chain": "INVALID_ARGS", "op-no-dst": "INVALID_ARGS",
+        "op-stateless-flush-none": "INVALID_ARGS", "op-stream-flush-full": "INVALID_ARGS", "op-good": "SUCCESS",
+    }
+    q = device.stats().queues
+    assert q[0]["by_status"] == {"ok": 1}  # op-good only
+    assert q[1]["ops"] == 2  # the stream's create and destroy, on the control queue
+
+
+def test_streams_are_created_and_freed(pmd: pathlib.Path, region_dir: pathlib.Path, worker: Worker) -> None:
+    """A device that holds 4 streams: 4 are created, a fifth is refused (ENOSPC), and freeing them
+    gives the device its room back, three rounds over."""
+    dev = serve(region_dir, worker, options=(("max_streams", 4),))
+    try:
+        r = check(pmd, dev, "streams", "4")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.splitlines() == [f"round-{i} {what}" for i in range(3)
+                                         for what in ("created 4", "one-more ENOSPC")]
+        ctl = dev.stats().queues[1]
+        # Per round: 4 creates, 1 refused create, 4 destroys, all on the control queue.
+        assert ctl["ops"] == 3 * 9
+        assert ctl["by_status"] == {"ok": 3 * 8, "no_resources": 3}
+        assert dev.stats().queues[0]["ops"] == 0
+    finally:
+        dev.destroy()
+
+
+def test_a_destination_that_is_too_small(pmd: pathlib.Path, device: HostDevice) -> None:
+    """Stateless: OUT_OF_SPACE_TERMINATED, nothing produced; with room, the same op passes.
+    Stateful: OUT_OF_SPACE_RECOVERABLE with the destination full, and the stream's next op (no
+    new input) delivers the rest."""
+    got = table(check(pmd, device, "space"))
+    assert got["compress-small-dst"] == "OUT_OF_SPACE_TERMINATED produced=0"
+    assert got["compress-room"] == "SUCCESS"
+    assert got["decompress-small-dst"] == "OUT_OF_SPACE_TERMINATED produced=0"
+    assert got["decompress-room"] == "SUCCESS produced=8192"
+    m = re.fullmatch(r"OUT_OF_SPACE_RECOVERABLE consumed=(\d+) produced=6000", got["stream-small-dst"])
+    assert m, got
+    assert got["stream-rest"] == "SUCCESS consumed=0 produced=2192"
+    assert device.stats().by_status.get("no_space", 0) == 2
+
+
+def test_output_interoperates_with_zlib(pmd: pathlib.Path, device: HostDevice, tmp_path: pathlib.Path,
+                                        data: bytes) -> None:
+    """What the PMD compresses, stateless (64 KiB ops) or as one stream (16 KiB ops into 4 KiB
+    destinations, so that many ops are recoverable), decodes with Python's zlib; what zlib
+    compresses decodes through a PMD stream; and the checksums the PMD computes are zlib's."""
+    infile = tmp_path / "corpus.bin"
+    infile.write_bytes(data)
+    zc = zlib.compressobj(9, zlib.DEFLATED, -15)
+    (tmp_path / "zlib.bin").write_bytes(zc.compress(data) + zc.flush())
+    r = check(pmd, device, "files", str(infile), str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    # Stateless: one raw deflate stream per op, with the CRC-32 and Adler-32 of its input.
+    blob = (tmp_path / "oneshot.bin").read_bytes()
+    recs: list[bytes] = []
+    while blob:
+        (n,) = struct.unpack_from("<I", blob)
+        recs.append(blob[4:4 + n])
+        blob = blob[4 + n:]
+    chunks = [data[i:i + 65536] for i in range(0, len(data), 65536)]
+    assert [zlib.decompress(rec, -15) for rec in recs] == chunks
+    rows = [line.split()[1:] for line in lines if line.startswith("oneshot ")]
+    assert rows == [[str(len(c)), str(len(rec)), f"{zlib.adler32(c) << 32 | zlib.crc32(c):016x}"]
+                    for c, rec in zip(chunks, recs, strict=True)]
+    got = dict(line.split(" ", 1) for line in lines if not line.startswith("oneshot "))
+    # One stream: the whole corpus in a single raw deflate stream, with its CRC-32.
+    assert zlib.decompress((tmp_path / "stream.bin").read_bytes(), -15) == data
+    m = re.fullmatch(r"ops=(\d+) recoverable=(\d+) chksum=([0-9a-f]{16})", got["stream-compress"])
+    assert m, got
+    assert int(m[2]) > 0 and int(m[1]) > len(data) // 16384
+    assert int(m[3], 16) == zlib.crc32(data)
+    # Decompressed through PMD streams (5000-byte ops into 20000-byte destinations): its own
+    # output and zlib's, with their Adler-32.
+    for name in ("stream", "zlib"):
+        assert (tmp_path / f"{name}.out").read_bytes() == data, name
+        m = re.fullmatch(r"ops=(\d+) recoverable=(\d+) chksum=([0-9a-f]{16})", got[f"stream-decompress-{name}"])
+        assert m, got
+        assert int(m[2]) > 0, name
+        assert int(m[3], 16) == zlib.adler32(data), name
+    # Every op and every stream op went through the device.
+    q = device.stats().queues
+    assert set(q[0]["by_status"]) == {"ok"} and q[0]["ops"] > len(recs) + int(m[1])
+    assert q[1]["by_status"] == {"ok": 6}  # three streams, created and destroyed
+
+
+def mark_needs_reset(dev: HostDevice) -> None:
+    raw = RawRegion(dev.path)
+    raw.hdr.dev_status = lib.SYNTH_DEV_READY | lib.SYNTH_DEV_NEEDS_RESET
+    raw.close()
+
+
+def counts(line: str) -> dict[str, int]:
+    return {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}
+
+
+@pytest.mark.parametrize("in_flight", [False, True])
+def test_a_device_that_needs_a_reset_fails_ops_and_recovers_on_start(
+        pmd: pathlib.Path, device: HostDevice, worker: Worker, in_flight: bool) -> None:
+    """The host marks the device NEEDS_RESET, between bursts or with a burst in flight (the backend
+    not serving): every op of the burst comes back with an error status, none is lost and nothing
+    crashes; stop/start resets the device and ops pass again. A stream from before the reset lost
+    its state with it (its op fails); a new one works."""
+    p = subprocess.Popen([str(CHECK), *eal(pmd, device, "0"), "--", "reset"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None and p.stdin is not None
+        assert counts(p.stdout.readline()) == {"ok": 64, "error": 0, "other": 0}
+        if in_flight:
+            worker.remove(device)
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            # The burst sits in queue 0's ring, unserved: wait until the PMD has submitted all of it.
+            raw = RawRegion(device.path)
+            sq = raw.queue(0)[0]
+            deadline = time.monotonic() + 30
+            while (sq.prod - sq.cons) & 0xFFFFFFFF < 64 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert (sq.prod - sq.cons) & 0xFFFFFFFF == 64
+            raw.close()
+            mark_needs_reset(device)
+            failed = p.stdout.readline()
+            worker.add(device)  # serving again (for the reset's handshake) only once the burst failed
+        else:
+            mark_needs_reset(device)
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            failed = p.stdout.readline()
+        out, err = p.communicate("go\n", timeout=60)
+        out = failed + out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, out + err
+    lines = out.splitlines()
+    assert counts(lines[0]) == {"ok": 0, "error": 64, "other": 0}, out
+    assert lines[1] == "start 0" and "reset: ok" in err, out + err
+    assert counts(lines[2]) == {"ok": 64, "error": 0, "other": 0}, out
+    assert lines[3:] == ["old-stream ERROR", "new-stream SUCCESS"], out
+    # In flight, the backend may have served some of the burst before the test's NEEDS_RESET
+    # reached it; the PMD had failed it already.
+    ops = device.stats().queues[0]["ops"]
+    assert (128 + 1 <= ops <= 192 + 1) if in_flight else ops == 128 + 1
+
+
+@pytest.mark.parametrize("devargs, message", [
+    ("region={dir}/absent", "cannot open"),
+    ("", "give exactly one of region=PATH"),
+    ("region={dir}/absent,pci=0000:00:05.0", "give exactly one of region=PATH"),
+    ("regoin={dir}/absent", "bad devargs"),
+])
+def test_bad_devargs_are_a_clear_error(pmd: pathlib.Path, region_dir: pathlib.Path, devargs: str,
+                                       message: str) -> None:
+    vdev = "compress_synth0" + ("," + devargs.format(dir=region_dir) if devargs else "")
+    cmd = [str(CHECK), "-l", "0", "--no-huge", "-m", "256", "--no-pci", "--file-prefix", region_dir.name,
+           "-d", str(pmd), "--vdev", vdev, "--", "params"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode > 0
+    assert message in r.stdout + r.stderr
+
+
+def test_a_crypto_device_is_refused(pmd: pathlib.Path, region_dir: pathlib.Path, worker: Worker) -> None:
+    dev = HostDevice.create(str(region_dir / "comp0"), DevClass.CRYPTO, size=4 << 20, queues=2)
+    worker.add(dev)
+    try:
+        r = check(pmd, dev, "params")
+        assert r.returncode > 0
+        assert "is not a compression device" in r.stdout + r.stderr
+    finally:
+        dev.destroy()
+
+
+def test_a_device_another_process_holds_is_refused(pmd: pathlib.Path, device: HostDevice) -> None:
+    """The claim every driver takes (a lock on the region's first byte) keeps the PMD off."""
+    fd = os.open(device.path, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+        r = check(pmd, device, "params")
+        assert r.returncode > 0
+        assert "held by another process" in r.stdout + r.stderr
+    finally:
+        os.close(fd)
+    assert check(pmd, device, "params").returncode == 0  # once it is let go, the device is the PMD's
