@@ -123,6 +123,7 @@ def feature_names(bits: int, dev_class: int) -> list[str]:
         table[lib.SYNTH_CRYPTO_F_SESSIONS] = "sessions"
         table[lib.SYNTH_CRYPTO_F_OUT_OF_PLACE] = "out-of-place"
         table[lib.SYNTH_CRYPTO_F_IV_GEN] = "iv-gen"
+        table[lib.SYNTH_CRYPTO_F_MAC_NO_IV] = "mac-no-iv"
     elif dev_class == DevClass.COMPRESS:
         table[lib.SYNTH_COMP_F_STREAMS] = "streams"
     out = [name for bit, name in table.items() if bits & bit]

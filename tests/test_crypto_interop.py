@@ -16,13 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from libvirt_synth import errors
+from libvirt_synth._native import lib
 from libvirt_synth.abi import ALG_INFO, Alg, Op, Status
 from libvirt_synth.guest import CryptoSession, Device, Queue, raise_for_status
 
 AEADS = [Alg.AES128_GCM, Alg.AES256_GCM, Alg.CHACHA20_POLY1305, Alg.AES256_CBC_HMAC_SHA256]
 
 
-def reference_seal(alg: Alg, key: bytes, iv: bytes, data: bytes, aad: bytes, tag_len: int) -> tuple[bytes, bytes]:
+def reference_seal(alg: Alg, key: bytes, iv: bytes, data: bytes, aad: bytes, tag_len: int, *,
+                   mac_no_iv: bool = False) -> tuple[bytes, bytes]:
     """(ciphertext, tag) computed in process."""
     if alg in (Alg.AES128_GCM, Alg.AES256_GCM):
         if tag_len == 16:
@@ -38,7 +40,7 @@ def reference_seal(alg: Alg, key: bytes, iv: bytes, data: bytes, aad: bytes, tag
     if alg == Alg.AES256_CBC_HMAC_SHA256:
         enc = Cipher(algorithms.AES(key[:32]), modes.CBC(iv)).encryptor()
         ct = enc.update(data) + enc.finalize()
-        mac = hmac.new(key[32:], aad + iv + ct, hashlib.sha256).digest()
+        mac = hmac.new(key[32:], aad + (b"" if mac_no_iv else iv) + ct, hashlib.sha256).digest()
         return ct, mac[:tag_len]
     raise AssertionError(alg)
 
@@ -119,6 +121,38 @@ def test_hypothesis_roundtrip_matches_openssl(guest: Device, alg: Alg, data: byt
         ct, tag = s.encrypt(data, iv, aad)
         assert (ct, tag) == reference_seal(alg, key, iv, data, aad, 16)
         assert s.decrypt(ct, tag, iv, aad) == data
+
+
+def test_cbc_hmac_mac_no_iv_authenticates_aad_and_ciphertext_only(guest: Device) -> None:
+    """A MAC_NO_IV session (ABI 1.2) tags AAD || ciphertext: the range a DPDK cipher-then-auth
+    chain names. The IV is then not authenticated: a changed IV still verifies (and garbles only
+    the first block), while a changed AAD or ciphertext byte does not."""
+    rng = random.Random(1202)
+    q = guest.queue(0)
+    assert guest.info().features_accepted & lib.SYNTH_CRYPTO_F_MAC_NO_IV
+    for i in range(40):
+        key = rng.randbytes(32 + rng.choice([1, 20, 32, 64, 224]))
+        tag_len = rng.choice([12, 16, 24, 32])
+        data = rng.randbytes(16 * rng.choice([0, 1, 3, 94, 1024]))
+        aad = rng.randbytes(rng.choice([0, 8, 24, 300]))
+        iv = rng.randbytes(16)
+        want = reference_seal(Alg.AES256_CBC_HMAC_SHA256, key, iv, data, aad, tag_len, mac_no_iv=True)
+        assert want != reference_seal(Alg.AES256_CBC_HMAC_SHA256, key, iv, data, aad, tag_len)
+        with q.session(Alg.AES256_CBC_HMAC_SHA256, key, tag_len=tag_len, mac_no_iv=True) as s:
+            pads = (rng.randrange(64), rng.randrange(64), rng.randrange(64))
+            assert device_op(q, s, data, aad, iv, in_place=bool(i % 2), pads=pads) == want
+            ct, tag = want
+            assert s.decrypt(ct, tag, iv, aad) == data
+            if data:
+                other_iv = bytes(b ^ 0xFF for b in iv)
+                assert s.decrypt(ct, tag, other_iv, aad)[16:] == data[16:]
+                flipped = bytearray(ct)
+                flipped[rng.randrange(len(ct))] ^= 0x80
+                with pytest.raises(errors.AuthenticationError):
+                    s.decrypt(bytes(flipped), tag, iv, aad)
+            if aad:
+                with pytest.raises(errors.AuthenticationError):
+                    s.decrypt(ct, tag, iv, aad[:-1] + bytes([aad[-1] ^ 1]))
 
 
 def test_auth_failure_zeroes_output(guest: Device) -> None:

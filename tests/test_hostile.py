@@ -119,8 +119,10 @@ BAD_SESSIONS = [
     ("chacha with a short tag", (int(Alg.CHACHA20_POLY1305), 32, 12, 12), Status.INVALID),
     ("cbc-hmac without a mac key", (int(Alg.AES256_CBC_HMAC_SHA256), 32, 16, 16), Status.INVALID),
     ("key longer than the block", (int(Alg.HMAC_SHA256), 300, 0, 32), Status.INVALID),
-    ("undefined flag set", (int(Alg.AES256_GCM), 32, 12, 16, 2), Status.INVALID),
+    ("undefined flag set", (int(Alg.AES256_GCM), 32, 12, 16, 4), Status.INVALID),
     ("iv-gen on cbc", (int(Alg.AES256_CBC_HMAC_SHA256), 64, 16, 16, 1), Status.INVALID),
+    ("mac-no-iv on gcm", (int(Alg.AES256_GCM), 32, 12, 16, 2), Status.INVALID),
+    ("mac-no-iv on hmac", (int(Alg.HMAC_SHA256), 32, 0, 16, 2), Status.INVALID),
 ]
 
 
@@ -157,6 +159,24 @@ def test_iv_gen_needs_the_feature_the_driver_accepted(served: HostDevice) -> Non
         with g.queue(0).session(Alg.AES256_GCM, KEY, iv_gen=True) as s:
             iv, _, _ = s.seal(b"x" * 16)
             assert len(iv) == 12 and int.from_bytes(iv[4:], "big") == 1
+
+
+def test_mac_no_iv_needs_the_feature_the_driver_accepted(served: HostDevice) -> None:
+    """MAC_NO_IV sessions (bit 35, ABI 1.2) are negotiated as IV_GEN is: a driver that did not
+    accept the bit gets NOT_SUPPORTED, and its key is wiped all the same."""
+    without = lib.SYNTH_F_RING_V1 | lib.SYNTH_F_NOP | lib.SYNTH_CRYPTO_F_SESSIONS | lib.SYNTH_CRYPTO_F_OUT_OF_PLACE
+    with Device.open(served.path, features=without) as g:
+        assert not g.info().features_accepted & lib.SYNTH_CRYPTO_F_MAC_NO_IV
+        q = g.queue(0)
+        block = params_block(int(Alg.AES256_CBC_HMAC_SHA256), 64, 16, 16, lib.SYNTH_CRYPTO_SF_MAC_NO_IV)
+        with q.scratch(len(block)) as (buf,):
+            buf.write(block)
+            c = q.exec({"opcode": Op.SESSION_CREATE, "src_off": buf.offset, "src_len": len(block)})
+            assert Status(c.status) == Status.NOT_SUPPORTED and c.result == 0
+            assert buf.read()[8:] == bytes(256)
+        assert served.stats().sessions == 0
+        with q.session(Alg.AES256_CBC_HMAC_SHA256, KEY + KEY) as s:  # without the flag: fine
+            assert len(s.encrypt(b"x" * 32, bytes(16))[1]) == 16
 
 
 def test_session_create_wrong_block_size(guest: Device) -> None:

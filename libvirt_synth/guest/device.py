@@ -327,10 +327,12 @@ class Queue:
 
     # ---- crypto ----
 
-    def session(self, alg: Alg | str, key: bytes, tag_len: int | None = None, *, iv_gen: bool = False) -> CryptoSession:
+    def session(self, alg: Alg | str, key: bytes, tag_len: int | None = None, *, iv_gen: bool = False,
+                mac_no_iv: bool = False) -> CryptoSession:
         """Create a crypto session (security association) on this device. With iv_gen the device
-        chooses every encryption's IV (salt || counter) and never repeats one, restarts included."""
-        return CryptoSession.create(self, alg, key, tag_len, iv_gen=iv_gen)
+        chooses every encryption's IV (salt || counter) and never repeats one, restarts included.
+        With mac_no_iv (AES-256-CBC + HMAC-SHA-256) the tag covers AAD || ciphertext, not the IV."""
+        return CryptoSession.create(self, alg, key, tag_len, iv_gen=iv_gen, mac_no_iv=mac_no_iv)
 
 
 class CryptoSession:
@@ -346,7 +348,7 @@ class CryptoSession:
 
     @classmethod
     def create(cls, queue: Queue, alg: Alg | str, key: bytes, tag_len: int | None = None, *,
-               iv_gen: bool = False) -> CryptoSession:
+               iv_gen: bool = False, mac_no_iv: bool = False) -> CryptoSession:
         a = Alg.parse(alg) if isinstance(alg, str) else Alg(alg)
         info = ALG_INFO[a]
         tag = info.default_tag if tag_len is None else tag_len
@@ -361,7 +363,7 @@ class CryptoSession:
         p.key_len = len(key)
         p.iv_len = info.iv_len
         p.tag_len = tag
-        p.flags = lib.SYNTH_CRYPTO_SF_IV_GEN if iv_gen else 0
+        p.flags = (lib.SYNTH_CRYPTO_SF_IV_GEN if iv_gen else 0) | (lib.SYNTH_CRYPTO_SF_MAC_NO_IV if mac_no_iv else 0)
         ffi.memmove(p.key, key, len(key))
         sid = ffi.new("uint32_t *")
         rc = lib.synth_crypto_session_create(queue.handle, p, sid)

@@ -35,6 +35,7 @@ extern "C" {
 #define SYNTH_CRYPTO_F_SESSIONS (1ULL << 32)    /* session create/destroy ops */
 #define SYNTH_CRYPTO_F_OUT_OF_PLACE (1ULL << 33) /* dst may differ from src */
 #define SYNTH_CRYPTO_F_IV_GEN (1ULL << 34)       /* sessions with SYNTH_CRYPTO_SF_IV_GEN */
+#define SYNTH_CRYPTO_F_MAC_NO_IV (1ULL << 35)    /* (1.2) sessions with SYNTH_CRYPTO_SF_MAC_NO_IV */
 
 /*
  * Session flags (synth_crypto_session_params.flags).
@@ -45,6 +46,14 @@ extern "C" {
  * DECRYPT takes the IV from iv_off as usual (the sender's).
  */
 #define SYNTH_CRYPTO_SF_IV_GEN 0x1u
+/*
+ * MAC_NO_IV (AES256_CBC_HMAC_SHA256 only, ABI 1.2): the tag is HMAC-SHA-256(K_mac, AAD || C),
+ * without the IV between them, so that the authenticated range is exactly what the driver names
+ * (a DPDK cipher-then-auth chain: the bytes before the cipher range, then the ciphertext). A
+ * driver that wants the IV authenticated puts it at the end of the AAD (IPsec ESP: SPI ||
+ * sequence number || IV).
+ */
+#define SYNTH_CRYPTO_SF_MAC_NO_IV 0x2u
 
 /*
  * Session parameters, written by the guest into its arena and named by the src_off/src_len of a
@@ -58,7 +67,7 @@ extern "C" {
  *   AES256_CBC_HMAC_SHA256    32 + mac key 1..224 16      12..32  (key = AES key || HMAC key)
  *   HMAC_SHA256               1..256             0       4..32
  *
- * flags: SYNTH_CRYPTO_SF_* (others must be 0).
+ * flags: SYNTH_CRYPTO_SF_* (others must be 0); each needs its feature bit accepted.
  */
 struct synth_crypto_session_params {
     uint16_t alg;     /* 0 SYNTH_ALG_* */

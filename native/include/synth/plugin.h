@@ -87,13 +87,21 @@ struct synth_comp_io {
  */
 #define SYNTH_COMP_CAP_DECODES_IN_PLACE 0x1u
 
+/*
+ * Crypto plugin capabilities (synth_plugin.crypto_caps); a plugin without one is never given a
+ * session that needs it (the device refuses such a session with NOT_SUPPORTED).
+ * MAC_NO_IV: AES256_CBC_HMAC_SHA256 sessions whose params carry SYNTH_CRYPTO_SF_MAC_NO_IV compute
+ * the tag over aad || ciphertext, leaving the IV out (crypto_core.h).
+ */
+#define SYNTH_CRYPTO_CAP_MAC_NO_IV 0x1u
+
 struct synth_plugin {
     uint32_t abi_version;   /* SYNTH_PLUGIN_ABI_VERSION */
     uint32_t dev_class;     /* SYNTH_CLASS_* served */
     const char *name;       /* short, unique: "openssl", "ipsec-mb", ... */
     const char *description;
     int32_t priority;       /* higher wins when several plugins serve an algorithm */
-    uint32_t reserved;
+    uint32_t crypto_caps;   /* SYNTH_CRYPTO_CAP_* (crypto plugins; 0 in tables of other classes) */
 
     /*
      * Probe the host: 0 if usable here, else -errno with a one-line reason in why[why_len].

@@ -166,7 +166,7 @@ static uint64_t known_features(uint16_t dev_class)
 {
     uint64_t f = SYNTH_F_RING_V1 | SYNTH_F_GENERATION | SYNTH_F_NOP;
     if (dev_class == SYNTH_CLASS_CRYPTO)
-        f |= SYNTH_CRYPTO_F_SESSIONS | SYNTH_CRYPTO_F_OUT_OF_PLACE | SYNTH_CRYPTO_F_IV_GEN;
+        f |= SYNTH_CRYPTO_F_SESSIONS | SYNTH_CRYPTO_F_OUT_OF_PLACE | SYNTH_CRYPTO_F_IV_GEN | SYNTH_CRYPTO_F_MAC_NO_IV;
     else if (dev_class == SYNTH_CLASS_COMPRESS)
         f |= SYNTH_COMP_F_STREAMS;
     return f;

@@ -76,7 +76,9 @@ static void wipe(volatile uint8_t *p, size_t n)
 /* Check sizes against the table in crypto_core.h. */
 static int params_ok(const struct synth_crypto_session_params *p)
 {
-    if ((p->flags & ~SYNTH_CRYPTO_SF_IV_GEN) || p->key_len > SYNTH_CRYPTO_MAX_KEY)
+    if ((p->flags & ~(SYNTH_CRYPTO_SF_IV_GEN | SYNTH_CRYPTO_SF_MAC_NO_IV)) || p->key_len > SYNTH_CRYPTO_MAX_KEY)
+        return 0;
+    if ((p->flags & SYNTH_CRYPTO_SF_MAC_NO_IV) && p->alg != SYNTH_ALG_AES256_CBC_HMAC_SHA256)
         return 0;
     if ((p->flags & SYNTH_CRYPTO_SF_IV_GEN) && p->alg != SYNTH_ALG_AES128_GCM &&
         p->alg != SYNTH_ALG_AES256_GCM && p->alg != SYNTH_ALG_CHACHA20_POLY1305)
@@ -138,7 +140,7 @@ static uint32_t slot_open(struct crypto_dev *c, uint32_t idx, const struct synth
     const struct synth_plugin *pl = c->by_alg[p->alg];
     int rc;
 
-    if (!pl)
+    if (!pl || ((p->flags & SYNTH_CRYPTO_SF_MAC_NO_IV) && !(pl->crypto_caps & SYNTH_CRYPTO_CAP_MAC_NO_IV)))
         return SYNTH_ST_NOT_SUPPORTED;
     rc = pl->session_create(p, &s->psess);
     if (rc < 0)
@@ -171,7 +173,8 @@ static void session_create(struct crypto_dev *c, struct synth_hqueue *q, const s
         out->status = SYNTH_ST_INVALID;
         goto done;
     }
-    if ((p.flags & SYNTH_CRYPTO_SF_IV_GEN) && !(features & SYNTH_CRYPTO_F_IV_GEN)) {
+    if (((p.flags & SYNTH_CRYPTO_SF_IV_GEN) && !(features & SYNTH_CRYPTO_F_IV_GEN)) ||
+        ((p.flags & SYNTH_CRYPTO_SF_MAC_NO_IV) && !(features & SYNTH_CRYPTO_F_MAC_NO_IV))) {
         out->status = SYNTH_ST_NOT_SUPPORTED; /* held to what the driver accepted */
         goto done;
     }
@@ -615,7 +618,8 @@ static uint32_t crypto_sessions(const struct synth_hdev *d)
 
 const struct synth_class_ops synthi_crypto_class = {
     .dev_class = SYNTH_CLASS_CRYPTO,
-    .features = SYNTH_CRYPTO_F_SESSIONS | SYNTH_CRYPTO_F_OUT_OF_PLACE | SYNTH_CRYPTO_F_IV_GEN,
+    .features = SYNTH_CRYPTO_F_SESSIONS | SYNTH_CRYPTO_F_OUT_OF_PLACE | SYNTH_CRYPTO_F_IV_GEN |
+                SYNTH_CRYPTO_F_MAC_NO_IV,
     .init = crypto_init,
     .fini = crypto_fini,
     .reset = crypto_reset,

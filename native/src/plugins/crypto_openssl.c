@@ -24,6 +24,7 @@
 struct ossl_sess {
     uint32_t alg;
     uint32_t tag_len;
+    uint32_t mac_iv_len;     /* CBC-HMAC: IV bytes the MAC covers (16, or 0 with MAC_NO_IV) */
     EVP_CIPHER_CTX *enc;
     EVP_CIPHER_CTX *dec;
     SHA256_CTX inner, outer; /* HMAC: the key's pads absorbed, copied for every operation */
@@ -102,6 +103,7 @@ static int ossl_session_create(const struct synth_crypto_session_params *p, void
         return -ENOMEM;
     s->alg = p->alg;
     s->tag_len = p->tag_len;
+    s->mac_iv_len = (p->flags & SYNTH_CRYPTO_SF_MAC_NO_IV) ? 0 : 16;
     switch (p->alg) {
     case SYNTH_ALG_AES128_GCM:
         rc = cipher_pair(s, EVP_aes_128_gcm(), p->key, 1);
@@ -184,7 +186,7 @@ static uint32_t cbc_hmac_encrypt(struct ossl_sess *s, struct synth_crypto_op *op
     if (!EVP_EncryptInit_ex(s->enc, NULL, NULL, NULL, op->iv) ||
         (op->len && !EVP_EncryptUpdate(s->enc, op->dst, &n, op->src, (int)op->len)) ||
         !EVP_EncryptFinal_ex(s->enc, op->dst + n, &fin) ||
-        !hmac3(s, op->aad, op->aad_len, op->iv, 16, op->dst, op->len, mac))
+        !hmac3(s, op->aad, op->aad_len, op->iv, s->mac_iv_len, op->dst, op->len, mac))
         return SYNTH_ST_DEVICE_ERROR;
     memcpy(op->tag_out, mac, s->tag_len);
     return SYNTH_ST_OK;
@@ -195,7 +197,7 @@ static uint32_t cbc_hmac_decrypt(struct ossl_sess *s, struct synth_crypto_op *op
     uint8_t mac[32];
     int n = 0, fin = 0;
 
-    if (!hmac3(s, op->aad, op->aad_len, op->iv, 16, op->src, op->len, mac))
+    if (!hmac3(s, op->aad, op->aad_len, op->iv, s->mac_iv_len, op->src, op->len, mac))
         return SYNTH_ST_DEVICE_ERROR;
     if (CRYPTO_memcmp(mac, op->tag, s->tag_len) != 0) {
         OPENSSL_cleanse(op->dst, op->len);
@@ -253,6 +255,7 @@ static const struct synth_plugin openssl_plugin = {
     .name = "openssl",
     .description = "OpenSSL 3 EVP (AES-GCM, ChaCha20-Poly1305, AES-CBC + HMAC-SHA-256)",
     .priority = 10,
+    .crypto_caps = SYNTH_CRYPTO_CAP_MAC_NO_IV,
     .probe = ossl_probe,
     .alg_mask = ossl_alg_mask,
     .session_create = ossl_session_create,
