@@ -5,6 +5,10 @@
  * that needs a reset. One line of output per check ("name value"), for tests/test_dpdk_crypto.py.
  *
  *   check-crypto-synth <EAL args> -- sessions   each bad session's errno, and a good one's
+ *   check-crypto-synth <EAL args> -- chain      the AES-256-CBC + HMAC-SHA-256 chain over an ESP-like
+ *                                               layout (auth range = a header, then the cipher
+ *                                               range): the packet and digest in hex, the packet
+ *                                               after verify + decrypt, then each bad range's status
  *   check-crypto-synth <EAL args> -- reset      a burst, then (after a line on stdin, when the test
  *                                               has marked the device NEEDS_RESET) a burst that must
  *                                               fail, then (after another line) stop/start and a
@@ -27,7 +31,7 @@
 
 static uint8_t dev_id;
 static struct rte_mempool *sess_mp, *op_mp, *mbuf_mp;
-static uint8_t key[32], aad[16], digests[NB_OPS][16];
+static uint8_t key[64], aad[16], digests[NB_OPS][16];
 
 static struct rte_crypto_sym_xform aead(enum rte_crypto_aead_algorithm algo, uint16_t klen, uint16_t ivlen,
                                         uint16_t dlen)
@@ -45,6 +49,29 @@ static struct rte_crypto_sym_xform aead(enum rte_crypto_aead_algorithm algo, uin
     x.aead.digest_length = dlen;
     x.aead.aad_length = sizeof(aad);
     return x;
+}
+
+/* x[0] -> x[1]: cipher encrypt then auth generate (enc), or auth verify then cipher decrypt. */
+static void chain(struct rte_crypto_sym_xform x[2], int enc, uint16_t klen, uint16_t hklen, uint16_t ivlen,
+                  uint16_t dlen)
+{
+    struct rte_crypto_sym_xform *c = &x[enc ? 0 : 1], *a = &x[enc ? 1 : 0];
+
+    memset(x, 0, 2 * sizeof(*x));
+    c->type = RTE_CRYPTO_SYM_XFORM_CIPHER;
+    c->cipher.op = enc ? RTE_CRYPTO_CIPHER_OP_ENCRYPT : RTE_CRYPTO_CIPHER_OP_DECRYPT;
+    c->cipher.algo = RTE_CRYPTO_CIPHER_AES_CBC;
+    c->cipher.key.data = key;
+    c->cipher.key.length = klen;
+    c->cipher.iv.offset = IV_OFF;
+    c->cipher.iv.length = ivlen;
+    a->type = RTE_CRYPTO_SYM_XFORM_AUTH;
+    a->auth.op = enc ? RTE_CRYPTO_AUTH_OP_GENERATE : RTE_CRYPTO_AUTH_OP_VERIFY;
+    a->auth.algo = RTE_CRYPTO_AUTH_SHA256_HMAC;
+    a->auth.key.data = key;
+    a->auth.key.length = hklen;
+    a->auth.digest_length = dlen;
+    x[0].next = &x[1];
 }
 
 static void try_session(const char *name, struct rte_crypto_sym_xform x)
@@ -77,6 +104,107 @@ static int sessions(void)
     c.cipher.key.data = key;
     c.cipher.key.length = 16;
     try_session("cipher-only", c);
+    {
+        struct rte_crypto_sym_xform ch[2];
+        chain(ch, 1, 32, 32, 16, 16);
+        try_session("cbc-hmac", ch[0]);
+        chain(ch, 0, 32, 64, 16, 32);
+        try_session("hmac-cbc-verify", ch[0]);
+        chain(ch, 1, 16, 32, 16, 16);
+        try_session("cbc-key16", ch[0]);
+        chain(ch, 1, 32, 32, 12, 16);
+        try_session("cbc-iv12", ch[0]);
+        chain(ch, 1, 32, 32, 16, 8);
+        try_session("hmac-digest8", ch[0]);
+        chain(ch, 1, 32, 32, 16, 16);
+        ch[1].auth.op = RTE_CRYPTO_AUTH_OP_VERIFY;
+        try_session("encrypt-then-verify", ch[0]);
+        chain(ch, 1, 32, 32, 16, 16);
+        ch[1].auth.algo = RTE_CRYPTO_AUTH_SHA1_HMAC;
+        try_session("cbc-sha1", ch[0]);
+    }
+    return 0;
+}
+
+/* One op of session sess over m (auth [aoff, aoff+alen), cipher [coff, coff+clen)): its status. */
+static int chain_op(void *sess, struct rte_mbuf *m, uint32_t aoff, uint32_t alen, uint32_t coff, uint32_t clen,
+                    uint8_t *digest)
+{
+    struct rte_crypto_op *op, *out = NULL;
+    int st;
+
+    if (rte_crypto_op_bulk_alloc(op_mp, RTE_CRYPTO_OP_TYPE_SYMMETRIC, &op, 1) != 1)
+        return -1;
+    op->sym->m_src = m;
+    op->sym->cipher.data.offset = coff;
+    op->sym->cipher.data.length = clen;
+    op->sym->auth.data.offset = aoff;
+    op->sym->auth.data.length = alen;
+    op->sym->auth.digest.data = digest;
+    memset(rte_crypto_op_ctod_offset(op, uint8_t *, IV_OFF), 0xA5, 16);
+    rte_crypto_op_attach_sym_session(op, sess);
+    if (rte_cryptodev_enqueue_burst(dev_id, 0, &op, 1) != 1)
+        return -1;
+    for (unsigned spins = 0; !out && spins < 100000000u; spins++)
+        if (!rte_cryptodev_dequeue_burst(dev_id, 0, &out, 1))
+            out = NULL;
+    if (!out)
+        return -1;
+    st = out->status;
+    rte_crypto_op_free(out);
+    return st;
+}
+
+static void hex(const char *name, const uint8_t *p, unsigned n)
+{
+    printf("%s ", name);
+    for (unsigned i = 0; i < n; i++)
+        printf("%02x", p[i]);
+    printf("\n");
+}
+
+static const char *status_name(int st)
+{
+    return st == RTE_CRYPTO_OP_STATUS_SUCCESS ? "success" : st == RTE_CRYPTO_OP_STATUS_INVALID_ARGS ? "invalid_args"
+           : st == RTE_CRYPTO_OP_STATUS_AUTH_FAILED ? "auth_failed" : st < 0 ? "lost" : "other";
+}
+
+/* An ESP-like packet: a 24-byte header (authenticated, not encrypted), 64 bytes encrypted. */
+#define CH_HDR 24u
+#define CH_LEN 64u
+
+static int chain_check(void)
+{
+    struct rte_crypto_sym_xform enc[2], dec[2];
+    struct rte_mbuf *m = rte_pktmbuf_alloc(mbuf_mp);
+    uint8_t digest[16], *p;
+    void *se, *sd;
+
+    for (unsigned i = 0; i < sizeof(key); i++)
+        key[i] = (uint8_t)(0x40 + i);
+    chain(enc, 1, 32, 32, 16, 16);
+    chain(dec, 0, 32, 32, 16, 16);
+    se = rte_cryptodev_sym_session_create(dev_id, &enc[0], sess_mp);
+    sd = rte_cryptodev_sym_session_create(dev_id, &dec[0], sess_mp);
+    if (!m || !se || !sd || !(p = (uint8_t *)rte_pktmbuf_append(m, CH_HDR + CH_LEN)))
+        return -1;
+    for (unsigned i = 0; i < CH_HDR + CH_LEN; i++)
+        p[i] = (uint8_t)i;
+    printf("encrypt %s\n", status_name(chain_op(se, m, 0, CH_HDR + CH_LEN, CH_HDR, CH_LEN, digest)));
+    hex("packet", p, CH_HDR + CH_LEN);
+    hex("digest", digest, sizeof(digest));
+    printf("decrypt %s\n", status_name(chain_op(sd, m, 0, CH_HDR + CH_LEN, CH_HDR, CH_LEN, digest)));
+    hex("plain", p, CH_HDR + CH_LEN);
+    p[0] ^= 1; /* the header is authenticated */
+    printf("header-changed %s\n", status_name(chain_op(sd, m, 0, CH_HDR + CH_LEN, CH_HDR, CH_LEN, digest)));
+    p[0] ^= 1;
+    printf("cipher-not-blocks %s\n", status_name(chain_op(se, m, 0, CH_HDR + CH_LEN - 4, CH_HDR, CH_LEN - 4, digest)));
+    printf("auth-ends-early %s\n", status_name(chain_op(se, m, 0, CH_HDR + CH_LEN - 16, CH_HDR, CH_LEN, digest)));
+    printf("auth-starts-late %s\n", status_name(chain_op(se, m, CH_HDR + 16, CH_LEN - 16, CH_HDR, CH_LEN, digest)));
+    printf("past-the-mbuf %s\n", status_name(chain_op(se, m, 0, CH_HDR + CH_LEN + 16, CH_HDR, CH_LEN + 16, digest)));
+    rte_pktmbuf_free(m);
+    rte_cryptodev_sym_session_free(dev_id, se);
+    rte_cryptodev_sym_session_free(dev_id, sd);
     return 0;
 }
 
@@ -166,7 +294,7 @@ int main(int argc, char **argv)
     argv += n;
     id = rte_cryptodev_get_dev_id("crypto_synth0");
     if (argc < 2 || id < 0) {
-        fprintf(stderr, "usage: check-crypto-synth <EAL args with --vdev crypto_synth0,...> -- sessions|reset\n");
+        fprintf(stderr, "usage: check-crypto-synth <EAL args with --vdev crypto_synth0,...> -- sessions|chain|reset\n");
         goto out;
     }
     dev_id = (uint8_t)id;
@@ -184,6 +312,8 @@ int main(int argc, char **argv)
         rc = sessions();
     else if (!strcmp(argv[1], "reset"))
         rc = reset();
+    else if (!strcmp(argv[1], "chain"))
+        rc = chain_check();
     rc = rc ? 1 : 0;
     rte_cryptodev_stop(dev_id);
     rte_cryptodev_close(dev_id);

@@ -114,6 +114,9 @@ static int cs_probe(struct rte_vdev_device *vdev)
     d->nqp = d->shared_ctl ? 1 : (uint16_t)(info.num_queues - 1);
     d->ctl = synth_dev_queue(d->dev, info.num_queues - 1u);
     d->alg_mask = info.crypto_alg_mask;
+    /* The cipher-then-auth chain needs the tag over exactly the range DPDK names (ABI 1.2). */
+    if (!(info.features_accepted & SYNTH_CRYPTO_F_MAC_NO_IV))
+        d->alg_mask &= ~(1u << SYNTH_ALG_AES256_CBC_HMAC_SHA256);
     d->max_sessions = info.crypto_max_sessions;
     d->max_aad = ((const struct synth_crypto_cfg *)synth_dev_class_cfg(d->dev))->max_aad_len;
     d->ring_entries = info.ring_entries;

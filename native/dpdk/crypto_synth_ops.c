@@ -40,7 +40,34 @@ static struct rte_cryptodev_capabilities cs_aead_cap(enum rte_crypto_aead_algori
     return c;
 }
 
-/* What the device's alg_mask serves, AEAD only (GCM tags of 8, 12 or 16 bytes). */
+static void cs_range(struct rte_crypto_param_range *r, uint16_t min, uint16_t max, uint16_t inc)
+{
+    r->min = min;
+    r->max = max;
+    r->increment = inc;
+}
+
+/* The two halves of the AES-256-CBC + HMAC-SHA-256 chain, each a capability of its own. */
+static void cs_chain_caps(struct rte_cryptodev_capabilities *cipher, struct rte_cryptodev_capabilities *auth)
+{
+    memset(cipher, 0, sizeof(*cipher));
+    cipher->op = RTE_CRYPTO_OP_TYPE_SYMMETRIC;
+    cipher->sym.xform_type = RTE_CRYPTO_SYM_XFORM_CIPHER;
+    cipher->sym.cipher.algo = RTE_CRYPTO_CIPHER_AES_CBC;
+    cipher->sym.cipher.block_size = 16;
+    cs_range(&cipher->sym.cipher.key_size, 32, 32, 0);
+    cs_range(&cipher->sym.cipher.iv_size, CS_CBC_IV_LEN, CS_CBC_IV_LEN, 0);
+    memset(auth, 0, sizeof(*auth));
+    auth->op = RTE_CRYPTO_OP_TYPE_SYMMETRIC;
+    auth->sym.xform_type = RTE_CRYPTO_SYM_XFORM_AUTH;
+    auth->sym.auth.algo = RTE_CRYPTO_AUTH_SHA256_HMAC;
+    auth->sym.auth.block_size = 64;
+    cs_range(&auth->sym.auth.key_size, 1, CS_HMAC_KEY_MAX, 1);
+    cs_range(&auth->sym.auth.digest_size, 12, 32, 1);
+}
+
+/* What the device's alg_mask serves: the AEADs (GCM tags of 8, 12 or 16 bytes) and, when the
+ * device authenticates exactly the range DPDK names (MAC_NO_IV), the CBC + HMAC chain. */
 void cs_fill_caps(struct cs_dev *d)
 {
     unsigned n = 0;
@@ -52,6 +79,10 @@ void cs_fill_caps(struct cs_dev *d)
         d->caps[n++] = cs_aead_cap(RTE_CRYPTO_AEAD_AES_GCM, g128 ? 16 : 32, g256 ? 32 : 16, 8, 16, aad);
     if (d->alg_mask & (1u << SYNTH_ALG_CHACHA20_POLY1305))
         d->caps[n++] = cs_aead_cap(RTE_CRYPTO_AEAD_CHACHA20_POLY1305, 32, 32, 16, 16, aad);
+    if (d->alg_mask & (1u << SYNTH_ALG_AES256_CBC_HMAC_SHA256)) {
+        cs_chain_caps(&d->caps[n], &d->caps[n + 1]);
+        n += 2;
+    }
     memset(&d->caps[n], 0, sizeof(d->caps[n]));
     d->caps[n].op = RTE_CRYPTO_OP_TYPE_UNDEFINED; /* RTE_CRYPTODEV_END_OF_CAPABILITIES_LIST */
 }
@@ -260,14 +291,71 @@ static const char *cs_algo_name(enum rte_crypto_aead_algorithm a)
     return a == RTE_CRYPTO_AEAD_AES_GCM ? "aes-gcm" : a == RTE_CRYPTO_AEAD_CHACHA20_POLY1305 ? "chacha20-poly1305" : "?";
 }
 
-/* The xform as device session parameters: 0, -ENOTSUP (not an AEAD this device serves) or -EINVAL. */
+/*
+ * A cipher-then-auth (encrypt, generate) or auth-then-cipher (verify, decrypt) chain of AES-256-CBC
+ * and HMAC-SHA-256 as one device session with MAC_NO_IV: the tag over the op's auth range, which
+ * must end with its cipher range (the bytes before it are the device's AAD).
+ */
+static int cs_parse_chain(const struct cs_dev *d, const struct rte_crypto_sym_xform *x, struct cs_sess *s)
+{
+    const struct rte_crypto_sym_xform *xc = x->type == RTE_CRYPTO_SYM_XFORM_CIPHER ? x : x->next;
+    const struct rte_crypto_sym_xform *xa = x->type == RTE_CRYPTO_SYM_XFORM_AUTH ? x : x->next;
+    const struct rte_crypto_cipher_xform *c;
+    const struct rte_crypto_auth_xform *a;
+    int enc;
+
+    if (!xc || !xa || xc == xa || xc->type != RTE_CRYPTO_SYM_XFORM_CIPHER || xa->type != RTE_CRYPTO_SYM_XFORM_AUTH ||
+        x->next->next) {
+        CS_LOG(ERR, "only a single AEAD transform or a cipher + auth chain is supported");
+        return -ENOTSUP;
+    }
+    c = &xc->cipher;
+    a = &xa->auth;
+    if (c->algo != RTE_CRYPTO_CIPHER_AES_CBC || a->algo != RTE_CRYPTO_AUTH_SHA256_HMAC) {
+        CS_LOG(ERR, "cipher %d with auth %d is not supported: the chain is AES-CBC with SHA256-HMAC", (int)c->algo,
+               (int)a->algo);
+        return -ENOTSUP;
+    }
+    enc = c->op == RTE_CRYPTO_CIPHER_OP_ENCRYPT;
+    if (enc != (x == xc) || enc != (a->op == RTE_CRYPTO_AUTH_OP_GENERATE)) {
+        CS_LOG(ERR, "the chain is cipher encrypt then auth generate, or auth verify then cipher decrypt");
+        return -ENOTSUP;
+    }
+    if (!(d->alg_mask & (1u << SYNTH_ALG_AES256_CBC_HMAC_SHA256))) {
+        CS_LOG(ERR, "the device does not serve AES-256-CBC + HMAC-SHA-256 with the tag over the auth range");
+        return -ENOTSUP;
+    }
+    if (c->key.length != 32 || c->iv.length != CS_CBC_IV_LEN || !a->key.length || a->key.length > CS_HMAC_KEY_MAX ||
+        a->digest_length < 12 || a->digest_length > 32) {
+        CS_LOG(ERR, "bad parameters: cipher key %u (must be 32), iv %u (must be 16), auth key %u (1..%u), digest %u "
+               "(12..32)", c->key.length, c->iv.length, a->key.length, CS_HMAC_KEY_MAX, a->digest_length);
+        return -EINVAL;
+    }
+    memset(s, 0, sizeof(*s));
+    s->chain = 1;
+    s->iv_offset = c->iv.offset;
+    s->enc = (uint8_t)enc;
+    s->tag_len = (uint8_t)a->digest_length;
+    s->params.alg = SYNTH_ALG_AES256_CBC_HMAC_SHA256;
+    s->params.key_len = (uint16_t)(32 + a->key.length);
+    s->params.iv_len = CS_CBC_IV_LEN;
+    s->params.tag_len = s->tag_len;
+    s->params.flags = SYNTH_CRYPTO_SF_MAC_NO_IV;
+    memcpy(s->params.key, c->key.data, 32);
+    memcpy(s->params.key + 32, a->key.data, a->key.length);
+    return 0;
+}
+
+/* The xform as device session parameters: 0, -ENOTSUP (not a transform this device serves) or -EINVAL. */
 static int cs_parse_xform(const struct cs_dev *d, const struct rte_crypto_sym_xform *x, struct cs_sess *s)
 {
     const struct rte_crypto_aead_xform *a = &x->aead;
     uint16_t alg;
 
+    if (x->type != RTE_CRYPTO_SYM_XFORM_AEAD && x->next)
+        return cs_parse_chain(d, x, s);
     if (x->type != RTE_CRYPTO_SYM_XFORM_AEAD || x->next) {
-        CS_LOG(ERR, "only single AEAD transforms are supported");
+        CS_LOG(ERR, "only a single AEAD transform or a cipher + auth chain is supported");
         return -ENOTSUP;
     }
     if (a->algo == RTE_CRYPTO_AEAD_AES_GCM && a->key.length == 16)

@@ -18,8 +18,10 @@
 
 #include "synth/guest.h"
 
-#define CS_IV_LEN 12u
-#define CS_HDR 128u      /* per op in the arena: IV at 0, tag at 64, then AAD, then data */
+#define CS_IV_LEN 12u    /* AEAD */
+#define CS_CBC_IV_LEN 16u
+#define CS_HMAC_KEY_MAX 224u
+#define CS_HDR 128u      /* per op in the arena: IV at 0, tag (up to 32 bytes) at 64, then AAD, then data */
 #define CS_TAG_OFF 64u
 #define CS_RETRIES 8u    /* RETRY completions submitted again before the op fails */
 #define CS_TIMEOUT_MS 5000
@@ -31,11 +33,15 @@ extern int cs_logtype;
 /* One operation on the device: the DPDK op, its arena buffer and its descriptor (kept for RETRY). */
 struct cs_slot {
     struct rte_crypto_op *op;
+    uint8_t *digest;     /* ENCRYPT: where the tag goes back to; NULL to decrypt */
     uint32_t buf_off;
     uint32_t buf_size;
     uint32_t data_off;   /* arena offset of the data */
+    uint32_t out_off;    /* the data's range in the op's destination mbuf */
+    uint32_t out_len;
     uint16_t tries;
-    uint16_t busy;
+    uint8_t busy;
+    uint8_t tag_len;
     struct synth_desc desc;
 };
 
@@ -71,7 +77,7 @@ struct cs_dev {
     uint32_t max_sessions;
     uint32_t ring_entries;
     uint64_t arena_size;
-    struct rte_cryptodev_capabilities caps[4];
+    struct rte_cryptodev_capabilities caps[5];
 };
 
 /* Session private data (CRYPTODEV_GET_SYM_SESS_PRIV). */
@@ -79,11 +85,11 @@ struct cs_sess {
     uint32_t id;               /* device session id */
     uint32_t epoch;            /* device epoch it was created in */
     uint16_t iv_offset;        /* of the IV in the op */
-    uint16_t aad_len;
+    uint16_t aad_len;          /* AEAD: the session's AAD length (a chain's varies per op) */
     uint8_t enc;
     uint8_t tag_len;
     uint8_t live;
-    uint8_t pad;
+    uint8_t chain;             /* 1: AES-256-CBC + HMAC-SHA-256 (cipher-then-auth / auth-then-cipher) */
     struct synth_crypto_session_params params; /* kept to create the session again after a reset */
 };
 

@@ -81,6 +81,41 @@ static inline int cs_done_push(struct cs_qp *qp, struct rte_crypto_op *op, uint8
     return 0;
 }
 
+/* What one op asks of the device, whichever kind of session it has. */
+struct cs_req {
+    uint32_t off, len;        /* the data (cipher) range in the mbufs */
+    uint32_t aad_len;
+    const uint8_t *aad;       /* in host memory (AEAD), or NULL: in m_src at aad_at (chain) */
+    uint32_t aad_at;
+    uint8_t *digest;
+};
+
+/* The op's ranges: 0, or RTE_CRYPTO_OP_STATUS_INVALID_ARGS. A chain authenticates auth.data, which
+ * must end where cipher.data ends: the bytes before the cipher range are the device's AAD. */
+static int cs_request(const struct cs_dev *d, const struct cs_sess *s, const struct rte_crypto_sym_op *sym,
+                      struct cs_req *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (!s->chain) {
+        r->off = sym->aead.data.offset;
+        r->len = sym->aead.data.length;
+        r->aad_len = s->aad_len;
+        r->aad = sym->aead.aad.data;
+        r->digest = sym->aead.digest.data;
+        return (s->aad_len && !r->aad) || !r->digest ? RTE_CRYPTO_OP_STATUS_INVALID_ARGS : 0;
+    }
+    r->off = sym->cipher.data.offset;
+    r->len = sym->cipher.data.length;
+    r->digest = sym->auth.digest.data;
+    if (!r->digest || (r->len % 16) != 0 || sym->auth.data.offset > r->off ||
+        (uint64_t)sym->auth.data.offset + sym->auth.data.length != (uint64_t)r->off + r->len ||
+        r->off - sym->auth.data.offset > d->max_aad)
+        return RTE_CRYPTO_OP_STATUS_INVALID_ARGS;
+    r->aad_at = sym->auth.data.offset;
+    r->aad_len = r->off - r->aad_at;
+    return 0;
+}
+
 /* Check op, fill its arena buffer and descriptor. 0, -ENOSPC (ring or arena full: leave it with the
  * application), or a positive RTE_CRYPTO_OP_STATUS_* to finish it with. */
 static int cs_prepare(struct cs_qp *qp, struct rte_crypto_op *op, uint32_t *slot_out)
@@ -90,9 +125,11 @@ static int cs_prepare(struct cs_qp *qp, struct rte_crypto_op *op, uint32_t *slot
     struct cs_sess *s;
     struct rte_mbuf *dst;
     struct cs_slot *slot;
+    struct cs_req r;
     uint32_t len, off, aad_sz, total, idx;
     uint8_t *a;
     int64_t boff;
+    int rc;
 
     if (op->type != RTE_CRYPTO_OP_TYPE_SYMMETRIC || op->sess_type != RTE_CRYPTO_OP_WITH_SESSION || !sym->session)
         return RTE_CRYPTO_OP_STATUS_INVALID_SESSION;
@@ -103,14 +140,16 @@ static int cs_prepare(struct cs_qp *qp, struct rte_crypto_op *op, uint32_t *slot
         if (cs_sess_refresh(d, s) < 0)
             return RTE_CRYPTO_OP_STATUS_INVALID_SESSION;
     }
-    len = sym->aead.data.length;
-    off = sym->aead.data.offset;
+    rc = cs_request(d, s, sym, &r);
+    if (rc)
+        return rc;
+    len = r.len;
+    off = r.off;
     dst = sym->m_dst ? sym->m_dst : sym->m_src;
     if (!sym->m_src || (uint64_t)off + len > cs_chain_len(sym->m_src) ||
-        (dst != sym->m_src && (uint64_t)off + len > cs_chain_len(dst)) || (s->aad_len && !sym->aead.aad.data) ||
-        !sym->aead.digest.data)
+        (dst != sym->m_src && (uint64_t)off + len > cs_chain_len(dst)))
         return RTE_CRYPTO_OP_STATUS_INVALID_ARGS;
-    aad_sz = cs_round(s->aad_len);
+    aad_sz = cs_round(r.aad_len);
     if ((uint64_t)CS_HDR + aad_sz + cs_round(len) > d->arena_size || len > UINT32_MAX / 2)
         return RTE_CRYPTO_OP_STATUS_INVALID_ARGS;
     total = CS_HDR + aad_sz + cs_round(len);
@@ -122,24 +161,29 @@ static int cs_prepare(struct cs_qp *qp, struct rte_crypto_op *op, uint32_t *slot
     idx = qp->free[--qp->nfree];
     slot = &qp->slots[idx];
     a = synth_buf_ptr(qp->q, (uint32_t)boff);
-    memcpy(a, rte_crypto_op_ctod_offset(op, uint8_t *, s->iv_offset), CS_IV_LEN);
+    memcpy(a, rte_crypto_op_ctod_offset(op, uint8_t *, s->iv_offset), s->params.iv_len);
     if (!s->enc)
-        memcpy(a + CS_TAG_OFF, sym->aead.digest.data, s->tag_len);
-    if (s->aad_len)
-        memcpy(a + CS_HDR, sym->aead.aad.data, s->aad_len);
-    if (cs_mbuf_copy(sym->m_src, off, len, a + CS_HDR + aad_sz, 0) < 0) {
+        memcpy(a + CS_TAG_OFF, r.digest, s->tag_len);
+    if (r.aad)
+        memcpy(a + CS_HDR, r.aad, r.aad_len);
+    if ((!r.aad && cs_mbuf_copy(sym->m_src, r.aad_at, r.aad_len, a + CS_HDR, 0) < 0) ||
+        cs_mbuf_copy(sym->m_src, off, len, a + CS_HDR + aad_sz, 0) < 0) {
         synth_buf_free(qp->q, (uint32_t)boff, total);
         qp->free[qp->nfree++] = idx;
         return RTE_CRYPTO_OP_STATUS_INVALID_ARGS;
     }
     slot->op = op;
+    slot->digest = s->enc ? r.digest : NULL;
     slot->buf_off = (uint32_t)boff;
     slot->buf_size = total;
     slot->data_off = (uint32_t)boff + CS_HDR + aad_sz;
+    slot->out_off = off;
+    slot->out_len = len;
     slot->tries = 0;
+    slot->tag_len = s->tag_len;
     slot->busy = 1;
     synth_crypto_desc(&slot->desc, s->enc ? SYNTH_OP_CRYPTO_ENCRYPT : SYNTH_OP_CRYPTO_DECRYPT, s->id,
-                      slot->data_off, slot->data_off, len, (uint32_t)boff + CS_HDR, s->aad_len, (uint32_t)boff,
+                      slot->data_off, slot->data_off, len, (uint32_t)boff + CS_HDR, r.aad_len, (uint32_t)boff,
                       (uint32_t)boff + CS_TAG_OFF, idx);
     *slot_out = idx;
     return 0;
@@ -227,11 +271,9 @@ static int cs_complete(struct cs_qp *qp, const struct synth_cpl *c, struct rte_c
         const uint8_t *a = synth_buf_ptr(qp->q, slot->buf_off);
         struct rte_mbuf *dst = op->sym->m_dst ? op->sym->m_dst : op->sym->m_src;
 
-        s = CRYPTODEV_GET_SYM_SESS_PRIV(op->sym->session);
-        cs_mbuf_copy(dst, op->sym->aead.data.offset, op->sym->aead.data.length,
-                     (uint8_t *)synth_buf_ptr(qp->q, slot->data_off), 1);
-        if (s->enc)
-            memcpy(op->sym->aead.digest.data, a + CS_TAG_OFF, s->tag_len);
+        cs_mbuf_copy(dst, slot->out_off, slot->out_len, (uint8_t *)synth_buf_ptr(qp->q, slot->data_off), 1);
+        if (slot->digest)
+            memcpy(slot->digest, a + CS_TAG_OFF, slot->tag_len);
     } else {
         if (c->status == SYNTH_ST_NO_SESSION) {
             s = CRYPTODEV_GET_SYM_SESS_PRIV(op->sym->session);
