@@ -167,6 +167,38 @@ def test_a_burst_larger_than_the_ring(pmd: pathlib.Path, region_dir: pathlib.Pat
         dev.destroy()
 
 
+@pytest.mark.parametrize("plugin", ["isal", "zlib"])
+def test_a_device_pinned_to_one_plugin(pmd: pathlib.Path, region_dir: pathlib.Path, worker: Worker,
+                                       tmp_path: pathlib.Path, data: bytes, plugin: str) -> None:
+    """Levels 1..9 go into the levels the device serves: ISA-L's are 1..3, so levels 5 and 9 both
+    compress at its level 3 (the same output size); zlib serves all nine."""
+    dev = serve(region_dir, worker, plugin=plugin)
+    try:
+        infile = tmp_path / "corpus.bin"
+        infile.write_bytes(data)
+        r = perf(pmd, dev, infile, "--ptest", "verify", "--compress-level", "1:4:9", "--num-iter", "1")
+        assert r.returncode == 0, r.stdout + r.stderr
+        sizes = levels(r)
+        assert set(sizes) == {1, 5, 9}
+        assert (sizes[5] == sizes[9]) == (plugin == "isal"), sizes
+        assert set(dev.stats().queues[0]["by_status"]) == {"ok"}
+    finally:
+        dev.destroy()
+
+
+def test_a_one_queue_device_shares_its_queue_with_streams(pmd: pathlib.Path, region_dir: pathlib.Path,
+                                                         worker: Worker) -> None:
+    """With a single device queue, the queue pair and the streams' create and destroy use it."""
+    dev = serve(region_dir, worker, queues=1)
+    try:
+        got = table(check(pmd, dev, "space"))
+        assert got["stream-rest"] == "SUCCESS consumed=0 produced=2192"
+        q = dev.stats().queues
+        assert len(q) == 1 and q[0]["ops"] > 2
+    finally:
+        dev.destroy()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--huffman-enc", "fixed"], "does not supported Fixed Huffman"),
     (["--compress-level", "0"], "does not support level 0"),
