@@ -276,16 +276,41 @@ def test_a_destination_that_is_too_small(pmd: pathlib.Path, device: HostDevice) 
     assert device.stats().by_status.get("no_space", 0) == 2
 
 
-def test_output_interoperates_with_zlib(pmd: pathlib.Path, device: HostDevice, tmp_path: pathlib.Path,
-                                        data: bytes) -> None:
-    """What the PMD compresses, stateless (64 KiB ops) or as one stream (16 KiB ops into 4 KiB
-    destinations, so that many ops are recoverable), decodes with Python's zlib; what zlib
-    compresses decodes through a PMD stream; and the checksums the PMD computes are zlib's."""
+@pytest.mark.parametrize("max_chunk, op_size", [(0, 65536), (4096, 4096)], ids=["1MiB-chunks", "4KiB-chunks"])
+def test_output_interoperates_with_zlib(pmd: pathlib.Path, region_dir: pathlib.Path, worker: Worker,
+                                        tmp_path: pathlib.Path, data: bytes, max_chunk: int, op_size: int) -> None:
+    """What the PMD compresses, stateless (ops of op_size bytes) or as one stream (16 KiB ops into
+    4 KiB destinations, so that many ops are recoverable), decodes with Python's zlib; what zlib
+    compresses decodes through a PMD stream; and the checksums the PMD computes are zlib's. With a
+    device that takes at most 4 KiB per op, each stream op goes to the device in several chunks."""
+    device = serve(region_dir, worker, options=(("max_chunk", max_chunk),) if max_chunk else ())
+    try:
+        check_files(pmd, device, tmp_path, data, op_size)
+    finally:
+        device.destroy()
+
+
+def test_a_stateless_op_longer_than_the_device_takes(pmd: pathlib.Path, region_dir: pathlib.Path, worker: Worker,
+                                                     tmp_path: pathlib.Path, data: bytes) -> None:
+    """Stateless ops are one device op each: input beyond the device's max_chunk is INVALID_ARGS
+    (streams split it)."""
+    device = serve(region_dir, worker, options=(("max_chunk", 4096),))
+    try:
+        (tmp_path / "corpus.bin").write_bytes(data)
+        r = check(pmd, device, "files", str(tmp_path / "corpus.bin"), str(tmp_path), "8192")
+        assert r.returncode == 1
+        assert r.stdout.splitlines() == ["oneshot-op INVALID_ARGS"], r.stdout
+        assert device.stats().ops == 0
+    finally:
+        device.destroy()
+
+
+def check_files(pmd: pathlib.Path, device: HostDevice, tmp_path: pathlib.Path, data: bytes, op_size: int) -> None:
     infile = tmp_path / "corpus.bin"
     infile.write_bytes(data)
     zc = zlib.compressobj(9, zlib.DEFLATED, -15)
     (tmp_path / "zlib.bin").write_bytes(zc.compress(data) + zc.flush())
-    r = check(pmd, device, "files", str(infile), str(tmp_path))
+    r = check(pmd, device, "files", str(infile), str(tmp_path), str(op_size))
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     # Stateless: one raw deflate stream per op, with the CRC-32 and Adler-32 of its input.
@@ -295,7 +320,7 @@ def test_output_interoperates_with_zlib(pmd: pathlib.Path, device: HostDevice, t
         (n,) = struct.unpack_from("<I", blob)
         recs.append(blob[4:4 + n])
         blob = blob[4 + n:]
-    chunks = [data[i:i + 65536] for i in range(0, len(data), 65536)]
+    chunks = [data[i:i + op_size] for i in range(0, len(data), op_size)]
     assert [zlib.decompress(rec, -15) for rec in recs] == chunks
     rows = [line.split()[1:] for line in lines if line.startswith("oneshot ")]
     assert rows == [[str(len(c)), str(len(rec)), f"{zlib.adler32(c) << 32 | zlib.crc32(c):016x}"]

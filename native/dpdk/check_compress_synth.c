@@ -9,10 +9,11 @@
  *   check-compress-synth <EAL args> -- params            each bad xform's errno, each bad op's status
  *   check-compress-synth <EAL args> -- streams N         stream create/free; N+1 streams at once
  *   check-compress-synth <EAL args> -- space             too-small destinations, stateless and stateful
- *   check-compress-synth <EAL args> -- files IN DIR      IN compressed stateless (DIR/oneshot.bin, records
- *                                                        of a 4-byte length and a raw deflate stream) and
- *                                                        as one stream (DIR/stream.bin); DIR/stream.bin and
- *                                                        DIR/zlib.bin decompressed as streams (DIR/<name>.out)
+ *   check-compress-synth <EAL args> -- files IN DIR [B]  IN compressed stateless in ops of B bytes (default
+ *                                                        64 KiB) into DIR/oneshot.bin (records of a 4-byte
+ *                                                        length and a raw deflate stream), and as one stream
+ *                                                        into DIR/stream.bin; DIR/stream.bin and DIR/zlib.bin
+ *                                                        decompressed as streams (DIR/<name>.out)
  *   check-compress-synth <EAL args> -- reset             a burst; (after a line on stdin, the device marked
  *                                                        NEEDS_RESET) a burst that must fail; (after another
  *                                                        line) stop/start, and a burst that must pass
@@ -366,39 +367,44 @@ static int take(FILE *f, struct rte_comp_op *op, int record)
     return n && fwrite(p, 1, n, f) != n ? -1 : 0;
 }
 
-/* Stateless, a burst of CHUNK-byte ops at a time, one raw deflate stream per op. */
-static int files_oneshot(const uint8_t *in, size_t len, FILE *f)
+/* Stateless, bursts of ops of chunk bytes each, one raw deflate stream per op. */
+static int files_oneshot(const uint8_t *in, size_t len, size_t chunk, FILE *f)
 {
     struct rte_comp_xform x = cx(6, RTE_COMP_HUFFMAN_DYNAMIC, 15, RTE_COMP_CHECKSUM_CRC32_ADLER32);
-    struct rte_comp_op *ops[NB_OPS], *out[NB_OPS];
-    size_t nops = (len + CHUNK - 1) / CHUNK, enq = 0, deq = 0;
+    size_t nops = (len + chunk - 1) / chunk, enq = 0, deq = 0;
+    struct rte_comp_op **ops = calloc(nops, sizeof(*ops)), *out[NB_OPS];
     void *xf;
+    int rc = -1;
 
-    if (nops > NB_OPS || rte_compressdev_private_xform_create(dev_id, &x, &xf) < 0)
+    if (!ops || rte_compressdev_private_xform_create(dev_id, &x, &xf) < 0)
         return -1;
     for (size_t i = 0; i < nops; i++) {
-        uint32_t n = (uint32_t)(i + 1 < nops ? CHUNK : len - i * CHUNK);
-        ops[i] = new_op(chain(in + i * CHUNK, n), chain(NULL, CHUNK + CHUNK / 8), n);
+        uint32_t n = (uint32_t)(i + 1 < nops ? chunk : len - i * chunk);
+        ops[i] = new_op(chain(in + i * chunk, n), chain(NULL, chunk + chunk / 8 + 1024), n);
         if (!ops[i] || !ops[i]->m_src || !ops[i]->m_dst)
-            return -1;
+            goto out;
         ops[i]->private_xform = xf;
     }
     while (deq < nops) {
-        enq += rte_compressdev_enqueue_burst(dev_id, 0, ops + enq, (uint16_t)(nops - enq));
+        enq += rte_compressdev_enqueue_burst(dev_id, 0, ops + enq, (uint16_t)RTE_MIN(nops - enq, (size_t)NB_OPS));
         unsigned n = rte_compressdev_dequeue_burst(dev_id, 0, out, NB_OPS);
         for (unsigned i = 0; i < n; i++) {
             if (out[i] != ops[deq + i] || out[i]->status != RTE_COMP_OP_STATUS_SUCCESS || take(f, out[i], 1) < 0) {
                 printf("oneshot-op %s\n", stname(out[i]->status));
-                return -1;
+                goto out;
             }
             printf("oneshot %u %u %016" PRIx64 "\n", out[i]->consumed, out[i]->produced, out[i]->output_chksum);
         }
         deq += n;
     }
+    rc = 0;
+out:
     for (size_t i = 0; i < nops; i++)
-        free_op(ops[i]);
+        if (ops[i])
+            free_op(ops[i]);
+    free(ops);
     rte_compressdev_private_xform_free(dev_id, xf);
-    return 0;
+    return rc;
 }
 
 /* A stream over the whole input: ops of step bytes into destinations of room bytes, resubmitting
@@ -452,7 +458,7 @@ static FILE *open_in(const char *dir, const char *name)
     return fopen(path, "wb");
 }
 
-static int files(const char *in_path, const char *dir)
+static int files(const char *in_path, const char *dir, size_t chunk)
 {
     static const char *const names[] = {"stream.bin", "zlib.bin"};
     uint8_t *in;
@@ -462,10 +468,12 @@ static int files(const char *in_path, const char *dir)
 
     if (!(in = slurp(in_path, &len)) || !(f = open_in(dir, "oneshot.bin")))
         return -1;
-    rc |= files_oneshot(in, len, f);
+    rc = files_oneshot(in, len, chunk, f);
     fclose(f);
-    if (!(f = open_in(dir, "stream.bin")))
+    if (rc || !(f = open_in(dir, "stream.bin"))) {
+        free(in);
         return -1;
+    }
     rc |= files_stream("stream-compress", cx(6, RTE_COMP_HUFFMAN_DEFAULT, 15, RTE_COMP_CHECKSUM_CRC32), in, len,
                        16384, 4096, f);
     fclose(f);
@@ -583,7 +591,7 @@ int main(int argc, char **argv)
     id = rte_compressdev_get_dev_id("compress_synth0");
     if (argc < 2 || id < 0) {
         fprintf(stderr, "usage: check-compress-synth <EAL args with --vdev compress_synth0,...> -- "
-                        "params|streams N|space|files IN DIR|reset\n");
+                        "params|streams N|space|files IN DIR [B]|reset\n");
         goto out;
     }
     dev_id = (uint8_t)id;
@@ -601,7 +609,7 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[1], "space"))
         rc = space();
     else if (!strcmp(argv[1], "files") && argc > 3)
-        rc = files(argv[2], argv[3]);
+        rc = files(argv[2], argv[3], argc > 4 ? (size_t)atoi(argv[4]) : CHUNK);
     else if (!strcmp(argv[1], "reset"))
         rc = reset();
     rc = rc ? 1 : 0;
