@@ -168,6 +168,31 @@ def owners(paths: list[str]) -> dict[str, tuple[str, str]]:
     return out
 
 
+def closure(u: Userland, elfs: list[str]) -> list[str]:
+    """The shared libraries the ELF files ``elfs`` load (ldd: transitively), each once, with the
+    loader's real file among them; the loader's ABI path (``/lib64/ld-linux-x86-64.so.2``) becomes a
+    link of ``u`` to it, as libc6 ships it."""
+    libs: list[str] = []
+    for b in elfs:
+        libs += [lib for lib in needed_libraries(b) if lib not in libs]
+    loader_link, loader = LOADER_LINK
+    if loader_link in libs:
+        libs.remove(loader_link)
+        u.links[loader_link] = loader
+        if loader not in libs:
+            libs.append(loader)
+    return libs
+
+
+def add_packaged(u: Userland, paths: list[str]) -> None:
+    """Add host files to ``u`` at the paths their Debian packages installed them under, each
+    recorded with its package and version (and its mode's permission bits)."""
+    own = owners(paths)
+    for path in paths:
+        where, origin = own[path]
+        u.add(where, pathlib.Path(path).read_bytes(), origin, os.stat(path).st_mode & 0o755)
+
+
 def stdlib_files(program: pathlib.Path, argv: tuple[str, ...] = ("--help",), python: str = PYTHON) -> list[str]:
     """The standard library files ``program`` loads, and those start-up needs: the program runs
     with ``argv`` (its top level and its argument parser: what it imports lazily there counts) in
@@ -255,19 +280,7 @@ def collect(provider: bytes | None, program: pathlib.Path) -> Userland:
     stdlib = stdlib_files(program)
     exts = [f for f in stdlib if f.endswith(".so")]
     binaries = [OPENSSL, PYTHON]
-    libs: list[str] = []
-    for b in binaries + exts:
-        libs += [lib for lib in needed_libraries(b) if lib not in libs]
-    loader_link, loader = LOADER_LINK
-    if loader_link in libs:
-        libs.remove(loader_link)
-        u.links[loader_link] = loader
-        if loader not in libs:
-            libs.append(loader)
-    own = owners(binaries + stdlib + libs)
-    for path in binaries + stdlib + libs:
-        where, origin = own[path]
-        u.add(where, pathlib.Path(path).read_bytes(), origin, os.stat(path).st_mode & 0o755)
+    add_packaged(u, binaries + stdlib + closure(u, binaries + exts))
     u.links["/usr/bin/python3"] = "python3.11"
     if provider is not None:
         u.add(PROVIDER, provider, "native/build/ossl-modules/synth.so", 0o755)
