@@ -12,7 +12,11 @@ Inputs, all from Debian packages or this tree, nothing fetched when the VM runs:
   afalg-kat``), ``guest/init`` and the step ``tls`` (``guest/tls-check.sh``, ``guest/tls_echo.py``);
 - for that step, the userland (userland.py): Debian's ``openssl`` and a minimal ``python3.11`` as the
   host's packages installed them, and the OpenSSL provider ``native/build/ossl-modules/synth.so``
-  (``make provider``; when it is not built, the image's OpenSSL runs on its default provider alone).
+  (``make provider``; when it is not built, the image's OpenSSL runs on its default provider alone);
+- for the step ``dpdk`` (``guest/dpdk-check.sh``), when ``make dpdk`` has built the PMD
+  ``native/build/dpdk/librte_crypto_synth.so``: Debian's ``dpdk-test-crypto-perf`` with the
+  libraries and the mempool driver it needs (dpdk.py), the PMD, and the test-vector files
+  ``tests/data/dpdk/*.data``.
 
 Output: ``vmlinuz`` + ``initrd.img`` under ``$LIBVIRT_SYNTH_CACHE`` (default
 ``~/.cache/libvirt-synth``) in ``images/<key>/``, where the key is a hash of every input's content:
@@ -37,11 +41,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libvirt_synth import errors, log
-from libvirt_synth.testbed import userland
+from libvirt_synth.testbed import dpdk, userland
 from libvirt_synth.testbed.cpio import Cpio, gzip_bytes
 
 CACHE_ENV = "LIBVIRT_SYNTH_CACHE"
-FORMAT = 2  # bump when the image layout changes: it is part of every image key
+FORMAT = 3  # bump when the image layout changes: it is part of every image key
 KERNEL_META = "linux-image-amd64"
 BUSYBOX = "busybox-static"
 # AF_ALG AEAD with the algorithms the AF_ALG plugin binds: gcm(aes), rfc7539(chacha20,poly1305).
@@ -61,22 +65,28 @@ def cache_dir() -> pathlib.Path:
 
 
 PROVIDER = ROOT / "native/build/ossl-modules/synth.so"
-HINTS = {"synth-guest": "make synth-guest", "afalg-kat": "make afalg-kat", "synth.so": "make provider",
-         "provider-kat": "make provider-kat"}
 PROVIDER_KAT = ROOT / "native/build/provider-kat"
+DPDK_PMD = ROOT / "native/build/dpdk/librte_crypto_synth.so"
+DPDK_VECTORS = ROOT / "tests/data/dpdk"
+VECTOR_INPUT = "dpdk-vector:"  # + the vector's name: an input of the step dpdk
+HINTS = {"synth-guest": "make synth-guest", "afalg-kat": "make afalg-kat", "synth.so": "make provider",
+         "provider-kat": "make provider-kat", "librte_crypto_synth.so": "make dpdk"}
 
 
 def default_inputs() -> dict[str, pathlib.Path]:
-    """The tree's guest programs, init and TLS step (``make guest-inputs`` builds the
-    programs), and the provider and its test program when they are built (``make provider
-    provider-kat``)."""
+    """The tree's guest programs, init, TLS and DPDK steps (``make guest-inputs`` builds the
+    programs), the provider and its test program when they are built (``make provider
+    provider-kat``), and the DPDK PMD with the test vectors when it is built (``make dpdk``)."""
     inputs = {"synth-guest": ROOT / "native/build/synth-guest", "afalg-kat": ROOT / "native/build/afalg-kat",
               "init": ROOT / "guest/init", "tls-check": ROOT / "guest/tls-check.sh",
-              "tls_echo": ROOT / "guest/tls_echo.py"}
+              "tls_echo": ROOT / "guest/tls_echo.py", "dpdk-check": ROOT / "guest/dpdk-check.sh"}
     if PROVIDER.is_file():
         inputs["synth.so"] = PROVIDER
     if PROVIDER_KAT.is_file():  # dynamic, on the image's libcrypto
         inputs["provider-kat"] = PROVIDER_KAT
+    if DPDK_PMD.is_file():
+        inputs["librte_crypto_synth.so"] = DPDK_PMD
+        inputs |= {VECTOR_INPUT + v.stem: v for v in sorted(DPDK_VECTORS.glob("*.data"))}
     return inputs
 
 
@@ -304,6 +314,13 @@ def build(inputs: dict[str, pathlib.Path] | None = None, cache: pathlib.Path | N
     paths = default_inputs() | (inputs or {})
     files = {k: _read_input(k, p) for k, p in paths.items()}
     user = userland.collect(files.get("synth.so"), paths["tls_echo"])
+    with_dpdk = "librte_crypto_synth.so" in files
+    if with_dpdk and not os.path.exists(dpdk.PERF):
+        say(f"{dpdk.PERF} is not installed (apt-get install dpdk-dev): the image leaves DPDK out")
+        with_dpdk = False
+    if with_dpdk:
+        dpdk.collect(user, paths["librte_crypto_synth.so"],
+                     {k.removeprefix(VECTOR_INPUT): p for k, p in paths.items() if k.startswith(VECTOR_INPUT)})
     debs = Debs(root, say)
     kpkg, kdeb = debs.get(kernel_package(kernel_meta))
     bpkg, bdeb = debs.get(BUSYBOX)
@@ -336,8 +353,11 @@ def build(inputs: dict[str, pathlib.Path] | None = None, cache: pathlib.Path | N
 
     manifest = {"key": key, "kernel_version": version, "recipe": recipe,
                 "modules": [module_name(p) for p in order], "modules_builtin": sorted(set(MODULES) & builtin),
-                "userland": {"packages": user.manifest()["packages"], "provider": "synth.so" in files}}
+                "userland": {"packages": user.manifest()["packages"], "provider": "synth.so" in files,
+                                  "dpdk": with_dpdk}}
     cpio = Cpio()
+    cpio.dir(".")  # the root's mode (0755): the kernel's rootfs is world-writable, and EAL refuses to load
+    # a driver from under a world-writable directory
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "etc", "run"):
         cpio.dir(d)
     cpio.chardev("dev/console", 5, 1)
@@ -349,6 +369,7 @@ def build(inputs: dict[str, pathlib.Path] | None = None, cache: pathlib.Path | N
     if "afalg-kat" in files:
         cpio.file("bin/afalg-kat", files["afalg-kat"], 0o755)
     cpio.file("bin/tls-check", files["tls-check"], 0o755)
+    cpio.file("bin/dpdk-check", files["dpdk-check"], 0o755)
     if "provider-kat" in files:
         cpio.file("bin/provider-kat", files["provider-kat"], 0o755)
     userland.install(user, cpio)
