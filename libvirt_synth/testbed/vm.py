@@ -379,16 +379,42 @@ def check(run: GuestRun, inp: Inputs, packets: bool = True) -> list[Check]:
 # ---- a VM run through libvirt ----
 
 
+# The CPU model Debian's DPDK needs (built for -march=corei7: SSE4.2, POPCNT); QEMU's default
+# qemu64 has neither, and DPDK's libraries die there of SIGILL.
+CPU_DPDK = "Nehalem"
+
+
 def domain_xml(name: str, uuid: str, kernel: str, initrd: str, cmdline: str, devices: Sequence[str],
-               console_log: str, memory_mib: int = 256) -> str:
+               console_log: str, memory_mib: int = 256, cpu_model: str | None = None) -> str:
     """The domain: template vnf-kernel (TCG) with ``devices`` (``--device`` syntax) injected by the
-    XML generator, as ``virt-synth xml`` would write it."""
+    XML generator, as ``virt-synth xml`` would write it. ``cpu_model``: a CPU model the guest must
+    get exactly (e.g. CPU_DPDK; default: QEMU's own, qemu64)."""
     from libvirt_synth.xml import designer, spec, template
 
     xml, source = template.fill("vnf-kernel", {"NAME": name, "UUID": uuid, "KERNEL": kernel, "INITRD": initrd,
                                                "CMDLINE": cmdline, "CONSOLE_LOG": console_log,
                                                "MEMORY": str(memory_mib)})
-    return designer.inject(xml, [spec.parse_cli(d) for d in devices], source).xml
+    out = designer.inject(xml, [spec.parse_cli(d) for d in devices], source).xml
+    return out if cpu_model is None else with_cpu_model(out, cpu_model)
+
+
+def with_cpu_model(xml: str, model: str) -> str:
+    """``xml`` with ``<cpu mode='custom' match='exact'><model fallback='forbid'>model</model></cpu>``
+    in place of any ``<cpu>`` it had: libvirt refuses to start the domain if the hypervisor cannot
+    provide that model."""
+    from lxml import etree
+
+    root = etree.fromstring(xml.encode())
+    for old in root.findall("cpu"):
+        root.remove(old)
+    cpu = etree.Element("cpu", mode="custom", match="exact")
+    etree.SubElement(cpu, "model", fallback="forbid").text = model
+    vcpu = root.find("vcpu")
+    if vcpu is not None:
+        vcpu.addnext(cpu)
+    else:
+        root.append(cpu)
+    return str(etree.tostring(root, encoding="unicode"))
 
 
 def run_domain(conn: Any, xml: str, console_log: str, timeout: float = 120.0,
