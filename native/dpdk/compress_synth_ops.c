@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <rte_malloc.h>
 
@@ -40,14 +39,13 @@ void cz_fill_caps(struct cz_dev *d, int streams)
 static int cz_configure(struct rte_compressdev *dev, struct rte_compressdev_config *cfg)
 {
     struct cz_dev *d = dev->data->dev_private;
+    int rc = spmd_configure(&d->base, cfg->nb_queue_pairs);
 
-    if (cfg->nb_queue_pairs > d->nqp) {
-        CZ_LOG(ERR, "%u queue pairs asked for, the device offers %u", cfg->nb_queue_pairs, d->nqp);
-        return -EINVAL;
-    }
-    if (cfg->max_nb_streams > (d->ctl ? d->cfg.max_streams : 0)) {
+    if (rc < 0)
+        return rc;
+    if (cfg->max_nb_streams > (d->base.ctl ? d->cfg.max_streams : 0)) {
         CZ_LOG(ERR, "%u streams asked for, the device holds %u at once", cfg->max_nb_streams,
-               d->ctl ? d->cfg.max_streams : 0);
+               d->base.ctl ? d->cfg.max_streams : 0);
         return -EINVAL;
     }
     return 0;
@@ -57,79 +55,37 @@ static int cz_configure(struct rte_compressdev *dev, struct rte_compressdev_conf
 static int cz_start(struct rte_compressdev *dev)
 {
     struct cz_dev *d = dev->data->dev_private;
-    int rc;
 
-    if (!d->dev)
-        return -ENODEV;
-    if (!synth_dev_needs_reset(d->dev))
-        return 0;
-    pthread_mutex_lock(&d->ctl_lock);
-    rc = synth_dev_reset(d->dev);
-    __atomic_fetch_add(&d->epoch, 1, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&d->ctl_lock);
-    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++)
-        if (dev->data->queue_pairs[i])
-            cz_qp_restart(d, dev->data->queue_pairs[i]);
-    CZ_LOG(INFO, "%s reset: %s", d->spec, rc < 0 ? strerror(-rc) : "ok");
-    return rc;
+    return spmd_start(&d->base, dev->data->queue_pairs, dev->data->nb_queue_pairs, cz_lose);
 }
 
 static void cz_stop(struct rte_compressdev *dev __rte_unused) {}
 
 static int cz_qp_release(struct rte_compressdev *dev, uint16_t qp_id)
 {
-    struct cz_qp *qp = dev->data->queue_pairs[qp_id];
-
-    if (!qp)
-        return 0;
-    rte_free(qp->free);
-    rte_free(qp->slots);
-    rte_free(qp->done);
-    rte_free(qp);
-    dev->data->queue_pairs[qp_id] = NULL;
+    spmd_qp_free(&dev->data->queue_pairs[qp_id]);
     return 0;
-}
-
-void cz_release(struct cz_dev *d)
-{
-    if (d->dev) {
-        synth_dev_close(d->dev);
-        d->dev = NULL;
-    }
-    if (d->lock_fd >= 0) {
-        close(d->lock_fd);
-        d->lock_fd = -1;
-    }
 }
 
 static int cz_close(struct rte_compressdev *dev)
 {
-    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++)
-        cz_qp_release(dev, i);
-    cz_release(dev->data->dev_private);
+    struct cz_dev *d = dev->data->dev_private;
+
+    spmd_close(&d->base, dev->data->queue_pairs, dev->data->nb_queue_pairs);
     return 0;
 }
 
 static void cz_stats_get(struct rte_compressdev *dev, struct rte_compressdev_stats *st)
 {
-    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++) {
-        const struct cz_qp *qp = dev->data->queue_pairs[i];
-        if (!qp)
-            continue;
-        st->enqueued_count += qp->stats.enqueued_count;
-        st->dequeued_count += qp->stats.dequeued_count;
-        st->enqueue_err_count += qp->stats.enqueue_err_count;
-        st->dequeue_err_count += qp->stats.dequeue_err_count;
-    }
+    struct spmd_stats sum;
+
+    spmd_stats_sum(dev->data->queue_pairs, dev->data->nb_queue_pairs, &sum);
+    SPMD_STATS_ADD(st, &sum);
 }
 
 static void cz_stats_reset(struct rte_compressdev *dev)
 {
-    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++) {
-        struct cz_qp *qp = dev->data->queue_pairs[i];
-        if (qp)
-            memset(&qp->stats, 0, sizeof(qp->stats));
-    }
+    spmd_stats_reset(dev->data->queue_pairs, dev->data->nb_queue_pairs);
 }
 
 static void cz_info_get(struct rte_compressdev *dev, struct rte_compressdev_info *info)
@@ -140,48 +96,27 @@ static void cz_info_get(struct rte_compressdev *dev, struct rte_compressdev_info
         return;
     info->feature_flags = dev->feature_flags;
     info->capabilities = d->caps;
-    info->max_nb_queue_pairs = d->nqp;
+    info->max_nb_queue_pairs = d->base.nqp;
 }
 
 static int cz_qp_setup(struct rte_compressdev *dev, uint16_t qp_id, uint32_t max_inflight, int socket_id)
 {
     struct cz_dev *d = dev->data->dev_private;
     struct cz_qp *qp;
-    uint32_t n = d->ring_entries, ndone = 1;
 
-    if (qp_id >= d->nqp || !d->dev)
+    if (qp_id >= d->base.nqp || !d->base.dev)
         return -EINVAL;
-    if (max_inflight > n)
+    if (max_inflight > d->base.ring_entries)
         CZ_LOG(INFO, "queue pair %u: %u ops in flight asked for, the device ring holds %u (enqueue takes "
-               "what fits)", qp_id, max_inflight, n);
+               "what fits)", qp_id, max_inflight, d->base.ring_entries);
     cz_qp_release(dev, qp_id);
-    while (ndone < 2 * n)
-        ndone <<= 1;
-    qp = rte_zmalloc_socket("compress_synth qp", sizeof(*qp), RTE_CACHE_LINE_SIZE, socket_id);
+    qp = spmd_qp_create(&d->base, qp_id, sizeof(*qp), sizeof(*qp->slots), socket_id);
     if (!qp)
         return -ENOMEM;
-    qp->slots = rte_zmalloc_socket("compress_synth slots", n * sizeof(*qp->slots), RTE_CACHE_LINE_SIZE, socket_id);
-    qp->free = rte_zmalloc_socket("compress_synth free", n * sizeof(*qp->free), RTE_CACHE_LINE_SIZE, socket_id);
-    qp->done = rte_zmalloc_socket("compress_synth done", ndone * sizeof(*qp->done), RTE_CACHE_LINE_SIZE,
-                                  socket_id);
-    if (!qp->slots || !qp->free || !qp->done)
-        goto fail;
     qp->d = d;
-    qp->id = qp_id;
-    qp->q = synth_dev_queue(d->dev, qp_id);
-    qp->nslots = n;
-    qp->done_mask = ndone - 1;
-    if (!qp->q)
-        goto fail;
-    cz_qp_restart(d, qp);
+    qp->slots = qp->base.slots;
     dev->data->queue_pairs[qp_id] = qp;
     return 0;
-fail:
-    rte_free(qp->done);
-    rte_free(qp->free);
-    rte_free(qp->slots);
-    rte_free(qp);
-    return -ENOMEM;
 }
 
 /* ---- transforms ---- */
@@ -290,9 +225,9 @@ static int cz_stream_create(struct rte_compressdev *dev, const struct rte_comp_x
     uint32_t id;
     int rc;
 
-    if (!xf || !out || !d->dev)
+    if (!xf || !out || !d->base.dev)
         return -EINVAL;
-    if (!d->ctl) {
+    if (!d->base.ctl) {
         CZ_LOG(ERR, "the device has no streams: stateful operations are not served");
         return -ENOTSUP;
     }
@@ -303,14 +238,14 @@ static int cz_stream_create(struct rte_compressdev *dev, const struct rte_comp_x
     p.alg = SYNTH_CALG_DEFLATE;
     p.direction = x.compress ? SYNTH_COMP_DIR_COMPRESS : SYNTH_COMP_DIR_DECOMPRESS;
     p.level = x.level;
-    pthread_mutex_lock(&d->ctl_lock);
-    if (synth_dev_needs_reset(d->dev))
+    pthread_mutex_lock(&d->base.ctl_lock);
+    if (synth_dev_needs_reset(d->base.dev))
         rc = -EIO;
-    else if (d->shared_ctl && synth_q_inflight(d->ctl))
+    else if (d->base.shared_ctl && synth_q_inflight(d->base.ctl))
         rc = -EBUSY;
     else
-        rc = synth_comp_stream_create(d->ctl, &p, &id);
-    pthread_mutex_unlock(&d->ctl_lock);
+        rc = synth_comp_stream_create(d->base.ctl, &p, &id);
+    pthread_mutex_unlock(&d->base.ctl_lock);
     switch (rc) {
     case 0:
         break;
@@ -328,14 +263,14 @@ static int cz_stream_create(struct rte_compressdev *dev, const struct rte_comp_x
     }
     s = rte_zmalloc("compress_synth stream", sizeof(*s), 0);
     if (!s) {
-        pthread_mutex_lock(&d->ctl_lock);
-        synth_comp_stream_destroy(d->ctl, id);
-        pthread_mutex_unlock(&d->ctl_lock);
+        pthread_mutex_lock(&d->base.ctl_lock);
+        synth_comp_stream_destroy(d->base.ctl, id);
+        pthread_mutex_unlock(&d->base.ctl_lock);
         return -ENOMEM;
     }
     s->x = x;
     s->id = id;
-    s->epoch = __atomic_load_n(&d->epoch, __ATOMIC_ACQUIRE);
+    s->epoch = __atomic_load_n(&d->base.epoch, __ATOMIC_ACQUIRE);
     s->adler = 1;
     *out = s;
     return 0;
@@ -348,11 +283,11 @@ static int cz_stream_free(struct rte_compressdev *dev, void *p)
 
     if (!s)
         return -EINVAL;
-    pthread_mutex_lock(&d->ctl_lock);
-    if (d->dev && d->ctl && s->epoch == d->epoch && !synth_dev_needs_reset(d->dev) &&
-        !(d->shared_ctl && synth_q_inflight(d->ctl)))
-        synth_comp_stream_destroy(d->ctl, s->id);
-    pthread_mutex_unlock(&d->ctl_lock);
+    pthread_mutex_lock(&d->base.ctl_lock);
+    if (d->base.dev && d->base.ctl && s->epoch == d->base.epoch && !synth_dev_needs_reset(d->base.dev) &&
+        !(d->base.shared_ctl && synth_q_inflight(d->base.ctl)))
+        synth_comp_stream_destroy(d->base.ctl, s->id);
+    pthread_mutex_unlock(&d->base.ctl_lock);
     rte_free(s);
     return 0;
 }

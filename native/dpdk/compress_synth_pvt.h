@@ -18,9 +18,8 @@
 #include <rte_compressdev_pmd.h>
 
 #include "synth/guest.h"
+#include "synth_pmd.h"
 
-#define CZ_RETRIES 8u      /* RETRY / QUOTA completions submitted again before the op fails */
-#define CZ_TIMEOUT_MS 5000
 #define CZ_WINDOW 15u      /* the device's deflate uses a 32 KiB window */
 
 extern int cz_logtype;
@@ -51,53 +50,29 @@ struct cz_stream {
 
 enum cz_step { CZ_ONESHOT, CZ_FEED, CZ_DRAIN };
 
-/* One operation on the device: the DPDK op, its arena buffer, where it stands, its descriptor. */
+/* One operation on the device (s.op: a struct rte_comp_op) and where it stands. */
 struct cz_slot {
-    struct rte_comp_op *op;
+    struct spmd_slot s;
     struct cz_stream *st;      /* stateful ops */
-    uint32_t buf_off;
-    uint32_t buf_size;
     uint32_t src_off;          /* arena offset of the input (one chunk) */
     uint32_t dst_off;          /* arena offset of the output */
     uint32_t dst_cap;          /* room for output in the arena */
     uint32_t produced;         /* output written so far at dst_off */
     uint32_t consumed;         /* input handed to the device so far */
     uint32_t chunk;            /* input of the op in flight */
-    uint16_t tries;
     uint8_t step;              /* enum cz_step of the op in flight */
-    uint8_t busy;
-    struct synth_desc desc;
 };
 
 struct cz_dev;
 
 struct cz_qp {
+    struct spmd_qp base;       /* its done FIFO holds struct rte_comp_op */
     struct cz_dev *d;
-    struct synth_queue *q;
-    uint16_t id;
-    uint32_t nslots;           /* the device ring's entries */
-    uint32_t nfree;
-    uint32_t *free;            /* stack of free slot indices */
-    struct cz_slot *slots;
-    /* Ops finished without the device (refused, or failed by a reset), returned by dequeue first. */
-    struct rte_comp_op **done;
-    uint32_t done_mask;
-    uint32_t done_head, done_tail;
-    uint32_t epoch;            /* the device epoch this queue's state belongs to */
-    struct rte_compressdev_stats stats;
+    struct cz_slot *slots;     /* base.slots */
 };
 
 struct cz_dev {
-    struct synth_dev *dev;
-    char spec[256];            /* region path or PCI address */
-    int lock_fd;               /* the claim (an OFD lock on the region or BAR file), or -1 */
-    pthread_mutex_t ctl_lock;
-    struct synth_queue *ctl;   /* where streams are created and destroyed (NULL: no streams) */
-    uint16_t nqp;              /* queue pairs offered */
-    uint16_t shared_ctl;       /* 1: ctl is queue pair 0's queue */
-    uint32_t epoch;            /* bumped by each device reset */
-    uint32_t ring_entries;
-    uint64_t arena_size;
+    struct spmd_dev base;      /* ctl: where streams are created and destroyed (NULL: no streams) */
     struct synth_comp_cfg cfg; /* the device's configuration block, read at probe */
     struct rte_compressdev_capabilities caps[2];
 };
@@ -106,13 +81,11 @@ extern struct rte_compressdev_ops cz_ops;
 
 /* The capability list from the device's configuration, into d->caps. */
 void cz_fill_caps(struct cz_dev *d, int streams);
-/* Close the device (the backend drops its streams) and let the claim go. */
-void cz_release(struct cz_dev *d);
 
 uint16_t cz_enqueue_burst(void *qp, struct rte_comp_op **ops, uint16_t nb_ops);
 uint16_t cz_dequeue_burst(void *qp, struct rte_comp_op **ops, uint16_t nb_ops);
 
-/* The queue pair's state after a device reset: every slot free, what was in flight failed. */
-void cz_qp_restart(struct cz_dev *d, struct cz_qp *qp);
+/* A slot a device reset took: its op fails, its stream is free again (spmd_qp_restart). */
+void cz_lose(struct spmd_qp *qp, struct spmd_slot *s);
 
 #endif /* COMPRESS_SYNTH_PVT_H */

@@ -28,27 +28,18 @@
 
 #include "compress_synth_pvt.h"
 
-static inline uint32_t cz_round(uint32_t n) { return (n + SYNTH_BUF_ALIGN - 1) & ~(SYNTH_BUF_ALIGN - 1); }
-
-void cz_qp_restart(struct cz_dev *d, struct cz_qp *qp)
+void cz_lose(struct spmd_qp *qp, struct spmd_slot *s)
 {
-    /* In-flight ops are lost with the reset: they finish with an error. */
-    for (uint32_t i = 0; i < qp->nslots; i++) {
-        struct cz_slot *s = &qp->slots[i];
-        if (s->busy && s->op) {
-            s->op->status = RTE_COMP_OP_STATUS_ERROR;
-            s->op->consumed = s->op->produced = 0;
-            qp->done[qp->done_tail++ & qp->done_mask] = s->op;
-            qp->stats.dequeue_err_count++;
-        }
-        if (s->busy && s->st)
-            s->st->busy = 0;
-        memset(s, 0, sizeof(*s));
+    struct cz_slot *slot = (struct cz_slot *)s;
+    struct rte_comp_op *op = s->op;
+
+    if (op) {
+        op->status = RTE_COMP_OP_STATUS_ERROR;
+        op->consumed = op->produced = 0;
+        qp->stats.dequeue_err_count++;
     }
-    qp->nfree = qp->nslots;
-    for (uint32_t i = 0; i < qp->nslots; i++)
-        qp->free[i] = qp->nslots - 1 - i;
-    qp->epoch = __atomic_load_n(&d->epoch, __ATOMIC_ACQUIRE);
+    if (slot->st)
+        slot->st->busy = 0;
 }
 
 /* Running checksums of uncompressed data. */
@@ -57,8 +48,10 @@ struct cz_ck {
     uint32_t crc, adler;
 };
 
-static inline void cz_ck_update(struct cz_ck *ck, const uint8_t *p, uint32_t n)
+static void cz_ck_update(void *arg, const uint8_t *p, uint32_t n)
 {
+    struct cz_ck *ck = arg;
+
     if (!ck || ck->type == RTE_COMP_CHECKSUM_NONE)
         return;
     if (ck->type != RTE_COMP_CHECKSUM_ADLER32)
@@ -81,52 +74,23 @@ static inline uint64_t cz_ck_value(const struct cz_ck *ck)
     }
 }
 
-/* Copy len bytes at offset off of the mbuf chain m to/from buf, updating ck over the mbuf's bytes.
- * 0, or -1 if the chain is shorter. */
-static int cz_mbuf_copy(struct rte_mbuf *m, uint32_t off, uint32_t len, uint8_t *buf, int to_mbuf, struct cz_ck *ck)
+/* Copy len bytes at offset off of the mbuf chain m to/from buf, updating ck (if not NULL) over the
+ * mbuf's bytes. 0, or -1 if the chain is shorter. */
+static inline int cz_mbuf_copy(struct rte_mbuf *m, uint32_t off, uint32_t len, uint8_t *buf, int to_mbuf,
+                               struct cz_ck *ck)
 {
-    while (m && off >= m->data_len) {
-        off -= m->data_len;
-        m = m->next;
-    }
-    while (len) {
-        uint32_t n;
-        uint8_t *p;
-        if (!m)
-            return -1;
-        n = RTE_MIN(len, (uint32_t)m->data_len - off);
-        p = rte_pktmbuf_mtod_offset(m, uint8_t *, off);
-        if (to_mbuf)
-            memcpy(p, buf, n);
-        else
-            memcpy(buf, p, n);
-        cz_ck_update(ck, p, n);
-        buf += n;
-        len -= n;
-        off = 0;
-        m = m->next;
-    }
-    return 0;
+    return spmd_mbuf_copy(m, off, len, buf, to_mbuf, cz_ck_update, ck);
 }
 
-/* Bytes in the chain's segments (not pkt_len, which applications that build chains by hand may
- * leave unset). */
-static inline uint64_t cz_chain_len(const struct rte_mbuf *m)
+static int cz_finish(struct spmd_qp *qp, void *arg, uint8_t status)
 {
-    uint64_t n = 0;
+    struct rte_comp_op *op = arg;
 
-    for (; m; m = m->next)
-        n += m->data_len;
-    return n;
-}
-
-static inline int cz_done_push(struct cz_qp *qp, struct rte_comp_op *op, uint8_t status)
-{
-    if (qp->done_tail - qp->done_head > qp->done_mask)
+    if (spmd_done_full(qp))
         return -1;
     op->status = status;
     op->consumed = op->produced = 0;
-    qp->done[qp->done_tail++ & qp->done_mask] = op;
+    spmd_done_put(qp, op);
     return 0;
 }
 
@@ -140,19 +104,19 @@ static uint32_t cz_stream_flush(const struct cz_stream *st, enum rte_comp_flush_
 /* Copy the next chunk of a stateful op's input into the slot's buffer and fill its FEED. */
 static void cz_feed(struct cz_qp *qp, struct cz_slot *slot, uint32_t idx)
 {
-    struct rte_comp_op *op = slot->op;
+    struct rte_comp_op *op = slot->s.op;
     struct cz_stream *st = slot->st;
     uint32_t rest = op->src.length - slot->consumed;
     struct cz_ck ck = {st->x.chksum, st->crc, st->adler};
 
     slot->chunk = RTE_MIN(rest, qp->d->cfg.max_chunk);
-    cz_mbuf_copy(op->m_src, op->src.offset + slot->consumed, slot->chunk, synth_buf_ptr(qp->q, slot->src_off), 0,
+    cz_mbuf_copy(op->m_src, op->src.offset + slot->consumed, slot->chunk, synth_buf_ptr(qp->base.q, slot->src_off), 0,
                  st->x.compress ? &ck : NULL);
     st->crc = ck.crc;
     st->adler = ck.adler;
     st->flush = slot->chunk == rest ? cz_stream_flush(st, op->flush_flag) : SYNTH_FLUSH_NONE;
     slot->step = CZ_FEED;
-    synth_comp_stream_desc(&slot->desc, st->id, st->flush, slot->src_off, slot->chunk, slot->dst_off + slot->produced,
+    synth_comp_stream_desc(&slot->s.desc, st->id, st->flush, slot->src_off, slot->chunk, slot->dst_off + slot->produced,
                            slot->dst_cap - slot->produced, idx);
 }
 
@@ -160,15 +124,17 @@ static void cz_drain(struct cz_slot *slot, uint32_t idx)
 {
     slot->step = CZ_DRAIN;
     slot->chunk = 0;
-    synth_comp_stream_desc(&slot->desc, slot->st->id, slot->st->flush, slot->src_off, 0,
+    synth_comp_stream_desc(&slot->s.desc, slot->st->id, slot->st->flush, slot->src_off, 0,
                            slot->dst_off + slot->produced, slot->dst_cap - slot->produced, idx);
 }
 
 /* Check op, fill its arena buffer and first descriptor. 0, -ENOSPC (ring or arena full, or the
  * stream busy: leave it with the application), or a positive RTE_COMP_OP_STATUS_* to finish it
  * with. */
-static int cz_prepare(struct cz_qp *qp, struct rte_comp_op *op, uint32_t *slot_out)
+static int cz_prepare(struct spmd_qp *bq, void *arg, uint32_t *slot_out)
 {
+    struct cz_qp *qp = (struct cz_qp *)bq;
+    struct rte_comp_op *op = arg;
     struct cz_dev *d = qp->d;
     const struct cz_xform *x;
     struct cz_stream *st = NULL;
@@ -189,12 +155,12 @@ static int cz_prepare(struct cz_qp *qp, struct rte_comp_op *op, uint32_t *slot_o
     } else {
         return RTE_COMP_OP_STATUS_INVALID_ARGS;
     }
-    if (synth_dev_needs_reset(d->dev) || qp->epoch != __atomic_load_n(&d->epoch, __ATOMIC_ACQUIRE))
+    if (synth_dev_needs_reset(d->base.dev) || bq->epoch != __atomic_load_n(&d->base.epoch, __ATOMIC_ACQUIRE))
         return RTE_COMP_OP_STATUS_ERROR;
     if (!op->m_src || !op->m_dst)
         return RTE_COMP_OP_STATUS_INVALID_ARGS;
-    src_room = cz_chain_len(op->m_src);
-    dst_room = cz_chain_len(op->m_dst);
+    src_room = spmd_chain_len(op->m_src);
+    dst_room = spmd_chain_len(op->m_dst);
     if ((uint64_t)op->src.offset + op->src.length > src_room || op->dst.offset > dst_room)
         return RTE_COMP_OP_STATUS_INVALID_ARGS;
     dst_room -= op->dst.offset;
@@ -206,7 +172,7 @@ static int cz_prepare(struct cz_qp *qp, struct rte_comp_op *op, uint32_t *slot_o
         src_area = op->src.length;
         dst_cap = x->compress ? RTE_MIN(dst_room, synth_comp_bound(op->src.length)) : dst_room;
     } else {
-        if (st->epoch != qp->epoch)
+        if (st->epoch != bq->epoch)
             return RTE_COMP_OP_STATUS_ERROR; /* the reset took the stream's state with it */
         if (x->compress && op->flush_flag == RTE_COMP_FLUSH_FULL)
             return RTE_COMP_OP_STATUS_INVALID_ARGS; /* the device has no full flush */
@@ -216,37 +182,37 @@ static int cz_prepare(struct cz_qp *qp, struct rte_comp_op *op, uint32_t *slot_o
         dst_cap = dst_room;
     }
     /* The output room goes into the arena as far as the arena (empty) can hold it. */
-    src_area = cz_round((uint32_t)src_area);
-    if (src_area + SYNTH_BUF_ALIGN > d->arena_size)
+    src_area = spmd_round((uint32_t)src_area);
+    if (src_area + SYNTH_BUF_ALIGN > d->base.arena_size)
         return RTE_COMP_OP_STATUS_INVALID_ARGS;
-    dst_cap = RTE_MIN(dst_cap, RTE_MIN(d->arena_size - src_area, (uint64_t)UINT32_MAX / 2) & ~(uint64_t)(SYNTH_BUF_ALIGN - 1));
+    dst_cap = RTE_MIN(dst_cap, RTE_MIN(d->base.arena_size - src_area, (uint64_t)UINT32_MAX / 2) & ~(uint64_t)(SYNTH_BUF_ALIGN - 1));
     if (!dst_cap)
         return RTE_COMP_OP_STATUS_OUT_OF_SPACE_TERMINATED;
-    if (!qp->nfree)
+    if (!bq->nfree)
         return -ENOSPC;
-    boff = synth_buf_alloc(qp->q, (uint32_t)(src_area + cz_round((uint32_t)dst_cap)));
+    boff = synth_buf_alloc(bq->q, (uint32_t)(src_area + spmd_round((uint32_t)dst_cap)));
     if (boff < 0)
         return -ENOSPC;
-    idx = qp->free[--qp->nfree];
+    idx = bq->free[--bq->nfree];
     slot = &qp->slots[idx];
     memset(slot, 0, sizeof(*slot));
-    slot->op = op;
+    slot->s.op = op;
     slot->st = st;
-    slot->buf_off = (uint32_t)boff;
-    slot->buf_size = (uint32_t)(src_area + cz_round((uint32_t)dst_cap));
+    slot->s.buf_off = (uint32_t)boff;
+    slot->s.buf_size = (uint32_t)(src_area + spmd_round((uint32_t)dst_cap));
     slot->src_off = (uint32_t)boff;
     slot->dst_off = (uint32_t)(boff + src_area);
     slot->dst_cap = (uint32_t)dst_cap;
-    slot->busy = 1;
+    slot->s.busy = 1;
     if (!st) {
         struct cz_ck ck = {x->chksum, 0, 1};
 
-        cz_mbuf_copy(op->m_src, op->src.offset, op->src.length, synth_buf_ptr(qp->q, slot->src_off), 0,
+        cz_mbuf_copy(op->m_src, op->src.offset, op->src.length, synth_buf_ptr(qp->base.q, slot->src_off), 0,
                      x->compress ? &ck : NULL);
         op->output_chksum = x->compress ? cz_ck_value(&ck) : 0;
         slot->step = CZ_ONESHOT;
         slot->chunk = op->src.length;
-        synth_comp_desc(&slot->desc, x->compress ? SYNTH_OP_COMP_COMPRESS : SYNTH_OP_COMP_DECOMPRESS,
+        synth_comp_desc(&slot->s.desc, x->compress ? SYNTH_OP_COMP_COMPRESS : SYNTH_OP_COMP_DECOMPRESS,
                         SYNTH_CALG_DEFLATE, x->level, slot->src_off, op->src.length, slot->dst_off, slot->dst_cap, idx);
     } else {
         st->busy = 1;
@@ -259,47 +225,14 @@ static int cz_prepare(struct cz_qp *qp, struct rte_comp_op *op, uint32_t *slot_o
     return 0;
 }
 
-static void cz_slot_free(struct cz_qp *qp, uint32_t idx)
+static void cz_unslot(struct spmd_qp *bq, uint32_t idx)
 {
-    struct cz_slot *s = &qp->slots[idx];
+    struct cz_slot *s = &((struct cz_qp *)bq)->slots[idx];
 
-    synth_buf_free(qp->q, s->buf_off, s->buf_size);
     if (s->st)
         s->st->busy = 0;
-    s->busy = 0;
-    s->op = NULL;
     s->st = NULL;
-    qp->free[qp->nfree++] = idx;
-}
-
-uint16_t cz_enqueue_burst(void *arg, struct rte_comp_op **ops, uint16_t nb_ops)
-{
-    struct cz_qp *qp = arg;
-    uint16_t i;
-
-    for (i = 0; i < nb_ops; i++) {
-        uint32_t idx;
-        int rc = cz_prepare(qp, ops[i], &idx);
-
-        if (rc == -ENOSPC)
-            break;
-        if (rc > 0) {
-            if (cz_done_push(qp, ops[i], (uint8_t)rc) < 0)
-                break;
-            qp->stats.enqueue_err_count++;
-            continue;
-        }
-        if (synth_q_submit_burst(qp->q, &qp->slots[idx].desc, 1) != 1) {
-            cz_slot_free(qp, idx);
-            if (!synth_dev_needs_reset(qp->d->dev))
-                break;
-            if (cz_done_push(qp, ops[i], RTE_COMP_OP_STATUS_ERROR) < 0)
-                break;
-            qp->stats.enqueue_err_count++;
-        }
-    }
-    qp->stats.enqueued_count += i;
-    return i;
+    spmd_slot_put(bq, idx);
 }
 
 static uint8_t cz_status(uint16_t st)
@@ -312,7 +245,7 @@ static uint8_t cz_status(uint16_t st)
     case SYNTH_ST_INVALID:
     case SYNTH_ST_NOT_SUPPORTED:
         return RTE_COMP_OP_STATUS_INVALID_ARGS;
-    default: /* BAD_DATA, LIMIT, NO_SESSION, DEVICE_ERROR, RETRY and QUOTA after CZ_RETRIES, ... */
+    default: /* BAD_DATA, LIMIT, NO_SESSION, DEVICE_ERROR, RETRY and QUOTA after SPMD_RETRIES, ... */
         return RTE_COMP_OP_STATUS_ERROR;
     }
 }
@@ -320,11 +253,11 @@ static uint8_t cz_status(uint16_t st)
 /* Copy a finished op's output into its destination (checksumming decompressed data). */
 static void cz_deliver(struct cz_qp *qp, struct cz_slot *slot, const struct cz_xform *x)
 {
-    struct rte_comp_op *op = slot->op;
+    struct rte_comp_op *op = slot->s.op;
     struct cz_stream *st = slot->st;
     struct cz_ck ck = {x->chksum, st ? st->crc : 0, st ? st->adler : 1};
 
-    cz_mbuf_copy(op->m_dst, op->dst.offset, slot->produced, synth_buf_ptr(qp->q, slot->dst_off), 1,
+    cz_mbuf_copy(op->m_dst, op->dst.offset, slot->produced, synth_buf_ptr(qp->base.q, slot->dst_off), 1,
                  x->compress ? NULL : &ck);
     if (st) {
         st->crc = ck.crc;
@@ -343,10 +276,10 @@ static int cz_stream_step(struct cz_qp *qp, struct cz_slot *slot, const struct s
                           uint8_t *status)
 {
     struct cz_stream *st = slot->st;
-    struct rte_comp_op *op = slot->op;
+    struct rte_comp_op *op = slot->s.op;
 
     if (c->result > slot->dst_cap - slot->produced) {
-        CZ_LOG(ERR, "queue pair %u: the device reports %u bytes written into %u", qp->id, c->result,
+        CZ_LOG(ERR, "queue pair %u: the device reports %u bytes written into %u", qp->base.id, c->result,
                slot->dst_cap - slot->produced);
         *status = RTE_COMP_OP_STATUS_ERROR;
         return 1;
@@ -367,41 +300,34 @@ static int cz_stream_step(struct cz_qp *qp, struct cz_slot *slot, const struct s
         return *status = RTE_COMP_OP_STATUS_OUT_OF_SPACE_RECOVERABLE, 1;
     else
         return *status = RTE_COMP_OP_STATUS_SUCCESS, 1;
-    slot->tries = 0;
-    if (synth_q_submit_burst(qp->q, &slot->desc, 1) == 1)
+    slot->s.tries = 0;
+    if (synth_q_submit_burst(qp->base.q, &slot->s.desc, 1) == 1)
         return 0;
     *status = RTE_COMP_OP_STATUS_ERROR;
     return 1;
 }
 
 /* One completion: 1 if its op is finished (into *out), 0 if it went on or is unknown. */
-static int cz_complete(struct cz_qp *qp, const struct synth_cpl *c, struct rte_comp_op **out)
+static int cz_complete(struct spmd_qp *bq, const struct synth_cpl *c, void **out)
 {
-    struct cz_slot *slot;
+    struct cz_qp *qp = (struct cz_qp *)bq;
+    struct cz_slot *slot = (struct cz_slot *)spmd_cpl_slot(bq, c);
     struct rte_comp_op *op;
     const struct cz_xform *x;
     uint32_t idx = (uint32_t)c->cookie;
     uint8_t st;
 
-    if (c->cookie >= qp->nslots || !qp->slots[c->cookie].busy) {
-        CZ_LOG(ERR, "queue pair %u: completion for unknown cookie %" PRIu64, qp->id, c->cookie);
+    if (!slot)
         return 0;
-    }
-    slot = &qp->slots[idx];
-    op = slot->op;
+    op = slot->s.op;
     x = slot->st ? &slot->st->x : op->private_xform;
-    if ((c->status == SYNTH_ST_RETRY || c->status == SYNTH_ST_QUOTA) && slot->tries < CZ_RETRIES) {
-        slot->tries++;
-        if (synth_q_submit_burst(qp->q, &slot->desc, 1) == 1)
-            return 0;
-    }
     st = cz_status(c->status);
     if (st == RTE_COMP_OP_STATUS_SUCCESS && slot->st) {
         if (!cz_stream_step(qp, slot, c, idx, &st))
             return 0;
     } else if (st == RTE_COMP_OP_STATUS_SUCCESS) {
         if (c->result > slot->dst_cap) {
-            CZ_LOG(ERR, "queue pair %u: the device reports %u bytes written into %u", qp->id, c->result,
+            CZ_LOG(ERR, "queue pair %u: the device reports %u bytes written into %u", bq->id, c->result,
                    slot->dst_cap);
             st = RTE_COMP_OP_STATUS_ERROR;
         }
@@ -412,35 +338,29 @@ static int cz_complete(struct cz_qp *qp, const struct synth_cpl *c, struct rte_c
         cz_deliver(qp, slot, x);
     } else {
         op->consumed = op->produced = 0;
-        qp->stats.dequeue_err_count++;
+        bq->stats.dequeue_err_count++;
     }
     op->status = st;
-    cz_slot_free(qp, idx);
+    cz_unslot(bq, idx);
     *out = op;
     return 1;
 }
 
-uint16_t cz_dequeue_burst(void *arg, struct rte_comp_op **ops, uint16_t nb_ops)
-{
-    struct cz_qp *qp = arg;
-    struct synth_cpl cpl[32];
-    uint16_t n = 0;
+static const struct spmd_rxtx cz_rxtx = {
+    .prepare = cz_prepare,
+    .finish = cz_finish,
+    .unslot = cz_unslot,
+    .complete = cz_complete,
+    .lose = cz_lose,
+    .error = RTE_COMP_OP_STATUS_ERROR,
+};
 
-    while (n < nb_ops && qp->done_head != qp->done_tail)
-        ops[n++] = qp->done[qp->done_head++ & qp->done_mask];
-    while (n < nb_ops) {
-        unsigned want = RTE_MIN((unsigned)(nb_ops - n), 32u), got = synth_q_poll_burst(qp->q, cpl, want);
-        for (unsigned i = 0; i < got; i++)
-            n += (uint16_t)cz_complete(qp, &cpl[i], &ops[n]);
-        if (got < want)
-            break;
-    }
-    /* A device that needs a reset completes nothing more: what is in flight fails now. */
-    if (n == 0 && qp->nfree != qp->nslots && synth_dev_needs_reset(qp->d->dev)) {
-        cz_qp_restart(qp->d, qp);
-        while (n < nb_ops && qp->done_head != qp->done_tail)
-            ops[n++] = qp->done[qp->done_head++ & qp->done_mask];
-    }
-    qp->stats.dequeued_count += n;
-    return n;
+uint16_t cz_enqueue_burst(void *qp, struct rte_comp_op **ops, uint16_t nb_ops)
+{
+    return spmd_enqueue(qp, (void **)ops, nb_ops, &cz_rxtx);
+}
+
+uint16_t cz_dequeue_burst(void *qp, struct rte_comp_op **ops, uint16_t nb_ops)
+{
+    return spmd_dequeue(qp, (void **)ops, nb_ops, &cz_rxtx);
 }

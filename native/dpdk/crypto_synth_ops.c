@@ -6,9 +6,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <rte_malloc.h>
 
 #include "crypto_synth_pvt.h"
 
@@ -93,93 +90,44 @@ static int cs_configure(struct rte_cryptodev *dev, struct rte_cryptodev_config *
 {
     struct cs_dev *d = dev->data->dev_private;
 
-    if (cfg->nb_queue_pairs > d->nqp) {
-        CS_LOG(ERR, "%u queue pairs asked for, the device offers %u", cfg->nb_queue_pairs, d->nqp);
-        return -EINVAL;
-    }
-    return 0;
+    return spmd_configure(&d->base, cfg->nb_queue_pairs);
 }
 
 /* Reset the device if it needs it; every queue pair starts again empty. */
 static int cs_start(struct rte_cryptodev *dev)
 {
     struct cs_dev *d = dev->data->dev_private;
-    int rc;
 
-    if (!d->dev)
-        return -ENODEV;
-    if (!synth_dev_needs_reset(d->dev))
-        return 0;
-    pthread_mutex_lock(&d->ctl_lock);
-    rc = synth_dev_reset(d->dev);
-    __atomic_fetch_add(&d->epoch, 1, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&d->ctl_lock);
-    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++)
-        if (dev->data->queue_pairs[i])
-            cs_qp_restart(d, dev->data->queue_pairs[i]);
-    CS_LOG(INFO, "%s reset: %s", d->spec, rc < 0 ? strerror(-rc) : "ok");
-    return rc;
+    return spmd_start(&d->base, dev->data->queue_pairs, dev->data->nb_queue_pairs, cs_lose);
 }
 
 static void cs_stop(struct rte_cryptodev *dev __rte_unused) {}
 
 static int cs_qp_release(struct rte_cryptodev *dev, uint16_t qp_id)
 {
-    struct cs_qp *qp = dev->data->queue_pairs[qp_id];
-
-    if (!qp)
-        return 0;
-    rte_free(qp->free);
-    rte_free(qp->slots);
-    rte_free(qp->done);
-    rte_free(qp);
-    dev->data->queue_pairs[qp_id] = NULL;
+    spmd_qp_free(&dev->data->queue_pairs[qp_id]);
     return 0;
-}
-
-/* Close the device (the backend drops its sessions) and let the claim go. */
-void cs_release(struct cs_dev *d)
-{
-    if (d->dev) {
-        synth_dev_close(d->dev);
-        d->dev = NULL;
-    }
-    if (d->lock_fd >= 0) {
-        close(d->lock_fd);
-        d->lock_fd = -1;
-    }
 }
 
 static int cs_close(struct rte_cryptodev *dev)
 {
     struct cs_dev *d = dev->data->dev_private;
 
-    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++)
-        cs_qp_release(dev, i);
-    cs_release(d);
+    spmd_close(&d->base, dev->data->queue_pairs, dev->data->nb_queue_pairs);
     return 0;
 }
 
 static void cs_stats_get(struct rte_cryptodev *dev, struct rte_cryptodev_stats *st)
 {
-    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++) {
-        const struct cs_qp *qp = dev->data->queue_pairs[i];
-        if (!qp)
-            continue;
-        st->enqueued_count += qp->stats.enqueued_count;
-        st->dequeued_count += qp->stats.dequeued_count;
-        st->enqueue_err_count += qp->stats.enqueue_err_count;
-        st->dequeue_err_count += qp->stats.dequeue_err_count;
-    }
+    struct spmd_stats sum;
+
+    spmd_stats_sum(dev->data->queue_pairs, dev->data->nb_queue_pairs, &sum);
+    SPMD_STATS_ADD(st, &sum);
 }
 
 static void cs_stats_reset(struct rte_cryptodev *dev)
 {
-    for (uint16_t i = 0; i < dev->data->nb_queue_pairs; i++) {
-        struct cs_qp *qp = dev->data->queue_pairs[i];
-        if (qp)
-            memset(&qp->stats, 0, sizeof(qp->stats));
-    }
+    spmd_stats_reset(dev->data->queue_pairs, dev->data->nb_queue_pairs);
 }
 
 static void cs_info_get(struct rte_cryptodev *dev, struct rte_cryptodev_info *info)
@@ -191,7 +139,7 @@ static void cs_info_get(struct rte_cryptodev *dev, struct rte_cryptodev_info *in
     info->driver_id = cs_driver_id;
     info->feature_flags = dev->feature_flags;
     info->capabilities = d->caps;
-    info->max_nb_queue_pairs = d->nqp;
+    info->max_nb_queue_pairs = d->base.nqp;
     info->sym.max_nb_sessions = d->max_sessions;
     info->min_mbuf_headroom_req = 0;
     info->min_mbuf_tailroom_req = 0;
@@ -202,40 +150,20 @@ static int cs_qp_setup(struct rte_cryptodev *dev, uint16_t qp_id, const struct r
 {
     struct cs_dev *d = dev->data->dev_private;
     struct cs_qp *qp;
-    uint32_t n = d->ring_entries, ndone = 1;
 
-    if (qp_id >= d->nqp || !d->dev)
+    if (qp_id >= d->base.nqp || !d->base.dev)
         return -EINVAL;
-    if (conf->nb_descriptors > n)
+    if (conf->nb_descriptors > d->base.ring_entries)
         CS_LOG(INFO, "queue pair %u: %u descriptors asked for, the device ring holds %u", qp_id,
-               conf->nb_descriptors, n);
+               conf->nb_descriptors, d->base.ring_entries);
     cs_qp_release(dev, qp_id);
-    while (ndone < 2 * n)
-        ndone <<= 1;
-    qp = rte_zmalloc_socket("crypto_synth qp", sizeof(*qp), RTE_CACHE_LINE_SIZE, socket_id);
+    qp = spmd_qp_create(&d->base, qp_id, sizeof(*qp), sizeof(*qp->slots), socket_id);
     if (!qp)
         return -ENOMEM;
-    qp->slots = rte_zmalloc_socket("crypto_synth slots", n * sizeof(*qp->slots), RTE_CACHE_LINE_SIZE, socket_id);
-    qp->free = rte_zmalloc_socket("crypto_synth free", n * sizeof(*qp->free), RTE_CACHE_LINE_SIZE, socket_id);
-    qp->done = rte_zmalloc_socket("crypto_synth done", ndone * sizeof(*qp->done), RTE_CACHE_LINE_SIZE, socket_id);
-    if (!qp->slots || !qp->free || !qp->done)
-        goto fail;
     qp->d = d;
-    qp->id = qp_id;
-    qp->q = synth_dev_queue(d->dev, qp_id);
-    qp->nslots = n;
-    qp->done_mask = ndone - 1;
-    if (!qp->q)
-        goto fail;
-    cs_qp_restart(d, qp);
+    qp->slots = qp->base.slots;
     dev->data->queue_pairs[qp_id] = qp;
     return 0;
-fail:
-    rte_free(qp->done);
-    rte_free(qp->free);
-    rte_free(qp->slots);
-    rte_free(qp);
-    return -ENOMEM;
 }
 
 static unsigned cs_sess_size(struct rte_cryptodev *dev __rte_unused) { return sizeof(struct cs_sess); }
@@ -246,10 +174,10 @@ static int cs_dev_sess_create_locked(struct cs_dev *d, const struct synth_crypto
     struct synth_crypto_session_params tmp;
     int rc;
 
-    if (d->shared_ctl && synth_q_inflight(d->ctl))
+    if (d->base.shared_ctl && synth_q_inflight(d->base.ctl))
         return -EBUSY;
     tmp = *p; /* the library's scratch copy is wiped by the backend; this one by us */
-    rc = synth_crypto_session_create(d->ctl, &tmp, id);
+    rc = synth_crypto_session_create(d->base.ctl, &tmp, id);
     memset(&tmp, 0, sizeof(tmp));
     switch (rc) {
     case 0:
@@ -272,8 +200,8 @@ int cs_sess_refresh(struct cs_dev *d, struct cs_sess *s)
     uint32_t epoch;
     int rc = 0;
 
-    pthread_mutex_lock(&d->ctl_lock);
-    epoch = __atomic_load_n(&d->epoch, __ATOMIC_ACQUIRE);
+    pthread_mutex_lock(&d->base.ctl_lock);
+    epoch = __atomic_load_n(&d->base.epoch, __ATOMIC_ACQUIRE);
     if (!s->live || s->epoch != epoch) {
         uint32_t id;
         rc = cs_dev_sess_create_locked(d, &s->params, &id);
@@ -282,7 +210,7 @@ int cs_sess_refresh(struct cs_dev *d, struct cs_sess *s)
         s->epoch = epoch;
         __atomic_store_n(&s->live, rc == 0, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&d->ctl_lock);
+    pthread_mutex_unlock(&d->base.ctl_lock);
     return rc;
 }
 
@@ -403,7 +331,7 @@ static int cs_sess_configure(struct rte_cryptodev *dev, struct rte_crypto_sym_xf
     struct cs_sess *s = CRYPTODEV_GET_SYM_SESS_PRIV(sess);
     int rc;
 
-    if (!x || !d->dev)
+    if (!x || !d->base.dev)
         return -EINVAL;
     rc = cs_parse_xform(d, x, s); /* s->live = 0 */
     if (rc < 0)
@@ -421,11 +349,11 @@ static void cs_sess_clear(struct rte_cryptodev *dev, struct rte_cryptodev_sym_se
     struct cs_dev *d = dev->data->dev_private;
     struct cs_sess *s = CRYPTODEV_GET_SYM_SESS_PRIV(sess);
 
-    pthread_mutex_lock(&d->ctl_lock);
-    if (d->dev && s->live && s->epoch == d->epoch && !synth_dev_needs_reset(d->dev) &&
-        !(d->shared_ctl && synth_q_inflight(d->ctl)))
-        synth_crypto_session_destroy(d->ctl, s->id);
-    pthread_mutex_unlock(&d->ctl_lock);
+    pthread_mutex_lock(&d->base.ctl_lock);
+    if (d->base.dev && s->live && s->epoch == d->base.epoch && !synth_dev_needs_reset(d->base.dev) &&
+        !(d->base.shared_ctl && synth_q_inflight(d->base.ctl)))
+        synth_crypto_session_destroy(d->base.ctl, s->id);
+    pthread_mutex_unlock(&d->base.ctl_lock);
     memset(s, 0, sizeof(*s)); /* the key */
 }
 

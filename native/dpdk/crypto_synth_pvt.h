@@ -17,66 +17,41 @@
 #include <cryptodev_pmd.h>
 
 #include "synth/guest.h"
+#include "synth_pmd.h"
 
 #define CS_IV_LEN 12u    /* AEAD */
 #define CS_CBC_IV_LEN 16u
 #define CS_HMAC_KEY_MAX 224u
 #define CS_HDR 128u      /* per op in the arena: IV at 0, tag (up to 32 bytes) at 64, then AAD, then data */
 #define CS_TAG_OFF 64u
-#define CS_RETRIES 8u    /* RETRY completions submitted again before the op fails */
-#define CS_TIMEOUT_MS 5000
 
 extern int cs_logtype;
 #define CS_LOG(level, fmt, ...) \
     rte_log(RTE_LOG_##level, cs_logtype, "crypto_synth: " fmt "\n", ##__VA_ARGS__)
 
-/* One operation on the device: the DPDK op, its arena buffer and its descriptor (kept for RETRY). */
+/* One operation on the device (s.op: a struct rte_crypto_op). */
 struct cs_slot {
-    struct rte_crypto_op *op;
+    struct spmd_slot s;
     uint8_t *digest;     /* ENCRYPT: where the tag goes back to; NULL to decrypt */
-    uint32_t buf_off;
-    uint32_t buf_size;
     uint32_t data_off;   /* arena offset of the data */
     uint32_t out_off;    /* the data's range in the op's destination mbuf */
     uint32_t out_len;
-    uint16_t tries;
-    uint8_t busy;
     uint8_t tag_len;
-    struct synth_desc desc;
 };
 
 struct cs_dev;
 
 struct cs_qp {
+    struct spmd_qp base;       /* its done FIFO holds struct rte_crypto_op */
     struct cs_dev *d;
-    struct synth_queue *q;
-    uint16_t id;
-    uint32_t nslots;           /* the device ring's entries */
-    uint32_t nfree;
-    uint32_t *free;            /* stack of free slot indices */
-    struct cs_slot *slots;
-    /* Ops finished without the device (refused, or failed by a reset), returned by dequeue first. */
-    struct rte_crypto_op **done;
-    uint32_t done_mask;
-    uint32_t done_head, done_tail;
-    uint32_t epoch;            /* the device epoch this queue's state belongs to */
-    struct rte_cryptodev_stats stats;
+    struct cs_slot *slots;     /* base.slots */
 };
 
 struct cs_dev {
-    struct synth_dev *dev;
-    char spec[256];            /* region path or PCI address */
-    int lock_fd;               /* the claim (an OFD lock on the region or BAR file), or -1 */
-    pthread_mutex_t ctl_lock;
-    struct synth_queue *ctl;   /* where sessions are created and destroyed */
-    uint16_t nqp;              /* queue pairs offered */
-    uint16_t shared_ctl;       /* 1: ctl is queue pair 0's queue */
-    uint32_t epoch;            /* bumped by each device reset */
+    struct spmd_dev base;      /* ctl: where sessions are created and destroyed */
     uint32_t alg_mask;
     uint32_t max_aad;
     uint32_t max_sessions;
-    uint32_t ring_entries;
-    uint64_t arena_size;
     struct rte_cryptodev_capabilities caps[5];
 };
 
@@ -98,8 +73,6 @@ extern uint8_t cs_driver_id;
 
 /* The capability list of what the device's alg_mask serves, into d->caps. */
 void cs_fill_caps(struct cs_dev *d);
-/* Close the device (the backend drops its sessions) and let the claim go. */
-void cs_release(struct cs_dev *d);
 
 uint16_t cs_enqueue_burst(void *qp, struct rte_crypto_op **ops, uint16_t nb_ops);
 uint16_t cs_dequeue_burst(void *qp, struct rte_crypto_op **ops, uint16_t nb_ops);
@@ -107,7 +80,7 @@ uint16_t cs_dequeue_burst(void *qp, struct rte_crypto_op **ops, uint16_t nb_ops)
 /* Create the device session of s again (after a reset): 0 or a negative errno. */
 int cs_sess_refresh(struct cs_dev *d, struct cs_sess *s);
 
-/* The queue pair's state after a device reset: every slot free, nothing pending. */
-void cs_qp_restart(struct cs_dev *d, struct cs_qp *qp);
+/* A slot a device reset took: its op fails (spmd_qp_restart). */
+void cs_lose(struct spmd_qp *qp, struct spmd_slot *s);
 
 #endif /* CRYPTO_SYNTH_PVT_H */
