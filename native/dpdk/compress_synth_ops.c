@@ -102,7 +102,7 @@ static void cz_info_get(struct rte_compressdev *dev, struct rte_compressdev_info
 static int cz_qp_setup(struct rte_compressdev *dev, uint16_t qp_id, uint32_t max_inflight, int socket_id)
 {
     struct cz_dev *d = dev->data->dev_private;
-    struct cz_qp *qp;
+    struct spmd_qp *qp;
 
     if (qp_id >= d->base.nqp || !d->base.dev)
         return -EINVAL;
@@ -110,11 +110,9 @@ static int cz_qp_setup(struct rte_compressdev *dev, uint16_t qp_id, uint32_t max
         CZ_LOG(INFO, "queue pair %u: %u ops in flight asked for, the device ring holds %u (enqueue takes "
                "what fits)", qp_id, max_inflight, d->base.ring_entries);
     cz_qp_release(dev, qp_id);
-    qp = spmd_qp_create(&d->base, qp_id, sizeof(*qp), sizeof(*qp->slots), socket_id);
+    qp = spmd_qp_create(&d->base, qp_id, sizeof(struct cz_slot), socket_id);
     if (!qp)
         return -ENOMEM;
-    qp->d = d;
-    qp->slots = qp->base.slots;
     dev->data->queue_pairs[qp_id] = qp;
     return 0;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * compress_synth: the DPDK compressdev poll-mode driver over a synthetic compression device
- * (docs/dpdk.md). Private to the driver: its device, queue pair, transform and stream structures.
+ * (docs/dpdk.md). Private to the driver: its device, slot, transform and stream structures (the
+ * rest is synth_pmd.h).
  *
  * Threading: DPDK's: a queue pair is used by one thread at a time. Streams are created and
  * destroyed through a control queue of the device that no queue pair uses, under ctl_lock, so
@@ -63,19 +64,19 @@ struct cz_slot {
     uint8_t step;              /* enum cz_step of the op in flight */
 };
 
-struct cz_dev;
-
-struct cz_qp {
-    struct spmd_qp base;       /* its done FIFO holds struct rte_comp_op */
-    struct cz_dev *d;
-    struct cz_slot *slots;     /* base.slots */
-};
-
 struct cz_dev {
     struct spmd_dev base;      /* ctl: where streams are created and destroyed (NULL: no streams) */
     struct synth_comp_cfg cfg; /* the device's configuration block, read at probe */
     struct rte_compressdev_capabilities caps[2];
 };
+
+/* The queue pairs are struct spmd_qp (their done FIFO holds struct rte_comp_op); their device and
+ * slots are these. */
+static inline struct cz_dev *cz_qp_dev(const struct spmd_qp *qp) { return (struct cz_dev *)qp->d; }
+static inline struct cz_slot *cz_qp_slot(const struct spmd_qp *qp, uint32_t idx)
+{
+    return (struct cz_slot *)spmd_slot(qp, idx);
+}
 
 extern struct rte_compressdev_ops cz_ops;
 

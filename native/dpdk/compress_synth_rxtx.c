@@ -102,15 +102,15 @@ static uint32_t cz_stream_flush(const struct cz_stream *st, enum rte_comp_flush_
 }
 
 /* Copy the next chunk of a stateful op's input into the slot's buffer and fill its FEED. */
-static void cz_feed(struct cz_qp *qp, struct cz_slot *slot, uint32_t idx)
+static void cz_feed(struct spmd_qp *qp, struct cz_slot *slot, uint32_t idx)
 {
     struct rte_comp_op *op = slot->s.op;
     struct cz_stream *st = slot->st;
     uint32_t rest = op->src.length - slot->consumed;
     struct cz_ck ck = {st->x.chksum, st->crc, st->adler};
 
-    slot->chunk = RTE_MIN(rest, qp->d->cfg.max_chunk);
-    cz_mbuf_copy(op->m_src, op->src.offset + slot->consumed, slot->chunk, synth_buf_ptr(qp->base.q, slot->src_off), 0,
+    slot->chunk = RTE_MIN(rest, cz_qp_dev(qp)->cfg.max_chunk);
+    cz_mbuf_copy(op->m_src, op->src.offset + slot->consumed, slot->chunk, synth_buf_ptr(qp->q, slot->src_off), 0,
                  st->x.compress ? &ck : NULL);
     st->crc = ck.crc;
     st->adler = ck.adler;
@@ -131,11 +131,10 @@ static void cz_drain(struct cz_slot *slot, uint32_t idx)
 /* Check op, fill its arena buffer and first descriptor. 0, -ENOSPC (ring or arena full, or the
  * stream busy: leave it with the application), or a positive RTE_COMP_OP_STATUS_* to finish it
  * with. */
-static int cz_prepare(struct spmd_qp *bq, void *arg, uint32_t *slot_out)
+static int cz_prepare(struct spmd_qp *qp, void *arg, uint32_t *slot_out)
 {
-    struct cz_qp *qp = (struct cz_qp *)bq;
     struct rte_comp_op *op = arg;
-    struct cz_dev *d = qp->d;
+    struct cz_dev *d = cz_qp_dev(qp);
     const struct cz_xform *x;
     struct cz_stream *st = NULL;
     struct cz_slot *slot;
@@ -155,7 +154,7 @@ static int cz_prepare(struct spmd_qp *bq, void *arg, uint32_t *slot_out)
     } else {
         return RTE_COMP_OP_STATUS_INVALID_ARGS;
     }
-    if (synth_dev_needs_reset(d->base.dev) || bq->epoch != __atomic_load_n(&d->base.epoch, __ATOMIC_ACQUIRE))
+    if (synth_dev_needs_reset(d->base.dev) || qp->epoch != __atomic_load_n(&d->base.epoch, __ATOMIC_ACQUIRE))
         return RTE_COMP_OP_STATUS_ERROR;
     if (!op->m_src || !op->m_dst)
         return RTE_COMP_OP_STATUS_INVALID_ARGS;
@@ -172,7 +171,7 @@ static int cz_prepare(struct spmd_qp *bq, void *arg, uint32_t *slot_out)
         src_area = op->src.length;
         dst_cap = x->compress ? RTE_MIN(dst_room, synth_comp_bound(op->src.length)) : dst_room;
     } else {
-        if (st->epoch != bq->epoch)
+        if (st->epoch != qp->epoch)
             return RTE_COMP_OP_STATUS_ERROR; /* the reset took the stream's state with it */
         if (x->compress && op->flush_flag == RTE_COMP_FLUSH_FULL)
             return RTE_COMP_OP_STATUS_INVALID_ARGS; /* the device has no full flush */
@@ -188,13 +187,13 @@ static int cz_prepare(struct spmd_qp *bq, void *arg, uint32_t *slot_out)
     dst_cap = RTE_MIN(dst_cap, RTE_MIN(d->base.arena_size - src_area, (uint64_t)UINT32_MAX / 2) & ~(uint64_t)(SYNTH_BUF_ALIGN - 1));
     if (!dst_cap)
         return RTE_COMP_OP_STATUS_OUT_OF_SPACE_TERMINATED;
-    if (!bq->nfree)
+    if (!qp->nfree)
         return -ENOSPC;
-    boff = synth_buf_alloc(bq->q, (uint32_t)(src_area + spmd_round((uint32_t)dst_cap)));
+    boff = synth_buf_alloc(qp->q, (uint32_t)(src_area + spmd_round((uint32_t)dst_cap)));
     if (boff < 0)
         return -ENOSPC;
-    idx = bq->free[--bq->nfree];
-    slot = &qp->slots[idx];
+    idx = qp->free[--qp->nfree];
+    slot = cz_qp_slot(qp, idx);
     memset(slot, 0, sizeof(*slot));
     slot->s.op = op;
     slot->st = st;
@@ -207,7 +206,7 @@ static int cz_prepare(struct spmd_qp *bq, void *arg, uint32_t *slot_out)
     if (!st) {
         struct cz_ck ck = {x->chksum, 0, 1};
 
-        cz_mbuf_copy(op->m_src, op->src.offset, op->src.length, synth_buf_ptr(qp->base.q, slot->src_off), 0,
+        cz_mbuf_copy(op->m_src, op->src.offset, op->src.length, synth_buf_ptr(qp->q, slot->src_off), 0,
                      x->compress ? &ck : NULL);
         op->output_chksum = x->compress ? cz_ck_value(&ck) : 0;
         slot->step = CZ_ONESHOT;
@@ -225,14 +224,14 @@ static int cz_prepare(struct spmd_qp *bq, void *arg, uint32_t *slot_out)
     return 0;
 }
 
-static void cz_unslot(struct spmd_qp *bq, uint32_t idx)
+static void cz_unslot(struct spmd_qp *qp, uint32_t idx)
 {
-    struct cz_slot *s = &((struct cz_qp *)bq)->slots[idx];
+    struct cz_slot *s = cz_qp_slot(qp, idx);
 
     if (s->st)
         s->st->busy = 0;
     s->st = NULL;
-    spmd_slot_put(bq, idx);
+    spmd_slot_put(qp, idx);
 }
 
 static uint8_t cz_status(uint16_t st)
@@ -251,13 +250,13 @@ static uint8_t cz_status(uint16_t st)
 }
 
 /* Copy a finished op's output into its destination (checksumming decompressed data). */
-static void cz_deliver(struct cz_qp *qp, struct cz_slot *slot, const struct cz_xform *x)
+static void cz_deliver(struct spmd_qp *qp, struct cz_slot *slot, const struct cz_xform *x)
 {
     struct rte_comp_op *op = slot->s.op;
     struct cz_stream *st = slot->st;
     struct cz_ck ck = {x->chksum, st ? st->crc : 0, st ? st->adler : 1};
 
-    cz_mbuf_copy(op->m_dst, op->dst.offset, slot->produced, synth_buf_ptr(qp->base.q, slot->dst_off), 1,
+    cz_mbuf_copy(op->m_dst, op->dst.offset, slot->produced, synth_buf_ptr(qp->q, slot->dst_off), 1,
                  x->compress ? NULL : &ck);
     if (st) {
         st->crc = ck.crc;
@@ -272,14 +271,14 @@ static void cz_deliver(struct cz_qp *qp, struct cz_slot *slot, const struct cz_x
 
 /* A completion of a stateful op: 1 if the op is finished (with *status), 0 if its next device op
  * is submitted. */
-static int cz_stream_step(struct cz_qp *qp, struct cz_slot *slot, const struct synth_cpl *c, uint32_t idx,
+static int cz_stream_step(struct spmd_qp *qp, struct cz_slot *slot, const struct synth_cpl *c, uint32_t idx,
                           uint8_t *status)
 {
     struct cz_stream *st = slot->st;
     struct rte_comp_op *op = slot->s.op;
 
     if (c->result > slot->dst_cap - slot->produced) {
-        CZ_LOG(ERR, "queue pair %u: the device reports %u bytes written into %u", qp->base.id, c->result,
+        CZ_LOG(ERR, "queue pair %u: the device reports %u bytes written into %u", qp->id, c->result,
                slot->dst_cap - slot->produced);
         *status = RTE_COMP_OP_STATUS_ERROR;
         return 1;
@@ -301,17 +300,16 @@ static int cz_stream_step(struct cz_qp *qp, struct cz_slot *slot, const struct s
     else
         return *status = RTE_COMP_OP_STATUS_SUCCESS, 1;
     slot->s.tries = 0;
-    if (synth_q_submit_burst(qp->base.q, &slot->s.desc, 1) == 1)
+    if (synth_q_submit_burst(qp->q, &slot->s.desc, 1) == 1)
         return 0;
     *status = RTE_COMP_OP_STATUS_ERROR;
     return 1;
 }
 
 /* One completion: 1 if its op is finished (into *out), 0 if it went on or is unknown. */
-static int cz_complete(struct spmd_qp *bq, const struct synth_cpl *c, void **out)
+static int cz_complete(struct spmd_qp *qp, const struct synth_cpl *c, void **out)
 {
-    struct cz_qp *qp = (struct cz_qp *)bq;
-    struct cz_slot *slot = (struct cz_slot *)spmd_cpl_slot(bq, c);
+    struct cz_slot *slot = (struct cz_slot *)spmd_cpl_slot(qp, c);
     struct rte_comp_op *op;
     const struct cz_xform *x;
     uint32_t idx = (uint32_t)c->cookie;
@@ -327,7 +325,7 @@ static int cz_complete(struct spmd_qp *bq, const struct synth_cpl *c, void **out
             return 0;
     } else if (st == RTE_COMP_OP_STATUS_SUCCESS) {
         if (c->result > slot->dst_cap) {
-            CZ_LOG(ERR, "queue pair %u: the device reports %u bytes written into %u", bq->id, c->result,
+            CZ_LOG(ERR, "queue pair %u: the device reports %u bytes written into %u", qp->id, c->result,
                    slot->dst_cap);
             st = RTE_COMP_OP_STATUS_ERROR;
         }
@@ -338,10 +336,10 @@ static int cz_complete(struct spmd_qp *bq, const struct synth_cpl *c, void **out
         cz_deliver(qp, slot, x);
     } else {
         op->consumed = op->produced = 0;
-        bq->stats.dequeue_err_count++;
+        qp->stats.dequeue_err_count++;
     }
     op->status = st;
-    cz_unslot(bq, idx);
+    cz_unslot(qp, idx);
     *out = op;
     return 1;
 }

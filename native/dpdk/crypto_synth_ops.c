@@ -149,7 +149,7 @@ static int cs_qp_setup(struct rte_cryptodev *dev, uint16_t qp_id, const struct r
                        int socket_id)
 {
     struct cs_dev *d = dev->data->dev_private;
-    struct cs_qp *qp;
+    struct spmd_qp *qp;
 
     if (qp_id >= d->base.nqp || !d->base.dev)
         return -EINVAL;
@@ -157,11 +157,9 @@ static int cs_qp_setup(struct rte_cryptodev *dev, uint16_t qp_id, const struct r
         CS_LOG(INFO, "queue pair %u: %u descriptors asked for, the device ring holds %u", qp_id,
                conf->nb_descriptors, d->base.ring_entries);
     cs_qp_release(dev, qp_id);
-    qp = spmd_qp_create(&d->base, qp_id, sizeof(*qp), sizeof(*qp->slots), socket_id);
+    qp = spmd_qp_create(&d->base, qp_id, sizeof(struct cs_slot), socket_id);
     if (!qp)
         return -ENOMEM;
-    qp->d = d;
-    qp->slots = qp->base.slots;
     dev->data->queue_pairs[qp_id] = qp;
     return 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * crypto_synth: the DPDK cryptodev poll-mode driver over a synthetic crypto device (docs/dpdk.md).
- * Private to the driver: its device, queue pair and session structures.
+ * Private to the driver: its device, slot and session structures (the rest is synth_pmd.h).
  *
  * Threading: DPDK's: a queue pair is used by one thread at a time. Sessions are created and
  * destroyed through a control queue of the device that no queue pair uses, under ctl_lock, so that
@@ -39,14 +39,6 @@ struct cs_slot {
     uint8_t tag_len;
 };
 
-struct cs_dev;
-
-struct cs_qp {
-    struct spmd_qp base;       /* its done FIFO holds struct rte_crypto_op */
-    struct cs_dev *d;
-    struct cs_slot *slots;     /* base.slots */
-};
-
 struct cs_dev {
     struct spmd_dev base;      /* ctl: where sessions are created and destroyed */
     uint32_t alg_mask;
@@ -54,6 +46,14 @@ struct cs_dev {
     uint32_t max_sessions;
     struct rte_cryptodev_capabilities caps[5];
 };
+
+/* The queue pairs are struct spmd_qp (their done FIFO holds struct rte_crypto_op); their device and
+ * slots are these. */
+static inline struct cs_dev *cs_qp_dev(const struct spmd_qp *qp) { return (struct cs_dev *)qp->d; }
+static inline struct cs_slot *cs_qp_slot(const struct spmd_qp *qp, uint32_t idx)
+{
+    return (struct cs_slot *)spmd_slot(qp, idx);
+}
 
 /* Session private data (CRYPTODEV_GET_SYM_SESS_PRIV). */
 struct cs_sess {

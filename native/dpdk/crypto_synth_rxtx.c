@@ -72,11 +72,10 @@ static int cs_request(const struct cs_dev *d, const struct cs_sess *s, const str
 
 /* Check op, fill its arena buffer and descriptor. 0, -ENOSPC (ring or arena full: leave it with the
  * application), or a positive RTE_CRYPTO_OP_STATUS_* to finish it with. */
-static int cs_prepare(struct spmd_qp *bq, void *arg, uint32_t *slot_out)
+static int cs_prepare(struct spmd_qp *qp, void *arg, uint32_t *slot_out)
 {
-    struct cs_qp *qp = (struct cs_qp *)bq;
     struct rte_crypto_op *op = arg;
-    struct cs_dev *d = qp->d;
+    struct cs_dev *d = cs_qp_dev(qp);
     struct rte_crypto_sym_op *sym = op->sym;
     struct cs_sess *s;
     struct rte_mbuf *dst;
@@ -89,10 +88,10 @@ static int cs_prepare(struct spmd_qp *bq, void *arg, uint32_t *slot_out)
 
     if (op->type != RTE_CRYPTO_OP_TYPE_SYMMETRIC || op->sess_type != RTE_CRYPTO_OP_WITH_SESSION || !sym->session)
         return RTE_CRYPTO_OP_STATUS_INVALID_SESSION;
-    if (synth_dev_needs_reset(d->base.dev) || bq->epoch != __atomic_load_n(&d->base.epoch, __ATOMIC_ACQUIRE))
+    if (synth_dev_needs_reset(d->base.dev) || qp->epoch != __atomic_load_n(&d->base.epoch, __ATOMIC_ACQUIRE))
         return RTE_CRYPTO_OP_STATUS_ERROR;
     s = CRYPTODEV_GET_SYM_SESS_PRIV(sym->session);
-    if (!s->live || s->epoch != bq->epoch) {
+    if (!s->live || s->epoch != qp->epoch) {
         if (cs_sess_refresh(d, s) < 0)
             return RTE_CRYPTO_OP_STATUS_INVALID_SESSION;
     }
@@ -109,14 +108,14 @@ static int cs_prepare(struct spmd_qp *bq, void *arg, uint32_t *slot_out)
     if ((uint64_t)CS_HDR + aad_sz + spmd_round(len) > d->base.arena_size || len > UINT32_MAX / 2)
         return RTE_CRYPTO_OP_STATUS_INVALID_ARGS;
     total = CS_HDR + aad_sz + spmd_round(len);
-    if (!bq->nfree)
+    if (!qp->nfree)
         return -ENOSPC;
-    boff = synth_buf_alloc(bq->q, total);
+    boff = synth_buf_alloc(qp->q, total);
     if (boff < 0)
         return -ENOSPC;
-    idx = bq->free[--bq->nfree];
-    slot = &qp->slots[idx];
-    a = synth_buf_ptr(bq->q, (uint32_t)boff);
+    idx = qp->free[--qp->nfree];
+    slot = cs_qp_slot(qp, idx);
+    a = synth_buf_ptr(qp->q, (uint32_t)boff);
     memcpy(a, rte_crypto_op_ctod_offset(op, uint8_t *, s->iv_offset), s->params.iv_len);
     if (!s->enc)
         memcpy(a + CS_TAG_OFF, r.digest, s->tag_len);
@@ -124,8 +123,8 @@ static int cs_prepare(struct spmd_qp *bq, void *arg, uint32_t *slot_out)
         memcpy(a + CS_HDR, r.aad, r.aad_len);
     if ((!r.aad && spmd_mbuf_copy(sym->m_src, r.aad_at, r.aad_len, a + CS_HDR, 0, NULL, NULL) < 0) ||
         spmd_mbuf_copy(sym->m_src, off, len, a + CS_HDR + aad_sz, 0, NULL, NULL) < 0) {
-        synth_buf_free(bq->q, (uint32_t)boff, total);
-        bq->free[bq->nfree++] = idx;
+        synth_buf_free(qp->q, (uint32_t)boff, total);
+        qp->free[qp->nfree++] = idx;
         return RTE_CRYPTO_OP_STATUS_INVALID_ARGS;
     }
     slot->s.op = op;
@@ -164,9 +163,9 @@ static uint8_t cs_status(uint16_t st)
 }
 
 /* One completion: 1 if its op is finished (into *out), 0 if it was submitted again or is unknown. */
-static int cs_complete(struct spmd_qp *bq, const struct synth_cpl *c, void **out)
+static int cs_complete(struct spmd_qp *qp, const struct synth_cpl *c, void **out)
 {
-    struct cs_slot *slot = (struct cs_slot *)spmd_cpl_slot(bq, c);
+    struct cs_slot *slot = (struct cs_slot *)spmd_cpl_slot(qp, c);
     struct rte_crypto_op *op;
     struct cs_sess *s;
     uint8_t st;
@@ -176,10 +175,10 @@ static int cs_complete(struct spmd_qp *bq, const struct synth_cpl *c, void **out
     op = slot->s.op;
     st = cs_status(c->status);
     if (st == RTE_CRYPTO_OP_STATUS_SUCCESS) {
-        const uint8_t *a = synth_buf_ptr(bq->q, slot->s.buf_off);
+        const uint8_t *a = synth_buf_ptr(qp->q, slot->s.buf_off);
         struct rte_mbuf *dst = op->sym->m_dst ? op->sym->m_dst : op->sym->m_src;
 
-        spmd_mbuf_copy(dst, slot->out_off, slot->out_len, (uint8_t *)synth_buf_ptr(bq->q, slot->data_off), 1, NULL,
+        spmd_mbuf_copy(dst, slot->out_off, slot->out_len, (uint8_t *)synth_buf_ptr(qp->q, slot->data_off), 1, NULL,
                        NULL);
         if (slot->digest)
             memcpy(slot->digest, a + CS_TAG_OFF, slot->tag_len);
@@ -188,10 +187,10 @@ static int cs_complete(struct spmd_qp *bq, const struct synth_cpl *c, void **out
             s = CRYPTODEV_GET_SYM_SESS_PRIV(op->sym->session);
             s->live = 0; /* created again by the next op (a backend restarted without its vault) */
         }
-        bq->stats.dequeue_err_count++;
+        qp->stats.dequeue_err_count++;
     }
     op->status = st;
-    spmd_slot_put(bq, (uint32_t)c->cookie);
+    spmd_slot_put(qp, (uint32_t)c->cookie);
     *out = op;
     return 1;
 }

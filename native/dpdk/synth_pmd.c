@@ -186,7 +186,7 @@ void spmd_qp_restart(struct spmd_qp *qp, void (*lose)(struct spmd_qp *qp, struct
     spmd_qp_refill(qp);
 }
 
-void *spmd_qp_create(struct spmd_dev *d, uint16_t qp_id, size_t qp_size, size_t slot_size, int socket_id)
+struct spmd_qp *spmd_qp_create(struct spmd_dev *d, uint16_t qp_id, size_t slot_size, int socket_id)
 {
     const char *type = d->id->drv;
     struct spmd_qp *qp;
@@ -194,7 +194,7 @@ void *spmd_qp_create(struct spmd_dev *d, uint16_t qp_id, size_t qp_size, size_t 
 
     while (ndone < 2 * n) /* room for every slot's op and as many refused */
         ndone <<= 1;
-    qp = rte_zmalloc_socket(type, qp_size, RTE_CACHE_LINE_SIZE, socket_id);
+    qp = rte_zmalloc_socket(type, sizeof(*qp), RTE_CACHE_LINE_SIZE, socket_id);
     if (!qp)
         return NULL;
     qp->slots = rte_zmalloc_socket(type, n * slot_size, RTE_CACHE_LINE_SIZE, socket_id);

@@ -8,8 +8,8 @@
  * Each PMD links its own copy of synth_pmd.c; its version script keeps every spmd_* symbol inside
  * the .so, so the two PMDs loaded in one process never see each other's.
  *
- * A PMD's device private data starts with a struct spmd_dev, its queue pair with a struct
- * spmd_qp, its slot with a struct spmd_slot: the shared code sees only those.
+ * A PMD's device private data starts with a struct spmd_dev and its slot with a struct spmd_slot:
+ * the shared code sees only those. Its queue pairs are struct spmd_qp.
  */
 #ifndef SYNTH_PMD_H
 #define SYNTH_PMD_H
@@ -133,9 +133,9 @@ int spmd_configure(const struct spmd_dev *d, uint16_t nb_qp);
  * lose). 0, or the reset's negative errno. */
 int spmd_start(struct spmd_dev *d, void **qps, uint16_t nb_qp, void (*lose)(struct spmd_qp *qp, struct spmd_slot *s));
 
-/* A queue pair of qp_size bytes (starting with a struct spmd_qp) on the device's queue qp_id, with
- * a slot of slot_size bytes per ring entry, every slot free. NULL if out of memory. */
-void *spmd_qp_create(struct spmd_dev *d, uint16_t qp_id, size_t qp_size, size_t slot_size, int socket_id);
+/* A queue pair on the device's queue qp_id, with a slot of slot_size bytes (starting with a struct
+ * spmd_slot) per ring entry, every slot free. NULL if out of memory. */
+struct spmd_qp *spmd_qp_create(struct spmd_dev *d, uint16_t qp_id, size_t slot_size, int socket_id);
 /* Free *qp (may be NULL) and set it to NULL. */
 void spmd_qp_free(void **qp);
 /* Free every queue pair of qps, then close the device. */
