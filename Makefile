@@ -165,7 +165,9 @@ synth-guest: $(NATIVE_BUILD)/synth-guest ## the guest's test program, static (pr
 $(NATIVE_BUILD)/synth-guest: $(SYNTH_GUEST_SRCS) guest/sg.h native/tests/kat_vectors.h $(NATIVE_BUILD)/libsynth.a
 	$(CC) $(CFLAGS) -static -Inative/include -Inative/tests $(SYNTH_GUEST_SRCS) $(NATIVE_BUILD)/libsynth.a -o $@
 
-guest-inputs: synth-guest afalg-kat provider provider-kat dpdk ## the programs the guest image carries (synth-guest, afalg-kat, the provider and its test, the DPDK PMD)
+# The DPDK PMD only where DPDK is installed: without it the image simply has no `dpdk` step.
+HAVE_DPDK := $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
+guest-inputs: synth-guest afalg-kat provider provider-kat $(HAVE_DPDK) ## the programs the guest image carries (synth-guest, afalg-kat, the provider and its test, the DPDK PMD where DPDK is installed)
 
 guest-image: setup guest-inputs ## the guest kernel + initramfs (cached in ~/.cache/libvirt-synth)
 	$(VENV)/bin/virt-synth guest-image
