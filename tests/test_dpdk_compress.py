@@ -8,60 +8,31 @@ defines."""
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import os
 import pathlib
 import re
 import shutil
 import struct
 import subprocess
-import time
 import zlib
 from collections.abc import Iterator
 
+import dpdkbed
 import pytest
 from compress_corpus import corpus_entry
 
-from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host.device import HostDevice, Worker
 
-from rawregion import RawRegion
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-PMD = ROOT / "native" / "build" / "dpdk" / "librte_compress_synth.so"
-CHECK = ROOT / "native" / "build" / "dpdk" / "check-compress-synth"
+CHECK = dpdkbed.BUILD / "check-compress-synth"
 PERF = shutil.which("dpdk-test-compress-perf")
 
 pytestmark = pytest.mark.skipif(PERF is None, reason="dpdk-test-compress-perf is not installed (Debian: dpdk-dev)")
 
 
-def private_dir() -> pathlib.Path:
-    """A directory no world-writable one leads to: DPDK's EAL refuses to load a driver (-d) from
-    any other ("directory path /tmp is world-writable and insecure"). Under the home directory's
-    cache, made 0700."""
-    d = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "libvirt-synth" / "dpdk"
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for p in (d, *d.parents):
-        if p.stat().st_mode & 0o002:
-            pytest.fail(f"{p} is world-writable: EAL would refuse to load the PMD from under it")
-    return d
-
-
 @pytest.fixture(scope="module")
 def pmd() -> pathlib.Path:
     """The built PMD, copied where EAL will load it from."""
-    subprocess.run(["make", "-s", "-C", str(ROOT), "dpdk"], check=True)
-    assert PMD.is_file() and CHECK.is_file()
-    data = PMD.read_bytes()
-    dst = private_dir() / f"librte_compress_synth-{hashlib.sha256(data).hexdigest()[:12]}.so"
-    if not dst.is_file():
-        tmp = dst.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.chmod(0o755)
-        tmp.replace(dst)
-    return dst
+    return dpdkbed.install_pmd("librte_compress_synth", CHECK)
 
 
 def make_corpus() -> bytes:
@@ -79,9 +50,7 @@ def data() -> bytes:
 def serve(region_dir: pathlib.Path, worker: Worker, **kw: object) -> HostDevice:
     kw.setdefault("size", 8 << 20)
     kw.setdefault("queues", 2)
-    dev = HostDevice.create(str(region_dir / "comp0"), DevClass.COMPRESS, **kw)
-    worker.add(dev)
-    return dev
+    return dpdkbed.serve(region_dir, worker, "comp0", DevClass.COMPRESS, **kw)
 
 
 @pytest.fixture
@@ -95,9 +64,7 @@ def device(region_dir: pathlib.Path, worker: Worker) -> Iterator[HostDevice]:
 
 
 def eal(pmd: pathlib.Path, dev: HostDevice, lcores: str) -> list[str]:
-    # The EAL's files are per test (its region directory).
-    return ["-l", lcores, "--no-huge", "-m", "256", "--no-pci", "--file-prefix", pathlib.Path(dev.path).parent.name,
-            "-d", str(pmd), "--vdev", f"compress_synth0,region={dev.path}"]
+    return dpdkbed.device_eal(pmd, "compress_synth", dev, lcores)
 
 
 def perf(pmd: pathlib.Path, dev: HostDevice, infile: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -346,16 +313,6 @@ def check_files(pmd: pathlib.Path, device: HostDevice, tmp_path: pathlib.Path, d
     assert q[1]["by_status"] == {"ok": 6}  # three streams, created and destroyed
 
 
-def mark_needs_reset(dev: HostDevice) -> None:
-    raw = RawRegion(dev.path)
-    raw.hdr.dev_status = lib.SYNTH_DEV_READY | lib.SYNTH_DEV_NEEDS_RESET
-    raw.close()
-
-
-def counts(line: str) -> dict[str, int]:
-    return {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}
-
-
 @pytest.mark.parametrize("in_flight", [False, True])
 def test_a_device_that_needs_a_reset_fails_ops_and_recovers_on_start(
         pmd: pathlib.Path, device: HostDevice, worker: Worker, in_flight: bool) -> None:
@@ -363,43 +320,8 @@ def test_a_device_that_needs_a_reset_fails_ops_and_recovers_on_start(
     not serving): every op of the burst comes back with an error status, none is lost and nothing
     crashes; stop/start resets the device and ops pass again. A stream from before the reset lost
     its state with it (its op fails); a new one works."""
-    p = subprocess.Popen([str(CHECK), *eal(pmd, device, "0"), "--", "reset"], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert p.stdout is not None and p.stdin is not None
-        assert counts(p.stdout.readline()) == {"ok": 64, "error": 0, "other": 0}
-        if in_flight:
-            worker.remove(device)
-            p.stdin.write("go\n")
-            p.stdin.flush()
-            # The burst sits in queue 0's ring, unserved: wait until the PMD has submitted all of it.
-            raw = RawRegion(device.path)
-            sq = raw.queue(0)[0]
-            deadline = time.monotonic() + 30
-            while (sq.prod - sq.cons) & 0xFFFFFFFF < 64 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert (sq.prod - sq.cons) & 0xFFFFFFFF == 64
-            raw.close()
-            mark_needs_reset(device)
-            failed = p.stdout.readline()
-            worker.add(device)  # serving again (for the reset's handshake) only once the burst failed
-        else:
-            mark_needs_reset(device)
-            p.stdin.write("go\n")
-            p.stdin.flush()
-            failed = p.stdout.readline()
-        out, err = p.communicate("go\n", timeout=60)
-        out = failed + out
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, out + err
-    lines = out.splitlines()
-    assert counts(lines[0]) == {"ok": 0, "error": 64, "other": 0}, out
-    assert lines[1] == "start 0" and "reset: ok" in err, out + err
-    assert counts(lines[2]) == {"ok": 64, "error": 0, "other": 0}, out
-    assert lines[3:] == ["old-stream ERROR", "new-stream SUCCESS"], out
+    rest = dpdkbed.check_reset([str(CHECK), *eal(pmd, device, "0"), "--", "reset"], device, worker, in_flight)
+    assert rest == ["old-stream ERROR", "new-stream SUCCESS"]
     # In flight, the backend may have served some of the burst before the test's NEEDS_RESET
     # reached it; the PMD had failed it already.
     ops = device.stats().queues[0]["ops"]
@@ -415,16 +337,14 @@ def test_a_device_that_needs_a_reset_fails_ops_and_recovers_on_start(
 def test_bad_devargs_are_a_clear_error(pmd: pathlib.Path, region_dir: pathlib.Path, devargs: str,
                                        message: str) -> None:
     vdev = "compress_synth0" + ("," + devargs.format(dir=region_dir) if devargs else "")
-    cmd = [str(CHECK), "-l", "0", "--no-huge", "-m", "256", "--no-pci", "--file-prefix", region_dir.name,
-           "-d", str(pmd), "--vdev", vdev, "--", "params"]
+    cmd = [str(CHECK), *dpdkbed.eal(pmd, vdev, region_dir.name, "0"), "--", "params"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode > 0
     assert message in r.stdout + r.stderr
 
 
 def test_a_crypto_device_is_refused(pmd: pathlib.Path, region_dir: pathlib.Path, worker: Worker) -> None:
-    dev = HostDevice.create(str(region_dir / "comp0"), DevClass.CRYPTO, size=4 << 20, queues=2)
-    worker.add(dev)
+    dev = dpdkbed.serve(region_dir, worker, "comp0", DevClass.CRYPTO, size=4 << 20, queues=2)
     try:
         r = check(pmd, dev, "params")
         assert r.returncode > 0
@@ -435,12 +355,8 @@ def test_a_crypto_device_is_refused(pmd: pathlib.Path, region_dir: pathlib.Path,
 
 def test_a_device_another_process_holds_is_refused(pmd: pathlib.Path, device: HostDevice) -> None:
     """The claim every driver takes (a lock on the region's first byte) keeps the PMD off."""
-    fd = os.open(device.path, os.O_RDWR)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+    with dpdkbed.held(device):
         r = check(pmd, device, "params")
         assert r.returncode > 0
         assert "held by another process" in r.stdout + r.stderr
-    finally:
-        os.close(fd)
     assert check(pmd, device, "params").returncode == 0  # once it is let go, the device is the PMD's

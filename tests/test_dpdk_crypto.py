@@ -5,66 +5,37 @@ served by a real worker, and checks every output and digest."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
-import os
 import pathlib
 import random
 import shutil
 import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import dpdkbed
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host.device import HostDevice, Worker
 
-from rawregion import RawRegion
 from vectors import AeadVector, nist_gcm, rfc8439
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-PMD = ROOT / "native" / "build" / "dpdk" / "librte_crypto_synth.so"
-CHECK = ROOT / "native" / "build" / "dpdk" / "check-crypto-synth"
+CHECK = dpdkbed.BUILD / "check-crypto-synth"
 PERF = shutil.which("dpdk-test-crypto-perf")
 
 pytestmark = pytest.mark.skipif(PERF is None, reason="dpdk-test-crypto-perf is not installed (Debian: dpdk-dev)")
 
 
-def private_dir() -> pathlib.Path:
-    """A directory no world-writable one leads to: DPDK's EAL refuses to load a driver (-d) from
-    any other ("directory path /tmp is world-writable and insecure"), and a checkout may live in
-    /tmp. Under the home directory's cache, made 0700."""
-    d = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "libvirt-synth" / "dpdk"
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for p in (d, *d.parents):
-        if p.stat().st_mode & 0o002:
-            pytest.fail(f"{p} is world-writable: EAL would refuse to load the PMD from under it")
-    return d
-
-
 @pytest.fixture(scope="module")
 def pmd() -> pathlib.Path:
     """The built PMD, copied where EAL will load it from."""
-    subprocess.run(["make", "-s", "-C", str(ROOT), "dpdk"], check=True)
-    assert PMD.is_file()
-    data = PMD.read_bytes()
-    dst = private_dir() / f"librte_crypto_synth-{hashlib.sha256(data).hexdigest()[:12]}.so"
-    if not dst.is_file():
-        tmp = dst.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.chmod(0o755)
-        tmp.replace(dst)
-    return dst
+    return dpdkbed.install_pmd("librte_crypto_synth", CHECK)
 
 
 def serve(region_dir: pathlib.Path, worker: Worker, **kw: object) -> HostDevice:
-    dev = HostDevice.create(str(region_dir / "crypto0"), DevClass.CRYPTO, **kw)
-    worker.add(dev)
-    return dev
+    return dpdkbed.serve(region_dir, worker, "crypto0", DevClass.CRYPTO, **kw)
 
 
 @pytest.fixture
@@ -84,7 +55,7 @@ def pick(vecs: list[AeadVector]) -> AeadVector:
     return max(ok, key=lambda v: (len(v.pt), len(v.aad), v.name))
 
 
-VECTORS = {
+VECTORS: dict[str, tuple[str, Callable[[], AeadVector]]] = {
     "aes-128-gcm": ("aes-gcm", lambda: pick(nist_gcm("nist-gcm-encrypt-128.rsp"))),
     "aes-256-gcm": ("aes-gcm", lambda: pick(nist_gcm("nist-gcm-encrypt-256.rsp"))),
     "chacha20-poly1305": ("chacha20-poly1305", lambda: pick(rfc8439())),
@@ -107,10 +78,8 @@ def vector_file(path: pathlib.Path, v: AeadVector) -> pathlib.Path:
 
 
 def perf(pmd: pathlib.Path, dev: HostDevice, *args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
-    # crypto-perf needs a main lcore and a worker lcore; the EAL's files are per test (its region directory).
-    prefix = pathlib.Path(dev.path).parent.name
-    cmd = [str(PERF), "-l", "0,1", "--no-huge", "-m", "256", "--no-pci", "--file-prefix", prefix,
-           "-d", str(pmd), "--vdev", f"crypto_synth0,region={dev.path}", "--", "--devtype", "crypto_synth", *args]
+    # crypto-perf needs a main lcore and a worker lcore.
+    cmd = [str(PERF), *dpdkbed.device_eal(pmd, "crypto_synth", dev, "0,1"), "--", "--devtype", "crypto_synth", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -319,8 +288,7 @@ def test_bad_parameters_are_refused(pmd: pathlib.Path, device: HostDevice, args:
 def test_bad_devargs_are_a_clear_error(pmd: pathlib.Path, region_dir: pathlib.Path, devargs: str,
                                        message: str) -> None:
     vdev = "crypto_synth0" + ("," + devargs.format(dir=region_dir) if devargs else "")
-    cmd = [str(PERF), "-l", "0,1", "--no-huge", "-m", "256", "--no-pci", "--file-prefix", region_dir.name,
-           "-d", str(pmd), "--vdev", vdev, "--", "--devtype", "crypto_synth",
+    cmd = [str(PERF), *dpdkbed.eal(pmd, vdev, region_dir.name, "0,1"), "--", "--devtype", "crypto_synth",
            "--ptest", "throughput", "--optype", "aead", "--aead-algo", "aes-gcm"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode > 0
@@ -328,9 +296,7 @@ def test_bad_devargs_are_a_clear_error(pmd: pathlib.Path, region_dir: pathlib.Pa
 
 
 def check_cmd(pmd: pathlib.Path, dev: HostDevice, mode: str) -> list[str]:
-    return [str(CHECK), "-l", "0", "--no-huge", "-m", "256", "--no-pci", "--file-prefix",
-            pathlib.Path(dev.path).parent.name, "-d", str(pmd), "--vdev", f"crypto_synth0,region={dev.path}", "--",
-            mode]
+    return [str(CHECK), *dpdkbed.device_eal(pmd, "crypto_synth", dev, "0"), "--", mode]
 
 
 def test_sessions_the_device_cannot_serve_are_refused(pmd: pathlib.Path, device: HostDevice) -> None:
@@ -351,58 +317,13 @@ def test_sessions_the_device_cannot_serve_are_refused(pmd: pathlib.Path, device:
     assert (q[0]["ops"], q[1]["ops"]) == (0, 8)
 
 
-def mark_needs_reset(dev: HostDevice) -> None:
-    raw = RawRegion(dev.path)
-    raw.hdr.dev_status = lib.SYNTH_DEV_READY | lib.SYNTH_DEV_NEEDS_RESET
-    raw.close()
-
-
-def counts(line: str) -> dict[str, int]:
-    return {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}
-
-
 @pytest.mark.parametrize("in_flight", [False, True])
 def test_a_device_that_needs_a_reset_fails_ops_and_recovers_on_start(
         pmd: pathlib.Path, device: HostDevice, worker: Worker, in_flight: bool) -> None:
     """The host marks the device NEEDS_RESET, between bursts or with a burst in flight (the backend
     not serving): every op of the burst comes back with an error status, none is lost and nothing
     crashes; a stop/start resets the device, the session is created again, and ops pass again."""
-    p = subprocess.Popen(check_cmd(pmd, device, "reset"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        assert p.stdout is not None and p.stdin is not None
-        assert counts(p.stdout.readline()) == {"ok": 64, "error": 0, "other": 0}
-        if in_flight:
-            worker.remove(device)
-            p.stdin.write("go\n")
-            p.stdin.flush()
-            # The burst sits in queue 0's ring, unserved: wait until the PMD has submitted all of it.
-            raw = RawRegion(device.path)
-            sq = raw.queue(0)[0]
-            deadline = time.monotonic() + 30
-            while (sq.prod - sq.cons) & 0xFFFFFFFF < 64 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert (sq.prod - sq.cons) & 0xFFFFFFFF == 64
-            raw.close()
-            mark_needs_reset(device)
-            failed = p.stdout.readline()
-            worker.add(device)  # serving again (for the reset's handshake) only once the burst failed
-        else:
-            mark_needs_reset(device)
-            p.stdin.write("go\n")
-            p.stdin.flush()
-            failed = p.stdout.readline()
-        out, err = p.communicate("go\n", timeout=60)
-        out = failed + out
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, out + err
-    lines = out.splitlines()
-    assert counts(lines[0]) == {"ok": 0, "error": 64, "other": 0}, out
-    assert lines[1] == "start 0" and "reset: ok" in err, out + err
-    assert counts(lines[2]) == {"ok": 64, "error": 0, "other": 0}, out
+    assert dpdkbed.check_reset(check_cmd(pmd, device, "reset"), device, worker, in_flight) == []
     # In flight, the burst was in the ring when the test wrote NEEDS_RESET behind the backend's back,
     # so the backend may have served some or all of it (it takes bursts of 32) before the reset; the
     # PMD had failed it already.
@@ -412,14 +333,10 @@ def test_a_device_that_needs_a_reset_fails_ops_and_recovers_on_start(
 
 def test_a_device_another_process_holds_is_refused(pmd: pathlib.Path, device: HostDevice) -> None:
     """The claim the OpenSSL provider takes (a lock on the region's first byte) keeps the PMD off."""
-    fd = os.open(device.path, os.O_RDWR)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+    with dpdkbed.held(device):
         r = perf(pmd, device, "--ptest", "throughput", "--optype", "aead", "--aead-algo", "aes-gcm")
         assert r.returncode > 0
         assert "held by another process" in r.stdout + r.stderr
-    finally:
-        os.close(fd)
     # Once it is let go, the device is the PMD's.
     r = perf(pmd, device, "--ptest", "throughput", "--optype", "aead", "--aead-algo", "aes-gcm", "--aead-op",
              "encrypt", "--aead-key-sz", "16", "--aead-iv-sz", "12", "--aead-aad-sz", "16", "--digest-sz", "16",
