@@ -12,7 +12,7 @@ import os
 import pathlib
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -54,6 +54,22 @@ def install_pmd(name: str, *programs: pathlib.Path) -> pathlib.Path:
     return dst
 
 
+def needs(tool: str | None, name: str) -> pytest.MarkDecorator:
+    """A test module's mark: skipped, with the reason, if the DPDK tool name is not installed."""
+    return pytest.mark.skipif(tool is None, reason=f"{name} is not installed (Debian: dpdk-dev)")
+
+
+def pmd_fixture(name: str, *programs: pathlib.Path) -> Callable[[], pathlib.Path]:
+    """A test module's `pmd` fixture: the PMD <name>.so, built and copied where EAL will load it
+    from (install_pmd), once per module."""
+
+    @pytest.fixture(scope="module", name="pmd")
+    def pmd() -> pathlib.Path:
+        return install_pmd(name, *programs)
+
+    return pmd
+
+
 def eal(pmd: pathlib.Path, vdev: str, prefix: str, lcores: str) -> list[str]:
     """EAL's arguments for the PMD on vdev (e.g. "crypto_synth0,region=..."): no hugepages, no PCI
     scan, EAL's files under prefix (each test's own: its region directory's name)."""
@@ -66,11 +82,29 @@ def device_eal(pmd: pathlib.Path, driver: str, dev: HostDevice, lcores: str) -> 
     return eal(pmd, f"{driver}0,region={dev.path}", pathlib.Path(dev.path).parent.name, lcores)
 
 
-def serve(region_dir: pathlib.Path, worker: Worker, name: str, cls: DevClass, **kw: object) -> HostDevice:
-    """A device region_dir/name of class cls, served by worker."""
+@contextlib.contextmanager
+def served(region_dir: pathlib.Path, worker: Worker, name: str, cls: DevClass, **kw: object) -> Iterator[HostDevice]:
+    """A device region_dir/name of class cls, served by worker for the duration, then destroyed."""
     dev = HostDevice.create(str(region_dir / name), cls, **kw)
-    worker.add(dev)
-    return dev
+    try:
+        worker.add(dev)
+        yield dev
+    finally:
+        dev.destroy()
+
+
+# Devargs each PMD refuses at probe, and what its message says.
+BAD_DEVARGS = [
+    ("region={dir}/absent", "cannot open"),
+    ("", "give exactly one of region=PATH"),
+    ("region={dir}/absent,pci=0000:00:05.0", "give exactly one of region=PATH"),
+    ("regoin={dir}/absent", "bad devargs"),
+]
+
+
+def bad_vdev(driver: str, devargs: str, region_dir: pathlib.Path) -> str:
+    """--vdev's value for the PMD's first device with one of BAD_DEVARGS."""
+    return f"{driver}0" + ("," + devargs.format(dir=region_dir) if devargs else "")
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ defines."""
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import re
 import shutil
@@ -25,14 +26,8 @@ from libvirt_synth.host.device import HostDevice, Worker
 
 CHECK = dpdkbed.BUILD / "check-compress-synth"
 PERF = shutil.which("dpdk-test-compress-perf")
-
-pytestmark = pytest.mark.skipif(PERF is None, reason="dpdk-test-compress-perf is not installed (Debian: dpdk-dev)")
-
-
-@pytest.fixture(scope="module")
-def pmd() -> pathlib.Path:
-    """The built PMD, copied where EAL will load it from."""
-    return dpdkbed.install_pmd("librte_compress_synth", CHECK)
+pytestmark = dpdkbed.needs(PERF, "dpdk-test-compress-perf")
+pmd = dpdkbed.pmd_fixture("librte_compress_synth", CHECK)
 
 
 def make_corpus() -> bytes:
@@ -47,20 +42,17 @@ def data() -> bytes:
     return make_corpus()
 
 
-def serve(region_dir: pathlib.Path, worker: Worker, **kw: object) -> HostDevice:
+def serve(region_dir: pathlib.Path, worker: Worker, **kw: object) -> contextlib.AbstractContextManager[HostDevice]:
     kw.setdefault("size", 8 << 20)
     kw.setdefault("queues", 2)
-    return dpdkbed.serve(region_dir, worker, "comp0", DevClass.COMPRESS, **kw)
+    return dpdkbed.served(region_dir, worker, "comp0", DevClass.COMPRESS, **kw)
 
 
 @pytest.fixture
 def device(region_dir: pathlib.Path, worker: Worker) -> Iterator[HostDevice]:
     """Two queues: one for the PMD's queue pair, one for its streams."""
-    dev = serve(region_dir, worker)
-    try:
+    with serve(region_dir, worker) as dev:
         yield dev
-    finally:
-        dev.destroy()
 
 
 def eal(pmd: pathlib.Path, dev: HostDevice, lcores: str) -> list[str]:
@@ -119,8 +111,7 @@ def test_a_burst_larger_than_the_ring(pmd: pathlib.Path, region_dir: pathlib.Pat
                                       tmp_path: pathlib.Path, data: bytes) -> None:
     """A 16-entry ring under bursts of 128 one-segment ops: enqueue takes what fits, the rest is
     offered again, and the round trip still verifies."""
-    dev = serve(region_dir, worker, ring_entries=16)
-    try:
+    with serve(region_dir, worker, ring_entries=16) as dev:
         infile = tmp_path / "corpus.bin"
         infile.write_bytes(data)
         r = perf(pmd, dev, infile, "--ptest", "verify", "--compress-level", "1", "--num-iter", "1",
@@ -130,8 +121,6 @@ def test_a_burst_larger_than_the_ring(pmd: pathlib.Path, region_dir: pathlib.Pat
         n = nops(len(data), 1024, 1)
         assert n > 128
         assert dev.stats().queues[0]["by_status"] == {"ok": 2 * n}
-    finally:
-        dev.destroy()
 
 
 @pytest.mark.parametrize("plugin", ["isal", "zlib"])
@@ -139,8 +128,7 @@ def test_a_device_pinned_to_one_plugin(pmd: pathlib.Path, region_dir: pathlib.Pa
                                        tmp_path: pathlib.Path, data: bytes, plugin: str) -> None:
     """Levels 1..9 go into the levels the device serves: ISA-L's are 1..3, so levels 5 and 9 both
     compress at its level 3 (the same output size); zlib serves all nine."""
-    dev = serve(region_dir, worker, plugin=plugin)
-    try:
+    with serve(region_dir, worker, plugin=plugin) as dev:
         infile = tmp_path / "corpus.bin"
         infile.write_bytes(data)
         r = perf(pmd, dev, infile, "--ptest", "verify", "--compress-level", "1:4:9", "--num-iter", "1")
@@ -149,21 +137,16 @@ def test_a_device_pinned_to_one_plugin(pmd: pathlib.Path, region_dir: pathlib.Pa
         assert set(sizes) == {1, 5, 9}
         assert (sizes[5] == sizes[9]) == (plugin == "isal"), sizes
         assert set(dev.stats().queues[0]["by_status"]) == {"ok"}
-    finally:
-        dev.destroy()
 
 
 def test_a_one_queue_device_shares_its_queue_with_streams(pmd: pathlib.Path, region_dir: pathlib.Path,
                                                          worker: Worker) -> None:
     """With a single device queue, the queue pair and the streams' create and destroy use it."""
-    dev = serve(region_dir, worker, queues=1)
-    try:
+    with serve(region_dir, worker, queues=1) as dev:
         got = table(check(pmd, dev, "space"))
         assert got["stream-rest"] == "SUCCESS consumed=0 produced=2192"
         q = dev.stats().queues
         assert len(q) == 1 and q[0]["ops"] > 2
-    finally:
-        dev.destroy()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -213,8 +196,7 @@ def test_xforms_and_ops_with_bad_parameters(pmd: pathlib.Path, device: HostDevic
 def test_streams_are_created_and_freed(pmd: pathlib.Path, region_dir: pathlib.Path, worker: Worker) -> None:
     """A device that holds 4 streams: 4 are created, a fifth is refused (ENOSPC), and freeing them
     gives the device its room back, three rounds over."""
-    dev = serve(region_dir, worker, options=(("max_streams", 4),))
-    try:
+    with serve(region_dir, worker, options=(("max_streams", 4),)) as dev:
         r = check(pmd, dev, "streams", "4")
         assert r.returncode == 0, r.stdout + r.stderr
         assert r.stdout.splitlines() == [f"round-{i} {what}" for i in range(3)
@@ -224,8 +206,6 @@ def test_streams_are_created_and_freed(pmd: pathlib.Path, region_dir: pathlib.Pa
         assert ctl["ops"] == 3 * 9
         assert ctl["by_status"] == {"ok": 3 * 8, "no_resources": 3}
         assert dev.stats().queues[0]["ops"] == 0
-    finally:
-        dev.destroy()
 
 
 def test_a_destination_that_is_too_small(pmd: pathlib.Path, device: HostDevice) -> None:
@@ -250,26 +230,20 @@ def test_output_interoperates_with_zlib(pmd: pathlib.Path, region_dir: pathlib.P
     4 KiB destinations, so that many ops are recoverable), decodes with Python's zlib; what zlib
     compresses decodes through a PMD stream; and the checksums the PMD computes are zlib's. With a
     device that takes at most 4 KiB per op, each stream op goes to the device in several chunks."""
-    device = serve(region_dir, worker, options=(("max_chunk", max_chunk),) if max_chunk else ())
-    try:
+    with serve(region_dir, worker, options=(("max_chunk", max_chunk),) if max_chunk else ()) as device:
         check_files(pmd, device, tmp_path, data, op_size)
-    finally:
-        device.destroy()
 
 
 def test_a_stateless_op_longer_than_the_device_takes(pmd: pathlib.Path, region_dir: pathlib.Path, worker: Worker,
                                                      tmp_path: pathlib.Path, data: bytes) -> None:
     """Stateless ops are one device op each: input beyond the device's max_chunk is INVALID_ARGS
     (streams split it)."""
-    device = serve(region_dir, worker, options=(("max_chunk", 4096),))
-    try:
+    with serve(region_dir, worker, options=(("max_chunk", 4096),)) as device:
         (tmp_path / "corpus.bin").write_bytes(data)
         r = check(pmd, device, "files", str(tmp_path / "corpus.bin"), str(tmp_path), "8192")
         assert r.returncode == 1
         assert r.stdout.splitlines() == ["oneshot-op INVALID_ARGS"], r.stdout
         assert device.stats().ops == 0
-    finally:
-        device.destroy()
 
 
 def check_files(pmd: pathlib.Path, device: HostDevice, tmp_path: pathlib.Path, data: bytes, op_size: int) -> None:
@@ -328,15 +302,10 @@ def test_a_device_that_needs_a_reset_fails_ops_and_recovers_on_start(
     assert (128 + 1 <= ops <= 192 + 1) if in_flight else ops == 128 + 1
 
 
-@pytest.mark.parametrize("devargs, message", [
-    ("region={dir}/absent", "cannot open"),
-    ("", "give exactly one of region=PATH"),
-    ("region={dir}/absent,pci=0000:00:05.0", "give exactly one of region=PATH"),
-    ("regoin={dir}/absent", "bad devargs"),
-])
+@pytest.mark.parametrize("devargs, message", dpdkbed.BAD_DEVARGS)
 def test_bad_devargs_are_a_clear_error(pmd: pathlib.Path, region_dir: pathlib.Path, devargs: str,
                                        message: str) -> None:
-    vdev = "compress_synth0" + ("," + devargs.format(dir=region_dir) if devargs else "")
+    vdev = dpdkbed.bad_vdev("compress_synth", devargs, region_dir)
     cmd = [str(CHECK), *dpdkbed.eal(pmd, vdev, region_dir.name, "0"), "--", "params"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode > 0
@@ -344,13 +313,10 @@ def test_bad_devargs_are_a_clear_error(pmd: pathlib.Path, region_dir: pathlib.Pa
 
 
 def test_a_crypto_device_is_refused(pmd: pathlib.Path, region_dir: pathlib.Path, worker: Worker) -> None:
-    dev = dpdkbed.serve(region_dir, worker, "comp0", DevClass.CRYPTO, size=4 << 20, queues=2)
-    try:
+    with dpdkbed.served(region_dir, worker, "comp0", DevClass.CRYPTO, size=4 << 20, queues=2) as dev:
         r = check(pmd, dev, "params")
         assert r.returncode > 0
         assert "is not a compression device" in r.stdout + r.stderr
-    finally:
-        dev.destroy()
 
 
 def test_a_device_another_process_holds_is_refused(pmd: pathlib.Path, device: HostDevice) -> None:

@@ -5,6 +5,7 @@ served by a real worker, and checks every output and digest."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import pathlib
@@ -24,28 +25,19 @@ from vectors import AeadVector, nist_gcm, rfc8439
 
 CHECK = dpdkbed.BUILD / "check-crypto-synth"
 PERF = shutil.which("dpdk-test-crypto-perf")
-
-pytestmark = pytest.mark.skipif(PERF is None, reason="dpdk-test-crypto-perf is not installed (Debian: dpdk-dev)")
-
-
-@pytest.fixture(scope="module")
-def pmd() -> pathlib.Path:
-    """The built PMD, copied where EAL will load it from."""
-    return dpdkbed.install_pmd("librte_crypto_synth", CHECK)
+pytestmark = dpdkbed.needs(PERF, "dpdk-test-crypto-perf")
+pmd = dpdkbed.pmd_fixture("librte_crypto_synth", CHECK)
 
 
-def serve(region_dir: pathlib.Path, worker: Worker, **kw: object) -> HostDevice:
-    return dpdkbed.serve(region_dir, worker, "crypto0", DevClass.CRYPTO, **kw)
+def serve(region_dir: pathlib.Path, worker: Worker, **kw: object) -> contextlib.AbstractContextManager[HostDevice]:
+    return dpdkbed.served(region_dir, worker, "crypto0", DevClass.CRYPTO, **kw)
 
 
 @pytest.fixture
 def device(region_dir: pathlib.Path, worker: Worker) -> Iterator[HostDevice]:
     """Two queues: one for the PMD's queue pair, one for its sessions."""
-    dev = serve(region_dir, worker, size=4 << 20, queues=2)
-    try:
+    with serve(region_dir, worker, size=4 << 20, queues=2) as dev:
         yield dev
-    finally:
-        dev.destroy()
 
 
 def pick(vecs: list[AeadVector]) -> AeadVector:
@@ -218,23 +210,19 @@ def test_out_of_place_and_chained_mbufs(pmd: pathlib.Path, device: HostDevice, t
 def test_a_one_queue_device_shares_its_queue_with_sessions(pmd: pathlib.Path, region_dir: pathlib.Path,
                                                            worker: Worker, tmp_path: pathlib.Path) -> None:
     """With a single device queue, the queue pair and the sessions use the same queue."""
-    dev = serve(region_dir, worker, size=4 << 20, queues=1)
-    try:
+    with serve(region_dir, worker, size=4 << 20, queues=1) as dev:
         algo, get = VECTORS["chacha20-poly1305"]
         v = get()
         r = perf(pmd, dev, *verify_args(algo, v, vector_file(tmp_path / "v.data", v), "decrypt", 256, 32))
         assert r.returncode == 0, r.stdout + r.stderr
         assert verified(r) == (256, 256, 0)
         assert dev.stats().queues[0]["ops"] == 256 + 2
-    finally:
-        dev.destroy()
 
 
 def test_a_burst_larger_than_the_ring(pmd: pathlib.Path, region_dir: pathlib.Path, worker: Worker,
                                       tmp_path: pathlib.Path) -> None:
     """A 16-entry ring under bursts of 128: enqueue takes what fits, the rest is offered again."""
-    dev = serve(region_dir, worker, size=4 << 20, queues=2, ring_entries=16)
-    try:
+    with serve(region_dir, worker, size=4 << 20, queues=2, ring_entries=16) as dev:
         algo, get = VECTORS["aes-256-gcm"]
         v = get()
         total = 1000
@@ -242,8 +230,6 @@ def test_a_burst_larger_than_the_ring(pmd: pathlib.Path, region_dir: pathlib.Pat
         assert r.returncode == 0, r.stdout + r.stderr
         assert verified(r) == (total, total, 0)
         assert dev.stats().queues[0]["ops"] == total
-    finally:
-        dev.destroy()
 
 
 def test_a_wrong_tag_fails_authentication(pmd: pathlib.Path, device: HostDevice, tmp_path: pathlib.Path) -> None:
@@ -279,15 +265,10 @@ def test_bad_parameters_are_refused(pmd: pathlib.Path, device: HostDevice, args:
     assert device.stats().ops == 0, reason
 
 
-@pytest.mark.parametrize("devargs, message", [
-    ("region={dir}/absent", "cannot open"),
-    ("", "give exactly one of region=PATH"),
-    ("region={dir}/absent,pci=0000:00:05.0", "give exactly one of region=PATH"),
-    ("regoin={dir}/absent", "bad devargs"),
-])
+@pytest.mark.parametrize("devargs, message", dpdkbed.BAD_DEVARGS)
 def test_bad_devargs_are_a_clear_error(pmd: pathlib.Path, region_dir: pathlib.Path, devargs: str,
                                        message: str) -> None:
-    vdev = "crypto_synth0" + ("," + devargs.format(dir=region_dir) if devargs else "")
+    vdev = dpdkbed.bad_vdev("crypto_synth", devargs, region_dir)
     cmd = [str(PERF), *dpdkbed.eal(pmd, vdev, region_dir.name, "0,1"), "--", "--devtype", "crypto_synth",
            "--ptest", "throughput", "--optype", "aead", "--aead-algo", "aes-gcm"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

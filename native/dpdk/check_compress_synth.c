@@ -269,6 +269,24 @@ static void noise(uint8_t *p, size_t n, uint32_t seed)
     }
 }
 
+/* An op of stream st on len bytes of src (none: NULL) into room bytes: "<name> STATUS consumed=N
+ * produced=N". */
+static void stream_space(const char *name, void *st, const uint8_t *src, uint32_t len, uint32_t room)
+{
+    struct rte_comp_op *op = new_op(chain(src, len), chain(NULL, room), len);
+    int s;
+
+    if (!op || !op->m_src || !op->m_dst) {
+        printf("%s setup-failed\n", name);
+        return;
+    }
+    op->op_type = RTE_COMP_OP_STATEFUL;
+    op->stream = st;
+    s = run(op);
+    printf("%s %s consumed=%u produced=%u\n", name, s < 0 ? "lost" : stname((uint8_t)s), op->consumed, op->produced);
+    free_op(op);
+}
+
 static int space(void)
 {
     static uint8_t data[8192], out[16384];
@@ -315,20 +333,8 @@ static int space(void)
     /* A stream: a small destination is recoverable, the next op (no new input) takes the rest. */
     if (rte_compressdev_stream_create(dev_id, &y, &st) < 0)
         return -1;
-    op = new_op(chain(out, clen), chain(NULL, 6000), clen);
-    op->op_type = RTE_COMP_OP_STATEFUL;
-    op->stream = st;
-    s = run(op);
-    printf("stream-small-dst %s consumed=%u produced=%u\n", s < 0 ? "lost" : stname((uint8_t)s), op->consumed,
-           op->produced);
-    free_op(op);
-    op = new_op(chain(NULL, 0), chain(NULL, 6000), 0);
-    op->op_type = RTE_COMP_OP_STATEFUL;
-    op->stream = st;
-    s = run(op);
-    printf("stream-rest %s consumed=%u produced=%u\n", s < 0 ? "lost" : stname((uint8_t)s), op->consumed,
-           op->produced);
-    free_op(op);
+    stream_space("stream-small-dst", st, out, clen, 6000);
+    stream_space("stream-rest", st, NULL, 0, 6000);
     rte_compressdev_stream_free(dev_id, st);
     rte_compressdev_private_xform_free(dev_id, cxf);
     rte_compressdev_private_xform_free(dev_id, dxf);
