@@ -184,7 +184,8 @@ static int cz_prepare(struct spmd_qp *qp, void *arg, uint32_t *slot_out)
     src_area = spmd_round((uint32_t)src_area);
     if (src_area + SYNTH_BUF_ALIGN > d->base.arena_size)
         return RTE_COMP_OP_STATUS_INVALID_ARGS;
-    dst_cap = RTE_MIN(dst_cap, RTE_MIN(d->base.arena_size - src_area, (uint64_t)UINT32_MAX / 2) & ~(uint64_t)(SYNTH_BUF_ALIGN - 1));
+    dst_cap = RTE_MIN(dst_cap, RTE_MIN(d->base.arena_size - src_area, (uint64_t)UINT32_MAX / 2) &
+                                   ~(uint64_t)(SYNTH_BUF_ALIGN - 1));
     if (!dst_cap)
         return RTE_COMP_OP_STATUS_OUT_OF_SPACE_TERMINATED;
     if (!qp->nfree)

@@ -96,7 +96,8 @@ int spmd_open(const struct spmd_id *id, struct rte_vdev_device *vdev, const stru
         goto out;
     }
     synth_dev_get_info(out->dev, info);
-    if (info->dev_class != w->dev_class || !info->num_queues || (info->features_accepted & w->features) != w->features) {
+    if (info->dev_class != w->dev_class || !info->num_queues ||
+        (info->features_accepted & w->features) != w->features) {
         spmd_log(id, RTE_LOG_ERR, "%s: %s is not %s", name, spec, w->what);
         rc = -ENODEV;
         goto out;
