@@ -19,13 +19,14 @@ from typing import Any
 import lz4.frame
 import pytest
 import zstandard
-from compress_corpus import corpus
 from isal import isal_zlib
 
 from libvirt_synth.abi import CAlg, DevClass
 from libvirt_synth.guest import Device
 from libvirt_synth.guest.compress import Compressor
 from libvirt_synth.host.device import HostDevice, Worker
+
+from compress_corpus import corpus
 
 ALGS = list(CAlg)
 DEFLATE_FAMILY = [CAlg.DEFLATE, CAlg.ZLIB, CAlg.GZIP]

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import pytest
 import zstandard
-from compress_corpus import corpus, corpus_entry
 from compress_ref import (
     ALGS,
     DEFLATE_FAMILY,
@@ -36,6 +35,8 @@ from libvirt_synth.guest import Device
 from libvirt_synth.guest.compress import Compressor
 from libvirt_synth.host.device import HostDevice
 from libvirt_synth.host.plugins import catalog
+
+from compress_corpus import corpus, corpus_entry
 
 PLUGINS = {"zlib": DEFLATE_FAMILY, "isal": DEFLATE_FAMILY, "zstd": [CAlg.ZSTD], "lz4": [CAlg.LZ4]}
 # Levels to try per algorithm on the default device (0: the default).

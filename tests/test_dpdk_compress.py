@@ -17,12 +17,13 @@ import subprocess
 import zlib
 from collections.abc import Iterator
 
-import dpdkbed
 import pytest
-from compress_corpus import corpus_entry
 
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host.device import HostDevice, Worker
+
+import dpdkbed
+from compress_corpus import corpus_entry
 
 CHECK = dpdkbed.BUILD / "check-compress-synth"
 PERF = shutil.which("dpdk-test-compress-perf")

@@ -14,13 +14,13 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 
-import dpdkbed
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host.device import HostDevice, Worker
 
+import dpdkbed
 from vectors import AeadVector, nist_gcm, rfc8439
 
 CHECK = dpdkbed.BUILD / "check-crypto-synth"

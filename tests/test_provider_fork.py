@@ -9,9 +9,9 @@ import json
 import pathlib
 import subprocess
 
-from tlsbed import ROOT, env_for, make, openssl_conf
-
 from libvirt_synth.host.device import HostDevice
+
+from tlsbed import ROOT, env_for, make, openssl_conf
 
 
 def test_a_forked_child_leaves_its_parents_device_alone(served: HostDevice, tmp_path: pathlib.Path) -> None:

@@ -14,12 +14,12 @@ import subprocess
 from typing import Any
 
 import pytest
-from tlsbed import BUILD, make
 
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host.device import HostDevice, Worker
 from libvirt_synth.host.plugins import catalog
 
+from tlsbed import BUILD, make
 from vectors import VECTORS, nist_gcm, rfc8439
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

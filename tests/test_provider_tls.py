@@ -15,6 +15,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
+from libvirt_synth.abi import DevClass
+from libvirt_synth.host.device import HostDevice, Worker
+
+from rawregion import RawRegion
 from tlsbed import (
     ROOT,
     SUITES,
@@ -30,11 +35,6 @@ from tlsbed import (
     serve,
     summary,
 )
-
-from libvirt_synth.abi import DevClass
-from libvirt_synth.host.device import HostDevice, Worker
-
-from rawregion import RawRegion
 
 RECORD = 16384
 # Larger than what the sockets between server and client can hold (loopback TCP buffers grow to

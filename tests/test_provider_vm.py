@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from tlsbed import SUMMARY, Summary
-from tlsbed import summary as last_summary
 
 from libvirt_synth.abi import DevClass
 from libvirt_synth.hook import metadata
@@ -42,6 +40,8 @@ from libvirt_synth.testbed import vm as guestvm
 
 import libvirtctl
 from daemonctl import Daemon
+from tlsbed import SUMMARY, Summary
+from tlsbed import summary as last_summary
 
 why_not = libvirtctl.available()
 

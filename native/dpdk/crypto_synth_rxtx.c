@@ -16,12 +16,14 @@
 
 #include "crypto_synth_pvt.h"
 
-void cs_lose(struct spmd_qp *qp __rte_unused, struct spmd_slot *s)
+void cs_lose(struct spmd_qp *qp, struct spmd_slot *s)
 {
     struct rte_crypto_op *op = s->op;
 
-    if (op)
+    if (op) {
         op->status = RTE_CRYPTO_OP_STATUS_ERROR;
+        qp->stats.dequeue_err_count++; /* it comes back from dequeue with an error status */
+    }
 }
 
 static int cs_finish(struct spmd_qp *qp, void *arg, uint8_t status)
