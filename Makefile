@@ -27,7 +27,11 @@ setup: ## install system packages (as root) and the virtualenv, build the C core
 demo: setup ## run the demo: a crypto device served by a backend in a temporary directory
 	$(VENV)/bin/virt-synth demo
 
-test: setup libsynth provider provider-kat ## run the whole test suite
+# The DPDK PMDs only where DPDK is installed: without it the guest image simply has no `dpdk` step
+# and the DPDK tests say why they skip.
+HAVE_DPDK := $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
+
+test: setup libsynth provider provider-kat $(HAVE_DPDK) ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup ## tests without the slow ones
@@ -165,8 +169,6 @@ synth-guest: $(NATIVE_BUILD)/synth-guest ## the guest's test program, static (pr
 $(NATIVE_BUILD)/synth-guest: $(SYNTH_GUEST_SRCS) guest/sg.h native/tests/kat_vectors.h $(NATIVE_BUILD)/libsynth.a
 	$(CC) $(CFLAGS) -static -Inative/include -Inative/tests $(SYNTH_GUEST_SRCS) $(NATIVE_BUILD)/libsynth.a -o $@
 
-# The DPDK PMD only where DPDK is installed: without it the image simply has no `dpdk` step.
-HAVE_DPDK := $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
 guest-inputs: synth-guest afalg-kat provider provider-kat $(HAVE_DPDK) ## the programs the guest image carries (synth-guest, afalg-kat, the provider and its test, the DPDK PMD where DPDK is installed)
 
 guest-image: setup guest-inputs ## the guest kernel + initramfs (cached in ~/.cache/libvirt-synth)

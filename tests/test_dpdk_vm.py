@@ -17,29 +17,25 @@ import json
 import pathlib
 import shutil
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from test_dpdk_crypto import VECTORS, vector_file
 
-from libvirt_synth.hook import metadata
 from libvirt_synth.testbed import dpdk as guestdpdk
 from libvirt_synth.testbed import image as guestimage
 from libvirt_synth.testbed import userland
 from libvirt_synth.testbed import vm as guestvm
 
 import libvirtctl
-from daemonctl import Daemon
+import vmbed
+from test_dpdk_crypto import VECTORS, vector_file
 from vectors import AeadVector
+from vmbed import Booted
 
 why_not = libvirtctl.available()
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHM = pathlib.Path("/dev/shm")
 NAME, UUID = "synth-dpdk", "d4d4c0de-5e1f-4c2b-8a7d-0c1d2e3f4a5b"
 REGION = "synth-dpdkd4d4c0de-0"
 DEVICES = [f"crypto:name={REGION},queues=2,caps=aes-128-gcm+aes-256-gcm+chacha20-poly1305"]
@@ -48,9 +44,9 @@ BAD = "aes-256-gcm-wrong-tag"
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 MEMORY_MIB = 256  # the testbed domain's default: EAL's --no-huge -m 256 fits in it
 
-skip_no_dpdk = pytest.mark.skipif(not guestimage.DPDK_PMD.is_file() or shutil.which("dpdk-test-crypto-perf") is None,
-                                  reason="the DPDK PMD is not built (make dpdk) or dpdk-test-crypto-perf is not "
-                                         "installed (Debian: dpdk-dev)")
+# The PMD itself is built by the fixture (make guest-inputs), so only DPDK's absence skips.
+skip_no_dpdk = pytest.mark.skipif(shutil.which("dpdk-test-crypto-perf") is None,
+                                  reason="dpdk-test-crypto-perf is not installed (Debian: dpdk-dev)")
 vm = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 
 
@@ -106,50 +102,18 @@ def test_the_image_carries_crypto_perf_its_libraries_the_pmd_and_vectors_but_no_
 # ---- the VM ----
 
 
-@dataclass
-class DpdkRun:
-    console: str
-    run: guestvm.GuestRun
-    stats: dict[str, Any]
-    seconds: float
-
-
 @pytest.fixture(scope="module")
-def dpdk_vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DpdkRun]:
-    from libvirt_synth.xml import connect
-
+def dpdk_vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booted]:
     subprocess.run(["make", "-s", "-C", str(ROOT), "guest-inputs"], check=True)  # the PMD among them
     bad = vector_file(tmp_path_factory.mktemp("dpdk") / f"{BAD}.data", wrong_tag(VECTORS["aes-256-gcm"][1]()))
     built = guestimage.build({guestimage.VECTOR_INPUT + BAD: bad})
-    libvirtctl.ensure_running()
-    base = pathlib.Path(tempfile.mkdtemp(prefix="synth-dpdk-", dir="/var/tmp"))
-    base.chmod(0o755)  # QEMU (libvirt-qemu) reads the kernel and initrd from here
-    daemon: Daemon | None = None
-    try:
-        image = guestimage.publish(built, base / "image")
-        console_log = base / "console.log"
-        cmdline = f"{guestvm.BASE_CMDLINE} synth.cmd=probe,dpdk synth.dpdk_ops={OPS}"
-        xml = guestvm.domain_xml(NAME, UUID, str(image.kernel), str(image.initrd), cmdline, DEVICES, str(console_log),
-                                 memory_mib=MEMORY_MIB, cpu_model=guestvm.CPU_DPDK)
-        daemon = Daemon(base, "--qemu-user", "libvirt-qemu", regions=SHM).start()
-        uuid, name, devices = metadata.parse_devices(xml)
-        daemon.call("domain.create", uuid=uuid, name=name, devices=devices, existing="replace")
-        conn = connect.open_connection("qemu:///system")
-        t0 = time.monotonic()
-        console = guestvm.run_domain(conn, xml, str(console_log), timeout=400)
-        seconds = time.monotonic() - t0
-        yield DpdkRun(console, guestvm.parse_console(console), daemon.call("stats"), seconds)
-    finally:
-        libvirtctl.virsh("destroy", NAME, check=False)
-        libvirtctl.virsh("undefine", NAME, check=False)
-        if daemon is not None:
-            daemon.call("domain.destroy", uuid=UUID)
-            daemon.stop()
-        (SHM / REGION).unlink(missing_ok=True)
-        shutil.rmtree(base, ignore_errors=True)
+    with vmbed.boot(built, name=NAME, uuid=UUID, prefix="synth-dpdk-",
+                    cmdline=f"synth.cmd=probe,dpdk synth.dpdk_ops={OPS}", devices=DEVICES, regions=[REGION],
+                    timeout=400, memory_mib=MEMORY_MIB, cpu_model=guestvm.CPU_DPDK) as booted:
+        yield booted
 
 
-def runs(t: DpdkRun) -> dict[str, dict[str, Any]]:
+def runs(t: Booted) -> dict[str, dict[str, Any]]:
     assert t.run.done, t.console[-3000:]
     return {r["name"]: r for r in t.run.step("dpdk").of("dpdk")}
 
@@ -157,7 +121,7 @@ def runs(t: DpdkRun) -> dict[str, dict[str, Any]]:
 @skip_no_dpdk
 @vm
 @pytest.mark.slow
-def test_crypto_perf_verifies_every_known_answer_on_the_pci_device(dpdk_vm: DpdkRun) -> None:
+def test_crypto_perf_verifies_every_known_answer_on_the_pci_device(dpdk_vm: Booted) -> None:
     st = dpdk_vm.run.step("dpdk")
     got = runs(dpdk_vm)
     want = {f"{n}-{op}" for n in VECTORS for op in ("encrypt", "decrypt")}
@@ -175,7 +139,7 @@ def test_crypto_perf_verifies_every_known_answer_on_the_pci_device(dpdk_vm: Dpdk
 @skip_no_dpdk
 @vm
 @pytest.mark.slow
-def test_a_wrong_tag_fails_every_op_and_the_step(dpdk_vm: DpdkRun) -> None:
+def test_a_wrong_tag_fails_every_op_and_the_step(dpdk_vm: Booted) -> None:
     """The verdicts can fail: the vector whose tag is off by one bit fails every op both ways
     (decrypting: the device's AUTH_FAILED; encrypting: the digest differs), and the step says so."""
     got = runs(dpdk_vm)
@@ -192,7 +156,7 @@ def test_a_wrong_tag_fails_every_op_and_the_step(dpdk_vm: DpdkRun) -> None:
 @skip_no_dpdk
 @vm
 @pytest.mark.slow
-def test_the_host_device_counted_every_op(dpdk_vm: DpdkRun) -> None:
+def test_the_host_device_counted_every_op(dpdk_vm: Booted) -> None:
     """virt-synthd's counters for the device: each run's ops on the queue pair's queue (0) and its
     session's create and destroy on the control queue (1); the wrong tag's decrypts as auth_failed;
     the data in and out of every op it served."""

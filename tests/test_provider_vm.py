@@ -21,32 +21,27 @@ import hashlib
 import json
 import os
 import pathlib
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from libvirt_synth.abi import DevClass
-from libvirt_synth.hook import metadata
 from libvirt_synth.host.device import HostDevice, Worker
 from libvirt_synth.testbed import image as guestimage
 from libvirt_synth.testbed import userland
-from libvirt_synth.testbed import vm as guestvm
 
 import libvirtctl
-from daemonctl import Daemon
+import vmbed
 from tlsbed import SUMMARY, Summary
 from tlsbed import summary as last_summary
+from vmbed import Booted
 
 why_not = libvirtctl.available()
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHM = pathlib.Path("/dev/shm")
 NAME, UUID = "synth-tls", "7e15c0de-0b1c-4a2d-9e3f-4a5b6c7d8e9f"
 P = "synth-tls7e15c0de"
 CAPS = "aes-128-gcm+aes-256-gcm+chacha20-poly1305"
@@ -180,55 +175,20 @@ def test_unmodified_programs_run_their_records_on_the_device(tool: str, material
 # ---- the VM ----
 
 
-@dataclass
-class TlsRun:
-    image: guestimage.GuestImage
-    console: str
-    run: guestvm.GuestRun
-    stats: dict[str, Any]
-    seconds: float
-
-
 @pytest.fixture(scope="module")
-def tls_vm() -> Iterator[TlsRun]:
-    from libvirt_synth.xml import connect
-
+def tls_vm() -> Iterator[Booted]:
     subprocess.run(["make", "-s", "-C", str(ROOT), "guest-inputs"], check=True)
     provider()
-    built = guestimage.build()
-    libvirtctl.ensure_running()
-    base = pathlib.Path(tempfile.mkdtemp(prefix="synth-tls-", dir="/var/tmp"))
-    base.chmod(0o755)  # QEMU (libvirt-qemu) reads the kernel and initrd from here
-    daemon: Daemon | None = None
-    try:
-        image = guestimage.publish(built, base / "image")
-        console_log = base / "console.log"
-        cmdline = f"{guestvm.BASE_CMDLINE} synth.cmd=probe,tls,provider-kat synth.tls_lines={LINES}"
-        xml = guestvm.domain_xml(NAME, UUID, str(image.kernel), str(image.initrd), cmdline, DEVICES, str(console_log))
-        daemon = Daemon(base, "--qemu-user", "libvirt-qemu", regions=SHM).start()
-        uuid, name, devices = metadata.parse_devices(xml)
-        daemon.call("domain.create", uuid=uuid, name=name, devices=devices, existing="replace")
-        conn = connect.open_connection("qemu:///system")
-        t0 = time.monotonic()
-        console = guestvm.run_domain(conn, xml, str(console_log), timeout=240)
-        seconds = time.monotonic() - t0
-        (base / "console-kept.log").write_text(console)
-        yield TlsRun(image, console, guestvm.parse_console(console), daemon.call("stats"), seconds)
-    finally:
-        libvirtctl.virsh("destroy", NAME, check=False)
-        libvirtctl.virsh("undefine", NAME, check=False)
-        if daemon is not None:
-            daemon.call("domain.destroy", uuid=UUID)
-            daemon.stop()
-        for n in REGIONS:
-            (SHM / n).unlink(missing_ok=True)
-        shutil.rmtree(base, ignore_errors=True)
+    with vmbed.boot(guestimage.build(), name=NAME, uuid=UUID, prefix="synth-tls-",
+                    cmdline=f"synth.cmd=probe,tls,provider-kat synth.tls_lines={LINES}", devices=DEVICES,
+                    regions=REGIONS, timeout=240) as booted:
+        yield booted
 
 
 vm = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 
 
-def tls_records(t: TlsRun) -> list[dict[str, Any]]:
+def tls_records(t: Booted) -> list[dict[str, Any]]:
     assert t.run.done, t.console[-3000:]
     st = t.run.step("tls")
     recs = st.of("tls")
@@ -238,7 +198,7 @@ def tls_records(t: TlsRun) -> list[dict[str, Any]]:
 
 @vm
 @pytest.mark.slow
-def test_known_answers_and_the_differential_pass_on_the_pci_device(tls_vm: TlsRun) -> None:
+def test_known_answers_and_the_differential_pass_on_the_pci_device(tls_vm: Booted) -> None:
     """provider-kat in the guest, through EVP on the first free crypto device (device = auto in
     the image's openssl.cnf): every NIST GCM and RFC 8439 vector and 300 random conversations give
     the default provider's bytes, and each operation of the device's shape was the device's."""
@@ -270,7 +230,7 @@ def test_the_image_carries_openssl_python_and_the_provider_with_their_hashes() -
 
 @vm
 @pytest.mark.slow
-def test_every_exchange_delivers_the_file_intact(tls_vm: TlsRun) -> None:
+def test_every_exchange_delivers_the_file_intact(tls_vm: Booted) -> None:
     want = hashlib.sha256(seq(LINES)).hexdigest()
     for r in tls_records(tls_vm):
         version, cipher = EXCHANGES[r["name"]]
@@ -284,7 +244,7 @@ def test_every_exchange_delivers_the_file_intact(tls_vm: TlsRun) -> None:
 
 @vm
 @pytest.mark.slow
-def test_each_program_ran_its_records_on_its_own_device_without_fallback(tls_vm: TlsRun) -> None:
+def test_each_program_ran_its_records_on_its_own_device_without_fallback(tls_vm: Booted) -> None:
     devs = [d for d in tls_vm.run.step("probe").of("device") if d["class"] == "crypto"]
     assert [d["name"] for d in devs] == REGIONS
     pci = [d["dev"] for d in devs]
@@ -298,7 +258,7 @@ def test_each_program_ran_its_records_on_its_own_device_without_fallback(tls_vm:
 
 @vm
 @pytest.mark.slow
-def test_the_host_counted_the_operations_and_bytes_on_both_devices(tls_vm: TlsRun) -> None:
+def test_the_host_counted_the_operations_and_bytes_on_both_devices(tls_vm: Booted) -> None:
     recs = tls_records(tls_vm)
     size = len(seq(LINES))
     for side, region in (("server", REGIONS[0]), ("client", REGIONS[1])):
