@@ -12,6 +12,10 @@
  * has a 128-byte block (an adjacent-line prefetch pair) of its own, else each header write would
  * pull a line the device is writing over to the guest's core and back (docs/device-abi.md, 4.4).
  *
+ * The same op through intel-ipsec-mb's direct GCM API (key expanded once, one call per op with a
+ * context on the stack, as the ipsec-mb plugin does it) is here too when BENCH_IPSECMB is defined
+ * (link -lIPSec_MB then); without it the benchmarks need OpenSSL alone.
+ *
  * Include after bench_util.h and synth/guest.h.
  */
 #ifndef SYNTH_BENCH_GCM_H
@@ -88,6 +92,76 @@ static inline void reference_op(const uint8_t *slot, uint32_t size, uint8_t *ct,
         die("reference EVP encrypt failed");
     EVP_CIPHER_CTX_free(ctx);
 }
+
+#ifdef BENCH_IPSECMB
+#include <intel-ipsec-mb.h>
+
+/* intel-ipsec-mb's function table for this CPU and a key expanded for AES-256-GCM. */
+struct imb_gcm {
+    IMB_MGR *mgr;
+    IMB_ARCH arch;
+    struct gcm_key_data *key;
+};
+
+static inline const char *imb_arch_name(IMB_ARCH a)
+{
+    switch (a) {
+    case IMB_ARCH_SSE:
+        return "sse";
+    case IMB_ARCH_AVX:
+        return "avx";
+    case IMB_ARCH_AVX2:
+        return "avx2";
+    case IMB_ARCH_AVX512:
+        return "avx512";
+    default:
+        return "none";
+    }
+}
+
+/* Set up the manager and expand key. 0, or -1 with the reason in why (no AES-NI code path, ...). */
+static inline int imb_gcm_open(struct imb_gcm *g, const uint8_t *key, char *why, size_t why_len)
+{
+    memset(g, 0, sizeof(*g));
+    g->mgr = alloc_mb_mgr(0);
+    if (!g->mgr) {
+        snprintf(why, why_len, "intel-ipsec-mb %s: cannot allocate a manager", imb_get_version_str());
+        return -1;
+    }
+    init_mb_mgr_auto(g->mgr, &g->arch);
+    if (imb_get_errno(g->mgr) != 0 || g->arch == IMB_ARCH_NONE || g->arch == IMB_ARCH_NOAESNI) {
+        snprintf(why, why_len, "intel-ipsec-mb %s has no AES-NI code path for this CPU", imb_get_version_str());
+        free_mb_mgr(g->mgr);
+        g->mgr = NULL;
+        return -1;
+    }
+    g->key = aligned_alloc(64, (sizeof(*g->key) + 63u) & ~(size_t)63u);
+    if (!g->key)
+        die("out of memory");
+    IMB_AES256_GCM_PRE(g->mgr, key, g->key);
+    snprintf(why, why_len, "intel-ipsec-mb %s, %s code path", imb_get_version_str(), imb_arch_name(g->arch));
+    return 0;
+}
+
+static inline void imb_gcm_close(struct imb_gcm *g)
+{
+    if (g->key) {
+        OPENSSL_cleanse(g->key, sizeof(*g->key));
+        free(g->key);
+    }
+    if (g->mgr)
+        free_mb_mgr(g->mgr);
+    memset(g, 0, sizeof(*g));
+}
+
+/* One op: IV, AAD, data (in place when in == out) and the 16-byte tag in a single call. */
+static inline void imb_gcm_encrypt(const struct imb_gcm *g, const uint8_t *iv, const uint8_t *aad,
+                                   uint32_t aad_len, const uint8_t *in, uint8_t *out, uint32_t len, uint8_t *tag)
+{
+    struct gcm_context_data ctx;
+    IMB_AES256_GCM_ENC(g->mgr, g->key, &ctx, out, in, len, iv, aad, aad_len, tag, TAG_LEN);
+}
+#endif /* BENCH_IPSECMB */
 
 /* An open crypto device, its queue 0 and (optionally) an AES-256-GCM session keyed with KEY. */
 struct gdev {

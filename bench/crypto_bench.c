@@ -2,7 +2,10 @@
 /*
  * crypto_bench: the hot loops of bench/crypto (which compiles and drives this program).
  *
- *   crypto_bench inproc SIZE SECONDS CPU             in-process EVP AES-256-GCM encrypt, one core
+ *   crypto_bench inproc SIZE SECONDS CPU [openssl|ipsec-mb]
+ *                                                     in-process AES-256-GCM encrypt, one core, with
+ *                                                     OpenSSL EVP (default) or intel-ipsec-mb
+ *   crypto_bench ipsecmb-probe                        can this build and CPU run intel-ipsec-mb?
  *   crypto_bench inproc-lat SIZE N CPU                in-process latency of single ops
  *   crypto_bench device PATH SIZE BURST BURSTS SECONDS CPU
  *                                                     the same ops through a synthetic device
@@ -17,6 +20,10 @@
  * an 8-byte per-packet counter, unique per op as GCM requires), 8 bytes of AAD (SPI and sequence
  * number), in-place encryption, 16-byte tag written after the payload. Both the in-process loop and
  * the device loop use the same buffer layout (bench_gcm.h) and write the IV and AAD of every op.
+ *
+ * intel-ipsec-mb is compiled in with -DBENCH_IPSECMB (and -lIPSec_MB), as bench/crypto builds it;
+ * without it (bench/provider and bench/dpdk build it so, for rtt and pingpong) the program needs
+ * OpenSSL alone and its ipsec-mb modes say how to build it.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -66,26 +73,55 @@ static void unhex(const char *h, uint8_t *out, size_t n)
 }
 
 /* Known answer: GCM specification (McGrew and Viega), test case 16, AES-256, 96-bit IV, with AAD. */
+struct kat {
+    uint8_t key[32], iv[12], aad[20], pt[60], ct[60], tag[16];
+};
+
+static void kat_load(struct kat *k)
+{
+    unhex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", k->key, 32);
+    unhex("cafebabefacedbaddecaf888", k->iv, 12);
+    unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2", k->aad, 20);
+    unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+          "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39", k->pt, 60);
+    unhex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+          "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662", k->ct, 60);
+    unhex("76fc6ece0f4e1768cddf8853bb2d551b", k->tag, 16);
+}
+
 static void gcm_kat(void)
 {
-    uint8_t key[32], iv[12], aad[20], pt[60], ct[60], tag[16], out[60], otag[16];
+    struct kat k;
+    uint8_t out[60], otag[16];
     EVP_CIPHER_CTX *ctx;
 
-    unhex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", key, 32);
-    unhex("cafebabefacedbaddecaf888", iv, 12);
-    unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2", aad, 20);
-    unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
-          "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39", pt, 60);
-    unhex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
-          "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662", ct, 60);
-    unhex("76fc6ece0f4e1768cddf8853bb2d551b", tag, 16);
-    ctx = gcm_ctx(key);
-    if (gcm_encrypt(ctx, iv, aad, sizeof(aad), pt, out, sizeof(pt), otag) < 0)
+    kat_load(&k);
+    ctx = gcm_ctx(k.key);
+    if (gcm_encrypt(ctx, k.iv, k.aad, sizeof(k.aad), k.pt, out, sizeof(k.pt), otag) < 0)
         die("EVP AES-256-GCM encrypt failed on the known-answer test");
-    if (memcmp(out, ct, sizeof(ct)) || memcmp(otag, tag, sizeof(tag)))
+    if (memcmp(out, k.ct, sizeof(k.ct)) || memcmp(otag, k.tag, sizeof(k.tag)))
         die("EVP AES-256-GCM does not match the known-answer test (GCM spec test case 16)");
     EVP_CIPHER_CTX_free(ctx);
 }
+
+#ifdef BENCH_IPSECMB
+/* The same known answer through intel-ipsec-mb (its own key expansion: the benchmark's is KEY). */
+static void imb_kat(void)
+{
+    struct kat k;
+    struct imb_gcm g;
+    uint8_t out[60], otag[16];
+    char why[160];
+
+    kat_load(&k);
+    if (imb_gcm_open(&g, k.key, why, sizeof(why)) < 0)
+        die("%s", why);
+    imb_gcm_encrypt(&g, k.iv, k.aad, sizeof(k.aad), k.pt, out, sizeof(k.pt), otag);
+    if (memcmp(out, k.ct, sizeof(k.ct)) || memcmp(otag, k.tag, sizeof(k.tag)))
+        die("intel-ipsec-mb AES-256-GCM does not match the known-answer test (GCM spec test case 16)");
+    imb_gcm_close(&g);
+}
+#endif
 
 static void print_rate(const char *mode, uint32_t size, uint64_t ops, uint64_t ns, const char *extra)
 {
@@ -99,21 +135,86 @@ static void print_rate(const char *mode, uint32_t size, uint64_t ops, uint64_t n
 
 /* ---- inproc ---- */
 
+#define NO_IPSECMB "this crypto_bench was built without intel-ipsec-mb (bench/crypto builds it with " \
+    "-DBENCH_IPSECMB ... -lIPSec_MB; needs libipsec-mb-dev)"
+
+/* The in-process library of a run: OpenSSL EVP with one keyed context, or intel-ipsec-mb. */
+struct inproc_lib {
+    int ipsecmb;
+    EVP_CIPHER_CTX *evp;
+#ifdef BENCH_IPSECMB
+    struct imb_gcm imb;
+#endif
+    char detail[160];
+};
+
+static void inproc_open(struct inproc_lib *l, const char *name)
+{
+    memset(l, 0, sizeof(*l));
+    if (!strcmp(name, "openssl")) {
+        gcm_kat();
+        l->evp = gcm_ctx(KEY);
+        snprintf(l->detail, sizeof(l->detail), ", \"lib\": \"openssl\", \"openssl\": \"%s\"",
+                 OpenSSL_version(OPENSSL_VERSION));
+        return;
+    }
+    if (strcmp(name, "ipsec-mb"))
+        die("unknown library %s (openssl or ipsec-mb)", name);
+#ifdef BENCH_IPSECMB
+    {
+        char why[160];
+        gcm_kat(); /* the reference of the checks below */
+        imb_kat();
+        if (imb_gcm_open(&l->imb, KEY, why, sizeof(why)) < 0)
+            die("%s", why);
+        l->ipsecmb = 1;
+        snprintf(l->detail, sizeof(l->detail), ", \"lib\": \"ipsec-mb\", \"ipsecmb\": \"%s\", \"arch\": \"%s\"",
+                 imb_get_version_str(), imb_arch_name(l->imb.arch));
+    }
+#else
+    die(NO_IPSECMB);
+#endif
+}
+
+/* Encrypt the slot's payload in place and write its tag after it. 0 or -1. */
+static inline int inproc_op(struct inproc_lib *l, uint8_t *s, uint32_t size)
+{
+#ifdef BENCH_IPSECMB
+    if (l->ipsecmb) {
+        imb_gcm_encrypt(&l->imb, s + IV_OFF, s + AAD_OFF, AAD_LEN, s + SLOT_HDR, s + SLOT_HDR, size,
+                        s + SLOT_HDR + size);
+        return 0;
+    }
+#endif
+    return gcm_encrypt(l->evp, s + IV_OFF, s + AAD_OFF, AAD_LEN, s + SLOT_HDR, s + SLOT_HDR, size,
+                       s + SLOT_HDR + size);
+}
+
+static void inproc_close(struct inproc_lib *l)
+{
+    if (l->evp)
+        EVP_CIPHER_CTX_free(l->evp);
+#ifdef BENCH_IPSECMB
+    if (l->ipsecmb)
+        imb_gcm_close(&l->imb);
+#endif
+}
+
 static int cmd_inproc(int argc, char **argv)
 {
     uint32_t size, ssz, i;
     double secs;
     uint8_t *mem, *slots[INPROC_SLOTS];
     uint8_t *ref_ct, ref_tag[TAG_LEN];
-    EVP_CIPHER_CTX *ctx;
+    struct inproc_lib lib;
     uint64_t seq = 1, ops = 0, t0, t, deadline, warm_end;
 
-    if (argc != 3)
-        die("usage: inproc SIZE SECONDS CPU");
+    if (argc != 3 && argc != 4)
+        die("usage: inproc SIZE SECONDS CPU [openssl|ipsec-mb]");
     size = (uint32_t)parse_long(argv[0], "size", 1, MAX_SIZE);
     secs = parse_seconds(argv[1]);
     pin((int)parse_long(argv[2], "cpu", -1, CPU_SETSIZE - 1));
-    gcm_kat();
+    inproc_open(&lib, argc == 4 ? argv[3] : "openssl");
 
     ssz = slot_size(size);
     mem = aligned_alloc(4096, (size_t)ssz * INPROC_SLOTS);
@@ -125,17 +226,18 @@ static int cmd_inproc(int argc, char **argv)
         slots[i] = mem + (size_t)i * ssz;
         fill_payload(slots[i] + SLOT_HDR, size, i);
     }
-    ctx = gcm_ctx(KEY);
 
-    /* Correctness: the benchmark's context (reused, IV-only re-init) against a fresh one. */
+    /*
+     * Correctness: the benchmark's op (a reused EVP context with an IV-only re-init, or ipsec-mb's
+     * expanded key) against a fresh EVP context.
+     */
     for (i = 0; i < 3; i++) {
         fill_hdr(slots[0], 1000 + i, SPI);
         reference_op(slots[0], size, ref_ct, ref_tag);
-        if (gcm_encrypt(ctx, slots[0] + IV_OFF, slots[0] + AAD_OFF, AAD_LEN, slots[0] + SLOT_HDR,
-                        slots[0] + SLOT_HDR, size, slots[0] + SLOT_HDR + size) < 0)
+        if (inproc_op(&lib, slots[0], size) < 0)
             die("EVP encrypt failed");
         if (memcmp(slots[0] + SLOT_HDR, ref_ct, size) || memcmp(slots[0] + SLOT_HDR + size, ref_tag, TAG_LEN))
-            die("in-place encrypt with the reused context differs from a fresh context");
+            die("in-place encrypt (%s) differs from a fresh EVP context", lib.ipsecmb ? "ipsec-mb" : "reused context");
     }
 
     warm_end = now_ns() + 100000000ull; /* 0.1 s warm-up, not counted */
@@ -143,8 +245,7 @@ static int cmd_inproc(int argc, char **argv)
         for (i = 0; i < INPROC_SLOTS; i++) {
             uint8_t *s = slots[i];
             fill_hdr(s, seq++, SPI);
-            if (gcm_encrypt(ctx, s + IV_OFF, s + AAD_OFF, AAD_LEN, s + SLOT_HDR, s + SLOT_HDR, size,
-                            s + SLOT_HDR + size) < 0)
+            if (inproc_op(&lib, s, size) < 0)
                 die("EVP encrypt failed");
         }
     } while (now_ns() < warm_end);
@@ -155,22 +256,51 @@ static int cmd_inproc(int argc, char **argv)
         for (i = 0; i < INPROC_SLOTS; i++) {
             uint8_t *s = slots[i];
             fill_hdr(s, seq++, SPI);
-            if (gcm_encrypt(ctx, s + IV_OFF, s + AAD_OFF, AAD_LEN, s + SLOT_HDR, s + SLOT_HDR, size,
-                            s + SLOT_HDR + size) < 0)
+            if (inproc_op(&lib, s, size) < 0)
                 die("EVP encrypt failed");
         }
         ops += INPROC_SLOTS;
         t = now_ns();
     } while (t < deadline);
 
-    EVP_CIPHER_CTX_free(ctx);
+    /* Still right after the run. */
+    fill_hdr(slots[1], 2000, SPI);
+    reference_op(slots[1], size, ref_ct, ref_tag);
+    if (inproc_op(&lib, slots[1], size) < 0)
+        die("EVP encrypt failed");
+    if (memcmp(slots[1] + SLOT_HDR, ref_ct, size) || memcmp(slots[1] + SLOT_HDR + size, ref_tag, TAG_LEN))
+        die("in-place encrypt differs from a fresh EVP context after the timed run");
+    inproc_close(&lib);
     free(ref_ct);
     free(mem);
+    print_rate("inproc", size, ops, t - t0, lib.detail);
+    return 0;
+}
+
+/* ---- ipsecmb-probe ---- */
+
+static int cmd_ipsecmb_probe(int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0)
+        die("usage: ipsecmb-probe");
+#ifdef BENCH_IPSECMB
     {
-        char extra[160];
-        snprintf(extra, sizeof(extra), ", \"openssl\": \"%s\"", OpenSSL_version(OPENSSL_VERSION));
-        print_rate("inproc", size, ops, t - t0, extra);
+        struct imb_gcm g;
+        char why[160];
+        int ok = imb_gcm_open(&g, KEY, why, sizeof(why)) == 0;
+        if (ok) {
+            imb_gcm_close(&g);
+            imb_kat();
+        }
+        printf("{\"mode\": \"ipsecmb-probe\", \"available\": %s, \"detail\": \"%s\", \"checked\": true}\n",
+               ok ? "true" : "false", why);
     }
+#else
+    printf("{\"mode\": \"ipsecmb-probe\", \"available\": false, \"detail\": \"%s\", \"checked\": true}\n",
+           NO_IPSECMB);
+#endif
+    fflush(stdout);
     return 0;
 }
 
@@ -543,12 +673,14 @@ int main(int argc, char **argv)
 {
     prog_name = "crypto_bench";
     if (argc < 2) {
-        fprintf(stderr, "usage: %s inproc|device|rtt|pingpong|idle-guest ARGS... (see the source)\n", argv[0]);
+        fprintf(stderr, "usage: %s inproc|ipsecmb-probe|inproc-lat|device|rtt|pingpong|idle-guest ARGS... (see the source)\n", argv[0]);
         return 2;
     }
     prog_mode = argv[1];
     if (!strcmp(argv[1], "inproc"))
         return cmd_inproc(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "ipsecmb-probe"))
+        return cmd_ipsecmb_probe(argc - 2, argv + 2);
     if (!strcmp(argv[1], "inproc-lat"))
         return cmd_inproc_lat(argc - 2, argv + 2);
     if (!strcmp(argv[1], "device"))
