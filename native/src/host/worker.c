@@ -225,7 +225,7 @@ static void *worker_main(void *arg)
     const uint64_t deep_sleep = (uint64_t)w->params.deep_sleep_us * 1000ull;
     uint64_t idle_start = 0, last_beat = 0, nap = MIN_SLEEP_NS, t;
     uint32_t idle_passes = 0, busy_passes = 0;
-    unsigned i, work;
+    unsigned i, work, slept = 0;
 
     /* Idle sleeps are short; do not let the kernel stretch them by the default 50 us slack. */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
@@ -260,7 +260,7 @@ static void *worker_main(void *arg)
         guard.polling = NULL;
         idle_start = last_beat = 0;
         nap = MIN_SLEEP_NS;
-        idle_passes = busy_passes = 0;
+        idle_passes = busy_passes = slept = 0;
     }
     guard.w = w;
     while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
@@ -283,7 +283,8 @@ static void *worker_main(void *arg)
         if (work) {
             SYNTH_STAT_ADD(w->stats.busy_passes, 1);
             SYNTH_STAT_ADD(w->stats.ops, work);
-            idle_passes = 0;
+            idle_passes = slept = 0;
+            idle_start = 0;
             nap = MIN_SLEEP_NS;
             if ((++busy_passes & 63u) == 0 && (t = synthi_now_ns()) - last_beat >= HEARTBEAT_NS) {
                 heartbeat_all(w, t);
@@ -291,13 +292,17 @@ static void *worker_main(void *arg)
             }
             continue;
         }
-        /* Idle: read the clock only every 64 passes; the spin window need not be exact. */
-        if ((++idle_passes & 63u) != 0) {
+        /*
+         * Idle, spinning: read the clock only every 64 passes; the spin window need not be exact.
+         * Once it has slept, one pass per wake-up: 64 passes over every device per wake-up made an
+         * idle worker's cost grow with its devices times 64 (bench/scale).
+         */
+        if (!slept && (++idle_passes & 63u) != 0) {
             synthi_cpu_relax();
             continue;
         }
         t = synthi_now_ns();
-        if (idle_passes == 64)
+        if (!idle_start)
             idle_start = t;
         if (t - last_beat >= HEARTBEAT_NS) {
             heartbeat_all(w, t);
@@ -306,6 +311,7 @@ static void *worker_main(void *arg)
         if (t - idle_start < spin_ns)
             continue;
         SYNTH_STAT_ADD(w->stats.sleeps, 1);
+        slept = 1;
         guard.w = NULL;
         pthread_mutex_unlock(&w->lock);
         sleep_ns(nap);
