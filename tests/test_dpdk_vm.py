@@ -68,6 +68,7 @@ def test_the_shipped_vectors_are_the_known_answers(name: str, tmp_path: pathlib.
 @skip_no_dpdk
 @pytest.mark.slow  # the first build downloads the kernel package
 def test_the_image_carries_crypto_perf_its_libraries_the_pmd_and_vectors_but_no_driver_directory() -> None:
+    subprocess.run(["make", "-s", "-C", str(ROOT), "guest-inputs"], check=True)  # a fresh clone has none yet
     built = guestimage.build()
     man = built.manifest["userland_files"]
     files = man["files"]
