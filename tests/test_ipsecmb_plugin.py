@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_crypto_interop import reference_seal
 
 from libvirt_synth import errors
 from libvirt_synth.abi import ALG_INFO, Alg, DevClass, Op, Status
 from libvirt_synth.guest import CryptoSession, Device, Queue, raise_for_status
 from libvirt_synth.host.device import HostDevice, Worker
 from libvirt_synth.host.plugins import catalog
+
+from test_crypto_interop import reference_seal
 
 SERVED = [Alg.AES128_GCM, Alg.AES256_GCM, Alg.CHACHA20_POLY1305, Alg.AES256_CBC_HMAC_SHA256]
 CBC = Alg.AES256_CBC_HMAC_SHA256
@@ -180,11 +181,11 @@ def test_mixed_burst_of_algorithms_sessions_and_directions(pair: tuple[Device, D
                 expect.append((Status.OK, ct, tag))
         assert q.submit(q.descs(items)) == len(items)
         got = sorted(q.drain(len(items)), key=lambda c: c.cookie)
-        for c, it, (status, out, want_tag), b in zip(got, items, expect, bufs, strict=True):
+        for c, it, (status, out, tag), b in zip(got, items, expect, bufs, strict=True):
             assert c.status == status, c.cookie
             assert b.read(it["src_len"]) == out, c.cookie
-            if want_tag is not None:
-                assert b.read(len(want_tag), at=it["tag_off"] - b.offset) == want_tag, c.cookie
+            if tag is not None:
+                assert b.read(len(tag), at=it["tag_off"] - b.offset) == tag, c.cookie
             if status == Status.OK:
                 raise_for_status(c.status, c.result, "op")
     finally:
