@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import pathlib
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host.device import HostDevice, Worker
+from libvirt_synth.testbed import dpdk as guestdpdk
 
 from rawregion import RawRegion
 
@@ -26,32 +26,13 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = ROOT / "native" / "build" / "dpdk"
 
 
-def private_dir() -> pathlib.Path:
-    """A directory no world-writable one leads to: DPDK's EAL refuses to load a driver (-d) from
-    any other ("directory path /tmp is world-writable and insecure"), and a checkout may live in
-    /tmp. Under the home directory's cache, made 0700."""
-    d = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "libvirt-synth" / "dpdk"
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for p in (d, *d.parents):
-        if p.stat().st_mode & 0o002:
-            pytest.fail(f"{p} is world-writable: EAL would refuse to load the PMD from under it")
-    return d
-
-
 def install_pmd(name: str, *programs: pathlib.Path) -> pathlib.Path:
-    """`make dpdk`, then the PMD native/build/dpdk/<name>.so copied (under its content's hash) into
-    private_dir(); programs are the check programs that must have been built beside it."""
+    """`make dpdk`, then the PMD native/build/dpdk/<name>.so copied where EAL will load it from
+    (testbed.dpdk.loadable_copy); programs are the check programs that must have been built beside it."""
     subprocess.run(["make", "-s", "-C", str(ROOT), "dpdk"], check=True)
     built = BUILD / f"{name}.so"
     assert built.is_file() and all(p.is_file() for p in programs)
-    data = built.read_bytes()
-    dst = private_dir() / f"{name}-{hashlib.sha256(data).hexdigest()[:12]}.so"
-    if not dst.is_file():
-        tmp = dst.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.chmod(0o755)
-        tmp.replace(dst)
-    return dst
+    return guestdpdk.loadable_copy(built)
 
 
 def needs(tool: str | None, name: str) -> pytest.MarkDecorator:

@@ -18,6 +18,7 @@ Every file is recorded in the userland's manifest with its package and version, 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 
@@ -77,3 +78,27 @@ def collect(u: userland.Userland, pmd: pathlib.Path, vectors: dict[str, pathlib.
     u.add(DRIVERS, f"{mempool_at}\n{PMD}\n".encode(), "generated")
     for vec, path in sorted(vectors.items()):
         u.add(f"{VECTORS}/{vec}.data", path.read_bytes(), f"tests/data/dpdk/{path.name}")
+
+
+def loadable_copy(built: pathlib.Path) -> pathlib.Path:
+    """A copy of the driver ``built`` that EAL will load with ``-d``: EAL refuses a driver under any
+    world-writable directory ("directory path /tmp is world-writable and insecure"), and a checkout
+    may live in /tmp. The copy goes under the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``,
+    ``libvirt-synth/dpdk/``, made 0700), named by its content's hash so that a rebuilt driver gets a
+    new name and an unchanged one is not copied again. Raises errors.PermissionError if a directory
+    on the way is world-writable."""
+    base = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
+    d = base / "libvirt-synth" / "dpdk"
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for p in (d, *d.parents):
+        if p.stat().st_mode & 0o002:
+            raise errors.PermissionError(f"{p} is world-writable: EAL would refuse to load a driver from under it "
+                                         "(set XDG_CACHE_HOME to a private directory)")
+    data = built.read_bytes()
+    dst = d / f"{built.stem}-{hashlib.sha256(data).hexdigest()[:12]}.so"
+    if not dst.is_file():
+        tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.chmod(0o755)
+        tmp.replace(dst)
+    return dst
