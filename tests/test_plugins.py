@@ -36,7 +36,8 @@ def test_catalog_lists_builtins_with_their_probe() -> None:
     assert set(GCM_PLUGINS) <= set(plugins)
     assert plugins["openssl"].available and plugins["openssl"].detail.startswith("OpenSSL 3")
     mb = plugins["ipsec-mb"]
-    assert mb.available and "intel-ipsec-mb" in mb.detail and mb.algorithms == ["aes-128-gcm", "aes-256-gcm"]
+    assert mb.available and "intel-ipsec-mb" in mb.detail and mb.algorithms == ["aes-128-gcm", "aes-256-gcm",
+                                                                               "chacha20-poly1305"]
     with pytest.raises(errors.NotFoundError, match="available: openssl, ipsec-mb"):
         find_plugin("nonesuch", DevClass.CRYPTO)
 
@@ -81,9 +82,9 @@ def test_ipsec_mb_refuses_what_it_does_not_serve(region_dir: pathlib.Path, worke
     worker.add(dev)
     try:
         with Device.open(dev.path) as g:
-            assert g.info().algorithms == ["aes-128-gcm", "aes-256-gcm"]
+            assert g.info().algorithms == ["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305"]
             with pytest.raises(errors.OpError) as e:
-                g.queue(0).session(Alg.CHACHA20_POLY1305, os.urandom(32))
+                g.queue(0).session(Alg.AES256_CBC_HMAC_SHA256, os.urandom(64), tag_len=16)
             assert e.value.status == Status.NOT_SUPPORTED
     finally:
         dev.destroy()
