@@ -1,16 +1,44 @@
 # SPDX-License-Identifier: Apache-2.0
-"""An idle worker costs a wake-up per sleep and one pass over its devices per wake-up, however many
-devices it serves: bench/scale found each wake-up polling every device 64 times (the spin phase's
-clock-reading stride carried on after the first sleep), so the idle cost grew with devices x 64."""
+"""What an idle worker costs. A worker that sleeps costs a wake-up per sleep and one pass over its
+devices per wake-up, however many devices it serves: bench/scale found each wake-up polling every
+device 64 times (the spin phase's clock-reading stride carried on after the first sleep), so the
+idle cost grew with devices x 64. A worker told to park when idle (a compression device's worker of
+its own) costs nothing at all once parked: the watcher thread looks at its rings instead and wakes
+it on work, no later than its deep sleep would have ended; a device removed, destroyed or truncated
+under a parked worker costs that device only."""
 
 from __future__ import annotations
 
+import os
 import pathlib
+import random
+import subprocess
+import sys
+import textwrap
 import time
 
+import pytest
+from waiting import until as wait_for
+
+from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.guest import Device
-from libvirt_synth.host.device import HostDevice, Worker
+from libvirt_synth.guest.compress import Compressor
+from libvirt_synth.host import region
+from libvirt_synth.host.backend import Backend, park_when_idle
+from libvirt_synth.host.device import HostDevice, HostDeviceSpec, Worker
+
+DEEP_US = 10000  # the default deep_sleep_us: how long a first op after a long idle may wait today
+MARGIN_S = 0.015  # a small op, two threads to schedule (on a machine other work shares)
+LOST_S = 0.25  # beyond any scheduling delay: a wake-up lost (the guest would wait 5 s for it)
+
+
+def check_latencies(took: list[float], bound: float) -> None:
+    """Three quarters of the ops within bound, and none waiting for a wake-up that never came."""
+    took = sorted(took)
+    ms = [round(t * 1e3, 1) for t in took]
+    assert took[len(took) * 3 // 4] < bound, f"ops after a park took {ms} ms; expected < {bound * 1e3:.0f}"
+    assert took[-1] < LOST_S, f"ops after a park took {ms} ms"
 
 
 def test_an_idle_worker_does_one_pass_per_wake_up(region_dir: pathlib.Path) -> None:
@@ -37,3 +65,241 @@ def test_an_idle_worker_does_one_pass_per_wake_up(region_dir: pathlib.Path) -> N
             w.remove(d)
             d.destroy()
         w.stop()
+
+
+def worker_threads() -> set[int]:
+    """This process's threads named as the C workers name theirs (the watcher included)."""
+    out = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            if pathlib.Path(f"/proc/self/task/{tid}/comm").read_text().strip() == "synth-worker":
+                out.add(int(tid))
+        except OSError:
+            continue
+    return out
+
+
+def times_run(tid: int) -> int:
+    """How many times the kernel has run the thread (schedstat's third field)."""
+    return int(pathlib.Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[2])
+
+
+def parked(w: Worker) -> bool:
+    return bool(lib.synth_worker_parked(w._h))
+
+
+def new_worker(**kw: int) -> tuple[Worker, int]:
+    """A worker and its thread's id."""
+    before = worker_threads()
+    w = Worker(**kw)
+    tids = wait_for(lambda: worker_threads() - before, "the worker thread to name itself")
+    assert len(tids) == 1, tids
+    return w, tids.pop()
+
+
+def payload(rng: random.Random, n: int) -> bytes:
+    words = [bytes(rng.choice(b"abcdefgh") for _ in range(6)) for _ in range(32)]
+    return b" ".join(rng.choice(words) for _ in range(n // 7))
+
+
+def test_a_parked_worker_makes_no_wake_ups_and_wakes_for_work(region_dir: pathlib.Path) -> None:
+    rng = random.Random(7)
+    w, tid = new_worker(deep_sleep_us=DEEP_US)
+    dev = HostDevice.create(str(region_dir / "z"), DevClass.COMPRESS, size=1 << 20)
+    try:
+        w.add(dev)
+        park_when_idle(w, 200)
+        with Device.open(dev.path) as g:
+            z = Compressor(g.queue(0))
+            data = payload(rng, 4096)
+            assert z.decompress(z.compress(data, "zstd", level=3), "zstd") == data
+            wait_for(lambda: parked(w), "the worker to park", timeout=5)
+            a, ran = w.stats(), times_run(tid)
+            time.sleep(1.0)
+            b = w.stats()
+            assert parked(w)
+            # Not run once, no pass, no sleep counted: a deep-sleeping worker wakes ~100 times here.
+            assert times_run(tid) - ran <= 1, times_run(tid) - ran
+            assert (b["passes"], b["sleeps"]) == (a["passes"], a["sleeps"]), (a, b)
+            # Its device still looks served: the watcher refreshes the heartbeat meanwhile.
+            age = region.read_header(dev.path).heartbeat_age_s
+            assert age is not None and age < 0.5, age
+            # A first op after the idle spell completes about as soon as a deep sleep would end.
+            took = []
+            for _ in range(12):
+                wait_for(lambda: parked(w), "the worker to park again", timeout=5)
+                time.sleep(rng.uniform(0, 0.02))
+                small = payload(rng, 512)
+                t0 = time.monotonic()
+                out = z.compress(small, "lz4")
+                took.append(time.monotonic() - t0)
+                assert z.decompress(out, "lz4") == small
+            check_latencies(took, DEEP_US / 1e6 + MARGIN_S)
+            assert w.stats()["ops"] >= 2 + 24
+    finally:
+        w.remove(dev)
+        dev.destroy()
+        w.stop()
+
+
+def test_work_posted_as_the_worker_parks_is_not_lost(region_dir: pathlib.Path) -> None:
+    """Parking after 2 ms idle, the watcher looking every 1.75 ms: ops posted at random moments
+    fall on every step of parking and waking; each must complete in time."""
+    rng = random.Random(11)
+    w = Worker(deep_sleep_us=2000)
+    dev = HostDevice.create(str(region_dir / "z"), DevClass.COMPRESS, size=1 << 20)
+    try:
+        w.add(dev)
+        park_when_idle(w, 2)
+        with Device.open(dev.path) as g:
+            z = Compressor(g.queue(0))
+            data = payload(rng, 256)
+            was_parked, took = 0, []
+            for _ in range(300):
+                time.sleep(rng.choice([0.0, rng.uniform(0.001, 0.003), rng.uniform(0.002, 0.008)]))
+                was_parked += parked(w)
+                t0 = time.monotonic()
+                out = z.compress(data, "lz4")
+                took.append(time.monotonic() - t0)
+                assert len(out) > 0
+            check_latencies(took, 0.002 + MARGIN_S)
+            # The ops did meet a parked worker (else this would test nothing).
+            assert was_parked >= 30, was_parked
+    finally:
+        w.remove(dev)
+        dev.destroy()
+        w.stop()
+
+
+def test_devices_removed_destroyed_and_workers_stopped_while_parked(region_dir: pathlib.Path) -> None:
+    """The watcher looks at a parked worker's devices every 0.9 ms: take them away under it in
+    every way the control plane does, again and again. A use of an unmapped region would crash
+    the process (and is what the sanitizer builds look for)."""
+    keep = HostDevice.create(str(region_dir / "keep"), DevClass.COMPRESS, size=1 << 20)
+    kw = Worker(deep_sleep_us=1000)
+    kw.add(keep)
+    park_when_idle(kw, 1)
+    try:
+        for i in range(12):
+            w = Worker(deep_sleep_us=1000)
+            park_when_idle(w, 1)
+            devs = [HostDevice.create(str(region_dir / f"z{i}-{j}"), DevClass.COMPRESS, size=1 << 20)
+                    for j in range(3)]
+            for d in devs:
+                w.add(d)
+            with Device.open(devs[0].path) as g:  # one with a driver, whose rings the watcher reads
+                Compressor(g.queue(0)).compress(b"x" * 100, "lz4")
+                wait_for(lambda w=w: parked(w), "the worker to park", timeout=5)
+            wait_for(lambda w=w: parked(w), "the worker to park", timeout=5)
+            devs[1].destroy()  # destroy takes it off its worker first
+            w.remove(devs[2])
+            devs[2].destroy()
+            if i % 2:
+                w.stop()  # parked, with a device still added
+                devs[0].destroy()
+            else:
+                devs[0].destroy()
+                w.stop()
+        with Device.open(keep.path) as g:  # the watcher still serves the other parked worker
+            wait_for(lambda: parked(kw), "the worker to park", timeout=5)
+            data = b"keep " * 100
+            assert Compressor(g.queue(0)).decompress(Compressor(g.queue(0)).compress(data, "zstd"), "zstd") == data
+        assert kw.stats()["region_faults"] == 0
+    finally:
+        kw.remove(keep)
+        keep.destroy()
+        kw.stop()
+
+
+# A guest in its own process: opens the device, does an op, then on "go" truncates the region file
+# as a hostile QEMU could, and keeps its (now dead) mapping until told to go.
+GUEST = textwrap.dedent("""
+    import os, sys
+    from libvirt_synth.guest import Device
+    from libvirt_synth.guest.compress import Compressor
+    path = sys.argv[1]
+    g = Device.open(path)
+    Compressor(g.queue(0)).compress(b"y" * 1000, "lz4")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    os.truncate(path, 0)
+    print("truncated", flush=True)
+    sys.stdin.read()
+    os._exit(0)
+""")
+
+
+def test_a_region_truncated_under_a_parked_worker_costs_that_device_only(region_dir: pathlib.Path) -> None:
+    victim = HostDevice.create(str(region_dir / "victim"), DevClass.COMPRESS, size=1 << 20)
+    other = HostDevice.create(str(region_dir / "other"), DevClass.COMPRESS, size=1 << 20)
+    w, tid = new_worker(deep_sleep_us=DEEP_US)
+    ow = Worker(deep_sleep_us=DEEP_US)
+    try:
+        w.add(victim)
+        ow.add(other)
+        park_when_idle(w, 100)
+        park_when_idle(ow, 100)
+        peer = subprocess.Popen([sys.executable, "-c", GUEST, victim.path], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert peer.stdout is not None and peer.stdout.readline().strip() == "ready"
+            wait_for(lambda: parked(w) and parked(ow), "both workers to park", timeout=5)
+            passes, ran = w.stats()["passes"], times_run(tid)
+            assert peer.stdin is not None
+            peer.stdin.write("go\n")
+            peer.stdin.flush()
+            assert peer.stdout.readline().strip() == "truncated"
+            # The watcher's next look at the victim faults: the device is abandoned, as in a pass.
+            wait_for(lambda: w.stats()["region_faults"] == 1, "the fault to be counted", timeout=5)
+            st = victim.stats()
+            assert st.dev_error == lib.SYNTH_DEVERR_REGION and not st.active
+            # It was the watcher's look, not a pass of the worker, which stays parked.
+            assert parked(w) and w.stats()["passes"] == passes and times_run(tid) - ran <= 1
+            time.sleep(0.1)
+            assert w.stats()["region_faults"] == 1  # never touched again
+            with Device.open(other.path) as g:
+                data = b"other " * 200
+                z = Compressor(g.queue(0))
+                assert z.decompress(z.compress(data, "zstd"), "zstd") == data
+            assert ow.stats()["region_faults"] == 0 and other.stats().dev_error == 0
+        finally:
+            peer.communicate("", timeout=10)
+        w.remove(victim)
+        victim.destroy()  # only unmaps: nothing of the region is touched
+        assert not os.path.exists(victim.path)
+    finally:
+        for wk, d in ((w, victim), (ow, other)):
+            wk.stop()
+            d.destroy()
+
+
+def test_a_worker_with_a_device_it_cannot_be_watched_for_does_not_park(region_dir: pathlib.Path) -> None:
+    """A packet device's work may come from its TAP or its wire, which no ring shows."""
+    w = Worker(deep_sleep_us=2000)
+    z = HostDevice.create(str(region_dir / "z"), DevClass.COMPRESS, size=1 << 20)
+    p = HostDevice.create(str(region_dir / "p"), DevClass.PACKET, size=1 << 20, queues=2)
+    try:
+        w.add(z)
+        park_when_idle(w, 20)
+        wait_for(lambda: parked(w), "the worker to park", timeout=5)
+        w.add(p)  # wakes it for a pass over the new device, after which it stays awake
+        time.sleep(0.3)
+        a = w.stats()
+        time.sleep(0.3)
+        assert not parked(w) and w.stats()["sleeps"] - a["sleeps"] >= 50
+        w.remove(p)
+        wait_for(lambda: parked(w), "the worker to park once the packet device is gone", timeout=5)
+    finally:
+        for d in (z, p):
+            d.destroy()
+        w.stop()
+
+
+@pytest.mark.parametrize("dedicated", [True, False])
+def test_the_backend_parks_only_workers_of_their_own(region_dir: pathlib.Path, dedicated: bool) -> None:
+    with Backend(workers=1, dedicated=(DevClass.COMPRESS,) if dedicated else (), deep_sleep_us=DEEP_US) as b:
+        dev = b.add(HostDeviceSpec(path=str(region_dir / "z"), dev_class=DevClass.COMPRESS, size=1 << 20))
+        assert dev.worker is not None
+        time.sleep(1.5)  # idle past DEDICATED_PARK_AFTER_MS
+        assert parked(dev.worker) == dedicated
+        assert not parked(b.workers[0])

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from libvirt_synth import errors, log
+from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host import packet as host_packet
 from libvirt_synth.host.device import HostDevice, HostDeviceSpec, Worker
@@ -58,6 +59,17 @@ def class_stats(dev: HostDevice) -> dict[str, Any]:
 #: sleep and gives it back as soon as they have work.
 DEDICATED_CLASSES = (DevClass.COMPRESS,)
 DEDICATED_NICE = 10
+#: A worker of its own whose device has been idle this long parks: no more timed wake-ups, one
+#: watcher thread for the process looks at its rings and wakes it on work, as soon as it would have
+#: woken from its deepest idle sleep (synth_worker_park_when_idle). A shared worker never parks.
+DEDICATED_PARK_AFTER_MS = 1000
+
+
+def park_when_idle(w: Worker, idle_ms: int = DEDICATED_PARK_AFTER_MS) -> None:
+    """Let a worker park once its devices have been idle for ``idle_ms`` (0: never)."""
+    rc = lib.synth_worker_park_when_idle(w._h, idle_ms)
+    if rc < 0:
+        raise errors.from_errno(rc, "starting the thread that watches parked workers")
 
 
 class Backend:
@@ -95,6 +107,11 @@ class Backend:
         if spec.dev_class in self.dedicated:
             w = Worker(cpu=self._cpu(len(self.workers) + len(self.own_workers)), nice=DEDICATED_NICE,
                        **self._worker_kw)
+            try:
+                park_when_idle(w)
+            except BaseException:
+                w.stop()
+                raise
             self.own_workers[spec.path] = w
             return w
         w = self.workers[self._next % len(self.workers)]

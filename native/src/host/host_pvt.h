@@ -176,6 +176,21 @@ void synthi_fault_release(void);
  */
 void synthi_hdev_abort_inhand(struct synth_hdev *d);
 
+/*
+ * Can a watcher tell from d's rings alone whether d has work (synthi_hdev_pending)? Not for a class
+ * that polls outside sources (a TAP, a wire) or whose posted descriptors wait for outside events.
+ */
+static inline int synthi_hdev_watchable(const struct synth_hdev *d)
+{
+    return !d->ops->poll_queue && !d->ops->poll_device;
+}
+
+/*
+ * Would a pass over d find work (1) or not (0)? Reads d's region: call it in a fault frame
+ * (synthi_region_call), with d's worker parked and its device list locked.
+ */
+int synthi_hdev_pending(struct synth_hdev *d);
+
 /* One poll pass over the device's queues with the given burst size. */
 unsigned synthi_hdev_poll_burst(struct synth_hdev *d, uint32_t burst);
 

@@ -141,3 +141,28 @@ unsigned synthi_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
     synthi_quota_charge(d, n, d->work_bytes - work0);
     return n;
 }
+
+/*
+ * What a parked worker's devices are watched with (worker.c): would a pass over d find something
+ * to do? It reads what a pass reads first, and only that: the driver's epoch, and per queue the
+ * seq word of the next SQ entry and, when that entry is published, the CQ's room. A device whose
+ * class polls outside sources (poll_queue, poll_device) cannot be watched so (synthi_hdev_watchable).
+ */
+int synthi_hdev_pending(struct synth_hdev *d)
+{
+    unsigned i;
+
+    if (d->faulted)
+        return 0;
+    if (d->resetting || synthi_load_acquire_u32(&d->hdr->drv_epoch) != d->acked_epoch)
+        return 1;
+    if (!d->active || d->broken)
+        return 0;
+    for (i = 0; i < d->layout.num_queues; i++) {
+        struct synth_hqueue *q = &d->queues[i];
+        /* room < 0: an impossible CQ index, which the pass marks broken */
+        if (synthi_hq_peek(q, 0) && synthi_ring_sp_free_count_want(&q->cq, 1) != 0)
+            return 1;
+    }
+    return 0;
+}

@@ -2,7 +2,9 @@
 /*
  * Worker threads: poll the queues of their devices. Adaptive polling: spin while there is work and
  * for spin_us after the last of it, then sleep with exponential back-off up to max_sleep_us, so an
- * idle device costs a wake-up per max_sleep_us and nothing more.
+ * idle device costs a wake-up per max_sleep_us and nothing more. A worker told to park when idle
+ * (synth_worker_park_when_idle) stops waking at all once its devices have been idle that long:
+ * one watcher thread for the whole process looks at every parked worker's rings and wakes it on work.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -37,7 +39,36 @@ struct synth_worker {
     _Atomic int waiters;         /* add/remove calls waiting for the lock */
     struct synth_worker_params params;
     struct synth_worker_stats stats;
+    _Atomic uint64_t park_after_ns;  /* idle this long: park (0: never) */
+    uint64_t watch_ns;               /* how often the watcher looks at its devices while parked */
+    _Atomic uint64_t kicks;          /* wake-ups asked for; changed under watch.lock only */
+    _Atomic int parked;              /* on the watcher's list, changed under watch.lock only */
+    pthread_cond_t park_cv;          /* waited on with watch.lock */
+    struct synth_worker *next_parked;
 };
+
+/*
+ * The watcher. A parked worker waits on its condition variable, off every timer, with its device
+ * list unlocked. Every watch_ns (7/8 of its deep_sleep_us, so that the watcher's wake-up plus the
+ * worker's stays within the deep_sleep_us an unparked worker's first op waits at worst) the watcher
+ * takes each parked worker's list lock, as add/remove do, and within a fault frame per device
+ * (synthi_region_call) refreshes its heartbeat and asks synthi_hdev_pending; a device with work
+ * kicks its worker. One thread for all of them rather than the shared workers: those would need
+ * each other's locks and fault guards on their hot path, and a busy one would delay the watch.
+ *
+ * Lock order: watch.lock, then a worker's lock. A worker never holds its own lock while it takes
+ * watch.lock (it parks with its lock given back), add/remove/destroy kick only after unlocking.
+ * A parked worker is on the list until it has taken watch.lock again, so the watcher never sees a
+ * worker that runs, nor one that is gone; remove takes the list lock, so once it returns the
+ * watcher no longer touches the device.
+ */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;               /* the watcher waits here while nothing is parked */
+    struct synth_worker *parked;
+    int started;
+    int nice, cpu;                   /* those of the first worker that asked to park */
+} watch = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, -1};
 
 
 static void sleep_ns(uint64_t ns)
@@ -174,6 +205,154 @@ int synthi_region_call(struct synth_hdev *d, int (*fn)(struct synth_hdev *, void
     return rc;
 }
 
+/* With watch.lock held: ask w for a pass (a parked worker wakes; a running one does not park next). */
+static void kick_locked(struct synth_worker *w)
+{
+    atomic_fetch_add(&w->kicks, 1);
+    pthread_cond_signal(&w->park_cv);
+}
+
+static void kick(struct synth_worker *w)
+{
+    pthread_mutex_lock(&watch.lock);
+    kick_locked(w);
+    pthread_mutex_unlock(&watch.lock);
+}
+
+/*
+ * On w's own thread, its list unlocked: wait on the watcher's list until kicked or stopped. kick0 is
+ * w->kicks as read with the list locked, after the pass that found nothing: a kick since (a device
+ * added) means no waiting at all, so no wake-up is lost between that pass and the wait.
+ */
+static void park(struct synth_worker *w, uint64_t kick0)
+{
+    struct synth_worker **pp;
+
+    pthread_mutex_lock(&watch.lock);
+    if (atomic_load(&w->kicks) == kick0 && !atomic_load(&w->stop)) {
+        if (!watch.parked)
+            pthread_cond_signal(&watch.cv);
+        w->next_parked = watch.parked;
+        watch.parked = w;
+        atomic_store(&w->parked, 1);
+        while (atomic_load(&w->kicks) == kick0 && !atomic_load(&w->stop))
+            pthread_cond_wait(&w->park_cv, &watch.lock);
+        for (pp = &watch.parked; *pp != w; pp = &(*pp)->next_parked)
+            ;
+        *pp = w->next_parked;
+        atomic_store(&w->parked, 0);
+    }
+    pthread_mutex_unlock(&watch.lock);
+}
+
+/* Can w park: every device it still serves watchable, none in the middle of a driver reset? */
+static int parkable(const struct synth_worker *w)
+{
+    unsigned i;
+    for (i = 0; i < w->ndevs; i++) {
+        const struct synth_hdev *d = w->devs[i];
+        if (!d->faulted && (!synthi_hdev_watchable(d) || d->resetting))
+            return 0;
+    }
+    return 1;
+}
+
+static int watch_dev(struct synth_hdev *d, void *now_ns)
+{
+    synthi_hdev_heartbeat(d, *(const uint64_t *)now_ns);
+    return synthi_hdev_pending(d);
+}
+
+/*
+ * On the watcher, watch.lock held, w parked: refresh the heartbeats of w's devices (as w would at
+ * each wake-up) and see whether one has work. A region that faults costs its device, as in w's
+ * own pass. Returns 1 if w should wake.
+ */
+static int watch_worker(struct synth_worker *w, uint64_t now)
+{
+    unsigned i;
+    int rc, work = 0;
+
+    pthread_mutex_lock(&w->lock);
+    for (i = 0; i < w->ndevs; i++) {
+        if (w->devs[i]->faulted)
+            continue;
+        rc = synthi_region_call(w->devs[i], watch_dev, &now);
+        if (rc == -EFAULT)
+            SYNTH_STAT_ADD(w->stats.region_faults, 1);
+        else if (rc > 0)
+            work = 1;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return work;
+}
+
+static void *watcher_main(void *arg)
+{
+    struct synth_worker *w;
+    uint64_t period, now;
+
+    (void)arg;
+    pthread_setname_np(pthread_self(), "synth-worker"); /* its time is the workers' idle cost */
+    pthread_mutex_lock(&watch.lock);
+    if (watch.nice)
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), watch.nice);
+    if (watch.cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(watch.cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    }
+    for (;;) {
+        while (!watch.parked)
+            pthread_cond_wait(&watch.cv, &watch.lock);
+        period = UINT64_MAX;
+        for (w = watch.parked; w; w = w->next_parked)
+            if (w->watch_ns < period)
+                period = w->watch_ns;
+        pthread_mutex_unlock(&watch.lock);
+        sleep_ns(period);
+        pthread_mutex_lock(&watch.lock);
+        now = synthi_now_ns();
+        for (w = watch.parked; w; w = w->next_parked)
+            if (atomic_load(&w->parked) && watch_worker(w, now))
+                kick_locked(w);
+    }
+    return NULL;
+}
+
+int synth_worker_park_when_idle(struct synth_worker *w, uint32_t idle_ms)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    int rc = 0;
+
+    pthread_mutex_lock(&watch.lock);
+    if (idle_ms && !watch.started) {
+        watch.nice = w->params.nice;
+        watch.cpu = w->params.cpu;
+        rc = pthread_attr_init(&attr);
+        if (!rc) {
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            rc = pthread_create(&t, &attr, watcher_main, NULL);
+            pthread_attr_destroy(&attr);
+        }
+        watch.started = rc == 0;
+    }
+    pthread_mutex_unlock(&watch.lock);
+    if (rc)
+        return -rc;
+    atomic_store(&w->park_after_ns, (uint64_t)idle_ms * 1000000ull);
+    if (!idle_ms)
+        kick(w); /* parked: back to sleeping on timers */
+    return 0;
+}
+
+int synth_worker_parked(const struct synth_worker *w)
+{
+    return atomic_load(&w->parked);
+}
+
 static void heartbeat_all(struct synth_worker *w, uint64_t t)
 {
     unsigned i;
@@ -223,7 +402,7 @@ static void *worker_main(void *arg)
     const uint64_t spin_ns = (uint64_t)w->params.spin_us * 1000ull;
     const uint64_t max_sleep = (uint64_t)w->params.max_sleep_us * 1000ull;
     const uint64_t deep_sleep = (uint64_t)w->params.deep_sleep_us * 1000ull;
-    uint64_t idle_start = 0, last_beat = 0, nap = MIN_SLEEP_NS, t;
+    uint64_t idle_start = 0, last_beat = 0, nap = MIN_SLEEP_NS, t, park_after, kick0;
     uint32_t idle_passes = 0, busy_passes = 0;
     unsigned i, work, slept = 0;
 
@@ -310,6 +489,20 @@ static void *worker_main(void *arg)
         }
         if (t - idle_start < spin_ns)
             continue;
+        park_after = atomic_load_explicit(&w->park_after_ns, memory_order_relaxed);
+        if (park_after && t - idle_start >= park_after && parkable(w)) {
+            kick0 = atomic_load(&w->kicks);
+            SYNTH_STAT_ADD(w->stats.sleeps, 1); /* a park is one idle sleep, however long */
+            guard.w = NULL;
+            pthread_mutex_unlock(&w->lock);
+            park(w, kick0);
+            pthread_mutex_lock(&w->lock);
+            guard.w = w;
+            idle_start = 0; /* woken for work: spin and back off afresh */
+            nap = MIN_SLEEP_NS;
+            idle_passes = slept = 0;
+            continue;
+        }
         SYNTH_STAT_ADD(w->stats.sleeps, 1);
         slept = 1;
         guard.w = NULL;
@@ -353,9 +546,13 @@ int synth_worker_create(const struct synth_worker_params *p, struct synth_worker
         w->params.deep_sleep_us = 10000;
     if (w->params.deep_sleep_us < w->params.max_sleep_us)
         w->params.deep_sleep_us = w->params.max_sleep_us;
+    w->watch_ns = (uint64_t)w->params.deep_sleep_us * 1000ull;
+    w->watch_ns -= w->watch_ns / 8;
     pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->park_cv, NULL);
     rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc) {
+        pthread_cond_destroy(&w->park_cv);
         pthread_mutex_destroy(&w->lock);
         free(w);
         return -rc;
@@ -399,6 +596,8 @@ int synth_worker_add(struct synth_worker *w, struct synth_hdev *d)
     SYNTH_STAT_SET(w->stats.devices, w->ndevs);
 out:
     list_unlock(w);
+    if (!rc)
+        kick(w); /* a parked worker makes a pass over it (it may be one no watcher can watch) */
     return rc;
 }
 
@@ -439,9 +638,11 @@ void synth_worker_destroy(struct synth_worker *w)
     if (!w)
         return;
     atomic_store(&w->stop, 1);
+    kick(w);
     pthread_join(w->thread, NULL);
     for (i = 0; i < w->ndevs; i++)
         atomic_store(&w->devs[i]->owner, NULL);
+    pthread_cond_destroy(&w->park_cv);
     pthread_mutex_destroy(&w->lock);
     free(w->devs);
     free(w);
