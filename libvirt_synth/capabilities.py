@@ -109,7 +109,7 @@ def split_kpi_key(key: str, first: str | None) -> tuple[str | None, str]:
 PLUGINS: dict[str, tuple[str, tuple[str, ...]]] = {
     "openssl": (CRYPTO, ("aes-128-gcm", "aes-256-gcm", "chacha20-poly1305", "aes-256-cbc-hmac-sha256",
                          "hmac-sha256")),
-    "ipsec-mb": (CRYPTO, ("aes-128-gcm", "aes-256-gcm", "chacha20-poly1305")),
+    "ipsec-mb": (CRYPTO, ("aes-128-gcm", "aes-256-gcm", "chacha20-poly1305", "aes-256-cbc-hmac-sha256")),
     "af-alg": (CRYPTO, ("aes-128-gcm", "aes-256-gcm", "chacha20-poly1305")),
     "zlib": (COMPRESS, ("deflate", "zlib", "gzip")),
     "isal": (COMPRESS, ("deflate", "zlib", "gzip")),

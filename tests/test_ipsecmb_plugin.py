@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The ipsec-mb plugin serves AES-GCM and ChaCha20-Poly1305 with the same bytes as the openssl
-plugin and as in-process `cryptography`: random sizes, AAD and tag lengths, in place and out of
-place, ChaCha ops through the job API and (longer than a job) through the direct calls; failed tags
-zero the output; bursts mixing algorithms, sessions and directions give every op its own result."""
+"""The ipsec-mb plugin serves AES-GCM, ChaCha20-Poly1305 and (where the CPU has SHA-NI) AES-256-CBC +
+HMAC-SHA-256 with the same bytes as the openssl plugin and as in-process `cryptography`: random
+sizes, AAD and tag lengths, in place and out of place, ChaCha ops through the job API and (longer
+than a job) through the direct calls, CBC ops longer than a job and MAC inputs gathered or not;
+failed tags zero the output; bursts mixing algorithms, sessions and directions give every op its
+own result."""
 
 from __future__ import annotations
 
@@ -25,8 +27,13 @@ from libvirt_synth.guest import CryptoSession, Device, Queue, raise_for_status
 from libvirt_synth.host.device import HostDevice, Worker
 from libvirt_synth.host.plugins import catalog
 
+from hostcpu import IPSECMB_ALGS, SHA_NI
+
 HERE = pathlib.Path(__file__).parent
-SERVED = [Alg.AES128_GCM, Alg.AES256_GCM, Alg.CHACHA20_POLY1305]
+# AES-CBC + HMAC only where the SHA instructions make one job as fast as OpenSSL: without them the
+# plugin leaves the algorithm to other plugins.
+SERVED = [Alg.parse(a) for a in IPSECMB_ALGS]
+needs_shani = pytest.mark.skipif(not SHA_NI, reason="this CPU has no SHA-NI: ipsec-mb leaves AES-CBC + HMAC to others")
 
 
 @pytest.fixture
@@ -46,10 +53,14 @@ def pair(region_dir: pathlib.Path, worker: Worker) -> Iterator[tuple[Device, Dev
 
 
 def random_key(alg: Alg, rng: random.Random) -> bytes:
+    if alg == Alg.AES256_CBC_HMAC_SHA256:  # the AES key, then an HMAC key of any length
+        return rng.randbytes(32 + rng.choice([1, 20, 32, 64, 65, 100]))
     return rng.randbytes({Alg.AES128_GCM: 16}.get(alg, 32))
 
 
-def random_size(rng: random.Random) -> int:
+def random_size(rng: random.Random, alg: Alg | None = None) -> int:
+    if alg == Alg.AES256_CBC_HMAC_SHA256:  # whole blocks
+        return rng.choice([0, 16, 32, 64, 256, 1488, 9008])
     return rng.choice([0, 1, 15, 16, 17, 64, 255, 1500, 9000])
 
 
@@ -77,6 +88,7 @@ def test_catalog_lists_what_ipsecmb_serves() -> None:
     mb = {p.name: p for p in catalog()}["ipsec-mb"]
     assert mb.available and "intel-ipsec-mb" in mb.detail
     assert mb.algorithms == [a.label for a in SERVED]
+    assert ("SHA-NI for AES-CBC + HMAC" in mb.detail) == SHA_NI and ("no SHA-NI" in mb.detail) != SHA_NI
 
 
 @pytest.mark.parametrize("alg", SERVED, ids=lambda a: a.label)
@@ -87,7 +99,7 @@ def test_random_ops_match_openssl_and_cryptography(pair: tuple[Device, Device], 
     for i in range(40):
         key = random_key(alg, rng)
         tag_len = rng.choice(ALG_INFO[alg].tag_sizes)
-        data = rng.randbytes(random_size(rng))
+        data = rng.randbytes(random_size(rng, alg))
         aad = rng.randbytes(rng.choice([0, 1, 8, 12, 24, 300]))
         iv = rng.randbytes(ALG_INFO[alg].iv_len)
         in_place, joined = bool(i % 2), bool(i % 4 >= 2)
@@ -111,7 +123,7 @@ def test_failed_tag_zeroes_the_output(pair: tuple[Device, Device], alg: Alg) -> 
     rng = random.Random(77 + int(alg))
     for i in range(12):
         key, tag_len = random_key(alg, rng), rng.choice(ALG_INFO[alg].tag_sizes)
-        data = rng.randbytes(max(16, random_size(rng)))
+        data = rng.randbytes(max(16, random_size(rng, alg)))
         aad, iv = rng.randbytes(rng.choice([0, 13])), rng.randbytes(ALG_INFO[alg].iv_len)
         with q.session(alg, key, tag_len=tag_len) as s:
             ct, tag = s.encrypt(data, iv, aad)
@@ -148,7 +160,7 @@ def test_mixed_burst_of_algorithms_sessions_and_directions(pair: tuple[Device, D
     q = mb.queue(0)
     rng = random.Random(2024)
     sessions: list[tuple[CryptoSession, Alg, bytes]] = []
-    for i in range(8):
+    for i in range(2 * len(SERVED)):
         alg = SERVED[i % len(SERVED)]
         key, tag_len = random_key(alg, rng), rng.choice(ALG_INFO[alg].tag_sizes)
         sessions.append((q.session(alg, key, tag_len=tag_len), alg, key))
@@ -158,7 +170,8 @@ def test_mixed_burst_of_algorithms_sessions_and_directions(pair: tuple[Device, D
     try:
         for i in range(150):
             s, alg, key = sessions[rng.randrange(len(sessions))]
-            data = rng.randbytes(rng.randint(0, 1600))
+            data = rng.randbytes(rng.randint(0, 1600) // (16 if alg == Alg.AES256_CBC_HMAC_SHA256 else 1) *
+                                 (16 if alg == Alg.AES256_CBC_HMAC_SHA256 else 1))
             aad, iv = rng.randbytes(rng.randint(0, 40)), rng.randbytes(ALG_INFO[alg].iv_len)
             ct, tag = reference_seal(alg, key, iv, data, aad, s.tag_len)
             dec, bad = i % 2 == 1, i % 7 == 3
@@ -274,3 +287,35 @@ def test_bursts_cut_short_by_a_region_fault_leave_the_job_path_working(region_di
     finally:
         other.destroy()
     assert worker.stats()["region_faults"] == 12
+
+
+@needs_shani
+def test_cbc_hmac_longer_than_a_job_and_macs_that_no_job_takes(pair: tuple[Device, Device]) -> None:
+    """CBC over more than one job (pieces chained forwards to encrypt, backwards to decrypt in
+    place), MAC inputs gathered into scratch, taken from the arena as they lie (MAC_NO_IV with the
+    AAD just before the data), and those no job takes (empty, or longer than a job): the same bytes
+    as openssl and as `cryptography`, and a wrong tag still fails."""
+    mb, ossl = pair
+    rng = random.Random(4242)
+    alg = Alg.AES256_CBC_HMAC_SHA256
+    cases = [(0, 0, False), (0, 0, True), (0, 5, True), (16, 0, False), ((32 << 10) - 32, 16, False),
+             ((32 << 10) - 16, 0, True), (32 << 10, 0, False), ((32 << 10) + 16, 12, True), (200 << 10, 40, False),
+             (96 << 10, 0, True)]
+    for size, aad_len, no_iv in cases:
+        key, data, aad, iv = random_key(alg, rng), rng.randbytes(size), rng.randbytes(aad_len), rng.randbytes(16)
+        tag_len = rng.choice([16, 24, 32])
+        want = reference_seal(alg, key, iv, data, aad, tag_len, mac_no_iv=no_iv)
+        case = (size, aad_len, no_iv, tag_len)
+        with mb.queue(0).session(alg, key, tag_len=tag_len, mac_no_iv=no_iv) as s, \
+                ossl.queue(0).session(alg, key, tag_len=tag_len, mac_no_iv=no_iv) as so:
+            assert s.encrypt(data, iv, aad) == so.encrypt(data, iv, aad) == want, case
+            assert s.decrypt(want[0], want[1], iv, aad) == data, case
+            for in_place, joined in ((True, True), (False, False), (True, False)):
+                st, ct, tag = op_in_arena(mb.queue(0), s, Op.ENCRYPT, data, aad, iv, bytes(tag_len),
+                                          in_place=in_place, aad_before_data=joined)
+                assert (st, ct, tag) == (Status.OK, *want), (case, in_place, joined)
+                st, pt, _ = op_in_arena(mb.queue(0), s, Op.DECRYPT, ct, aad, iv, tag, in_place=in_place,
+                                        aad_before_data=joined)
+                assert (st, pt) == (Status.OK, data), (case, in_place, joined)
+            with pytest.raises(errors.AuthenticationError):
+                s.decrypt(want[0], bytes([want[1][0] ^ 1]) + want[1][1:], iv, aad)
