@@ -172,28 +172,31 @@ def test_work_posted_as_the_worker_parks_is_not_lost(region_dir: pathlib.Path) -
 
 
 def test_devices_removed_destroyed_and_workers_stopped_while_parked(region_dir: pathlib.Path) -> None:
-    """The watcher looks at a parked worker's devices every 0.9 ms: take them away under it in
-    every way the control plane does, again and again. A use of an unmapped region would crash
-    the process (and is what the sanitizer builds look for)."""
+    """The watcher looks at a parked worker's devices every 44 us: take them away under it in
+    every way the control plane does, again and again. A use of a freed device or an unmapped
+    region would crash the process (and is what the sanitizer builds look for)."""
+    fast = {"max_sleep_us": 50, "deep_sleep_us": 50}
     keep = HostDevice.create(str(region_dir / "keep"), DevClass.COMPRESS, size=1 << 20)
-    kw = Worker(deep_sleep_us=1000)
+    kw = Worker(**fast)
     kw.add(keep)
     park_when_idle(kw, 1)
     try:
-        for i in range(12):
-            w = Worker(deep_sleep_us=1000)
+        for i in range(40):
+            w = Worker(**fast)
             park_when_idle(w, 1)
             devs = [HostDevice.create(str(region_dir / f"z{i}-{j}"), DevClass.COMPRESS, size=1 << 20)
-                    for j in range(3)]
+                    for j in range(8)]
             for d in devs:
                 w.add(d)
             with Device.open(devs[0].path) as g:  # one with a driver, whose rings the watcher reads
                 Compressor(g.queue(0)).compress(b"x" * 100, "lz4")
                 wait_for(lambda w=w: parked(w), "the worker to park", timeout=5)
             wait_for(lambda w=w: parked(w), "the worker to park", timeout=5)
-            devs[1].destroy()  # destroy takes it off its worker first
-            w.remove(devs[2])
-            devs[2].destroy()
+            for d in devs[1:4]:
+                d.destroy()  # destroy takes it off its worker first
+            for d in devs[4:]:
+                w.remove(d)
+                d.destroy()
             if i % 2:
                 w.stop()  # parked, with a device still added
                 devs[0].destroy()
