@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Hostile guests for bench/noisy, the loads of issue 13's availability item. Each drives the noisy
+"""Hostile guests for bench/noisy: the loads a hostile tenant puts on its neighbours. Each drives the
 device N until SIGTERM, from the guest CPU, and prints one JSON line when it starts and one with
 what it did when it stops (the protocol of noisy_bench.c's flooder):
 

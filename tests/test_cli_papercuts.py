@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The command line's rough edges (issue 12): a reader that stops early, domains by name, the
+"""The command line's rough edges: a reader that stops early, domains by name, the
 region directory of the daemon's configuration, health's exit status, the installed hook."""
 
 from __future__ import annotations
