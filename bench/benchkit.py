@@ -188,6 +188,16 @@ def run_c(exe: pathlib.Path, *args: object, env: dict[str, str] | None = None, t
     return dict(doc)
 
 
+#: A round's placement from its ping-pong p50: "near" below this many ns, "far" from there on. Machines
+#: of this kind show clusters at 80-140 ns (near), 200-250 ns and 380-440 ns or more (far).
+NEAR_NS = 170.0
+PLACEMENTS = ("near", "far")
+
+
+def placement_of(pingpong_p50_ns: float, near_ns: float = NEAR_NS) -> str:
+    return "near" if pingpong_p50_ns < near_ns else "far"
+
+
 def pingpong(exe: pathlib.Path, where: str | pathlib.Path, samples: int, a: int, b: int,
              mode: str = "mailbox", timeout: float = 60.0) -> dict[str, Any]:
     """Where the hypervisor placed CPUs a and b: a raw shared-memory ping-pong between them
