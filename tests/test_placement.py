@@ -326,3 +326,122 @@ def test_docs_examples_run(page: str, tmp_path: pathlib.Path) -> None:
         assert r.returncode == 0, f"docs/{page} example failed:\n{code}\n{r.stdout}{r.stderr}"
         for line in (ln[2:] for ln in code.splitlines() if ln.startswith("# ")):
             assert line in r.stdout, f"docs/{page} promises {line!r}; got:\n{r.stdout}"
+
+
+# ---- the ranking of a seeded fleet, pinned ----
+
+GOLDEN = ROOT / "tests/data/placement/ranking.json"
+REGEN = os.environ.get("LIBVIRT_SYNTH_REGEN_GOLDEN") == "1"
+
+
+def seeded_fleet(n: int, seed: int) -> list[dict[str, Any]]:
+    """Inventories meant to reach every branch of the ranking: capabilities missing, unmeasured,
+    zero, integer, boolean, non-finite or a string; packet I/O measured or not; committed more
+    than there is, as a non-object, or absent; twins that differ only by name (ties)."""
+    import random
+
+    from libvirt_synth.capabilities import CAPABILITIES
+
+    rng = random.Random(seed)
+    odd = (None, 0, 0.0, True, "12", float("nan"), float("inf"), -1.0, 3)
+    docs: list[dict[str, Any]] = []
+    for i in range(n):
+        if docs and rng.random() < 0.1:  # a twin of an earlier host
+            twin = json.loads(json.dumps(rng.choice(docs)))
+            twin["host"] = f"h{i:03d}"
+            docs.append(twin)
+            continue
+        workers = rng.choice((1, 2, 4, 8))
+        capacity: dict[str, Any] = {}
+        for cap, c in CAPABILITIES.items():
+            if rng.random() < 0.12:
+                continue
+            g = round(rng.uniform(0.3, 30.0), 3)
+            if c.dev_class == "packet":
+                e: dict[str, Any] = {"class": "packet", "kind": "io", "throughput_gbps": None, "ops_per_s": None,
+                                     "latency_us": None}
+                if rng.random() < 0.5:
+                    e |= {"gbps_per_core": g, "throughput_gbps": g * workers,
+                          "packets_per_s": round(rng.uniform(0.5e6, 20e6) * workers)}
+            else:
+                e = {"class": c.dev_class, "kind": c.kind, "gbps_per_core": g, "throughput_gbps": round(g * workers, 3),
+                     "ops_per_s": round(g * workers * 1e9 / 12000, 1), "latency_us": round(12 / g, 3),
+                     "sessions_per_device": rng.choice((64, 512, 1024, 4096))}
+            for _ in range(rng.choice((0, 0, 0, 1, 2))):
+                e[rng.choice(("gbps_per_core", "throughput_gbps", "ops_per_s", "latency_us",
+                              "sessions_per_device", "packets_per_s"))] = rng.choice(odd)
+            capacity[cap] = e
+        if rng.random() < 0.05:
+            capacity[rng.choice(sorted(CAPABILITIES))] = rng.choice(([], "x", None))
+        used: Any = {}
+        for cap in rng.sample(sorted(capacity), min(3, len(capacity))):
+            entry = capacity[cap]
+            total = entry.get("throughput_gbps") if isinstance(entry, dict) else None
+            if isinstance(total, float) and total == total:
+                used[cap] = {"throughput_gbps": round(rng.uniform(0, 1.2) * total, 2)}
+            if rng.random() < 0.3:
+                used[cap] = rng.choice(({"ops_per_s": rng.uniform(0, 2e6)}, {"packets_per_s": rng.uniform(0, 4e7)},
+                                        "x", {"throughput_gbps": None}))
+        committed: Any = {"by_capability": used}
+        if rng.random() < 0.05:
+            committed = rng.choice((None, [], {"by_capability": []}))
+        docs.append({"format": model.FORMAT, "version": model.VERSION, "host": f"h{i:03d}", "capacity": capacity,
+                     "committed": committed, "workers": {"count": workers}})
+    return docs
+
+
+def seeded_vdus() -> list[vnfd.Vdu]:
+    """The example VDUs, and some that ask for what they do not: many preferred asks, a capability
+    both mandatory and preferred, ops/s with latency, an ask without KPIs."""
+    from libvirt_synth.vnfd.model import Device, Requirement, Vdu
+
+    out = [v for f in sorted(EX.glob("*.yaml")) for v in vnfd.load(str(f)).vdus.values()]
+
+    def dev(cls: str, *reqs: tuple[str, bool, dict[str, float]]) -> Device:
+        return Device(cls, tuple(Requirement(c, m, k) for c, m, k in reqs))
+
+    out.append(Vdu("prefs", (dev("crypto", ("aes-128-gcm", True, {"throughput_gbps": 2}),
+                                 ("aes-256-gcm", False, {"throughput_gbps": 20}),
+                                 ("chacha20-poly1305", False, {"throughput_gbps": 1, "max_latency_us": 5})),
+                             dev("compress", ("deflate", False, {"ops_per_s": 50000}), ("lz4", False, {})))))
+    out.append(Vdu("both", (dev("crypto", ("aes-256-gcm", True, {"throughput_gbps": 4, "sessions": 256}),
+                                ("hmac-sha256", True, {"ops_per_s": 300000, "max_latency_us": 4})),
+                            dev("crypto", ("aes-256-gcm", False, {"throughput_gbps": 30}),
+                                ("aes-256-cbc-hmac-sha256", True, {})),
+                            dev("packet", ("io", True, {"packets_per_s": 3e6, "throughput_gbps": 8})))))
+    out.append(Vdu("bare", (dev("compress", ("zstd", True, {}), ("gzip", False, {"throughput_gbps": 0.1})),)))
+    return out
+
+
+def ranking_digest(results: list[placement.Result]) -> dict[str, Any]:
+    """Every verdict in full: hosts in order, fits, headroom (exact), reasons, notes, preferences."""
+    return {r.vdu: {"ranked": [[v.host, v.headroom, v.preferred_met, v.preferred_missed, v.notes] for v in r.ranked],
+                    "rejected": [[v.host, v.reasons, v.notes, v.preferred_met, v.preferred_missed]
+                                 for v in r.rejected]} for r in results}
+
+
+def test_ranking_of_a_seeded_fleet_is_pinned(tmp_path: pathlib.Path) -> None:
+    """The ranking (hosts, order, headroom to the last bit, every reason and note) of a seeded fleet
+    read from files, as tests/data/placement/ranking.json recorded it. Regenerate it only for an
+    intended change of the ranking: LIBVIRT_SYNTH_REGEN_GOLDEN=1 pytest -k seeded_fleet."""
+    docs = seeded_fleet(64, seed=11)
+    for i, d in enumerate(docs):  # as the writer orders them, and some not (the whole document is read)
+        text = json.dumps(model.ordered(d) if i % 4 else dict(reversed(d.items())), indent=2 if i % 3 else None)
+        (tmp_path / f"{d['host']}.json").write_text(text)
+    fleet = placement.load([str(tmp_path)])
+    assert fleet.unreadable == [] and len(fleet.hosts) == len(docs)
+    got = json.loads(json.dumps(ranking_digest([placement.rank(fleet.hosts, v) for v in seeded_vdus()])))
+    if REGEN:
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text("{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}"
+                                             for k, v in got.items()) + "\n}\n")
+    assert GOLDEN.exists(), f"{GOLDEN} is missing: run with LIBVIRT_SYNTH_REGEN_GOLDEN=1 and review it"
+    want = json.loads(GOLDEN.read_text())
+    assert list(got) == list(want)
+    for name in want:
+        for part in ("ranked", "rejected"):
+            assert got[name][part] == want[name][part], f"VDU {name}: {part} differs"
+    # Hosts from files and hosts precomputed from the documents themselves agree.
+    direct = [placement.Host.from_inventory(d) for d in docs]
+    assert ranking_digest([placement.rank(direct, v) for v in seeded_vdus()]) == \
+        ranking_digest([placement.rank(fleet.hosts, v) for v in seeded_vdus()])
