@@ -22,8 +22,14 @@
 #define CS_IV_LEN 12u    /* AEAD */
 #define CS_CBC_IV_LEN 16u
 #define CS_HMAC_KEY_MAX 224u
-#define CS_HDR 128u      /* per op in the arena: IV at 0, tag (up to 32 bytes) at 64, then AAD, then data */
-#define CS_TAG_OFF 64u
+/*
+ * Per op in the arena: the IV (up to 16 bytes) at 0, the tag (up to 32) at 16, the AAD at CS_HDR and
+ * the data right after it, so that a small op's IV, tag, AAD and data share one or two cache lines
+ * (each line the worker reads is one the PMD wrote on another core), and a MAC over AAD || data reads
+ * one contiguous range.
+ */
+#define CS_TAG_OFF 16u
+#define CS_HDR 48u
 
 extern int cs_logtype;
 #define CS_LOG(level, fmt, ...) \

@@ -106,7 +106,7 @@ static int cs_prepare(struct spmd_qp *qp, void *arg, uint32_t *slot_out)
     if (!sym->m_src || (uint64_t)off + len > spmd_chain_len(sym->m_src) ||
         (dst != sym->m_src && (uint64_t)off + len > spmd_chain_len(dst)))
         return RTE_CRYPTO_OP_STATUS_INVALID_ARGS;
-    aad_sz = spmd_round(r.aad_len);
+    aad_sz = r.aad_len; /* the data follows the AAD with no gap */
     if ((uint64_t)CS_HDR + aad_sz + spmd_round(len) > d->base.arena_size || len > UINT32_MAX / 2)
         return RTE_CRYPTO_OP_STATUS_INVALID_ARGS;
     total = CS_HDR + aad_sz + spmd_round(len);

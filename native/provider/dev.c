@@ -26,7 +26,8 @@
 #include "synth/guest.h"
 
 #define BUF_ALIGN SYNTH_BUF_ALIGN
-#define HDR 128u                 /* iv at 0, tag at 64: the descriptor's small fields */
+#define TAG_AT 16u               /* per op in the arena: the IV (12 bytes) at 0, the tag at TAG_AT, */
+#define HDR 32u                  /* the AAD at HDR and the data right after it: a small op in two lines */
 #define RETRIES 8u
 #define REOPEN_NS 1000000000ull  /* a missing device is looked for again after a second */
 #define REFUSED_NS 100000000ull  /* a refused session is asked for again after 100 ms */
@@ -465,7 +466,7 @@ static int aead_locked(struct sp_prov *p, struct sp_dev *d, struct sp_slot *s, u
                        const struct sp_op *op)
 {
     uint8_t taglen = op->enc ? 16 : (uint8_t)op->tag_len;
-    uint32_t aad_sz = round_up(op->aad_len);
+    uint32_t aad_sz = (uint32_t)op->aad_len; /* the data follows the AAD with no gap */
     uint64_t total = (uint64_t)HDR + aad_sz + round_up(op->len);
     struct synth_desc desc;
     struct synth_cpl c;
@@ -492,14 +493,14 @@ static int aead_locked(struct sp_prov *p, struct sp_dev *d, struct sp_slot *s, u
     a = synth_buf_ptr(s->q, (uint32_t)off);
     memcpy(a, op->iv, 12);
     if (!op->enc)
-        memcpy(a + 64, op->tag, taglen);
+        memcpy(a + TAG_AT, op->tag, taglen);
     if (op->aad_len)
         memcpy(a + HDR, op->aad, op->aad_len);
     if (op->len)
         memcpy(a + HDR + aad_sz, op->in, op->len);
     synth_crypto_desc(&desc, op->enc ? SYNTH_OP_CRYPTO_ENCRYPT : SYNTH_OP_CRYPTO_DECRYPT, op->sess->id,
                       (uint32_t)off + HDR + aad_sz, (uint32_t)off + HDR + aad_sz, (uint32_t)op->len,
-                      (uint32_t)off + HDR, (uint32_t)op->aad_len, (uint32_t)off, (uint32_t)off + 64,
+                      (uint32_t)off + HDR, (uint32_t)op->aad_len, (uint32_t)off, (uint32_t)off + TAG_AT,
                       (uint64_t)off << 32 | (uint32_t)total);
     for (unsigned tries = 0;; tries++) {
         /* Behind on earlier operations: submit, but only take what is already done. */
@@ -527,7 +528,7 @@ static int aead_locked(struct sp_prov *p, struct sp_dev *d, struct sp_slot *s, u
             if (op->len)
                 memcpy(op->out, a + HDR + aad_sz, op->len);
             if (op->enc)
-                memcpy(op->tag, a + 64, 16);
+                memcpy(op->tag, a + TAG_AT, 16);
             break;
         case SYNTH_ST_AUTH_FAILED:
             rc = SP_AUTH_FAILED;
