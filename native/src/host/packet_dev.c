@@ -35,12 +35,6 @@ void synthi_pkt_publish(struct pkt_dev *pd)
 
 /* ---- transmit side ---- */
 
-struct tx_frame {
-    const uint8_t *p;
-    uint32_t len;
-    uint32_t slot; /* index of its descriptor in the burst */
-};
-
 /*
  * Lock ch's wire and return it with the receiving end in *ppd / *pch, if frames may go there now:
  * the wire is alive and both ends are served by this thread. Otherwise return NULL, nothing locked.
@@ -72,13 +66,15 @@ static struct pkt_wire *wire_lock(struct pkt_dev *pd, struct pkt_chan *ch, struc
 }
 
 /* Send the checked frames of a burst over ch's wire. */
-static void tx_wire(struct pkt_dev *pd, struct pkt_chan *ch, const struct tx_frame *f, unsigned nf,
+static void tx_wire(struct pkt_dev *pd, struct pkt_chan *ch, const struct pkt_frame *f, unsigned nf,
                     struct synth_cpl *out)
 {
     struct pkt_dev *ppd;
     struct pkt_chan *pch;
     struct pkt_wire *w = wire_lock(pd, ch, &ppd, &pch);
-    unsigned i;
+    uint16_t st[SYNTH_MAX_BURST];
+    uint64_t bytes = 0;
+    unsigned i, ok;
 
     if (!w) {
         for (i = 0; i < nf; i++)
@@ -88,22 +84,23 @@ static void tx_wire(struct pkt_dev *pd, struct pkt_chan *ch, const struct tx_fra
     }
     /*
      * The frames were just written on the sender's CPU, the posted buffers and the completion slots
-     * were last touched on the receiver's: start all those transfers at once instead of stalling on
-     * them one frame at a time.
+     * were last read on the receiver's: take the buffers the receiver has posted, then start all those
+     * transfers ahead of the copies instead of stalling on them one frame at a time.
      */
+    synthi_pkt_rx_reserve(ppd, pch, nf);
     synthi_pkt_rx_prefetch(ppd, pch, nf);
-    for (i = 0; i < nf; i++)
-        __builtin_prefetch(f[i].p);
+    ok = synthi_pkt_rx_deliver_burst(ppd, pch, f, nf, st);
     for (i = 0; i < nf; i++) {
-        uint16_t st = synthi_pkt_rx_deliver(ppd, pch, f[i].p, f[i].len);
-        out[f[i].slot].status = st;
-        if (st == SYNTH_ST_OK) {
-            PKT_INC(pd, tx_frames, 1);
-            PKT_INC(pd, tx_bytes, f[i].len);
-        } else {
-            PKT_INC(pd, tx_peer_full, 1);
-        }
+        out[f[i].slot].status = st[i];
+        if (st[i] == SYNTH_ST_OK)
+            bytes += f[i].len;
     }
+    if (ok) {
+        PKT_INC(pd, tx_frames, ok);
+        PKT_INC(pd, tx_bytes, bytes);
+    }
+    if (ok < nf)
+        PKT_INC(pd, tx_peer_full, nf - ok);
     synthi_pkt_rx_commit(ppd, pch);
     if (ppd != pd)
         synthi_pkt_publish(ppd);
@@ -111,7 +108,7 @@ static void tx_wire(struct pkt_dev *pd, struct pkt_chan *ch, const struct tx_fra
     pthread_mutex_unlock(&w->lock);
 }
 
-static void tx_tap(struct pkt_dev *pd, struct pkt_chan *ch, const struct tx_frame *f, unsigned nf,
+static void tx_tap(struct pkt_dev *pd, struct pkt_chan *ch, const struct pkt_frame *f, unsigned nf,
                    struct synth_cpl *out)
 {
     unsigned i;
@@ -134,7 +131,7 @@ static void pkt_process(struct synth_hdev *d, struct synth_hqueue *q, const stru
     struct pkt_dev *pd = synthi_pkt_of(d);
     uint32_t qi = (uint32_t)(q - d->queues);
     struct pkt_chan *ch = &pd->chan[qi / 2];
-    struct tx_frame f[SYNTH_MAX_BURST];
+    struct pkt_frame f[SYNTH_MAX_BURST];
     uint64_t bytes = 0;
     unsigned i, nf = 0;
 
@@ -193,6 +190,21 @@ static void pkt_process(struct synth_hdev *d, struct synth_hqueue *q, const stru
         d->work_bytes += bytes;
     }
     synthi_pkt_publish(pd);
+}
+
+/*
+ * The generic poll's prefetch hook, right after it takes a burst: for a burst of SENDs, the
+ * completion lines the burst will fill, for writing (the sender last read them), all but the first,
+ * which the sender is polling (as synthi_hq_prefetch_cq, which asks for them shared).
+ */
+static void pkt_prefetch(const struct synth_hqueue *q, const struct synth_desc *in, unsigned n)
+{
+    uint32_t i, per_line = 64u / q->cq.esz;
+
+    (void)in;
+    for (i = 1; i < n; i++)
+        if (((q->cq.local + i) & (per_line - 1)) == 0)
+            synthi_pkt_prefetch_w(synthi_ring_slot(&q->cq, q->cq.local + i));
 }
 
 static unsigned pkt_poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_t qi, uint32_t burst)
@@ -328,6 +340,7 @@ const struct synth_class_ops synthi_packet_class = {
     .fini = pkt_fini,
     .reset = pkt_reset,
     .process = pkt_process,
+    .prefetch = pkt_prefetch,
     .plugin_name = pkt_plugin_name,
     .sessions = pkt_sessions,
     .poll_queue = pkt_poll_queue,

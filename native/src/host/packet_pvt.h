@@ -97,13 +97,26 @@ static inline struct pkt_dev *synthi_pkt_dev(const struct synth_hdev *d)
 /* Copy the counters into the header's synth_pkt_cfg if they changed. */
 void synthi_pkt_publish(struct pkt_dev *pd);
 
+/* A frame of a SEND burst, checked (inside the sender's arena, min_frame..max_frame bytes). */
+struct pkt_frame {
+    const uint8_t *p;
+    uint32_t len;
+    uint32_t slot; /* index of its descriptor in the burst */
+};
+
 /*
- * Deliver one frame (len bytes at src, already checked) to channel ch of pd: copy it into the
- * oldest posted buffer and complete that buffer. Returns the SEND status for the sender: OK, or
- * NO_RESOURCES when it was dropped (and counted at the receiver). The caller stores the receiver's
- * CQ prod afterwards with synthi_pkt_rx_commit.
+ * Deliver the n frames of a burst, in order, to channel ch of pd: each is copied into the oldest
+ * posted buffer, which completes. st[i] is the SEND status of frame i: OK, or NO_RESOURCES when it
+ * was dropped (and counted at the receiver). Returns how many were delivered. The caller stores the
+ * receiver's CQ prod afterwards with synthi_pkt_rx_commit: one store for the burst.
  */
-uint16_t synthi_pkt_rx_deliver(struct pkt_dev *pd, struct pkt_chan *ch, const uint8_t *src, uint32_t len);
+unsigned synthi_pkt_rx_deliver_burst(struct pkt_dev *pd, struct pkt_chan *ch, const struct pkt_frame *f, unsigned n,
+                                     uint16_t *st);
+/*
+ * Make sure ch holds up to n posted buffers, taking RECV descriptors the driver has published if it
+ * holds fewer (so that they can be prefetched before the frames arrive).
+ */
+void synthi_pkt_rx_reserve(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n);
 /*
  * The oldest posted buffer of ch (after completing the refused descriptors ahead of it), or NULL if
  * none is posted.
@@ -119,8 +132,29 @@ void synthi_pkt_rx_fill_head(struct pkt_dev *pd, struct pkt_chan *ch, uint32_t l
  * has room for, counting those already held), complete refused ones that reached the head.
  */
 unsigned synthi_pkt_rx_poll(struct pkt_dev *pd, struct synth_hqueue *q, struct pkt_chan *ch, uint32_t burst);
-/* Prefetch, for writing, the next n posted buffers of ch and the completion slots they will use. */
+/* Prefetch, for writing, the completion slots that the next n frames for ch will fill. */
 void synthi_pkt_rx_prefetch(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n);
+
+/*
+ * Prefetch the line at p for writing. A line the other core has read (a buffer the guest checked, a
+ * completion it polled) is shared between the two caches; PREFETCHT0, which is what gcc makes of
+ * __builtin_prefetch(p, 1) for the x86-64 baseline, finds it present and does nothing, and the store
+ * then waits for the guest's copy to be invalidated. PREFETCHW asks for the line exclusive, so the
+ * invalidation happens while the host does other work. Where the CPU lacks it (detected once, at
+ * load time), the generic prefetch.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+extern int synthi_pkt_have_prefetchw;
+static inline void synthi_pkt_prefetch_w(const void *p)
+{
+    if (synthi_pkt_have_prefetchw)
+        __asm__ volatile("prefetchw %0" : : "m"(*(const volatile char *)p));
+    else
+        __builtin_prefetch(p, 1, 3);
+}
+#else
+static inline void synthi_pkt_prefetch_w(const void *p) { __builtin_prefetch(p, 1, 3); }
+#endif
 /* Store the CQ producer index of ch's receive queue if completions were written. */
 void synthi_pkt_rx_commit(struct pkt_dev *pd, struct pkt_chan *ch);
 /* Read what the TAP of ch has, up to max frames, into posted buffers. Returns frames read. */

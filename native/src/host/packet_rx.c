@@ -6,8 +6,23 @@
  * completion, with nothing left to check.
  */
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "packet_pvt.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+int synthi_pkt_have_prefetchw;
+
+/* PREFETCHW: CPUID 0x80000001, ECX bit 8 (AMD since the K6-2, Intel since Broadwell). */
+__attribute__((constructor)) static void detect_prefetchw(void)
+{
+    unsigned a, b, c, d;
+    if (__get_cpuid(0x80000001u, &a, &b, &c, &d))
+        synthi_pkt_have_prefetchw = (c >> 8) & 1u;
+}
+#endif
 
 static struct synth_hqueue *rx_queue(struct pkt_dev *pd, const struct pkt_chan *ch)
 {
@@ -38,6 +53,33 @@ static void rx_complete_head(struct pkt_dev *pd, struct pkt_chan *ch, uint16_t s
     SYNTH_STAT_ADD(pd->dev->stats.status[st], 1);
     SYNTH_STAT_ADD(q->stats.ops, 1);
     SYNTH_STAT_ADD(q->stats.status[st], 1);
+}
+
+/*
+ * Complete the head buffer e with OK and result len, a frame delivered. Counted at once: a region fault later in the burst (the sender's) must not
+ * leave a delivered frame uncounted.
+ */
+static inline void rx_complete_ok(struct pkt_dev *pd, struct pkt_chan *ch, const struct pkt_rx_entry *e, uint32_t len)
+{
+    struct synth_hqueue *q = rx_queue(pd, ch);
+    struct synth_ring *cq = &q->cq;
+    uint32_t idx = cq->local;
+    struct synth_cpl *c = (struct synth_cpl *)synthi_ring_slot(cq, idx);
+    uint32_t flags = synth_cpl_phase(idx, cq->size) ? SYNTH_CPL_F_PHASE : 0u;
+
+    c->cookie = e->cookie;
+    c->result = len;
+    synthi_store_release_u32(synthi_cpl_word(c), (uint32_t)SYNTH_ST_OK | (flags << 16));
+    cq->local = idx + 1;
+    ch->rx_head++;
+    ch->cq_dirty = 1;
+    SYNTH_STAT_ADD(pd->dev->stats.ops, 1);
+    SYNTH_STAT_ADD(pd->dev->stats.status[SYNTH_ST_OK], 1);
+    SYNTH_STAT_ADD(q->stats.ops, 1);
+    SYNTH_STAT_ADD(q->stats.status[SYNTH_ST_OK], 1);
+    PKT_INC(pd, rx_frames, 1);
+    PKT_INC(pd, rx_bytes, len);
+    SYNTH_STAT_ADD(pd->dev->stats.bytes_out, len);
 }
 
 void synthi_pkt_rx_commit(struct pkt_dev *pd, struct pkt_chan *ch)
@@ -87,34 +129,93 @@ void synthi_pkt_rx_fill_head(struct pkt_dev *pd, struct pkt_chan *ch, uint32_t l
         PKT_INC(pd, rx_too_long, 1);
         return;
     }
-    rx_complete_head(pd, ch, SYNTH_ST_OK, len);
-    PKT_INC(pd, rx_frames, 1);
-    PKT_INC(pd, rx_bytes, len);
-    SYNTH_STAT_ADD(pd->dev->stats.bytes_out, len);
+    rx_complete_ok(pd, ch, e, len);
 }
 
-uint16_t synthi_pkt_rx_deliver(struct pkt_dev *pd, struct pkt_chan *ch, const uint8_t *src, uint32_t len)
+/*
+ * How far ahead of the copy deliver_burst prefetches: the frame's lines (read) and its buffer's
+ * lines (for writing), PKT_PREFETCH_LINES of them in flight, at least one frame ahead.
+ */
+#define PKT_PREFETCH_LINES 16u
+
+/* Prefetch frame f and, if it is posted, the buffer k places behind the head of ch's FIFO. */
+static inline void prefetch_ahead(const struct synth_hqueue *q, const struct pkt_chan *ch, uint32_t k,
+                                  const struct pkt_frame *f)
+{
+    const struct pkt_rx_entry *e = &ch->rx[(ch->rx_head + k) & ch->rx_mask];
+    uint32_t o;
+
+    for (o = 0; o < f->len; o += 64u)
+        __builtin_prefetch(f->p + o);
+    if (k >= ch->rx_tail - ch->rx_head || e->status != PKT_RX_PENDING)
+        return;
+    for (o = 0; o < f->len && o < e->cap; o += 64u)
+        synthi_pkt_prefetch_w(q->arena + e->off + o);
+}
+
+unsigned synthi_pkt_rx_deliver_burst(struct pkt_dev *pd, struct pkt_chan *ch, const struct pkt_frame *f, unsigned n,
+                                     uint16_t *st)
 {
     struct synth_hdev *d = pd->dev;
-    struct pkt_rx_entry *e;
+    struct synth_hqueue *q = rx_queue(pd, ch);
+    uint64_t bad = 0, no_buffer = 0;
+    unsigned i, ok = 0, ahead, lines;
 
-    if (!d->active || d->broken) {
-        PKT_INC(pd, rx_no_buffer, 1);
-        return SYNTH_ST_NO_RESOURCES;
+    /*
+     * Frame i + ahead will most likely go into the buffer `ahead` places behind the head when frame
+     * i is copied: bring both over while the copies before it run.
+     */
+    lines = (f[0].len + 63u) / 64u;
+    ahead = PKT_PREFETCH_LINES / lines ? PKT_PREFETCH_LINES / lines : 1u;
+    for (i = 0; i < n && i < ahead; i++)
+        prefetch_ahead(q, ch, i, &f[i]);
+    for (i = 0; i < n; i++) {
+        uint32_t len = f[i].len;
+        const struct pkt_rx_entry *e;
+
+        st[i] = SYNTH_ST_NO_RESOURCES;
+        if (!d->active || d->broken) {
+            no_buffer += n - i;
+            for (; i < n; i++)
+                st[i] = SYNTH_ST_NO_RESOURCES;
+            break;
+        }
+        if (len > pd->max_frame) {
+            bad++; /* the buffer stays posted */
+            continue;
+        }
+        e = &ch->rx[ch->rx_head & ch->rx_mask];
+        if (ch->rx_head == ch->rx_tail || e->status != PKT_RX_PENDING) {
+            e = synthi_pkt_rx_head(pd, ch); /* refused ones first; what the driver posted since */
+            if (!e) {
+                no_buffer++;
+                continue;
+            }
+        }
+        if (i + ahead < n)
+            prefetch_ahead(q, ch, ahead, &f[i + ahead]);
+        if (len > e->cap) {
+            synthi_pkt_rx_fill_head(pd, ch, len); /* NO_SPACE, counted there */
+            continue;
+        }
+        memcpy(q->arena + e->off, f[i].p, len);
+        rx_complete_ok(pd, ch, e, len);
+        st[i] = SYNTH_ST_OK;
+        ok++;
     }
-    if (len > pd->max_frame) {
-        PKT_INC(pd, rx_bad_frame, 1);
-        return SYNTH_ST_NO_RESOURCES;
-    }
-    e = synthi_pkt_rx_head(pd, ch);
-    if (!e) {
-        PKT_INC(pd, rx_no_buffer, 1);
-        return SYNTH_ST_NO_RESOURCES;
-    }
-    if (len <= e->cap)
-        memcpy(rx_queue(pd, ch)->arena + e->off, src, len);
-    synthi_pkt_rx_fill_head(pd, ch, len);
-    return len <= e->cap ? SYNTH_ST_OK : SYNTH_ST_NO_RESOURCES;
+    if (bad)
+        PKT_INC(pd, rx_bad_frame, bad);
+    if (no_buffer)
+        PKT_INC(pd, rx_no_buffer, no_buffer);
+    return ok;
+}
+
+void synthi_pkt_rx_reserve(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n)
+{
+    uint32_t held = ch->rx_tail - ch->rx_head;
+
+    if (held < n && !pd->dev->broken && pd->dev->active)
+        rx_take(pd, rx_queue(pd, ch), ch, SYNTH_MAX_BURST);
 }
 
 /* Judge a RECV descriptor (a private copy) into a FIFO entry. */
@@ -182,16 +283,9 @@ unsigned synthi_pkt_rx_poll(struct pkt_dev *pd, struct synth_hqueue *q, struct p
 
 void synthi_pkt_rx_prefetch(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n)
 {
-    const struct synth_hqueue *q = rx_queue(pd, ch);
-    uint32_t held = ch->rx_tail - ch->rx_head, i;
+    struct synth_hqueue *q = rx_queue(pd, ch);
+    uint32_t i;
 
-    if (n > held)
-        n = held;
-    for (i = 0; i < n; i++) {
-        const struct pkt_rx_entry *e = &ch->rx[(ch->rx_head + i) & ch->rx_mask];
-        if (e->status == PKT_RX_PENDING)
-            __builtin_prefetch(q->arena + e->off, 1);
-    }
     for (i = 0; i < n; i += 4) /* four 16-byte completions per line */
-        __builtin_prefetch(synthi_ring_slot(&q->cq, q->cq.local + i), 1);
+        synthi_pkt_prefetch_w(synthi_ring_slot(&q->cq, q->cq.local + i));
 }
