@@ -137,12 +137,19 @@ def test_unmeasured_capacity_is_a_note_not_a_rejection() -> None:
 
 
 def test_index_reuses_unchanged_inventories(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between runs, files that change, appear, disappear, break or mend are read again; nothing
+    else is. (RACY_NS 0: the files were just copied, and are trusted at once.)"""
+    monkeypatch.setattr(placement, "RACY_NS", 0)
     d = tmp_path / "fleet"
     shutil.copytree(INV, d)
     index = str(tmp_path / "cache" / "index")
-    first = placement.load([str(d)], index=index)
+
+    def load() -> placement.Fleet:
+        return placement.load([str(d)], index=index)
+
+    first = load()
     assert (first.parsed, first.from_index, len(first.hosts)) == (7, 0, 6)
-    again = placement.load([str(d)], index=index)
+    again = load()
     assert (again.parsed, again.from_index) == (0, 7)
     assert [h.name for h in again.hosts] == [h.name for h in first.hosts]
     assert again.hosts == first.hosts and again.unreadable == first.unreadable
@@ -151,14 +158,91 @@ def test_index_reuses_unchanged_inventories(tmp_path: pathlib.Path, monkeypatch:
     doc["committed"]["by_capability"] = {}
     (d / "host7.json").write_text(json.dumps(doc))
     os.utime(d / "host7.json", ns=(1, 1))
-    changed = placement.load([str(d)], index=index)
+    changed = load()
     assert (changed.parsed, changed.from_index) == (1, 6)
     assert [v.host for v in placement.rank(changed.hosts, vdu("ipsec-gateway")).rejected] == ["host3"]
+    # One that appears is parsed; one that disappears is gone, from the index too.
+    doc["host"] = "host8"
+    (d / "host8.json").write_text(json.dumps(doc))
     (d / "host1.json").unlink()
-    assert len(placement.load([str(d)], index=index).hosts) == 5
+    moved = load()
+    assert (moved.parsed, moved.from_index) == (1, 6)
+    assert [h.name for h in moved.hosts] == ["host2", "host3", "host4", "host5", "host7", "host8"]
+    assert (load().parsed, load().from_index) == (0, 7)
+    # A broken file mended counts; one broken again is unreadable again, with its reason.
+    (d / "broken.json").write_text(json.dumps(doc | {"host": "host9"}))
+    assert "host9" in [h.name for h in load().hosts]
+    (d / "broken.json").write_text('{"format": "libvirt-synth-inventory", "version": 1, "host": ')
+    broke = load()
+    assert (broke.parsed, len(broke.hosts)) == (1, 6)
+    assert broke.unreadable[0][0] == str(d / "broken.json") and "Expecting value" in broke.unreadable[0][1]
     # A corrupt index is ignored.
     pathlib.Path(index).write_bytes(b"garbage")
-    assert placement.load([str(d)], index=index).parsed == 6
+    assert load().parsed == 7
+
+
+def test_index_sees_a_file_replaced_with_the_same_size_and_mtime(tmp_path: pathlib.Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new file renamed over the old one, same size, mtime set back: the inode tells."""
+    monkeypatch.setattr(placement, "RACY_NS", 0)
+    path = tmp_path / "host7.json"
+    shutil.copy(INV / "host7.json", path)
+    index = str(tmp_path / "index")
+    before = placement.load([str(tmp_path)], index=index).hosts[0]
+    text = path.read_text()
+    assert '"throughput_gbps": 11.9' in text
+    tmp = tmp_path / "host7.new"
+    tmp.write_text(text.replace('"throughput_gbps": 11.9', '"throughput_gbps": 10.9'))
+    st = path.stat()
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp, path)
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    after = placement.load([str(tmp_path)], index=index)
+    assert after.parsed == 1
+    assert after.hosts[0].caps["aes-256-gcm"][0] == pytest.approx(before.caps["aes-256-gcm"][0] + 1)
+
+
+def test_index_does_not_trust_files_changed_near_the_scan(tmp_path: pathlib.Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file rewritten in place within a timestamp tick of the scan that indexed it keeps its
+    mtime, ctime, size and inode: such entries (changed within RACY_NS of that scan) are parsed
+    again until a scan sees them older."""
+    monkeypatch.setattr(placement, "RACY_NS", 600 * 10**9)  # every file here is "recent"
+    path = tmp_path / "host7.json"
+    shutil.copy(INV / "host7.json", path)
+    index = str(tmp_path / "index")
+    assert placement.load([str(tmp_path)], index=index).parsed == 1
+    st = path.stat()
+    text = path.read_text().replace('"throughput_gbps": 11.9', '"throughput_gbps": 10.9')
+    with open(path, "r+") as f:  # same size, same inode; mtime set back
+        f.write(text)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = placement.load([str(tmp_path)], index=index)
+    assert again.parsed == 1 and again.hosts[0].caps["aes-256-gcm"][0] == pytest.approx(20 - 10.9)
+    monkeypatch.setattr(placement, "RACY_NS", 0)
+    assert placement.load([str(tmp_path)], index=index).parsed == 1  # indexed while recent
+    assert placement.load([str(tmp_path)], index=index).parsed == 0  # indexed once old enough
+
+
+def test_read_head_never_takes_a_cut_text_for_a_whole(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever byte the head ends at (in a number, an exponent, a multi-byte character, the
+    whitespace or the comma after the last member wanted), read_head gives what json.loads does."""
+    monkeypatch.setattr(model, "HEAD_BYTES", 64)
+    wanted = frozenset(("a", "b", "c"))
+    for pad in range(70):
+        doc = {"a": "x" * pad, "b": "é€😀", "c": 12345.678e-3, "d": [1, 2, 3] * 20}
+        for text in (json.dumps(doc, ensure_ascii=False), json.dumps(doc, indent=3, ensure_ascii=False)):
+            path = tmp_path / "doc.json"
+            path.write_text(text, encoding="utf-8")
+            got = model.read_head(str(path), path.stat().st_size, wanted)
+            assert got == {k: doc[k] for k in ("a", "b", "c")}, (pad, text[:80])
+    path.write_text(json.dumps({"c": 1, "d": 2, "a": 3}) + " " * 100)
+    assert model.read_head(str(path), path.stat().st_size, wanted) == {"c": 1, "d": 2, "a": 3}  # the whole
+    path.write_text('{"a": 1, "b": 2, "c": 3' + " " * 100)
+    with pytest.raises(ValueError, match="Expecting ',' delimiter"):
+        model.read_head(str(path), path.stat().st_size, wanted)
+    assert model.number(2 ** 2000) is None and model.number(float("nan")) is None and model.number(True) is None
+    assert model.number(7) == 7.0 and type(model.number(7)) is float
 
 
 def test_placement_reads_only_the_head_of_a_document(tmp_path: pathlib.Path) -> None:

@@ -14,7 +14,7 @@ Readers refuse another format or a newer version rather than guess."""
 from __future__ import annotations
 
 import json
-import math
+import os
 import re
 from typing import Any
 
@@ -40,10 +40,13 @@ _SCAN: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C
 _WS: Any = re.compile(r"[ \t\n\r]*")  # always matches
 
 
-def read_keys(text: str, wanted: frozenset[str] = PLACEMENT_KEYS) -> dict[str, Any]:
-    """The top-level members of a JSON object, read in order until every ``wanted`` key is in:
-    what follows is not parsed (nor checked). Falls back to parsing the whole text, which raises
-    json's own error, when the text is not a well-formed object up to there."""
+def read_keys(text: str, wanted: frozenset[str] = PLACEMENT_KEYS, whole: bool = True) -> dict[str, Any]:
+    """The top-level members of a JSON object, read in order until every ``wanted`` key is in and
+    the delimiter after its value (``,`` or ``}``) is seen: what follows is not parsed (nor
+    checked). Falls back to parsing the whole text, which raises json's own error, when the text is
+    not a well-formed object up to there; so a text cut short anywhere before that point (a file's
+    head, see ``read_head``) is never taken for a complete one. With ``whole=False`` that fallback
+    is a bare ValueError instead."""
     scan, ws = _SCAN, _WS.match
     out: dict[str, Any] = {}
     try:
@@ -62,19 +65,48 @@ def read_keys(text: str, wanted: frozenset[str] = PLACEMENT_KEYS) -> dict[str, A
                 raise ValueError
             value, i = scan(text, ws(text, i + 1).end())
             out[key] = value
-            if wanted <= out.keys():
-                return out
             i = ws(text, i).end()
-            if text[i] == "}":
+            c = text[i]
+            if c == "}" or (c == "," and wanted <= out.keys()):
                 return out
-            if text[i] != ",":
+            if c != ",":
                 raise ValueError
             i = ws(text, i + 1).end()
     except (ValueError, IndexError, StopIteration):
+        if not whole:
+            raise ValueError("not a JSON object with those members up to its end") from None
         doc = json.loads(text)
         if not isinstance(doc, dict):
             raise errors.ValueError("not an inventory document (expected a JSON object)") from None
         return doc
+
+
+#: How much of a file ``read_head`` reads first: more than the members placement needs take in
+#: the documents ``virt-synth inventory`` writes (about 4 KiB with every capability).
+HEAD_BYTES = 8192
+
+
+def read_head(path: str, size: int, wanted: frozenset[str] = PLACEMENT_KEYS) -> dict[str, Any]:
+    """``read_keys`` of a file of ``size`` bytes (as stat said), reading only its first
+    HEAD_BYTES when the wanted members lie in them; else the whole file, so that errors are those
+    of the whole text. Raises OSError, UnicodeDecodeError or another ValueError."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        asked = min(size + 1, HEAD_BYTES)
+        data = os.read(fd, asked)
+        if len(data) < asked:  # the whole file
+            return read_keys(data.decode(), wanted)
+        try:
+            return read_keys(data.decode(), wanted, whole=False)
+        except ValueError:  # not in the head (UnicodeDecodeError too: a character cut at its end)
+            pass
+        chunks = [data]
+        while data:  # the rest, to the end (the file may have grown since stat)
+            data = os.read(fd, max(size + 1 - len(chunks[0]), HEAD_BYTES))
+            chunks.append(data)
+    finally:
+        os.close(fd)
+    return read_keys(b"".join(chunks).decode(), wanted)
 
 
 def check(doc: Any, source: str) -> dict[str, Any]:
@@ -129,7 +161,16 @@ def free(doc: dict[str, Any]) -> dict[str, dict[str, float | None]]:
 
 
 def number(value: Any) -> float | None:
-    """A finite number from a document, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    """A finite number from a document, else None (booleans, strings, NaN, infinities, integers
+    too large for a float)."""
+    t = type(value)
+    if t is float:
+        return value if value - value == 0.0 else None  # inf - inf and nan - nan are nan
+    if t is int:
+        return float(value) if -_INT_LIMIT < value < _INT_LIMIT else None
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    return number(float(value) if isinstance(value, float) else int(value))  # a subclass of either
+
+
+_INT_LIMIT = 2 ** 1024  # float(2 ** 1024) overflows

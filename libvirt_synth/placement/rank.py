@@ -22,9 +22,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from libvirt_synth import errors
 from libvirt_synth.capabilities import CAPABILITIES, KPIS
@@ -39,9 +40,12 @@ Row = tuple[float | None, float | None, float | None, float | None, float | None
 OPS_KPI = {"packet": "packets_per_s"}
 
 
-@dataclass(frozen=True)
-class Host:
-    """What placement needs of one inventory, precomputed."""
+_EMPTY: dict[str, Any] = {}
+
+
+class Host(NamedTuple):
+    """What placement needs of one inventory, precomputed (a tuple: cheap to build by the
+    thousand, and what the index stores)."""
 
     name: str
     caps: dict[str, Row]
@@ -49,23 +53,47 @@ class Host:
 
     @classmethod
     def from_inventory(cls, doc: dict[str, Any], source: str = "") -> Host:
-        used = model.committed(doc)
-        caps: dict[str, Row] = {}
+        # What model.number() says of each value, with the common case (a finite float) inline:
+        # this runs for every capability of every host of a cold load.
         num = model.number
+        c = doc.get("committed")
+        used = c.get("by_capability") if isinstance(c, dict) else None
+        if not isinstance(used, dict):
+            used = _EMPTY
+        caps: dict[str, Row] = {}
         for cap, e in doc["capacity"].items():
             if not isinstance(e, dict):
                 continue
-            u = used.get(cap, {}) if isinstance(used.get(cap), dict) else {}
+            u = used.get(cap, _EMPTY)
+            if not isinstance(u, dict):
+                u = _EMPTY
             ops_kpi = OPS_KPI.get(str(e.get("class")), "ops_per_s")
-            gbps, ops, core = num(e.get("throughput_gbps")), num(e.get(ops_kpi)), num(e.get("gbps_per_core"))
-            core_ops = ops * core / gbps if ops is not None and core is not None and gbps else None
-            caps[cap] = (None if gbps is None else gbps - (num(u.get("throughput_gbps")) or 0.0),
-                         None if ops is None else ops - (num(u.get(ops_kpi)) or 0.0),
-                         gbps, ops, num(e.get("latency_us")), num(e.get("sessions_per_device")), core, core_ops)
+            get = e.get
+            gbps, ops, core, lat, per_dev = (get("throughput_gbps"), get(ops_kpi), get("gbps_per_core"),
+                                             get("latency_us"), get("sessions_per_device"))
+            if type(gbps) is not float or gbps - gbps:
+                gbps = num(gbps)
+            if type(ops) is not float or ops - ops:
+                ops = num(ops)
+            if type(core) is not float or core - core:
+                core = num(core)
+            if type(lat) is not float or lat - lat:
+                lat = num(lat)
+            if type(per_dev) is not float or per_dev - per_dev:
+                per_dev = num(per_dev)
+            if gbps is not None:
+                took = u.get("throughput_gbps")
+                free_gbps: float | None = gbps - (num(took) or 0.0) if took is not None else gbps
+            else:
+                free_gbps = None
+            if ops is not None:
+                took = u.get(ops_kpi)
+                free_ops: float | None = ops - (num(took) or 0.0) if took is not None else ops
+            else:
+                free_ops = None
+            caps[cap] = (free_gbps, free_ops, gbps, ops, lat, per_dev, core,
+                         ops * core / gbps if ops is not None and core is not None and gbps else None)
         return cls(str(doc["host"]), caps, source)
-
-    def as_row(self) -> tuple[str, str, dict[str, Row]]:
-        return (self.name, self.source, self.caps)
 
 
 class Verdict:
@@ -285,22 +313,35 @@ class Fleet:
         return [f"{p}: {why}" for p, why in self.unreadable]
 
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
+#: How recent a file's last change (mtime or ctime) may be, against the clock when the index was
+#: taken, for its entry still to be trusted: a file rewritten within one timestamp tick of the
+#: scan keeps its mtime and ctime (Linux stamps files from a clock that moves in ticks of a
+#: jiffy; FAT's are 2 s), so such an entry is parsed again on the next load, as git does with
+#: "racily clean" files.
+RACY_NS = 2_000_000_000
+
+# (mtime_ns, ctime_ns, size, inode) of a file: any write changes the ctime, a rename the inode.
+Key = tuple[int, int, int, int]
 
 
-def _files(paths: Sequence[str]) -> list[tuple[str, int, int]]:
-    """(path, mtime_ns, size) of every inventory: files given, and *.json of directories given."""
+def _files(paths: Sequence[str]) -> list[tuple[str, Key]]:
+    """(path, key) of every inventory, sorted: files given, and *.json of directories given (one
+    that vanishes while this runs is left out)."""
     out = []
     for p in paths:
         if os.path.isdir(p):
             with os.scandir(p) as it:
                 for e in it:
                     if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file():
-                        st = e.stat()
-                        out.append((e.path, st.st_mtime_ns, st.st_size))
+                        try:
+                            st = e.stat()
+                        except FileNotFoundError:
+                            continue
+                        out.append((e.path, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)))
         elif os.path.exists(p):
             st = os.stat(p)
-            out.append((p, st.st_mtime_ns, st.st_size))
+            out.append((p, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)))
         else:
             raise errors.NotFoundError(f"inventory {p} does not exist (give a directory of <host>.json "
                                           "documents or a file)")
@@ -308,49 +349,58 @@ def _files(paths: Sequence[str]) -> list[tuple[str, int, int]]:
     return out
 
 
-def _parse(path: str) -> tuple[str, Any]:
-    """One inventory file -> ("ok", host row) or ("error", why). Only the members placement needs
-    are parsed (model.read_keys: the writer puts them first), about half of a document."""
+def _parse(path: str, size: int) -> tuple[str, Any]:
+    """One inventory file -> ("ok", host as a plain tuple), ("error", why) or ("gone", path).
+    Only the members placement needs are read (model.read_head: the writer puts them first, in
+    the first few KiB)."""
     try:
-        with open(path, "rb") as f:
-            raw = model.read_keys(f.read().decode())
-        return "ok", Host.from_inventory(model.check(raw, path), path).as_row()
+        doc = model.check(model.read_head(path, size), path)
+        return "ok", tuple(Host.from_inventory(doc, path))
+    except FileNotFoundError:
+        return "gone", path
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         return "error", str(e).removeprefix(f"{path}: ")
 
 
 def load(paths: Sequence[str], index: str | None = None) -> Fleet:
     """Every inventory under ``paths`` (directories of ``*.json``, or files). With ``index`` (a file
-    path), the precomputed hosts of unchanged files (same mtime and size) are taken from it, and it
-    is rewritten when anything changed. The index is this Python's ``marshal`` format (plain data,
-    no code), about ten times faster to read than JSON; a missing or stale one is rebuilt."""
+    path), the precomputed hosts of unchanged files are taken from it (same mtime, ctime, size and
+    inode, and not changed within RACY_NS of the scan that indexed them), and it is rewritten when
+    anything changed, appeared or disappeared. The index is this Python's ``marshal`` format
+    (plain data, no code), about ten times faster to read than JSON; a missing, corrupt or stale
+    one is rebuilt."""
     with _no_gc():
         return _load(paths, index)
 
 
 def _load(paths: Sequence[str], index: str | None = None) -> Fleet:
+    stamp = time.time_ns()  # before the scan: a change after this shows in a later one
     files = _files(paths)
-    cached: dict[str, Any] = _read_index(index) if index else {}
-    fleet = Fleet([], [])
+    cached, trusted_before = _read_index(index) if index else ({}, 0)
     fresh: dict[str, Any] = {}
     todo = []
-    for path, mtime, size in files:
+    for path, key in files:
         hit = cached.get(path)
-        if hit is not None and hit[0] == mtime and hit[1] == size:
+        if hit is not None and hit[0] == key and max(key[0], key[1]) < trusted_before:
             fresh[path] = hit
         else:
-            todo.append((path, mtime, size))
-    for (path, mtime, size), (status, value) in zip(todo, (_parse(t[0]) for t in todo), strict=True):
-        fresh[path] = (mtime, size, status, value)
-    fleet.parsed, fleet.from_index = len(todo), len(files) - len(todo)
-    for path, _mtime, _size in files:
-        _, _, status, value = fresh[path]
-        if status == "ok":
-            fleet.hosts.append(Host(value[0], value[2], value[1]))
+            todo.append((path, key))
+    for path, key in todo:
+        status, value = _parse(path, key[2])
+        if status != "gone":
+            fresh[path] = (key, status, value)
+    fleet = Fleet([], [], parsed=len(todo), from_index=len(files) - len(todo))
+    make = Host._make
+    for path, _ in files:
+        entry = fresh.get(path)
+        if entry is None:
+            continue
+        if entry[1] == "ok":
+            fleet.hosts.append(make(entry[2]))
         else:
-            fleet.unreadable.append((path, value))
-    if index and (todo or len(fresh) != len(cached)):
-        _write_index(index, fresh)
+            fleet.unreadable.append((path, entry[2]))
+    if index and (todo or fresh.keys() != cached.keys()):
+        _write_index(index, stamp - RACY_NS, fresh)
     return fleet
 
 
@@ -360,20 +410,23 @@ def _index_tag() -> str:
     return f"libvirt-synth place index {INDEX_VERSION} python {sys.version_info[0]}.{sys.version_info[1]}"
 
 
-def _read_index(path: str) -> dict[str, Any]:
+def _read_index(path: str) -> tuple[dict[str, Any], int]:
+    """The entries of an index and the time before which a change is sure to show in their keys;
+    nothing when it is missing, corrupt or of another version."""
     import marshal
 
     try:
         with open(path, "rb") as f:
             doc = marshal.loads(f.read())
-        if isinstance(doc, dict) and doc.get("tag") == _index_tag() and isinstance(doc.get("files"), dict):
-            return doc["files"]  # type: ignore[no-any-return]
+        if isinstance(doc, dict) and doc.get("tag") == _index_tag() and isinstance(doc.get("files"), dict) \
+                and isinstance(doc.get("trusted_before"), int):
+            return doc["files"], doc["trusted_before"]
     except (OSError, EOFError, ValueError, TypeError):
         pass
-    return {}
+    return {}, 0
 
 
-def _write_index(path: str, files: dict[str, Any]) -> None:
+def _write_index(path: str, trusted_before: int, files: dict[str, Any]) -> None:
     import marshal
     import tempfile
 
@@ -382,7 +435,9 @@ def _write_index(path: str, files: dict[str, Any]) -> None:
         os.makedirs(d, mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".place-index-", dir=d)
         with os.fdopen(fd, "wb") as f:
-            f.write(marshal.dumps({"tag": _index_tag(), "files": files}))
+            # Version 2, without the back-references of later versions: writing those costs more
+            # than parsing the fleet's JSON (0.28 s against 0.05 s at 10,000 hosts), reading them no less.
+            f.write(marshal.dumps({"tag": _index_tag(), "trusted_before": trusted_before, "files": files}, 2))
         os.replace(tmp, path)
     except (OSError, ValueError) as e:
         from libvirt_synth import log
