@@ -306,3 +306,42 @@ def test_the_backend_parks_only_workers_of_their_own(region_dir: pathlib.Path, d
         time.sleep(1.5)  # idle past DEDICATED_PARK_AFTER_MS
         assert parked(dev.worker) == dedicated
         assert not parked(b.workers[0])
+
+
+# A process of its own, so that the watcher thread is started by this backend's first worker of
+# its own (in pytest's process another test may have started it already).
+NICE_AND_CPUS = textwrap.dedent("""
+    import os, pathlib, sys, time
+    from libvirt_synth._native import lib
+    from libvirt_synth.abi import DevClass
+    from libvirt_synth.host.backend import Backend
+    from libvirt_synth.host.device import HostDeviceSpec
+    cpus = [int(c) for c in sys.argv[2].split(",")]
+    with Backend(workers=1, cpus=cpus) as b:
+        dev = b.add(HostDeviceSpec(path=sys.argv[1], dev_class=DevClass.COMPRESS, size=1 << 20))
+        time.sleep(1.5)
+        assert lib.synth_worker_parked(dev.worker._h)
+        for tid in os.listdir("/proc/self/task"):
+            task = pathlib.Path(f"/proc/self/task/{tid}")
+            if (task / "comm").read_text().strip() != "synth-worker":
+                continue
+            stat = (task / "stat").read_text()
+            nice = int(stat[stat.rindex(")") + 2:].split()[16])
+            allowed = [ln.split(":", 1)[1].strip() for ln in (task / "status").read_text().splitlines()
+                       if ln.startswith("Cpus_allowed_list:")][0]
+            print(nice, allowed)
+""")
+
+
+def test_the_parked_worker_and_its_watcher_keep_its_nice_value_and_cpu(region_dir: pathlib.Path) -> None:
+    mine = sorted(os.sched_getaffinity(0))
+    if len(mine) < 2:
+        pytest.skip("one CPU only: a pinned thread cannot be told from an unpinned one")
+    shared, own = mine[0], mine[-1]
+    r = subprocess.run([sys.executable, "-c", NICE_AND_CPUS, str(region_dir / "z"), f"{shared},{own}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    threads = sorted(tuple(line.split()) for line in r.stdout.splitlines())
+    # The shared worker; the compression device's own worker (parked) and the watcher, both at
+    # DEDICATED_NICE on the own worker's CPU.
+    assert threads == [("0", str(shared)), ("10", str(own)), ("10", str(own))], threads
