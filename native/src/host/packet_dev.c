@@ -313,6 +313,7 @@ static void pkt_reset(struct synth_hdev *d)
 
     for (c = 0; c < pd->channels; c++) {
         struct pkt_chan *ch = &pd->chan[c];
+        synthi_pkt_rx_count(pd, ch);
         ch->rx_head = ch->rx_tail = 0;
         ch->cq_dirty = 0;
         if (ch->link == SYNTH_PKT_LINK_TAP)

@@ -63,6 +63,14 @@ struct pkt_chan {
     struct pkt_rx_entry *rx;
     uint32_t rx_head, rx_tail, rx_mask;
     uint32_t cq_dirty;               /* completions written since the last store of CQ prod */
+    /*
+     * Frames delivered (OK completions written) not yet added to the statistics: counted here per
+     * frame (two stores, where the statistics take seven), added once per burst by
+     * synthi_pkt_rx_commit, or by the next one (every pass polls the RX queue) if a region fault
+     * cut the burst short.
+     */
+    uint32_t uncounted;
+    uint64_t uncounted_bytes;
     _Atomic int link_gone;           /* the wire's other end went: tell the driver (worker does) */
 };
 
@@ -155,7 +163,12 @@ static inline void synthi_pkt_prefetch_w(const void *p)
 #else
 static inline void synthi_pkt_prefetch_w(const void *p) { __builtin_prefetch(p, 1, 3); }
 #endif
-/* Store the CQ producer index of ch's receive queue if completions were written. */
+/* Add the frames delivered to ch since the last call to the statistics. */
+void synthi_pkt_rx_count(struct pkt_dev *pd, struct pkt_chan *ch);
+/*
+ * End of a burst that may have completed buffers of ch: count the frames delivered, store the CQ
+ * producer index of ch's receive queue if completions were written.
+ */
 void synthi_pkt_rx_commit(struct pkt_dev *pd, struct pkt_chan *ch);
 /* Read what the TAP of ch has, up to max frames, into posted buffers. Returns frames read. */
 unsigned synthi_pkt_tap_poll(struct pkt_dev *pd, struct pkt_chan *ch, unsigned max);

@@ -24,6 +24,15 @@ __attribute__((constructor)) static void detect_prefetchw(void)
 }
 #endif
 
+/*
+ * SYNTH_CPL_F_PHASE if ring index idx of cq is on an odd lap, as synth_cpl_phase, without its
+ * division: the ring size is a power of two (the layout checks it), so the lap's parity is one bit.
+ */
+static inline uint32_t cpl_phase_flag(const struct synth_ring *cq, uint32_t idx)
+{
+    return (idx & cq->size) ? 0u : SYNTH_CPL_F_PHASE;
+}
+
 static struct synth_hqueue *rx_queue(struct pkt_dev *pd, const struct pkt_chan *ch)
 {
     return &pd->dev->queues[synth_pkt_rxq(ch->idx)];
@@ -41,7 +50,7 @@ static void rx_complete_head(struct pkt_dev *pd, struct pkt_chan *ch, uint16_t s
     const struct pkt_rx_entry *e = &ch->rx[ch->rx_head & ch->rx_mask];
     uint32_t idx = cq->local, st = status < SYNTH_ST_MAX ? status : SYNTH_ST_DEVICE_ERROR;
     struct synth_cpl *c = (struct synth_cpl *)synthi_ring_slot(cq, idx);
-    uint32_t flags = synth_cpl_phase(idx, cq->size) ? SYNTH_CPL_F_PHASE : 0u;
+    uint32_t flags = cpl_phase_flag(cq, idx);
 
     c->cookie = e->cookie;
     c->result = result;
@@ -55,17 +64,13 @@ static void rx_complete_head(struct pkt_dev *pd, struct pkt_chan *ch, uint16_t s
     SYNTH_STAT_ADD(q->stats.status[st], 1);
 }
 
-/*
- * Complete the head buffer e with OK and result len, a frame delivered. Counted at once: a region fault later in the burst (the sender's) must not
- * leave a delivered frame uncounted.
- */
+/* Complete the head buffer e with OK and result len: a frame delivered (counted in ch->uncounted). */
 static inline void rx_complete_ok(struct pkt_dev *pd, struct pkt_chan *ch, const struct pkt_rx_entry *e, uint32_t len)
 {
-    struct synth_hqueue *q = rx_queue(pd, ch);
-    struct synth_ring *cq = &q->cq;
+    struct synth_ring *cq = &rx_queue(pd, ch)->cq;
     uint32_t idx = cq->local;
     struct synth_cpl *c = (struct synth_cpl *)synthi_ring_slot(cq, idx);
-    uint32_t flags = synth_cpl_phase(idx, cq->size) ? SYNTH_CPL_F_PHASE : 0u;
+    uint32_t flags = cpl_phase_flag(cq, idx);
 
     c->cookie = e->cookie;
     c->result = len;
@@ -73,19 +78,34 @@ static inline void rx_complete_ok(struct pkt_dev *pd, struct pkt_chan *ch, const
     cq->local = idx + 1;
     ch->rx_head++;
     ch->cq_dirty = 1;
-    SYNTH_STAT_ADD(pd->dev->stats.ops, 1);
-    SYNTH_STAT_ADD(pd->dev->stats.status[SYNTH_ST_OK], 1);
-    SYNTH_STAT_ADD(q->stats.ops, 1);
-    SYNTH_STAT_ADD(q->stats.status[SYNTH_ST_OK], 1);
-    PKT_INC(pd, rx_frames, 1);
-    PKT_INC(pd, rx_bytes, len);
-    SYNTH_STAT_ADD(pd->dev->stats.bytes_out, len);
+    ch->uncounted++;
+    ch->uncounted_bytes += len;
+}
+
+void synthi_pkt_rx_count(struct pkt_dev *pd, struct pkt_chan *ch)
+{
+    struct synth_hqueue *q = rx_queue(pd, ch);
+    uint32_t n = ch->uncounted;
+    uint64_t bytes = ch->uncounted_bytes;
+
+    if (!n)
+        return;
+    ch->uncounted = 0;
+    ch->uncounted_bytes = 0;
+    SYNTH_STAT_ADD(pd->dev->stats.ops, n);
+    SYNTH_STAT_ADD(pd->dev->stats.status[SYNTH_ST_OK], n);
+    SYNTH_STAT_ADD(q->stats.ops, n);
+    SYNTH_STAT_ADD(q->stats.status[SYNTH_ST_OK], n);
+    SYNTH_STAT_ADD(pd->dev->stats.bytes_out, bytes);
+    PKT_INC(pd, rx_frames, n);
+    PKT_INC(pd, rx_bytes, bytes);
 }
 
 void synthi_pkt_rx_commit(struct pkt_dev *pd, struct pkt_chan *ch)
 {
     struct synth_ring *cq;
 
+    synthi_pkt_rx_count(pd, ch);
     if (!ch->cq_dirty)
         return;
     cq = &rx_queue(pd, ch)->cq;
