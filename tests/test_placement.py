@@ -18,6 +18,7 @@ import pytest
 from libvirt_synth import vnfd
 from libvirt_synth.hook import metadata
 from libvirt_synth.inventory import model
+from libvirt_synth.placement import fleet as loader
 from libvirt_synth.placement import openstack
 from libvirt_synth.placement import rank as placement
 
@@ -139,7 +140,7 @@ def test_unmeasured_capacity_is_a_note_not_a_rejection() -> None:
 def test_index_reuses_unchanged_inventories(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Between runs, files that change, appear, disappear, break or mend are read again; nothing
     else is. (RACY_NS 0: the files were just copied, and are trusted at once.)"""
-    monkeypatch.setattr(placement, "RACY_NS", 0)
+    monkeypatch.setattr(loader, "RACY_NS", 0)
     d = tmp_path / "fleet"
     shutil.copytree(INV, d)
     index = str(tmp_path / "cache" / "index")
@@ -184,7 +185,7 @@ def test_index_reuses_unchanged_inventories(tmp_path: pathlib.Path, monkeypatch:
 def test_index_sees_a_file_replaced_with_the_same_size_and_mtime(tmp_path: pathlib.Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A new file renamed over the old one, same size, mtime set back: the inode tells."""
-    monkeypatch.setattr(placement, "RACY_NS", 0)
+    monkeypatch.setattr(loader, "RACY_NS", 0)
     path = tmp_path / "host7.json"
     shutil.copy(INV / "host7.json", path)
     index = str(tmp_path / "index")
@@ -207,7 +208,7 @@ def test_index_does_not_trust_files_changed_near_the_scan(tmp_path: pathlib.Path
     """A file rewritten in place within a timestamp tick of the scan that indexed it keeps its
     mtime, ctime, size and inode: such entries (changed within RACY_NS of that scan) are parsed
     again until a scan sees them older."""
-    monkeypatch.setattr(placement, "RACY_NS", 600 * 10**9)  # every file here is "recent"
+    monkeypatch.setattr(loader, "RACY_NS", 600 * 10**9)  # every file here is "recent"
     path = tmp_path / "host7.json"
     shutil.copy(INV / "host7.json", path)
     index = str(tmp_path / "index")
@@ -219,7 +220,7 @@ def test_index_does_not_trust_files_changed_near_the_scan(tmp_path: pathlib.Path
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     again = placement.load([str(tmp_path)], index=index)
     assert again.parsed == 1 and again.hosts[0].caps["aes-256-gcm"][0] == pytest.approx(20 - 10.9)
-    monkeypatch.setattr(placement, "RACY_NS", 0)
+    monkeypatch.setattr(loader, "RACY_NS", 0)
     assert placement.load([str(tmp_path)], index=index).parsed == 1  # indexed while recent
     assert placement.load([str(tmp_path)], index=index).parsed == 0  # indexed once old enough
 
