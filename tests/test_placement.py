@@ -137,9 +137,10 @@ def test_unmeasured_capacity_is_a_note_not_a_rejection() -> None:
     assert "aes-256-gcm latency not measured on this host: <= 50 us not checked" in v.notes
 
 
-def test_index_reuses_unchanged_inventories(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Between runs, files that change, appear, disappear, break or mend are read again; nothing
-    else is. (RACY_NS 0: the files were just copied, and are trusted at once.)"""
+@pytest.fixture
+def indexed(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> tuple[pathlib.Path, Any]:
+    """A copy of tests/data/inventory, loaded once with an index; and a function that loads it
+    again. RACY_NS 0: the files were just copied, and are trusted at once."""
     monkeypatch.setattr(loader, "RACY_NS", 0)
     d = tmp_path / "fleet"
     shutil.copytree(INV, d)
@@ -150,11 +151,20 @@ def test_index_reuses_unchanged_inventories(tmp_path: pathlib.Path, monkeypatch:
 
     first = load()
     assert (first.parsed, first.from_index, len(first.hosts)) == (7, 0, 6)
+    return d, load
+
+
+def test_index_reuses_unchanged_inventories(indexed: tuple[pathlib.Path, Any]) -> None:
+    d, load = indexed
+    first = placement.load([str(d)])
     again = load()
     assert (again.parsed, again.from_index) == (0, 7)
     assert [h.name for h in again.hosts] == [h.name for h in first.hosts]
     assert again.hosts == first.hosts and again.unreadable == first.unreadable
-    # A changed file is parsed again, and what it says now counts.
+
+
+def test_index_rereads_a_changed_file(indexed: tuple[pathlib.Path, Any]) -> None:
+    d, load = indexed
     doc = json.loads((d / "host7.json").read_text())
     doc["committed"]["by_capability"] = {}
     (d / "host7.json").write_text(json.dumps(doc))
@@ -162,23 +172,35 @@ def test_index_reuses_unchanged_inventories(tmp_path: pathlib.Path, monkeypatch:
     changed = load()
     assert (changed.parsed, changed.from_index) == (1, 6)
     assert [v.host for v in placement.rank(changed.hosts, vdu("ipsec-gateway")).rejected] == ["host3"]
-    # One that appears is parsed; one that disappears is gone, from the index too.
-    doc["host"] = "host8"
-    (d / "host8.json").write_text(json.dumps(doc))
-    (d / "host1.json").unlink()
-    moved = load()
-    assert (moved.parsed, moved.from_index) == (1, 6)
-    assert [h.name for h in moved.hosts] == ["host2", "host3", "host4", "host5", "host7", "host8"]
     assert (load().parsed, load().from_index) == (0, 7)
-    # A broken file mended counts; one broken again is unreadable again, with its reason.
-    (d / "broken.json").write_text(json.dumps(doc | {"host": "host9"}))
-    assert "host9" in [h.name for h in load().hosts]
-    (d / "broken.json").write_text('{"format": "libvirt-synth-inventory", "version": 1, "host": ')
+
+
+def test_index_reads_a_file_that_appears_and_drops_one_that_disappears(indexed: tuple[pathlib.Path, Any]) -> None:
+    d, load = indexed
+    doc = json.loads((d / "host7.json").read_text()) | {"host": "host8"}
+    (d / "host8.json").write_text(json.dumps(doc))
+    appeared = load()
+    assert (appeared.parsed, appeared.from_index, len(appeared.hosts)) == (1, 7, 7)
+    (d / "host1.json").unlink()
+    gone = load()
+    assert (gone.parsed, gone.from_index) == (0, 7)
+    assert [h.name for h in gone.hosts] == ["host2", "host3", "host4", "host5", "host7", "host8"]
+    assert (load().parsed, load().from_index) == (0, 7)  # and the index no longer has it
+
+
+def test_index_with_a_file_that_breaks_and_mends(indexed: tuple[pathlib.Path, Any], tmp_path: pathlib.Path) -> None:
+    d, load = indexed
+    doc = json.loads((d / "host7.json").read_text()) | {"host": "host9"}
+    (d / "broken.json").write_text(json.dumps(doc))
+    mended = load()
+    assert mended.parsed == 1 and mended.unreadable == [] and "host9" in [h.name for h in mended.hosts]
+    (d / "host2.json").write_text('{"format": "libvirt-synth-inventory", "version": 1, "host": ')
     broke = load()
     assert (broke.parsed, len(broke.hosts)) == (1, 6)
-    assert broke.unreadable[0][0] == str(d / "broken.json") and "Expecting value" in broke.unreadable[0][1]
+    assert broke.unreadable == [(str(d / "host2.json"), "Expecting value: line 1 column 61 (char 60)")]
+    assert load().unreadable == broke.unreadable  # from the index, as it was
     # A corrupt index is ignored.
-    pathlib.Path(index).write_bytes(b"garbage")
+    pathlib.Path(tmp_path / "cache" / "index").write_bytes(b"garbage")
     assert load().parsed == 7
 
 
