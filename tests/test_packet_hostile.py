@@ -32,7 +32,7 @@ from waiting import until
 from libvirt_synth._native import lib  # noqa: E402
 from libvirt_synth.abi import DevClass, PacketOp, Status  # noqa: E402
 from libvirt_synth.guest import Device  # noqa: E402
-from libvirt_synth.guest.packet import PacketChannel  # noqa: E402
+from libvirt_synth.guest.packet import PacketChannel, device_counters  # noqa: E402
 from libvirt_synth.host import packet as host_packet  # noqa: E402
 from libvirt_synth.host.device import HostDevice, Worker  # noqa: E402
 
@@ -395,3 +395,70 @@ if __name__ == "__main__":
     mode, path, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
     result = flood_frames(path, secs) if mode == "frames" else garbage_flood(path, secs)
     print(json.dumps(result), flush=True)
+
+
+# A sender in its own process: four frames in its transmit arena, the first on a page of its own,
+# then (once told) its region cut right after that page, and the four SENDs submitted together.
+CUT_SENDER = """
+import os, sys
+from libvirt_synth.abi import PacketOp
+from libvirt_synth.guest import Device
+path, arena_off = sys.argv[1], int(sys.argv[2])
+q = Device.open(path).queue(0)
+first, _pad, *rest = q.alloc(64), q.alloc(8192), q.alloc(64), q.alloc(64), q.alloc(64)
+frames = [first, *rest]
+for i, b in enumerate(frames):
+    b.write(b"\\xff" * 12 + b"\\x88\\xb5" + bytes([i]) * 50)
+cut = (arena_off + first.offset + 64 + 4095) // 4096 * 4096
+assert arena_off + rest[0].offset >= cut
+d = q.descs([{"opcode": PacketOp.SEND, "src_off": b.offset, "src_len": 64, "cookie": i} for i, b in enumerate(frames)])
+print("ready", flush=True)
+sys.stdin.readline()
+os.truncate(path, cut)
+assert q.submit(d) == 4
+print("submitted", flush=True)
+sys.stdin.read()
+os._exit(0)
+"""
+
+
+def test_a_burst_cut_by_the_senders_fault_leaves_the_receiver_counted(region_dir: pathlib.Path,
+                                                                     worker: Worker) -> None:
+    """The sender's region is cut between the first frame of a burst and the rest: the worker
+    delivers the first, faults reading the second and abandons the sender. The receiver goes on
+    with exactly that one frame, completed and counted (the host adds up a burst's deliveries at its
+    end, so the next pass must count what a fault left uncounted)."""
+    a = HostDevice.create(str(region_dir / "cut-tx"), DevClass.PACKET, queues=2)
+    b = HostDevice.create(str(region_dir / "cut-rx"), DevClass.PACKET, queues=2)
+    host_packet.wire(a, 0, b, 0)
+    worker.add(a)
+    worker.add(b)
+    raw = RawRegion(a.path)
+    arena_off = raw.queue(0)[4]
+    raw.close()
+    peer = subprocess.Popen([sys.executable, "-c", CUT_SENDER, a.path, str(arena_off)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(__file__))
+    try:
+        with Device.open(b.path) as gb, PacketChannel(gb, 0) as rx:
+            assert peer.stdout is not None and peer.stdin is not None
+            assert peer.stdout.readline().strip() == "ready"
+            worker.remove(a)  # so that the worker takes the four SENDs in one burst
+            peer.stdin.write("go\n")
+            peer.stdin.flush()
+            assert peer.stdout.readline().strip() == "submitted"
+            worker.add(a)
+            until(lambda: worker.stats()["region_faults"] == 1)
+            assert a.stats().dev_error == lib.SYNTH_DEVERR_REGION and b.stats().dev_error == 0
+            got = rx.receive(1)
+            assert got == [b"\xff" * 12 + b"\x88\xb5" + bytes([0]) * 50]
+            time.sleep(0.05)
+            assert rx.give_me_packets() == []
+            # Counted once, everywhere: host counters, the region's, the device's completions.
+            until(lambda: host_packet.stats(b)["rx_frames"] == 1)
+            assert host_packet.stats(b)["rx_bytes"] == 64
+            assert device_counters(gb)["rx_frames"] == 1 and device_counters(gb)["rx_bytes"] == 64
+            assert b.stats().by_status.get("ok", 0) == 1
+    finally:
+        peer.communicate("", timeout=10)
+    b.destroy()
+    a.destroy()
