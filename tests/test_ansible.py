@@ -267,8 +267,16 @@ def test_a_changed_setting_restarts_the_daemon_and_updates_the_fact(provisioned:
 
 @pytest.mark.slow
 @needs_host
-def test_deploy_vnf_places_defines_and_starts_the_vm_with_its_devices(provisioned: Provisioned) -> None:
-    args = ["-e", f"synth_vnfd={VNFD}", "-e", f"synth_vm_name={VM}",
+def test_deploy_vnf_places_defines_and_starts_the_vm_with_its_devices(provisioned: Provisioned,
+                                                                      tmp_path: pathlib.Path) -> None:
+    # The example as it is, but for the gateway's throughput: 12 Gb/s is more than a loaded CI
+    # machine's one worker core measures at inventory time (11.3 Gb/s seen), and which host fits a
+    # demand is test_placement's business; here any host of this fleet must.
+    text = VNFD.read_text()
+    assert "throughput_gbps: 12," in text
+    vnfd = tmp_path / VNFD.name
+    vnfd.write_text(text.replace("throughput_gbps: 12,", "throughput_gbps: 1,"))
+    args = ["-e", f"synth_vnfd={vnfd}", "-e", f"synth_vm_name={VM}",
             "-e", f"synth_vm_template_file={ANSIBLE_DIR / 'files' / 'vnf-smoke.xml'}",
             "-e", "synth_vm_memory=64", "-e", "synth_vm_vcpus=1"]
     out = playbook("deploy-vnf.yml", *args).stdout

@@ -281,4 +281,25 @@ static inline unsigned synthi_lat_bucket(uint64_t ns)
     return b < SYNTH_LAT_BUCKETS ? b : SYNTH_LAT_BUCKETS - 1;
 }
 
+/*
+ * Prefetch the line at p for writing. A line the other core has read (a buffer the guest checked, a
+ * completion it polled) is shared between the two caches; PREFETCHT0, which is what gcc makes of
+ * __builtin_prefetch(p, 1) for the x86-64 baseline, finds it present and does nothing, and the store
+ * then waits for the guest's copy to be invalidated. PREFETCHW asks for the line exclusive, so the
+ * invalidation happens while the host does other work. Where the CPU lacks it (detected once, at
+ * load time), the generic prefetch.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+extern int synthi_have_prefetchw;
+static inline void synthi_prefetch_w(const void *p)
+{
+    if (synthi_have_prefetchw)
+        __asm__ volatile("prefetchw %0" : : "m"(*(const volatile char *)p));
+    else
+        __builtin_prefetch(p, 1, 3);
+}
+#else
+static inline void synthi_prefetch_w(const void *p) { __builtin_prefetch(p, 1, 3); }
+#endif
+
 #endif /* SYNTH_HOST_PVT_H */

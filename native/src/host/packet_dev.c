@@ -204,7 +204,7 @@ static void pkt_prefetch(const struct synth_hqueue *q, const struct synth_desc *
     (void)in;
     for (i = 1; i < n; i++)
         if (((q->cq.local + i) & (per_line - 1)) == 0)
-            synthi_pkt_prefetch_w(synthi_ring_slot(&q->cq, q->cq.local + i));
+            synthi_prefetch_w(synthi_ring_slot(&q->cq, q->cq.local + i));
 }
 
 static unsigned pkt_poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_t qi, uint32_t burst)

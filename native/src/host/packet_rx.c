@@ -6,28 +6,10 @@
  * completion, with nothing left to check.
  */
 #include <string.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 
 #include "packet_pvt.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-int synthi_pkt_have_prefetchw;
-
-/* PREFETCHW: CPUID 0x80000001, ECX bit 8 (AMD since the K6-2, Intel since Broadwell). */
-__attribute__((constructor)) static void detect_prefetchw(void)
-{
-    unsigned a, b, c, d;
-    if (__get_cpuid(0x80000001u, &a, &b, &c, &d))
-        synthi_pkt_have_prefetchw = (c >> 8) & 1u;
-}
-#endif
-
-/*
- * SYNTH_CPL_F_PHASE if ring index idx of cq is on an odd lap, as synth_cpl_phase, without its
- * division: the ring size is a power of two (the layout checks it), so the lap's parity is one bit.
- */
+/* SYNTH_CPL_F_PHASE if ring index idx of cq is on an odd lap (synth_cpl_phase as a flag). */
 static inline uint32_t cpl_phase_flag(const struct synth_ring *cq, uint32_t idx)
 {
     return (idx & cq->size) ? 0u : SYNTH_CPL_F_PHASE;
@@ -170,7 +152,7 @@ static inline void prefetch_ahead(const struct synth_hqueue *q, const struct pkt
     if (k >= ch->rx_tail - ch->rx_head || e->status != PKT_RX_PENDING)
         return;
     for (o = 0; o < f->len && o < e->cap; o += 64u)
-        synthi_pkt_prefetch_w(q->arena + e->off + o);
+        synthi_prefetch_w(q->arena + e->off + o);
 }
 
 unsigned synthi_pkt_rx_deliver_burst(struct pkt_dev *pd, struct pkt_chan *ch, const struct pkt_frame *f, unsigned n,
@@ -307,5 +289,5 @@ void synthi_pkt_rx_prefetch(struct pkt_dev *pd, struct pkt_chan *ch, unsigned n)
     uint32_t i;
 
     for (i = 0; i < n; i += 4) /* four 16-byte completions per line */
-        synthi_pkt_prefetch_w(synthi_ring_slot(&q->cq, q->cq.local + i));
+        synthi_prefetch_w(synthi_ring_slot(&q->cq, q->cq.local + i));
 }

@@ -5,8 +5,23 @@
  */
 #include <errno.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "host_pvt.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+int synthi_have_prefetchw;
+
+/* PREFETCHW: CPUID 0x80000001, ECX bit 8 (AMD since the K6-2, Intel since Broadwell). */
+__attribute__((constructor)) static void detect_prefetchw(void)
+{
+    unsigned a, b, c, d;
+    if (__get_cpuid(0x80000001u, &a, &b, &c, &d))
+        synthi_have_prefetchw = (c >> 8) & 1u;
+}
+#endif
 
 uint32_t synthi_hdev_take(struct synth_hdev *d, struct synth_hqueue *q, struct synth_desc *in, uint32_t n)
 {
@@ -41,7 +56,7 @@ void synthi_hq_prefetch_cq(struct synth_hqueue *q, uint32_t n)
         n = q->cq.size;
     for (i = 1; i < n; i++)
         if (((q->cq.local + i) & (per_line - 1)) == 0)
-            __builtin_prefetch(synthi_ring_slot(&q->cq, q->cq.local + i), 1, 3);
+            synthi_prefetch_w(synthi_ring_slot(&q->cq, q->cq.local + i));
 }
 
 static unsigned poll_queue(struct synth_hdev *d, struct synth_hqueue *q, uint32_t burst)
