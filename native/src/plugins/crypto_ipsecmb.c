@@ -32,6 +32,9 @@
  * region, so a burst that finds its thread's managers marked busy starts them over (init) instead
  * of flushing them. The direct calls are stateless and use probe's manager only as a function table.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* explicit_bzero */
+#endif
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <errno.h>
 #include <pthread.h>
@@ -140,11 +143,12 @@ static uint32_t imb_alg_mask(void)
            (have_shani ? 1u << SYNTH_ALG_AES256_CBC_HMAC_SHA256 : 0);
 }
 
-static void wipe(volatile uint8_t *p, size_t n)
-{
-    while (n--)
-        *p++ = 0;
-}
+/*
+ * Zero n bytes the compiler may not drop: explicit_bzero is memset behind a barrier. A volatile
+ * byte loop did the same one store at a time, and on 64-byte ops wiping the GCM context and the
+ * tag that way was a quarter of the worker's time (perf, bench/dpdk).
+ */
+static void wipe(void *p, size_t n) { explicit_bzero(p, n); }
 
 static void imb_session_destroy(void *sp)
 {
