@@ -35,7 +35,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* explicit_bzero */
 #endif
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -44,9 +43,8 @@
 
 #define NO_COMPAT_IMB_API_053 /* the library's old names (SHA1, ...) clash with OpenSSL's */
 #include <intel-ipsec-mb.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 
+#include "hmac_pvt.h"
 #include "synth/plugin.h"
 
 #define CHUNK 64u                /* ops per round of jobs (the data path's largest burst) */
@@ -63,7 +61,7 @@ struct imb_sess {
     uint8_t dec_keys[16 * 15] __attribute__((aligned(16)));
     uint8_t ipad[HMAC_LEN] __attribute__((aligned(16))); /* SHA-256 states after K ^ ipad, K ^ opad */
     uint8_t opad[HMAC_LEN] __attribute__((aligned(16)));
-    SHA256_CTX inner, outer; /* the same pads for OpenSSL, for MAC inputs no job takes */
+    struct synthi_hmac256 mac; /* the same pads for OpenSSL, for MAC inputs no job takes */
     uint32_t alg;
     uint32_t tag_len;
     uint32_t mac_iv_len; /* CBC-HMAC: IV bytes the MAC covers (16, or 0 with MAC_NO_IV) */
@@ -161,26 +159,14 @@ static void imb_session_destroy(void *sp)
 /* The HMAC-SHA-256 pads of key, as the library's states and as OpenSSL's (RFC 2104). */
 static int hmac_pads(struct imb_sess *s, const uint8_t *key, size_t key_len)
 {
-    uint8_t k[HMAC_BLOCK] __attribute__((aligned(16))) = {0};
-    uint8_t pad[HMAC_BLOCK] __attribute__((aligned(16)));
-    int ok;
-    size_t i;
+    uint8_t ipad[HMAC_BLOCK] __attribute__((aligned(16))), opad[HMAC_BLOCK] __attribute__((aligned(16)));
+    int rc = synthi_hmac256_key(&s->mac, key, key_len, ipad, opad);
 
-    if (key_len > HMAC_BLOCK)
-        IMB_SHA256(mgr, key, key_len, k); /* a key longer than a block is hashed first */
-    else
-        memcpy(k, key, key_len);
-    for (i = 0; i < sizeof(pad); i++)
-        pad[i] = k[i] ^ 0x36;
-    IMB_SHA256_ONE_BLOCK(mgr, pad, s->ipad);
-    ok = SHA256_Init(&s->inner) && SHA256_Update(&s->inner, pad, sizeof(pad));
-    for (i = 0; i < sizeof(pad); i++)
-        pad[i] = k[i] ^ 0x5c;
-    IMB_SHA256_ONE_BLOCK(mgr, pad, s->opad);
-    ok = ok && SHA256_Init(&s->outer) && SHA256_Update(&s->outer, pad, sizeof(pad));
-    wipe(k, sizeof(k));
-    wipe(pad, sizeof(pad));
-    return ok ? 0 : -EINVAL;
+    IMB_SHA256_ONE_BLOCK(mgr, ipad, s->ipad);
+    IMB_SHA256_ONE_BLOCK(mgr, opad, s->opad);
+    wipe(ipad, sizeof(ipad));
+    wipe(opad, sizeof(opad));
+    return rc;
 }
 
 static int imb_session_create(const struct synth_crypto_session_params *p, void **out)
@@ -274,7 +260,7 @@ static void gcm_direct(struct imb_sess *s, struct synth_crypto_op *op)
                                s->tag_len);
         check_or_fail(op, tag, s->tag_len);
     }
-    wipe((uint8_t *)&ctx, sizeof(ctx));
+    wipe(&ctx, sizeof(ctx));
     wipe(tag, sizeof(tag));
 }
 
@@ -294,7 +280,7 @@ static void chacha_direct(struct imb_sess *s, struct synth_crypto_op *op)
         IMB_CHACHA20_POLY1305_DEC_FINALIZE(mgr, &ctx, tag, sizeof(tag));
         check_or_fail(op, tag, sizeof(tag));
     }
-    wipe((uint8_t *)&ctx, sizeof(ctx));
+    wipe(&ctx, sizeof(ctx));
     wipe(tag, sizeof(tag));
 }
 
@@ -438,22 +424,6 @@ static void cbc_job(struct round *r, struct imb_sess *s, struct synth_crypto_op 
     }
 }
 
-/* HMAC-SHA-256 over aad || iv || data through OpenSSL: MAC inputs no job takes. */
-static int hmac_openssl(struct imb_sess *s, struct synth_crypto_op *op, const uint8_t *data, uint8_t mac[32])
-{
-    SHA256_CTX c = s->inner;
-    uint8_t inner[SHA256_DIGEST_LENGTH];
-    int ok = (!op->aad_len || SHA256_Update(&c, op->aad, op->aad_len)) &&
-             (!s->mac_iv_len || SHA256_Update(&c, op->iv, s->mac_iv_len)) &&
-             (!op->len || SHA256_Update(&c, data, op->len)) && SHA256_Final(inner, &c);
-
-    c = s->outer;
-    ok = ok && SHA256_Update(&c, inner, sizeof(inner)) && SHA256_Final(mac, &c);
-    OPENSSL_cleanse(&c, sizeof(c));
-    OPENSSL_cleanse(inner, sizeof(inner));
-    return ok;
-}
-
 /* The MAC of a CBC op over aad || iv || C, C = data (the ciphertext: dst once encrypted, src to decrypt). */
 static void mac_job(struct round *r, struct imb_sess *s, struct synth_crypto_op *op, const uint8_t *data)
 {
@@ -481,7 +451,7 @@ static void mac_job(struct round *r, struct imb_sess *s, struct synth_crypto_op 
     if (!msg) {
         uint8_t *tag = r->slot->tags[op - r->ops];
 
-        if (!hmac_openssl(s, op, data, tag)) {
+        if (!synthi_hmac256(&s->mac, op->aad, op->aad_len, op->iv, s->mac_iv_len, data, op->len, tag)) {
             op->status = SYNTH_ST_DEVICE_ERROR;
             if (!enc)
                 wipe(op->dst, op->len);

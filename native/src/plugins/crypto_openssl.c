@@ -3,13 +3,9 @@
  * Crypto plugin over OpenSSL 3 EVP. Each session keeps its keyed cipher contexts, so an operation
  * only sets the IV and runs: no allocation and no key schedule on the per-op path.
  *
- * HMAC-SHA-256 is computed here from two SHA-256 states keyed at session creation (RFC 2104: the
- * inner and outer pads absorbed once), copied by value for each operation: EVP_MAC_init and
- * EVP_MAC_CTX_dup allocate on every call in OpenSSL 3 (the provider duplicates its digest
- * contexts), and the per-op path must not. The low-level SHA-256 functions are deprecated in 3.0
- * but present, and they run the same accelerated code (SHA-NI, AVX2) as EVP.
+ * HMAC-SHA-256 comes from SHA-256 states keyed at session creation (hmac_pvt.h).
  */
-#define OPENSSL_SUPPRESS_DEPRECATED
+#define OPENSSL_SUPPRESS_DEPRECATED /* hmac_pvt.h's SHA-256 functions */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +13,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/sha.h>
 
+#include "hmac_pvt.h"
 #include "synth/plugin.h"
 
 struct ossl_sess {
@@ -27,7 +23,7 @@ struct ossl_sess {
     uint32_t mac_iv_len;     /* CBC-HMAC: IV bytes the MAC covers (16, or 0 with MAC_NO_IV) */
     EVP_CIPHER_CTX *enc;
     EVP_CIPHER_CTX *dec;
-    SHA256_CTX inner, outer; /* HMAC: the key's pads absorbed, copied for every operation */
+    struct synthi_hmac256 mac; /* HMAC: the key's pads absorbed */
 };
 
 static int ossl_probe(char *why, size_t why_len)
@@ -73,27 +69,6 @@ static int cipher_pair(struct ossl_sess *s, const EVP_CIPHER *c, const uint8_t *
     return 0;
 }
 
-static int hmac_ctx(struct ossl_sess *s, const uint8_t *key, size_t key_len)
-{
-    uint8_t k[SHA256_CBLOCK] = {0}, pad[SHA256_CBLOCK];
-    int ok;
-    size_t i;
-
-    if (key_len > sizeof(k))
-        SHA256(key, key_len, k); /* a key longer than a block is hashed first */
-    else
-        memcpy(k, key, key_len);
-    for (i = 0; i < sizeof(pad); i++)
-        pad[i] = k[i] ^ 0x36;
-    ok = SHA256_Init(&s->inner) && SHA256_Update(&s->inner, pad, sizeof(pad));
-    for (i = 0; i < sizeof(pad); i++)
-        pad[i] = k[i] ^ 0x5c;
-    ok = ok && SHA256_Init(&s->outer) && SHA256_Update(&s->outer, pad, sizeof(pad));
-    OPENSSL_cleanse(k, sizeof(k));
-    OPENSSL_cleanse(pad, sizeof(pad));
-    return ok ? 0 : -EINVAL;
-}
-
 static int ossl_session_create(const struct synth_crypto_session_params *p, void **out)
 {
     struct ossl_sess *s = calloc(1, sizeof(*s));
@@ -117,10 +92,10 @@ static int ossl_session_create(const struct synth_crypto_session_params *p, void
     case SYNTH_ALG_AES256_CBC_HMAC_SHA256:
         rc = cipher_pair(s, EVP_aes_256_cbc(), p->key, 0);
         if (rc == 0)
-            rc = hmac_ctx(s, p->key + 32, (size_t)p->key_len - 32);
+            rc = synthi_hmac256_key(&s->mac, p->key + 32, (size_t)p->key_len - 32, NULL, NULL);
         break;
     case SYNTH_ALG_HMAC_SHA256:
-        rc = hmac_ctx(s, p->key, p->key_len);
+        rc = synthi_hmac256_key(&s->mac, p->key, p->key_len, NULL, NULL);
         break;
     default:
         rc = -ENOTSUP;
@@ -162,22 +137,6 @@ static uint32_t aead_decrypt(struct ossl_sess *s, struct synth_crypto_op *op)
     return SYNTH_ST_OK;
 }
 
-/* HMAC-SHA-256 over aad || iv || data into mac[32]. */
-static int hmac3(struct ossl_sess *s, const uint8_t *aad, size_t aad_len, const uint8_t *iv,
-                 size_t iv_len, const uint8_t *data, size_t len, uint8_t mac[32])
-{
-    SHA256_CTX c = s->inner;
-    uint8_t inner[SHA256_DIGEST_LENGTH];
-    int ok = (!aad_len || SHA256_Update(&c, aad, aad_len)) && (!iv_len || SHA256_Update(&c, iv, iv_len)) &&
-             (!len || SHA256_Update(&c, data, len)) && SHA256_Final(inner, &c);
-
-    c = s->outer;
-    ok = ok && SHA256_Update(&c, inner, sizeof(inner)) && SHA256_Final(mac, &c);
-    OPENSSL_cleanse(&c, sizeof(c));
-    OPENSSL_cleanse(inner, sizeof(inner));
-    return ok;
-}
-
 static uint32_t cbc_hmac_encrypt(struct ossl_sess *s, struct synth_crypto_op *op)
 {
     uint8_t mac[32];
@@ -186,7 +145,7 @@ static uint32_t cbc_hmac_encrypt(struct ossl_sess *s, struct synth_crypto_op *op
     if (!EVP_EncryptInit_ex(s->enc, NULL, NULL, NULL, op->iv) ||
         (op->len && !EVP_EncryptUpdate(s->enc, op->dst, &n, op->src, (int)op->len)) ||
         !EVP_EncryptFinal_ex(s->enc, op->dst + n, &fin) ||
-        !hmac3(s, op->aad, op->aad_len, op->iv, s->mac_iv_len, op->dst, op->len, mac))
+        !synthi_hmac256(&s->mac, op->aad, op->aad_len, op->iv, s->mac_iv_len, op->dst, op->len, mac))
         return SYNTH_ST_DEVICE_ERROR;
     memcpy(op->tag_out, mac, s->tag_len);
     return SYNTH_ST_OK;
@@ -197,7 +156,7 @@ static uint32_t cbc_hmac_decrypt(struct ossl_sess *s, struct synth_crypto_op *op
     uint8_t mac[32];
     int n = 0, fin = 0;
 
-    if (!hmac3(s, op->aad, op->aad_len, op->iv, s->mac_iv_len, op->src, op->len, mac))
+    if (!synthi_hmac256(&s->mac, op->aad, op->aad_len, op->iv, s->mac_iv_len, op->src, op->len, mac))
         return SYNTH_ST_DEVICE_ERROR;
     if (CRYPTO_memcmp(mac, op->tag, s->tag_len) != 0) {
         OPENSSL_cleanse(op->dst, op->len);
@@ -214,7 +173,7 @@ static uint32_t hmac_only(struct ossl_sess *s, struct synth_crypto_op *op)
 {
     uint8_t mac[32];
 
-    if (!hmac3(s, op->aad, op->aad_len, NULL, 0, op->src, op->len, mac))
+    if (!synthi_hmac256(&s->mac, op->aad, op->aad_len, NULL, 0, op->src, op->len, mac))
         return SYNTH_ST_DEVICE_ERROR;
     if (op->opcode == SYNTH_OP_CRYPTO_ENCRYPT) {
         memcpy(op->tag_out, mac, s->tag_len);
