@@ -21,6 +21,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from libvirt_synth.daemon import supervisor
+
 from daemonctl import CLI, Daemon, scratch
 
 UUID = "7e2f3a4b-5c6d-4e7f-8a9b-0c1d2e3f4a5b"
@@ -159,12 +161,31 @@ def test_a_worker_that_makes_no_poll_pass_is_stalled() -> None:
     assert p.stalled([{"passes": 13}, {"passes": 9}], 12.5) == [0]
 
 
+def test_a_parked_worker_is_stalled_only_if_the_watcher_stands_still() -> None:
+    """A parked worker makes no pass: its progress is the watcher's rounds of looks at its devices;
+    with no device, there is nothing to watch, and it is never stalled."""
+    from libvirt_synth.daemon.supervisor import Progress
+
+    p = Progress(limit=5.0)
+    one, empty = {"passes": 50, "parked": 1, "devices": 3}, {"passes": 9, "parked": 1, "devices": 0}
+    assert p.stalled([one, empty], 0.0, watch_rounds=100) == []
+    assert p.stalled([one, empty], 4.0, watch_rounds=560) == []
+    assert p.stalled([one, empty], 8.0, watch_rounds=1020) == []  # passes stood still for 8 s: parked
+    assert p.stalled([one, empty], 14.0, watch_rounds=1020) == [0]  # the watcher stopped looking
+    assert p.stalled([{**one, "parked": 0, "passes": 51}, empty], 15.0, watch_rounds=1020) == []  # woke
+
+
 def test_a_healthy_daemon_has_no_stalled_worker(env: tuple[Daemon, Supervisor]) -> None:
     d, _ = env
     d.start()
     time.sleep(2.5)  # a few of the daemon's looks at its workers
     h = d.call("health")
     assert h["stalled_workers"] == [] and h["workers"][0]["passes"] > 0
+    assert d.cli("health").returncode == 0
+    # Idle past the stall limit: the worker has parked (no pass since), and that is no stall.
+    time.sleep(supervisor.Progress().limit + 1.5)
+    h = d.call("health")
+    assert h["workers"][0]["parked"] == 1 and h["stalled_workers"] == []
     assert d.cli("health").returncode == 0
 
 

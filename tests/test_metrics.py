@@ -79,6 +79,7 @@ GLOBAL_FAMILIES = {
     "synth_worker_sleeps": ("counter", {"worker"}),
     "synth_worker_region_faults": ("counter", {"worker"}),
     "synth_worker_devices": ("gauge", {"worker"}),
+    "synth_worker_parked": ("gauge", {"worker"}),
 }
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

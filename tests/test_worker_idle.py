@@ -2,10 +2,10 @@
 """What an idle worker costs. A worker that sleeps costs a wake-up per sleep and one pass over its
 devices per wake-up, however many devices it serves: bench/scale found each wake-up polling every
 device 64 times (the spin phase's clock-reading stride carried on after the first sleep), so the
-idle cost grew with devices x 64. A worker told to park when idle (a compression device's worker of
-its own) costs nothing at all once parked: the watcher thread looks at its rings instead and wakes
-it on work, no later than its deep sleep would have ended; a device removed, destroyed or truncated
-under a parked worker costs that device only."""
+idle cost grew with devices x 64. A worker told to park when idle (every worker of a backend)
+costs nothing at all once parked: the watcher thread looks at its rings instead and wakes it on
+work, no later than its deep sleep would have ended; a device removed, destroyed or truncated under
+a parked worker costs that device only."""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.guest import Device
 from libvirt_synth.guest.compress import Compressor
+from libvirt_synth.guest.packet import PacketChannel
+from libvirt_synth.host import packet as host_packet
 from libvirt_synth.host import region
-from libvirt_synth.host.backend import Backend, park_when_idle
+from libvirt_synth.host.backend import Backend
 from libvirt_synth.host.device import HostDevice, HostDeviceSpec, Worker
 
 DEEP_US = 10000  # the default deep_sleep_us: how long a first op after a long idle may wait today
@@ -72,7 +74,7 @@ def worker_threads() -> set[int]:
     out = set()
     for tid in os.listdir("/proc/self/task"):
         try:
-            if pathlib.Path(f"/proc/self/task/{tid}/comm").read_text().strip() == "synth-worker":
+            if pathlib.Path(f"/proc/self/task/{tid}/comm").read_text().strip() in ("synth-worker", "synth-watcher"):
                 out.add(int(tid))
         except OSError:
             continue
@@ -85,7 +87,7 @@ def times_run(tid: int) -> int:
 
 
 def parked(w: Worker) -> bool:
-    return bool(lib.synth_worker_parked(w._h))
+    return w.parked
 
 
 def new_worker(**kw: int) -> tuple[Worker, int]:
@@ -108,7 +110,7 @@ def test_a_parked_worker_makes_no_wake_ups_and_wakes_for_work(region_dir: pathli
     dev = HostDevice.create(str(region_dir / "z"), DevClass.COMPRESS, size=1 << 20)
     try:
         w.add(dev)
-        park_when_idle(w, 200)
+        w.park_when_idle(200)
         with Device.open(dev.path) as g:
             z = Compressor(g.queue(0))
             data = payload(rng, 4096)
@@ -150,7 +152,7 @@ def test_work_posted_as_the_worker_parks_is_not_lost(region_dir: pathlib.Path) -
     dev = HostDevice.create(str(region_dir / "z"), DevClass.COMPRESS, size=1 << 20)
     try:
         w.add(dev)
-        park_when_idle(w, 2)
+        w.park_when_idle(2)
         with Device.open(dev.path) as g:
             z = Compressor(g.queue(0))
             data = payload(rng, 256)
@@ -179,11 +181,11 @@ def test_devices_removed_destroyed_and_workers_stopped_while_parked(region_dir: 
     keep = HostDevice.create(str(region_dir / "keep"), DevClass.COMPRESS, size=1 << 20)
     kw = Worker(**fast)
     kw.add(keep)
-    park_when_idle(kw, 1)
+    kw.park_when_idle(1)
     try:
         for i in range(40):
             w = Worker(**fast)
-            park_when_idle(w, 1)
+            w.park_when_idle(1)
             devs = [HostDevice.create(str(region_dir / f"z{i}-{j}"), DevClass.COMPRESS, size=1 << 20)
                     for j in range(8)]
             for d in devs:
@@ -240,8 +242,8 @@ def test_a_region_truncated_under_a_parked_worker_costs_that_device_only(region_
     try:
         w.add(victim)
         ow.add(other)
-        park_when_idle(w, 100)
-        park_when_idle(ow, 100)
+        w.park_when_idle(100)
+        ow.park_when_idle(100)
         peer = subprocess.Popen([sys.executable, "-c", GUEST, victim.path], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
         try:
@@ -276,36 +278,57 @@ def test_a_region_truncated_under_a_parked_worker_costs_that_device_only(region_
             d.destroy()
 
 
-def test_a_worker_with_a_device_it_cannot_be_watched_for_does_not_park(region_dir: pathlib.Path) -> None:
-    """A packet device's work may come from its TAP or its wire, which no ring shows."""
-    w = Worker(deep_sleep_us=2000)
-    z = HostDevice.create(str(region_dir / "z"), DevClass.COMPRESS, size=1 << 20)
-    p = HostDevice.create(str(region_dir / "p"), DevClass.PACKET, size=1 << 20, queues=2)
+def frame(seq: int, size: int = 60) -> bytes:
+    head = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x07\x88\xb5" + seq.to_bytes(4, "big")
+    return (head + bytes((seq + i) & 0xFF for i in range(size)))[:size]
+
+
+def test_a_worker_with_wired_packet_devices_parks_and_wakes_for_frames(region_dir: pathlib.Path) -> None:
+    """A wire's work shows in rings: a frame is a SEND on its sender's TX ring, a buffer a RECV on the
+    receiver's RX ring, and both ends share a worker. What no ring shows, the other end going away,
+    the class's pending hook does: the survivor's driver reads its link as gone without waiting for
+    a pass that a parked worker would never make."""
+    rng = random.Random(5)
+    w, tid = new_worker(deep_sleep_us=DEEP_US)
+    a = HostDevice.create(str(region_dir / "a"), DevClass.PACKET, size=1 << 20, queues=2)
+    b = HostDevice.create(str(region_dir / "b"), DevClass.PACKET, size=1 << 20, queues=2)
     try:
-        w.add(z)
-        park_when_idle(w, 20)
-        wait_for(lambda: parked(w), "the worker to park", timeout=5)
-        w.add(p)  # wakes it for a pass over the new device, after which it stays awake
-        time.sleep(0.3)
-        a = w.stats()
-        time.sleep(0.3)
-        assert not parked(w) and w.stats()["sleeps"] - a["sleeps"] >= 50
-        w.remove(p)
-        wait_for(lambda: parked(w), "the worker to park once the packet device is gone", timeout=5)
+        host_packet.wire(a, 0, b, 0)
+        w.add(a)
+        w.add(b)
+        w.park_when_idle(100)
+        with Device.open(a.path) as ga, Device.open(b.path) as gb:
+            ca, cb = PacketChannel(ga, 0), PacketChannel(gb, 0)
+            wait_for(lambda: parked(w), "the worker to park", timeout=5)
+            ran = times_run(tid)
+            time.sleep(0.5)
+            assert parked(w) and times_run(tid) - ran <= 1, times_run(tid) - ran
+            took = []
+            for i in range(12):
+                wait_for(lambda: parked(w), "the worker to park again", timeout=5)
+                time.sleep(rng.uniform(0, 0.02))
+                t0 = time.monotonic()
+                assert ca.send_packets([frame(i)]) == 1
+                got = cb.receive(1)
+                took.append(time.monotonic() - t0)
+                assert got == [frame(i)]
+            check_latencies(took, DEEP_US / 1e6 + MARGIN_S)
+            assert ca.counters()["links"] == ["wire"]
+            wait_for(lambda: parked(w), "the worker to park", timeout=5)
+            b.destroy()  # off the worker, its end of the wire dropped: a's link is gone
+            wait_for(lambda: ca.counters()["links"] == ["none"], "a's driver to see its link gone", timeout=0.5)
     finally:
-        for d in (z, p):
-            d.destroy()
         w.stop()
+        for d in (a, b):
+            d.destroy()
 
 
 @pytest.mark.parametrize("dedicated", [True, False])
-def test_the_backend_parks_only_workers_of_their_own(region_dir: pathlib.Path, dedicated: bool) -> None:
+def test_the_backend_parks_every_idle_worker(region_dir: pathlib.Path, dedicated: bool) -> None:
     with Backend(workers=1, dedicated=(DevClass.COMPRESS,) if dedicated else (), deep_sleep_us=DEEP_US) as b:
         dev = b.add(HostDeviceSpec(path=str(region_dir / "z"), dev_class=DevClass.COMPRESS, size=1 << 20))
-        assert dev.worker is not None
-        time.sleep(1.5)  # idle past DEDICATED_PARK_AFTER_MS
-        assert parked(dev.worker) == dedicated
-        assert not parked(b.workers[0])
+        assert dev.worker is not None and (dev.worker is b.workers[0]) != dedicated
+        wait_for(lambda: parked(b.workers[0]) and parked(dev.worker), "every worker to park", timeout=5)
 
 
 # A process of its own, so that the watcher thread is started by this backend's first worker of
@@ -320,10 +343,10 @@ NICE_AND_CPUS = textwrap.dedent("""
     with Backend(workers=1, cpus=cpus) as b:
         dev = b.add(HostDeviceSpec(path=sys.argv[1], dev_class=DevClass.COMPRESS, size=1 << 20))
         time.sleep(1.5)
-        assert lib.synth_worker_parked(dev.worker._h)
+        assert dev.worker.parked and b.workers[0].parked
         for tid in os.listdir("/proc/self/task"):
             task = pathlib.Path(f"/proc/self/task/{tid}")
-            if (task / "comm").read_text().strip() != "synth-worker":
+            if (task / "comm").read_text().strip() not in ("synth-worker", "synth-watcher"):
                 continue
             stat = (task / "stat").read_text()
             nice = int(stat[stat.rindex(")") + 2:].split()[16])
@@ -342,6 +365,6 @@ def test_the_parked_worker_and_its_watcher_keep_its_nice_value_and_cpu(region_di
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     threads = sorted(tuple(line.split()) for line in r.stdout.splitlines())
-    # The shared worker; the compression device's own worker (parked) and the watcher, both at
-    # DEDICATED_NICE on the own worker's CPU.
-    assert threads == [("0", str(shared)), ("10", str(own)), ("10", str(own))], threads
+    # The shared worker and the watcher (started by the shared worker, which asks to park first) at
+    # nice 0 on the shared worker's CPU; the compression device's own worker at DEDICATED_NICE on its own.
+    assert threads == [("0", str(shared)), ("0", str(shared)), ("10", str(own))], threads

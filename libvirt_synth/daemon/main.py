@@ -100,7 +100,8 @@ async def serve(cfg: config_mod.Config, reload: Callable[[], config_mod.Config] 
         if not service.lock.acquire(timeout=5.0):
             return  # a long change holds it: look next time
         try:
-            stalled = progress.stalled(service.backend.stats()["workers"], time.monotonic())
+            st = service.backend.stats()
+            stalled = progress.stalled(st["workers"], time.monotonic(), st["watch_rounds"])
             service.sla.tick(service)
         finally:
             service.lock.release()

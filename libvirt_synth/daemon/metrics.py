@@ -223,12 +223,16 @@ class SynthCollector:
         counters = {k: CounterMetricFamily(name, text, labels=["worker"])
                     for k, (name, text) in WORKER_COUNTERS.items()}
         served = GaugeMetricFamily("synth_worker_devices", "Devices the worker serves", labels=["worker"])
+        parked = GaugeMetricFamily("synth_worker_parked", "1 while the worker is parked: idle for a second, "
+                                   "its devices watched by the watcher thread, its passes and sleeps standing still",
+                                   labels=["worker"])
         for label, st in workers:
             busy.add_metric([label], busy_ns[label] / 1e9)
             for k, fam in counters.items():
                 fam.add_metric([label], st[k])
             served.add_metric([label], st["devices"])
-        yield from (busy, *counters.values(), served)
+            parked.add_metric([label], st["parked"])
+        yield from (busy, *counters.values(), served, parked)
 
     def _worker_busy_ns(self, devices: list[_Device], labels: list[str]) -> dict[str, int]:
         """Per worker: its devices' busy_ns now, plus what devices that left it had when last seen

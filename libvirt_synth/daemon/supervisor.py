@@ -53,18 +53,21 @@ def watchdog_interval() -> float | None:
 
 
 class Progress:
-    """Which shared workers made no poll pass for ``limit`` seconds (an idle worker still passes
-    several times a second)."""
+    """Which shared workers made no progress for ``limit`` seconds. A worker that runs makes poll
+    passes (an idle one still several times a second); a parked one makes none, and its progress is
+    the watcher's rounds of looks at its devices (``watch_rounds``), unless it has no device, when
+    there is nothing to watch and nothing to be late for."""
 
     def __init__(self, limit: float = 5.0) -> None:
         self.limit = limit
-        self.last: list[tuple[int, float]] = []  # (passes, when they last changed)
+        self.last: list[tuple[tuple[str, int], float]] = []  # (progress mark, when it last changed)
 
-    def stalled(self, workers: list[dict[str, Any]], now: float) -> list[int]:
-        passes = [int(w["passes"]) for w in workers]
-        if len(self.last) != len(passes):
-            self.last = [(p, now) for p in passes]
-        self.last = [(p, now if p != old else since) for p, (old, since) in zip(passes, self.last, strict=True)]
+    def stalled(self, workers: list[dict[str, Any]], now: float, watch_rounds: int = 0) -> list[int]:
+        marks = [(("parked", watch_rounds) if w.get("parked") else ("passes", int(w["passes"]))) for w in workers]
+        if len(self.last) != len(marks):
+            self.last = [(m, now) for m in marks]
+        self.last = [(m, now if m != old or (w.get("parked") and not w.get("devices")) else since)
+                     for m, w, (old, since) in zip(marks, workers, self.last, strict=True)]
         return [i for i, (_, since) in enumerate(self.last) if now - since > self.limit]
 
 

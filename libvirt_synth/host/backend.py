@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from libvirt_synth import errors, log
-from libvirt_synth._native import lib
 from libvirt_synth.abi import DevClass
 from libvirt_synth.host import packet as host_packet
 from libvirt_synth.host.device import HostDevice, HostDeviceSpec, Worker
@@ -59,17 +58,12 @@ def class_stats(dev: HostDevice) -> dict[str, Any]:
 #: sleep and gives it back as soon as they have work.
 DEDICATED_CLASSES = (DevClass.COMPRESS,)
 DEDICATED_NICE = 10
-#: A worker of its own whose device has been idle this long parks: no more timed wake-ups, one
-#: watcher thread for the process looks at its rings and wakes it on work, as soon as it would have
-#: woken from its deepest idle sleep (synth_worker_park_when_idle). A shared worker never parks.
-DEDICATED_PARK_AFTER_MS = 1000
-
-
-def park_when_idle(w: Worker, idle_ms: int = DEDICATED_PARK_AFTER_MS) -> None:
-    """Let a worker park once its devices have been idle for ``idle_ms`` (0: never)."""
-    rc = lib.synth_worker_park_when_idle(w._h, idle_ms)
-    if rc < 0:
-        raise errors.from_errno(rc, "starting the thread that watches parked workers")
+#: Every worker whose devices have been idle this long parks (Worker.park_when_idle): no more timed
+#: wake-ups; one watcher thread for the process looks at the parked workers' rings and wakes the one
+#: with work, as soon as it would have woken from its deepest idle sleep. The shared workers ask
+#: first, so the watcher runs at their nice value and on the first one's CPU: a watcher at
+#: DEDICATED_NICE would wait behind busy shared workers, and every parked worker's first op with it.
+PARK_AFTER_MS = 1000
 
 
 class Backend:
@@ -85,7 +79,7 @@ class Backend:
         self._cpus = list(cpus)
         self._worker_kw = worker_kw
         self.dedicated = frozenset(dedicated)
-        self.workers = [Worker(cpu=self._cpu(i), **worker_kw) for i in range(workers)]
+        self.workers = [self._new_worker(self._cpu(i)) for i in range(workers)]
         self.own_workers: dict[str, Worker] = {}  # device path -> its own worker
         self.devices: dict[str, HostDevice] = {}
         self._next = 0
@@ -100,18 +94,21 @@ class Backend:
         """Serve an existing region again (a restarted backend); its generation goes up."""
         return self._serve(spec, attach=True, generation=generation)
 
+    def _new_worker(self, cpu: int | None, nice: int = 0) -> Worker:
+        w = Worker(cpu=cpu, nice=nice, **self._worker_kw)
+        try:
+            w.park_when_idle(PARK_AFTER_MS)
+        except BaseException:
+            w.stop()
+            raise
+        return w
+
     def _cpu(self, i: int) -> int | None:
         return self._cpus[i % len(self._cpus)] if self._cpus else None
 
     def _worker_for(self, spec: HostDeviceSpec) -> Worker:
         if spec.dev_class in self.dedicated:
-            w = Worker(cpu=self._cpu(len(self.workers) + len(self.own_workers)), nice=DEDICATED_NICE,
-                       **self._worker_kw)
-            try:
-                park_when_idle(w)
-            except BaseException:
-                w.stop()
-                raise
+            w = self._new_worker(self._cpu(len(self.workers) + len(self.own_workers)), DEDICATED_NICE)
             self.own_workers[spec.path] = w
             return w
         w = self.workers[self._next % len(self.workers)]
@@ -213,6 +210,7 @@ class Backend:
                         for p, d in self.devices.items()},
             "workers": [w.stats() for w in self.workers],
             "own_workers": {p: w.stats() for p, w in self.own_workers.items()},
+            "watch_rounds": Worker.watch_rounds(),
         }
 
     def close(self, unlink: bool = True) -> None:

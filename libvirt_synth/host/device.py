@@ -382,11 +382,30 @@ class Worker:
         if dev in self.devices:
             self.devices.remove(dev)
 
+    def park_when_idle(self, idle_ms: int) -> None:
+        """Park once every device has been idle for ``idle_ms`` (0: never): no more timed wake-ups;
+        the process's watcher thread looks at the rings and wakes this worker on work, as soon as
+        its deepest idle sleep would have ended. A worker serving a device no ring tells about (a
+        packet device with a TAP) does not park while it does."""
+        rc = lib.synth_worker_park_when_idle(self._h, idle_ms)
+        if rc < 0:
+            raise errors.from_errno(rc, "starting the thread that watches parked workers")
+
+    @property
+    def parked(self) -> bool:
+        """On the watcher's list now."""
+        return bool(lib.synth_worker_parked(self._h))
+
+    @staticmethod
+    def watch_rounds() -> int:
+        """Rounds of looks the process's watcher thread has made at the parked workers' devices."""
+        return int(lib.synth_worker_watch_rounds())
+
     def stats(self) -> dict[str, int]:
         st = ffi.new("struct synth_worker_stats *")
         lib.synth_worker_get_stats(self._h, st)
         return {"passes": st.passes, "busy_passes": st.busy_passes, "sleeps": st.sleeps,
-                "ops": st.ops, "devices": st.devices, "region_faults": st.region_faults}
+                "ops": st.ops, "devices": st.devices, "region_faults": st.region_faults, "parked": int(self.parked)}
 
     def stop(self) -> None:
         if self._h is not None:

@@ -187,17 +187,23 @@ int synth_worker_remove(struct synth_worker *w, struct synth_hdev *d);
 void synth_worker_get_stats(const struct synth_worker *w, struct synth_worker_stats *st);
 /*
  * Once every device of the worker has been idle for idle_ms (0: never, the default), the worker
- * parks: it sleeps without a timer, and one watcher thread of the process (started by the first
- * call, at this worker's nice value and on its CPU) looks at the rings of every parked worker's
- * devices and refreshes their heartbeats about every 7/8 deep_sleep_us, and wakes the worker when
- * one has work: a first op after a long idle waits no longer than with deep_sleep_us naps, and the
- * parked worker costs no wake-ups meanwhile. A park counts as one sleep. A worker that serves a
- * device whose work the rings do not show (a packet device: its TAP, its wire) never parks.
+ * parks: it sleeps without a timer, and one watcher thread of the process (`synth-watcher`,
+ * started by the first call, at this worker's nice value and on its CPU) looks at the rings of
+ * every parked worker's devices about every 7/8 deep_sleep_us, refreshes their heartbeats every
+ * 50 ms, and wakes the worker when one has work: a first op after a long idle waits no longer than
+ * with deep_sleep_us naps, and the parked worker costs no wake-ups meanwhile. A park counts as one
+ * sleep. While no parked worker has a device, the watcher sleeps without a timer too. A worker
+ * that serves a device whose work the rings do not show (a packet device with a TAP) does not park.
  * Returns 0 or the error of pthread_create (as -errno).
  */
 int synth_worker_park_when_idle(struct synth_worker *w, uint32_t idle_ms);
 /* 1 while the worker is parked (synth_worker_park_when_idle), else 0. */
 int synth_worker_parked(const struct synth_worker *w);
+/*
+ * Rounds of looks the watcher thread has made: it advances every 7/8 deep_sleep_us while some
+ * parked worker has a device, so a supervisor can tell a parked worker from a stalled one.
+ */
+uint64_t synth_worker_watch_rounds(void);
 /* Stop and join the thread; devices still added are released from it (not destroyed). */
 void synth_worker_destroy(struct synth_worker *w);
 

@@ -236,6 +236,35 @@ static unsigned pkt_poll_device(struct synth_hdev *d)
     return n;
 }
 
+/*
+ * A parked worker's packet device (worker.c): its rings tell all unless a channel has a TAP, which
+ * only a read shows. A wire's frames come from its other end's TX ring, on the same worker; a link
+ * changes only while the device is not served (check_free), and serving it again wakes the worker.
+ * RX buffers are posted on the RX queue's ring, which synthi_hdev_pending reads as any other.
+ */
+static int pkt_watchable(const struct synth_hdev *d)
+{
+    const struct pkt_dev *pd = synthi_pkt_of(d);
+    uint32_t c;
+
+    for (c = 0; c < pd->channels; c++)
+        if (pd->chan[c].link == SYNTH_PKT_LINK_TAP)
+            return 0;
+    return 1;
+}
+
+/* A wire's other end went (packet_link.c): the next pass tells the driver. */
+static int pkt_pending(struct synth_hdev *d)
+{
+    struct pkt_dev *pd = synthi_pkt_of(d);
+    uint32_t c;
+
+    for (c = 0; c < pd->channels; c++)
+        if (atomic_load_explicit(&pd->chan[c].link_gone, memory_order_relaxed))
+            return 1;
+    return 0;
+}
+
 /* ---- life cycle ---- */
 
 static int pkt_init(struct synth_hdev *d, const struct synth_hdev_params *p)
@@ -346,4 +375,6 @@ const struct synth_class_ops synthi_packet_class = {
     .sessions = pkt_sessions,
     .poll_queue = pkt_poll_queue,
     .poll_device = pkt_poll_device,
+    .watchable = pkt_watchable,
+    .pending = pkt_pending,
 };

@@ -160,8 +160,9 @@ unsigned synthi_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
 /*
  * What a parked worker's devices are watched with (worker.c): would a pass over d find something
  * to do? It reads what a pass reads first, and only that: the driver's epoch, and per queue the
- * seq word of the next SQ entry and, when that entry is published, the CQ's room. A device whose
- * class polls outside sources (poll_queue, poll_device) cannot be watched so (synthi_hdev_watchable).
+ * seq word of the next SQ entry and, when that entry is published, the CQ's room; and what its
+ * class's pending hook says. A device whose class polls outside sources (poll_queue, poll_device)
+ * can be watched only where its watchable hook says so (synthi_hdev_watchable).
  */
 int synthi_hdev_pending(struct synth_hdev *d)
 {
@@ -170,6 +171,8 @@ int synthi_hdev_pending(struct synth_hdev *d)
     if (d->faulted)
         return 0;
     if (d->resetting || synthi_load_acquire_u32(&d->hdr->drv_epoch) != d->acked_epoch)
+        return 1;
+    if (d->ops->pending && d->ops->pending(d))
         return 1;
     if (!d->active || d->broken)
         return 0;

@@ -28,6 +28,8 @@
 #define MIN_SLEEP_NS 2000ull
 #define HEARTBEAT_NS 1000000ull
 #define DEEP_IDLE_AFTER_NS 1000000000ull
+/* How often the watcher refreshes parked workers' heartbeats (it looks at their rings more often). */
+#define WATCH_BEAT_NS 50000000ull
 
 struct synth_worker {
     pthread_t thread;
@@ -43,6 +45,7 @@ struct synth_worker {
     uint64_t watch_ns;               /* how often the watcher looks at its devices while parked */
     _Atomic uint64_t kicks;          /* wake-ups asked for; changed under watch.lock only */
     _Atomic int parked;              /* on the watcher's list, changed under watch.lock only */
+    unsigned parked_devs;            /* its devices when it parked (an add kicks it out) */
     pthread_cond_t park_cv;          /* waited on with watch.lock */
     struct synth_worker *next_parked;
 };
@@ -66,9 +69,11 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t cv;               /* the watcher waits here while nothing is parked */
     struct synth_worker *parked;
+    unsigned watched;                /* parked workers with devices: the watcher sleeps while 0 */
+    _Atomic uint64_t rounds;         /* looks done (synth_worker_watch_rounds) */
     int started;
     int nice, cpu;                   /* those of the first worker that asked to park */
-} watch = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, -1};
+} watch = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, -1};
 
 
 static void sleep_ns(uint64_t ns)
@@ -220,17 +225,20 @@ static void kick(struct synth_worker *w)
 }
 
 /*
- * On w's own thread, its list unlocked: wait on the watcher's list until kicked or stopped. kick0 is
- * w->kicks as read with the list locked, after the pass that found nothing: a kick since (a device
- * added) means no waiting at all, so no wake-up is lost between that pass and the wait.
+ * On w's own thread, its list unlocked: wait on the watcher's list until kicked or stopped. kick0 and
+ * ndevs are w->kicks and w->ndevs as read with the list locked, after the pass that found nothing: a
+ * kick since (a device added) means no waiting at all, so no wake-up is lost between that pass and
+ * the wait. A worker that parked with no device costs the watcher nothing: while no parked worker
+ * has one, the watcher waits off every timer too.
  */
-static void park(struct synth_worker *w, uint64_t kick0)
+static void park(struct synth_worker *w, uint64_t kick0, unsigned ndevs)
 {
     struct synth_worker **pp;
 
     pthread_mutex_lock(&watch.lock);
     if (atomic_load(&w->kicks) == kick0 && !atomic_load(&w->stop)) {
-        if (!watch.parked)
+        w->parked_devs = ndevs;
+        if (ndevs && !watch.watched++)
             pthread_cond_signal(&watch.cv);
         w->next_parked = watch.parked;
         watch.parked = w;
@@ -240,6 +248,8 @@ static void park(struct synth_worker *w, uint64_t kick0)
         for (pp = &watch.parked; *pp != w; pp = &(*pp)->next_parked)
             ;
         *pp = w->next_parked;
+        if (ndevs)
+            watch.watched--;
         atomic_store(&w->parked, 0);
     }
     pthread_mutex_unlock(&watch.lock);
@@ -257,18 +267,19 @@ static int parkable(const struct synth_worker *w)
     return 1;
 }
 
-static int watch_dev(struct synth_hdev *d, void *now_ns)
+static int watch_dev(struct synth_hdev *d, void *beat_ns)
 {
-    synthi_hdev_heartbeat(d, *(const uint64_t *)now_ns);
+    if (*(const uint64_t *)beat_ns)
+        synthi_hdev_heartbeat(d, *(const uint64_t *)beat_ns);
     return synthi_hdev_pending(d);
 }
 
 /*
- * On the watcher, watch.lock held, w parked: refresh the heartbeats of w's devices (as w would at
- * each wake-up) and see whether one has work. A region that faults costs its device, as in w's
+ * On the watcher, watch.lock held, w parked: refresh the heartbeats of w's devices to beat (unless
+ * 0: every WATCH_BEAT_NS only, a store to another line of each header) and see whether one has work. A region that faults costs its device, as in w's
  * own pass. Returns 1 if w should wake.
  */
-static int watch_worker(struct synth_worker *w, uint64_t now)
+static int watch_worker(struct synth_worker *w, uint64_t beat)
 {
     unsigned i;
     int rc, work = 0;
@@ -277,7 +288,7 @@ static int watch_worker(struct synth_worker *w, uint64_t now)
     for (i = 0; i < w->ndevs; i++) {
         if (w->devs[i]->faulted)
             continue;
-        rc = synthi_region_call(w->devs[i], watch_dev, &now);
+        rc = synthi_region_call(w->devs[i], watch_dev, &beat);
         if (rc == -EFAULT)
             SYNTH_STAT_ADD(w->stats.region_faults, 1);
         else if (rc > 0)
@@ -290,10 +301,10 @@ static int watch_worker(struct synth_worker *w, uint64_t now)
 static void *watcher_main(void *arg)
 {
     struct synth_worker *w;
-    uint64_t period, now;
+    uint64_t period, now, beat, last_beat = 0;
 
     (void)arg;
-    pthread_setname_np(pthread_self(), "synth-worker"); /* its time is the workers' idle cost */
+    pthread_setname_np(pthread_self(), "synth-watcher"); /* its time is the workers' idle cost */
     pthread_mutex_lock(&watch.lock);
     if (watch.nice)
         setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), watch.nice);
@@ -304,19 +315,23 @@ static void *watcher_main(void *arg)
         pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
     }
     for (;;) {
-        while (!watch.parked)
+        while (!watch.watched)
             pthread_cond_wait(&watch.cv, &watch.lock);
         period = UINT64_MAX;
         for (w = watch.parked; w; w = w->next_parked)
-            if (w->watch_ns < period)
+            if (w->parked_devs && w->watch_ns < period)
                 period = w->watch_ns;
         pthread_mutex_unlock(&watch.lock);
         sleep_ns(period);
         pthread_mutex_lock(&watch.lock);
         now = synthi_now_ns();
+        beat = now - last_beat >= WATCH_BEAT_NS ? now : 0;
+        if (beat)
+            last_beat = now;
         for (w = watch.parked; w; w = w->next_parked)
-            if (atomic_load(&w->parked) && watch_worker(w, now))
+            if (atomic_load(&w->parked) && w->parked_devs && watch_worker(w, beat))
                 kick_locked(w);
+        atomic_fetch_add_explicit(&watch.rounds, 1, memory_order_relaxed);
     }
     return NULL;
 }
@@ -351,6 +366,11 @@ int synth_worker_park_when_idle(struct synth_worker *w, uint32_t idle_ms)
 int synth_worker_parked(const struct synth_worker *w)
 {
     return atomic_load(&w->parked);
+}
+
+uint64_t synth_worker_watch_rounds(void)
+{
+    return atomic_load_explicit(&watch.rounds, memory_order_relaxed);
 }
 
 static void heartbeat_all(struct synth_worker *w, uint64_t t)
@@ -494,8 +514,9 @@ static void *worker_main(void *arg)
             kick0 = atomic_load(&w->kicks);
             SYNTH_STAT_ADD(w->stats.sleeps, 1); /* a park is one idle sleep, however long */
             guard.w = NULL;
+            i = w->ndevs;
             pthread_mutex_unlock(&w->lock);
-            park(w, kick0);
+            park(w, kick0, i);
             pthread_mutex_lock(&w->lock);
             guard.w = w;
             idle_start = 0; /* woken for work: spin and back off afresh */
