@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -108,27 +109,39 @@ static int ossl_session_create(const struct synth_crypto_session_params *p, void
     return 0;
 }
 
+/*
+ * The tag goes in and out as a cipher parameter built in place: EVP_CIPHER_CTX_ctrl(GET_TAG or
+ * SET_TAG) turns its arguments into the same parameter first, at a cost. A 64-byte AES-256-GCM
+ * encrypt with 8 bytes of AAD, 300,000 in a row, best of 12 (this VM): 209 ns with the ctrl, 195
+ * with the parameter, 152 with no tag at all (what is left is the provider looking the name up).
+ */
+static OSSL_PARAM tag_param(uint8_t *tag, uint32_t len)
+{
+    return (OSSL_PARAM){OSSL_CIPHER_PARAM_AEAD_TAG, OSSL_PARAM_OCTET_STRING, tag, len, OSSL_PARAM_UNMODIFIED};
+}
+
 static uint32_t aead_encrypt(struct ossl_sess *s, struct synth_crypto_op *op)
 {
+    OSSL_PARAM p[2] = {tag_param(op->tag_out, s->tag_len), OSSL_PARAM_END};
     int n = 0, fin = 0;
 
     if (!EVP_EncryptInit_ex(s->enc, NULL, NULL, NULL, op->iv) ||
         (op->aad_len && !EVP_EncryptUpdate(s->enc, NULL, &n, op->aad, (int)op->aad_len)) ||
         (op->len && !EVP_EncryptUpdate(s->enc, op->dst, &n, op->src, (int)op->len)) ||
-        !EVP_EncryptFinal_ex(s->enc, op->dst + n, &fin) ||
-        !EVP_CIPHER_CTX_ctrl(s->enc, EVP_CTRL_AEAD_GET_TAG, (int)s->tag_len, op->tag_out))
+        !EVP_EncryptFinal_ex(s->enc, op->dst + n, &fin) || !EVP_CIPHER_CTX_get_params(s->enc, p))
         return SYNTH_ST_DEVICE_ERROR;
     return SYNTH_ST_OK;
 }
 
 static uint32_t aead_decrypt(struct ossl_sess *s, struct synth_crypto_op *op)
 {
+    OSSL_PARAM p[2] = {tag_param(op->tag, s->tag_len), OSSL_PARAM_END};
     int n = 0, fin = 0;
 
     if (!EVP_DecryptInit_ex(s->dec, NULL, NULL, NULL, op->iv) ||
         (op->aad_len && !EVP_DecryptUpdate(s->dec, NULL, &n, op->aad, (int)op->aad_len)) ||
         (op->len && !EVP_DecryptUpdate(s->dec, op->dst, &n, op->src, (int)op->len)) ||
-        !EVP_CIPHER_CTX_ctrl(s->dec, EVP_CTRL_AEAD_SET_TAG, (int)s->tag_len, op->tag))
+        !EVP_CIPHER_CTX_set_params(s->dec, p))
         return SYNTH_ST_DEVICE_ERROR;
     if (EVP_DecryptFinal_ex(s->dec, op->dst + n, &fin) <= 0) {
         OPENSSL_cleanse(op->dst, op->len);
