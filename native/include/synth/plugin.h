@@ -10,6 +10,15 @@
  * concurrently. Different sessions may be used from different threads at once. The same holds for
  * compression contexts: a context belongs to one device (a stream, or the device's one-shot use).
  *
+ * Cut calls: src and dst point into a region that the VM's QEMU owns and may truncate at any
+ * moment. The next access to a lost page raises SIGBUS, and the data path then longjmps out of
+ * the plugin call in progress (crypto_burst, a compression call) and abandons that device. So a
+ * plugin call may end at any instruction that touches the arena: keep no lock, no half-updated
+ * structure shared beyond the session or context, and no per-thread state that the next call
+ * relies on across such an access (the ipsec-mb plugin resets its per-thread manager when a burst
+ * did not end normally). The session or context of a cut call is destroyed later as usual; it
+ * must survive that destroy however far the call got.
+ *
  * Versions: 1 = the header, the crypto members and cpu_features. 2 appends the compression
  * members; they are read only from tables of version 2 or later.
  */
