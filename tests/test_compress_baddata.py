@@ -447,13 +447,15 @@ def test_a_corrupt_lz4_frame_leaves_the_next_ones_alone(comp: Compressor) -> Non
     """Issue 13 reported that after one corrupt LZ4 frame every valid frame too big for its
     destination got BAD_DATA instead of NO_SPACE, even after a driver reset. Hostile frames whose
     header checksum is right (so that the decoder goes past the header: flags, block sizes,
-    content sizes, dictionary ids, block bytes), each followed by valid frames of every kind."""
+    content sizes, dictionary ids, block bytes), one in ten through a decompression stream, each
+    followed by valid frames of every kind."""
     rng = random.Random(1313)
     data = bytes(rng.randbytes(30000)) + bytes(200000)
     goods = [bytes(lz4.frame.compress(data, store_size=s, content_checksum=c, block_checksum=bc, block_linked=ln))
              for s in (True, False) for c in (True, False) for bc in (True, False) for ln in (True, False)]
     q = comp.queue
     verdicts = set()
+    streams_refused = 0
     for trial in range(300):
         b = bytearray(rng.choice(goods))
         kind = trial % 5
@@ -471,9 +473,16 @@ def test_a_corrupt_lz4_frame_leaves_the_next_ones_alone(comp: Compressor) -> Non
         hl = 2 + (8 if b[4] & 0x08 else 0) + (4 if b[4] & 0x01 else 0)
         if 5 + hl <= len(b):
             b[4 + hl] = (_xxh32(bytes(b[4:4 + hl])) >> 8) & 0xFF
-        verdicts.add(Status(oneshot(q, CAlg.LZ4, bytes(b), rng.choice([1000, 100000, 300000]))[0]))
+        if trial % 10 == 9:  # through a decompression stream instead: the stream's LZ4 state is its own
+            try:
+                with comp.stream(CAlg.LZ4, decompress=True) as st:
+                    st.decompress(bytes(b), final=True)
+            except (CorruptDataError, LimitError):
+                streams_refused += 1
+        else:
+            verdicts.add(Status(oneshot(q, CAlg.LZ4, bytes(b), rng.choice([1000, 100000, 300000]))[0]))
         if trial % 50 == 49:
             q.device.reset()
         for g in goods[trial % 4::4]:
             assert oneshot(q, CAlg.LZ4, g, 1000)[:2] == (Status.NO_SPACE, len(data)), trial
-    assert Status.BAD_DATA in verdicts
+    assert Status.BAD_DATA in verdicts and streams_refused > 0
