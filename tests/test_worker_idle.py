@@ -18,6 +18,7 @@ import textwrap
 import time
 
 import pytest
+from test_packet import frame
 from waiting import until as wait_for
 
 from libvirt_synth._native import lib
@@ -276,11 +277,6 @@ def test_a_region_truncated_under_a_parked_worker_costs_that_device_only(region_
         for wk, d in ((w, victim), (ow, other)):
             wk.stop()
             d.destroy()
-
-
-def frame(seq: int, size: int = 60) -> bytes:
-    head = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x07\x88\xb5" + seq.to_bytes(4, "big")
-    return (head + bytes((seq + i) & 0xFF for i in range(size)))[:size]
 
 
 def test_a_worker_with_wired_packet_devices_parks_and_wakes_for_frames(region_dir: pathlib.Path) -> None:

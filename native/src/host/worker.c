@@ -276,8 +276,8 @@ static int watch_dev(struct synth_hdev *d, void *beat_ns)
 
 /*
  * On the watcher, watch.lock held, w parked: refresh the heartbeats of w's devices to beat (unless
- * 0: every WATCH_BEAT_NS only, a store to another line of each header) and see whether one has work. A region that faults costs its device, as in w's
- * own pass. Returns 1 if w should wake.
+ * 0: every WATCH_BEAT_NS only, a store to another line of each header) and see whether one has
+ * work. A region that faults costs its device, as in w's own pass. Returns 1 if w should wake.
  */
 static int watch_worker(struct synth_worker *w, uint64_t beat)
 {
