@@ -204,6 +204,45 @@ def test_index_with_a_file_that_breaks_and_mends(indexed: tuple[pathlib.Path, An
     assert load().parsed == 7
 
 
+def test_index_journal_takes_the_files_parsed_again(indexed: tuple[pathlib.Path, Any], tmp_path: pathlib.Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load that parsed a few files again appends them to the index's journal instead of
+    rewriting the index; the next load takes them from there; past JOURNAL_MIN entries (or an
+    eighth of the fleet) the index is rewritten whole and the journal goes. A journal cut short is
+    read up to its last whole record, and what it lost is parsed again."""
+    d, load = indexed
+    index = tmp_path / "cache" / "index"
+    journal = tmp_path / "cache" / "index.journal"
+    before = index.stat()
+    assert not journal.exists()
+
+    def change(name: str, by: float) -> None:
+        doc = json.loads((d / name).read_text())
+        doc["committed"]["by_capability"] = {"aes-256-gcm": {"throughput_gbps": by}}
+        (d / name).write_text(json.dumps(doc))
+
+    change("host7.json", 1.5)
+    assert (load().parsed, journal.exists()) == (1, True)
+    assert (index.stat().st_ino, index.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    change("host2.json", 2.5)
+    assert load().parsed == 1
+    again = load()
+    assert (again.parsed, again.from_index) == (0, 7)
+    assert again.hosts == placement.load([str(d)]).hosts  # what a load without any index reads
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[:-3])  # the second record cut short
+    cut = load()  # and, the journal damaged, the index is rewritten whole
+    assert cut.parsed == 1 and cut.hosts == again.hosts and not journal.exists()
+    assert (load().parsed, load().hosts) == (0, again.hosts)
+    before = index.stat()
+    monkeypatch.setattr(loader, "JOURNAL_MIN", 1)  # (7 // 8 is 0)
+    change("host3.json", 0.5)
+    assert load().parsed == 1 and journal.exists() and index.stat().st_ino == before.st_ino
+    change("host4.json", 0.5)
+    assert load().parsed == 1 and not journal.exists() and index.stat().st_ino != before.st_ino
+    assert (load().parsed, load().hosts) == (0, placement.load([str(d)]).hosts)
+
+
 def test_index_sees_a_file_replaced_with_the_same_size_and_mtime(tmp_path: pathlib.Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A new file renamed over the old one, same size, mtime set back: the inode tells."""
@@ -552,3 +591,22 @@ def test_ranking_of_a_seeded_fleet_is_pinned(tmp_path: pathlib.Path) -> None:
     direct = [placement.Host.from_inventory(d) for d in docs]
     assert ranking_digest([placement.rank(direct, v) for v in seeded_vdus()]) == \
         ranking_digest([placement.rank(fleet.hosts, v) for v in seeded_vdus()])
+
+
+def test_ranking_order_agrees_with_each_full_verdict() -> None:
+    """rank() orders hosts from the numbers alone and makes each verdict in words only when it is
+    looked at: on every host of the seeded fleet, the verdict made later says what the order
+    assumed (fits or not, headroom, preferred asks met), and the order is that of the verdicts."""
+    hosts = [placement.Host.from_inventory(d) for d in seeded_fleet(200, seed=5)]
+    for v in seeded_vdus():
+        r = placement.rank(hosts, v)
+        assert isinstance(r.ranked, placement.Verdicts) and len(r.ranked) + len(r.rejected) == len(hosts)
+        assert r.ranked[-1:] == ([r.ranked[len(r.ranked) - 1]] if r.ranked else [])
+        full = {h.name: placement.judge(h, r.asks) for h in hosts}
+        assert [x.fits for x in r.ranked] == [True] * len(r.ranked)
+        assert [x.fits for x in r.rejected] == [False] * len(r.rejected)
+        assert {x.host for x in r.ranked} == {n for n, x in full.items() if x.fits}
+        keys = [(-len(x.preferred_met), -(x.headroom if x.headroom is not None else 1.0), x.host) for x in r.ranked]
+        assert keys == sorted(keys)
+        assert [x.host for x in r.rejected] == sorted(x.host for x in r.rejected)
+        assert r.notes() == sorted({n for x in r.ranked for n in x.notes})

@@ -105,7 +105,7 @@ def text(r: Any, top: int | None) -> list[str]:
             pref = f", preferred met: {', '.join(v.preferred_met)}" if v.preferred_met else ""
             miss = f", preferred missed: {'; '.join(v.preferred_missed)}" if v.preferred_missed else ""
             lines.append(f"  {i:3}. {v.host}  {head}{pref}{miss}")
-        notes = sorted({n for v in r.ranked for n in v.notes})
+        notes = r.notes()
         lines += [f"  note: {n}" for n in notes]
     else:
         lines.append("  no host meets every mandatory requirement")

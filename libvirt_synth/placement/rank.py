@@ -19,9 +19,9 @@ verdict carries a note instead. See docs/inventory.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from libvirt_synth.capabilities import CAPABILITIES, KPIS
 from libvirt_synth.placement.fleet import OPS_KPI, Fleet, Host, Row, default_index, load, no_gc
@@ -29,8 +29,8 @@ from libvirt_synth.vnfd.model import Ask, Vdu
 
 # Loading is libvirt_synth.placement.fleet's (its index and RACY_NS too); these names are here as
 # well, where callers have always found them.
-__all__ = ["OPS_KPI", "Fleet", "Host", "Result", "Row", "Verdict", "ask_text", "default_index", "describe_ask", "fmt",
-           "judge", "load", "rank"]
+__all__ = ["OPS_KPI", "Fleet", "Host", "Result", "Row", "Verdict", "Verdicts", "ask_text", "default_index",
+           "describe_ask", "fmt", "judge", "load", "rank"]
 
 
 class Verdict:
@@ -63,20 +63,6 @@ class Verdict:
             d["reasons"] = self.reasons
             d["explanation"] = self.explain()
         return d
-
-
-@dataclass
-class Result:
-    vdu: str
-    asks: list[Ask]
-    ranked: list[Verdict]
-    rejected: list[Verdict]
-
-    def as_dict(self, top: int | None = None) -> dict[str, Any]:
-        return {"vdu": self.vdu, "asks": [describe_ask(a) for a in self.asks], "hosts": len(self.ranked)
-                + len(self.rejected), "fits": len(self.ranked),
-                "ranked": [v.as_dict() for v in self.ranked[:top]],
-                "rejected": [v.as_dict() for v in self.rejected[:top]]}
 
 
 def fmt(value: float) -> str:
@@ -200,6 +186,88 @@ def _judge(host: Host, asks: Sequence[_Compiled]) -> Verdict:
     return Verdict(host.name, fits, reasons, notes, met, missed, headroom)
 
 
+class Verdicts(Sequence[Verdict]):
+    """The verdicts of a ranking, in its order, each made in full (every reason and note, in
+    words) only when it is looked at: ranking decides the order from the numbers alone, and most
+    callers look at the first few hosts only. Compares equal to a list of the same verdicts."""
+
+    __slots__ = ("_asks", "_hosts", "_made")
+
+    def __init__(self, hosts: list[Host], asks: Sequence[_Compiled]) -> None:
+        self._hosts = hosts
+        self._asks = asks
+        self._made: list[Verdict | None] = [None] * len(hosts)
+
+    def __len__(self) -> int:
+        return len(self._hosts)
+
+    def _one(self, i: int) -> Verdict:
+        v = self._made[i]
+        if v is None:
+            v = self._made[i] = _judge(self._hosts[i], self._asks)
+        return v
+
+    @overload
+    def __getitem__(self, i: int) -> Verdict: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Verdict]: ...
+
+    def __getitem__(self, i: int | slice) -> Verdict | list[Verdict]:
+        if isinstance(i, slice):
+            return [self._one(j) for j in range(*i.indices(len(self._hosts)))]
+        return self._one(range(len(self._hosts))[i])
+
+    def __iter__(self) -> Iterator[Verdict]:
+        return (self._one(j) for j in range(len(self._hosts)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Verdicts, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compared by content, as a list
+
+    def __repr__(self) -> str:
+        return f"Verdicts({len(self)} hosts)"
+
+    @property
+    def hosts(self) -> list[Host]:
+        """The hosts, in this order (no verdict is made)."""
+        return self._hosts
+
+    def notes(self) -> list[str]:
+        """Every distinct note of these verdicts, sorted (no verdict is made)."""
+        found: list[str] = []
+        for h in self._hosts:
+            caps = h.caps
+            for c in self._asks:
+                row = caps.get(c.cap)
+                if row is not None:
+                    _check(c, row, found)
+        return sorted(set(found))
+
+
+@dataclass
+class Result:
+    vdu: str
+    asks: list[Ask]
+    ranked: Sequence[Verdict]    # Verdicts: each made when looked at
+    rejected: Sequence[Verdict]
+
+    def as_dict(self, top: int | None = None) -> dict[str, Any]:
+        return {"vdu": self.vdu, "asks": [describe_ask(a) for a in self.asks], "hosts": len(self.ranked)
+                + len(self.rejected), "fits": len(self.ranked),
+                "ranked": [v.as_dict() for v in self.ranked[:top]],
+                "rejected": [v.as_dict() for v in self.rejected[:top]]}
+
+    def notes(self) -> list[str]:
+        """Every distinct note of the hosts that fit (what could not be checked), sorted."""
+        if isinstance(self.ranked, Verdicts):
+            return self.ranked.notes()
+        return sorted({n for v in self.ranked for n in v.notes})
+
+
 def judge(host: Host, asks: Sequence[Ask]) -> Verdict:
     """One host's verdict on a VDU's asks."""
     return _judge(host, [_Compiled.of(a) for a in asks])
@@ -210,14 +278,57 @@ def rank(hosts: Iterable[Host], vdu: Vdu) -> Result:
         return _rank(hosts, vdu)
 
 
+def _order(hosts: Iterable[Host], asks: Sequence[_Compiled]) -> tuple[list[Host], list[Host]]:
+    """The hosts that fit, best first, and those that do not, by name: what ``_judge`` decides of
+    each (fits, headroom, preferred asks met), from the numbers alone, without its words. A host
+    is dropped at its first mandatory ask unmet. tests/test_placement.py checks that the two agree
+    on every host of a seeded fleet."""
+    plan = [(c.cap, c.mandatory, c.gbps, c.ops, c.latency, c.sessions, c.device_gbps, c.device_ops) for c in asks]
+    fits: list[tuple[int, float, str, int, Host]] = []
+    rejected: list[tuple[str, int, Host]] = []
+    for i, h in enumerate(hosts):
+        caps = h.caps
+        headroom: float | None = None
+        met = 0
+        for cap, mandatory, gbps, ops, latency, sessions, dev_gbps, dev_ops in plan:
+            row = caps.get(cap)
+            ok = row is not None
+            head: float | None = None
+            if row is not None:
+                free_gbps, free_ops, cap_gbps, cap_ops, lat, per_dev, core_gbps, core_ops = row
+                if gbps is not None and free_gbps is not None and cap_gbps:
+                    if free_gbps < gbps:
+                        ok = False
+                    else:
+                        head = (free_gbps - gbps) / cap_gbps
+                if ops is not None and free_ops is not None and cap_ops:
+                    if free_ops < ops:
+                        ok = False
+                    else:
+                        h2 = (free_ops - ops) / cap_ops
+                        head = h2 if head is None or h2 < head else head
+                if ok and ((dev_gbps and core_gbps is not None and dev_gbps > core_gbps)
+                           or (dev_ops and core_ops is not None and dev_ops > core_ops)
+                           or (latency is not None and lat is not None and lat > latency)
+                           or (sessions and per_dev is not None and sessions > per_dev)):
+                    ok = False
+            if mandatory:
+                if not ok:
+                    rejected.append((h.name, i, h))
+                    break
+                if head is not None and (headroom is None or head < headroom):
+                    headroom = head
+            elif ok:
+                met += 1
+        else:
+            fits.append((-met, -(headroom if headroom is not None else 1.0), h.name, i, h))
+    fits.sort()
+    rejected.sort()
+    return [e[4] for e in fits], [e[2] for e in rejected]
+
+
 def _rank(hosts: Iterable[Host], vdu: Vdu) -> Result:
     asks = vdu.demand()
     compiled = [_Compiled.of(a) for a in asks]
-    fits: list[Verdict] = []
-    rejected: list[Verdict] = []
-    for h in hosts:
-        v = _judge(h, compiled)
-        (fits if v.fits else rejected).append(v)
-    fits.sort(key=lambda v: (-len(v.preferred_met), -(v.headroom if v.headroom is not None else 1.0), v.host))
-    rejected.sort(key=lambda v: v.host)
-    return Result(vdu.name, asks, fits, rejected)
+    fits, rejected = _order(hosts, compiled)
+    return Result(vdu.name, asks, Verdicts(fits, compiled), Verdicts(rejected, compiled))
