@@ -610,3 +610,37 @@ def test_ranking_order_agrees_with_each_full_verdict() -> None:
         assert keys == sorted(keys)
         assert [x.host for x in r.rejected] == sorted(x.host for x in r.rejected)
         assert r.notes() == sorted({n for x in r.ranked for n in x.notes})
+
+
+def test_no_gc_leaves_the_collector_as_it_was_and_loses_no_garbage() -> None:
+    """no_gc pauses the cyclic collector and, on exit, moves what it tracks to the oldest
+    generation (no young collection over a whole fleet right after a load): the collector is on
+    again, its young count starts at zero, and a cycle dropped meanwhile is still collected by a
+    full collection."""
+    import gc
+    import weakref
+
+    from libvirt_synth.placement.fleet import no_gc
+
+    class Node:
+        other: Any = None
+
+    assert gc.isenabled()
+    with no_gc():
+        assert not gc.isenabled()
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        junk = [[i] for i in range(50_000)]  # far past a young collection's threshold
+    assert gc.isenabled() and gc.get_count()[0] < gc.get_threshold()[0]
+    assert gone() is not None  # not collected yet: promoted
+    gc.collect()
+    assert gone() is None and len(junk) == 50_000
+    gc.disable()
+    try:
+        with no_gc():
+            pass
+        assert not gc.isenabled()  # left off, as it was
+    finally:
+        gc.enable()
