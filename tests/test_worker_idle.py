@@ -364,3 +364,95 @@ def test_the_parked_worker_and_its_watcher_keep_its_nice_value_and_cpu(region_di
     # The shared worker and the watcher (started by the shared worker, which asks to park first) at
     # nice 0 on the shared worker's CPU; the compression device's own worker at DEDICATED_NICE on its own.
     assert threads == [("0", str(shared)), ("0", str(shared)), ("10", str(own))], threads
+
+
+class RawQueue:
+    """Queue 1 of a device, driven raw (the guest library never touches it after its open):
+    NOPs published with or without ringing the queue's doorbell, completions counted by the CQ's
+    prod, CQ slots freed by its cons."""
+
+    def __init__(self, path: str, index: int = 1) -> None:
+        from rawregion import RawRegion
+
+        self.raw = RawRegion(path)
+        self.index = index
+        self.sq, self.sqe, self.cq, _, _ = self.raw.queue(index)
+        self.entries = self.raw.hdr.ring_entries
+        self.next = 0
+
+    def publish(self, n: int = 1) -> None:
+        for _ in range(n):
+            e = self.sqe[self.next & (self.entries - 1)]
+            e.opcode, e.cookie = 0, self.next + 1  # NOP
+            e.seq = (self.next + 1) & 0xFFFFFFFF or 1  # synth_ring_seq()
+            self.next += 1
+        self.sq.prod = self.next
+
+    def ring(self) -> None:
+        bell = self.raw.hdr.doorbell[self.index]
+        bell.sq = (bell.sq + 1) & 0xFFFFFFFF
+
+    def done(self) -> int:
+        return int(self.cq.prod)
+
+    def free_completions(self) -> None:
+        self.cq.cons = self.cq.prod
+
+    def close(self) -> None:
+        del self.sq, self.sqe, self.cq
+        self.raw.close()
+
+
+@pytest.mark.parametrize("doorbell", [True, False], ids=["doorbell", "no-doorbell"])
+def test_a_parked_worker_is_woken_by_doorbells_or_by_the_sqs(region_dir: pathlib.Path, doorbell: bool) -> None:
+    """A driver that accepted DOORBELL is watched by its doorbells while its worker is parked: an
+    entry published without a ring waits (the watcher reads no SQ page), and the ring wakes the
+    worker within the deep-sleep bound. One that did not accept it is watched by its SQs. And a
+    parked device whose SQ still held entries waiting for CQ room is watched by its SQs whatever
+    it accepted: freeing CQ slots (no ring) is enough to have them served."""
+    deep_us = 2000
+    bound = deep_us / 1e6 + MARGIN_S
+    w = Worker(deep_sleep_us=deep_us)
+    dev = HostDevice.create(str(region_dir / "c"), DevClass.CRYPTO, size=1 << 20, queues=2)
+    everything = 0xFFFFFFFFFFFFFFFF
+    try:
+        w.add(dev)
+        w.park_when_idle(20)
+        with Device.open(dev.path, features=everything if doorbell else everything & ~lib.SYNTH_F_DOORBELL) as g:
+            assert bool(g.info().features_accepted & lib.SYNTH_F_DOORBELL) == doorbell
+            g.queue(0).nop()
+            raw = RawQueue(dev.path)
+            try:
+                wait_for(lambda: parked(w), "the worker to park", timeout=5)
+                raw.publish()
+                if doorbell:
+                    time.sleep(0.1)  # some 57 looks of the watcher
+                    assert raw.done() == 0 and parked(w), "a parked worker read an SQ it had a doorbell for"
+                    raw.ring()
+                t0 = time.monotonic()
+                wait_for(lambda: raw.done() == 1, "the NOP to complete", timeout=5)
+                assert time.monotonic() - t0 < LOST_S
+                # The CQ filled up and the SQ holds a ring's worth more, published (and rung) while the
+                # worker ran: it parks with them untaken, and freeing CQ slots alone must wake it.
+                wait_for(lambda: parked(w), "the worker to park again", timeout=5)
+                raw.free_completions()
+                raw.publish(raw.entries)
+                raw.ring()
+                wait_for(lambda: raw.done() == 1 + raw.entries, "a full CQ", timeout=5)
+                raw.publish(raw.entries)
+                raw.ring()
+                wait_for(lambda: parked(w), "the worker to park with entries it has no CQ room for", timeout=5)
+                assert raw.done() == 1 + raw.entries
+                time.sleep(0.02)
+                t0 = time.monotonic()
+                raw.free_completions()
+                wait_for(lambda: raw.done() == 1 + 2 * raw.entries, "the rest to complete", timeout=5)
+                assert time.monotonic() - t0 < LOST_S
+                assert time.monotonic() - t0 < bound * 4
+                g.queue(0).nop()  # and the library's own queue is served as ever
+            finally:
+                raw.close()
+    finally:
+        w.remove(dev)
+        dev.destroy()
+        w.stop()
