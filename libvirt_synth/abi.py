@@ -118,7 +118,6 @@ def feature_names(bits: int, dev_class: int) -> list[str]:
         lib.SYNTH_F_RING_V1: "ring-v1",
         lib.SYNTH_F_GENERATION: "generation",
         lib.SYNTH_F_NOP: "nop",
-        lib.SYNTH_F_DOORBELL: "doorbell",
     }
     if dev_class == DevClass.CRYPTO:
         table[lib.SYNTH_CRYPTO_F_SESSIONS] = "sessions"

@@ -42,7 +42,7 @@ extern "C" {
 #define SYNTH_MAGIC 0x56454448544e5953ULL
 
 #define SYNTH_ABI_MAJOR 1
-#define SYNTH_ABI_MINOR 3
+#define SYNTH_ABI_MINOR 2
 
 #define SYNTH_HEADER_SIZE 4096u
 #define SYNTH_PAGE_SIZE 4096u
@@ -66,7 +66,6 @@ extern "C" {
 #define SYNTH_F_RING_V1 (1ULL << 0)    /* the ring format of this header; always offered */
 #define SYNTH_F_GENERATION (1ULL << 1) /* backend bumps header.generation on every attach */
 #define SYNTH_F_NOP (1ULL << 2)        /* SYNTH_OP_NOP is served (ping, latency probe) */
-#define SYNTH_F_DOORBELL (1ULL << 3)   /* the driver rings a queue's doorbell after it submits (1.3) */
 
 /* Driver status bits (header.drv_status [guest]), in the order a driver sets them. */
 #define SYNTH_DRV_ACKNOWLEDGE 0x1u
@@ -118,20 +117,6 @@ struct synth_queue_info {
     uint64_t arena_size; /* [host] arena size in bytes (multiple of SYNTH_PAGE_SIZE) */
 };
 
-/*
- * A queue's doorbell (SYNTH_F_DOORBELL), a guest-written line of its own in the header page: the
- * driver changes `sq` (a counter) after it publishes SQ entries. A backend that idles looks at it
- * instead of the SQ, one header page for the whole device instead of a page per queue.
- */
-struct synth_doorbell {
-    uint32_t sq;         /* [guest] changed (release) after each burst of SQ entries published */
-    uint8_t pad[60];
-};
-
-/* Queues 0 .. SYNTH_DOORBELLS - 1 have a doorbell; the others are watched by their SQ. */
-#define SYNTH_DOORBELLS 16u
-#define SYNTH_DOORBELL_OFF 1024u
-
 struct synth_dev_header {
     /* Line 0: identity and layout, written once by the host when the region is laid out. */
     uint64_t magic;            /*   0 [host] SYNTH_MAGIC */
@@ -169,7 +154,7 @@ struct synth_dev_header {
     uint8_t pad3[48];           /* 208 */
 
     uint8_t class_cfg[768];  /* 256 [host] class configuration block (class_cfg_off) */
-    struct synth_doorbell doorbell[SYNTH_DOORBELLS]; /* 1024 [guest] one line per queue (1.3: reserved before) */
+    uint8_t reserved[1024];  /* 1024 */
     struct synth_queue_info queues[SYNTH_MAX_QUEUES]; /* 2048 [host] queue table */
 };
 
@@ -202,8 +187,6 @@ SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, drv_epoch) == 196, "drv_ep
 SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, features_accepted) == 200, "features_accepted");
 SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, class_cfg) == SYNTH_CLASS_CFG_OFF, "class_cfg");
 SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, queues) == SYNTH_QUEUE_TABLE_OFF, "queue table");
-SYNTH_STATIC_ASSERT(sizeof(struct synth_doorbell) == SYNTH_CACHELINE, "a doorbell is a line of its own");
-SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, doorbell) == SYNTH_DOORBELL_OFF, "doorbells");
 SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, drv_status) % SYNTH_CACHELINE == 0,
                     "guest-written words start their own cache line");
 SYNTH_STATIC_ASSERT(offsetof(struct synth_dev_header, dev_status) % SYNTH_CACHELINE == 0,

@@ -188,9 +188,8 @@ void synth_worker_get_stats(const struct synth_worker *w, struct synth_worker_st
 /*
  * Once every device of the worker has been idle for idle_ms (0: never, the default), the worker
  * parks: it sleeps without a timer, and one watcher thread of the process (`synth-watcher`,
- * started by the first call, at this worker's nice value and on its CPU) looks at the rings (or
- * the doorbells of a driver that rings them) of every parked worker's devices about every 7/8
- * deep_sleep_us, refreshes their heartbeats every
+ * started by the first call, at this worker's nice value and on its CPU) looks at the rings of
+ * every parked worker's devices about every 7/8 deep_sleep_us, refreshes their heartbeats every
  * 50 ms, and wakes the worker when one has work: a first op after a long idle waits no longer than
  * with deep_sleep_us naps, and the parked worker costs no wake-ups meanwhile. A park counts as one
  * sleep. While no parked worker has a device, the watcher sleeps without a timer too. A worker

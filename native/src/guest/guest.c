@@ -42,8 +42,6 @@ struct synth_queue {
     uint64_t arena_size;
     uint32_t inflight;
     int broken;          /* the device wrote an impossible consumer index */
-    uint32_t *bell;      /* this queue's doorbell in the header (SYNTH_F_DOORBELL), or NULL */
-    uint32_t rung;       /* what was last written to it */
     /* Arena allocator: free extents sorted by offset (guest-local memory). */
     struct extent *free;
     uint32_t nfree;
@@ -166,7 +164,7 @@ void *synth_q_arena(struct synth_queue *q) { return q->arena; }
 
 static uint64_t known_features(uint16_t dev_class)
 {
-    uint64_t f = SYNTH_F_RING_V1 | SYNTH_F_GENERATION | SYNTH_F_NOP | SYNTH_F_DOORBELL;
+    uint64_t f = SYNTH_F_RING_V1 | SYNTH_F_GENERATION | SYNTH_F_NOP;
     if (dev_class == SYNTH_CLASS_CRYPTO)
         f |= SYNTH_CRYPTO_F_SESSIONS | SYNTH_CRYPTO_F_OUT_OF_PLACE | SYNTH_CRYPTO_F_IV_GEN | SYNTH_CRYPTO_F_MAC_NO_IV;
     else if (dev_class == SYNTH_CLASS_COMPRESS)
@@ -255,10 +253,6 @@ static int open_mapping(int fd, uint64_t map_size, const struct synth_open_opts 
         synthi_ring_init(&q->cq, base + qi->cq_off, layout.ring_entries, sizeof(struct synth_cpl));
         q->arena = base + qi->arena_off;
         q->arena_size = qi->arena_size;
-        if ((dev->features & SYNTH_F_DOORBELL) && i < SYNTH_DOORBELLS) {
-            q->bell = &dev->hdr->doorbell[i].sq;
-            q->rung = synthi_load_relaxed_u32(q->bell);
-        }
         if (alloc_reset(q) < 0) {
             rc = -ENOMEM;
             goto fail;
@@ -499,8 +493,6 @@ unsigned synth_q_submit_burst(struct synth_queue *q, const struct synth_desc *d,
     if (got <= 0)
         return 0;
     q->inflight += (uint32_t)got;
-    if (q->bell) /* after the entries' own release stores: a backend that sees it sees them */
-        synthi_store_release_u32(q->bell, ++q->rung);
     return (unsigned)got;
 }
 

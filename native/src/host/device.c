@@ -144,7 +144,7 @@ static int setup_region(struct synth_hdev *d, void *arg)
     uint32_t gen;
     int rc;
 
-    d->features_offered = SYNTH_F_RING_V1 | SYNTH_F_GENERATION | SYNTH_F_NOP | SYNTH_F_DOORBELL | d->ops->features;
+    d->features_offered = SYNTH_F_RING_V1 | SYNTH_F_GENERATION | SYNTH_F_NOP | d->ops->features;
 
     if (fresh) {
         memset(h, 0, SYNTH_HEADER_SIZE);

@@ -93,8 +93,6 @@ struct synth_hdev {
     struct synth_worker *_Atomic owner;
     uint64_t features_offered;
     uint64_t features;                /* accepted by the current driver */
-    int watch_bells;                  /* parked: watched by its doorbells (synthi_hdev_bells_snap) */
-    uint32_t bells_seen[SYNTH_DOORBELLS]; /* the doorbells as the pass before parking read them */
     struct synth_layout layout;       /* host-local: the only layout the data path uses (counts first) */
     uint8_t *base;
     int fd;
@@ -208,15 +206,6 @@ static inline int synthi_hdev_watchable(const struct synth_hdev *d)
  * (synthi_region_call), with d's worker parked and its device list locked.
  */
 int synthi_hdev_pending(struct synth_hdev *d);
-
-/*
- * The pass a worker makes before it parks, around each device's poll (in its fault frame): before
- * it, read the doorbells (acquire); after it, whether they can stand for the SQs while parked, which
- * they cannot if an SQ entry is still published (waiting for CQ room: the driver frees it without
- * ringing). A driver that publishes after the read either is seen by the poll or changes its bell.
- */
-void synthi_hdev_bells_snap(struct synth_hdev *d);
-void synthi_hdev_bells_check(struct synth_hdev *d);
 
 /* One poll pass over the device's queues with the given burst size. */
 unsigned synthi_hdev_poll_burst(struct synth_hdev *d, uint32_t burst);

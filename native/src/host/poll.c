@@ -157,40 +157,16 @@ unsigned synthi_hdev_poll_burst(struct synth_hdev *d, uint32_t burst)
     return n;
 }
 
-void synthi_hdev_bells_snap(struct synth_hdev *d)
-{
-    unsigned i;
-
-    d->watch_bells = 0;
-    if (d->faulted || !(d->features & SYNTH_F_DOORBELL))
-        return;
-    for (i = 0; i < d->layout.num_queues && i < SYNTH_DOORBELLS; i++)
-        d->bells_seen[i] = synthi_load_acquire_u32(&d->hdr->doorbell[i].sq);
-    d->watch_bells = 1;
-}
-
-void synthi_hdev_bells_check(struct synth_hdev *d)
-{
-    unsigned i;
-
-    if (d->faulted)
-        d->watch_bells = 0;
-    for (i = 0; d->watch_bells && i < d->layout.num_queues && i < SYNTH_DOORBELLS; i++)
-        if (synthi_hq_peek(&d->queues[i], 0))
-            d->watch_bells = 0;
-}
-
 /*
  * What a parked worker's devices are watched with (worker.c): would a pass over d find something
  * to do? It reads what a pass reads first, and only that: the driver's epoch, and per queue the
- * seq word of the next SQ entry and, when that entry is published, the CQ's room (for the first
- * SYNTH_DOORBELLS queues of a driver that rings doorbells, the doorbell instead); and what its
+ * seq word of the next SQ entry and, when that entry is published, the CQ's room; and what its
  * class's pending hook says. A device whose class polls outside sources (poll_queue, poll_device)
  * can be watched only where its watchable hook says so (synthi_hdev_watchable).
  */
 int synthi_hdev_pending(struct synth_hdev *d)
 {
-    unsigned i = 0;
+    unsigned i;
 
     if (d->faulted)
         return 0;
@@ -200,11 +176,7 @@ int synthi_hdev_pending(struct synth_hdev *d)
         return 1;
     if (!d->active || d->broken)
         return 0;
-    if (d->watch_bells) /* the doorbells, in the header page, stand for the first queues' SQs */
-        for (; i < d->layout.num_queues && i < SYNTH_DOORBELLS; i++)
-            if (synthi_load_acquire_u32(&d->hdr->doorbell[i].sq) != d->bells_seen[i])
-                return 1;
-    for (; i < d->layout.num_queues; i++) {
+    for (i = 0; i < d->layout.num_queues; i++) {
         struct synth_hqueue *q = &d->queues[i];
         /* room < 0: an impossible CQ index, which the pass marks broken */
         if (synthi_hq_peek(q, 0) && synthi_ring_sp_free_count_want(&q->cq, 1) != 0)

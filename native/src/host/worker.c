@@ -56,9 +56,7 @@ struct synth_worker {
  * worker's stays within the deep_sleep_us an unparked worker's first op waits at worst) the watcher
  * takes each parked worker's list lock, as add/remove do, and within a fault frame per device
  * (synthi_region_call) refreshes its heartbeat and asks synthi_hdev_pending; a device with work
- * kicks its worker. The last pass before a worker parks reads its devices' doorbells first
- * (synthi_hdev_bells_snap): for a driver that rings them, the watcher compares those, in the
- * header page, instead of reading a page of SQ per queue. One thread for all of them rather than the shared workers: those would need
+ * kicks its worker. One thread for all of them rather than the shared workers: those would need
  * each other's locks and fault guards on their hot path, and a busy one would delay the watch.
  *
  * Lock order: watch.lock, then a worker's lock. A worker never holds its own lock while it takes
@@ -426,7 +424,7 @@ static void *worker_main(void *arg)
     const uint64_t deep_sleep = (uint64_t)w->params.deep_sleep_us * 1000ull;
     uint64_t idle_start = 0, last_beat = 0, nap = MIN_SLEEP_NS, t, park_after, kick0;
     uint32_t idle_passes = 0, busy_passes = 0;
-    unsigned i, work, slept = 0, arming = 0;
+    unsigned i, work, slept = 0;
 
     /* Idle sleeps are short; do not let the kernel stretch them by the default 50 us slack. */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
@@ -461,7 +459,7 @@ static void *worker_main(void *arg)
         guard.polling = NULL;
         idle_start = last_beat = 0;
         nap = MIN_SLEEP_NS;
-        idle_passes = busy_passes = slept = arming = 0;
+        idle_passes = busy_passes = slept = 0;
     }
     guard.w = w;
     while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
@@ -476,17 +474,12 @@ static void *worker_main(void *arg)
         work = 0;
         for (i = 0; i < w->ndevs; i++) {
             guard.polling = w->devs[i];
-            if (arming) /* the pass before parking: doorbells read before, SQs looked at after */
-                synthi_hdev_bells_snap(w->devs[i]);
             work += synthi_hdev_poll_burst(w->devs[i], w->params.burst);
-            if (arming)
-                synthi_hdev_bells_check(w->devs[i]);
         }
         guard.polling = NULL;
         SYNTH_STAT_ADD(w->stats.passes, 1);
 
         if (work) {
-            arming = 0;
             SYNTH_STAT_ADD(w->stats.busy_passes, 1);
             SYNTH_STAT_ADD(w->stats.ops, work);
             idle_passes = slept = 0;
@@ -518,11 +511,6 @@ static void *worker_main(void *arg)
             continue;
         park_after = atomic_load_explicit(&w->park_after_ns, memory_order_relaxed);
         if (park_after && t - idle_start >= park_after && parkable(w)) {
-            if (!arming) { /* one more pass first, which reads the doorbells the watcher compares */
-                arming = 1;
-                continue;
-            }
-            arming = 0;
             kick0 = atomic_load(&w->kicks);
             SYNTH_STAT_ADD(w->stats.sleeps, 1); /* a park is one idle sleep, however long */
             guard.w = NULL;
