@@ -364,3 +364,74 @@ def test_the_parked_worker_and_its_watcher_keep_its_nice_value_and_cpu(region_di
     # The shared worker and the watcher (started by the shared worker, which asks to park first) at
     # nice 0 on the shared worker's CPU; the compression device's own worker at DEDICATED_NICE on its own.
     assert threads == [("0", str(shared)), ("0", str(shared)), ("10", str(own))], threads
+
+
+class RawQueue:
+    """Queue 1 of a device, driven raw (the guest library never touches it after its open): NOPs
+    published, completions counted by the CQ's prod, CQ slots freed by its cons."""
+
+    def __init__(self, path: str, index: int = 1) -> None:
+        from rawregion import RawRegion
+
+        self.raw = RawRegion(path)
+        self.sq, self.sqe, self.cq, _, _ = self.raw.queue(index)
+        self.entries = self.raw.hdr.ring_entries
+        self.next = 0
+
+    def publish(self, n: int = 1) -> None:
+        for _ in range(n):
+            e = self.sqe[self.next & (self.entries - 1)]
+            e.opcode, e.cookie = 0, self.next + 1  # NOP
+            e.seq = (self.next + 1) & 0xFFFFFFFF or 1  # synth_ring_seq()
+            self.next += 1
+        self.sq.prod = self.next
+
+    def done(self) -> int:
+        return int(self.cq.prod)
+
+    def free_completions(self) -> None:
+        self.cq.cons = self.cq.prod
+
+    def close(self) -> None:
+        del self.sq, self.sqe, self.cq
+        self.raw.close()
+
+
+def test_a_parked_worker_wakes_for_entries_that_waited_for_cq_room(region_dir: pathlib.Path) -> None:
+    """An SQ entry published while the CQ is full is not taken; the worker parks with it there, and
+    the driver freeing CQ slots (its only write) must be enough to have it served, as soon as an
+    entry published to a parked worker would be."""
+    deep_us = 2000
+    w = Worker(deep_sleep_us=deep_us)
+    dev = HostDevice.create(str(region_dir / "c"), DevClass.CRYPTO, size=1 << 20, queues=2)
+    try:
+        w.add(dev)
+        w.park_when_idle(20)
+        with Device.open(dev.path) as g:
+            g.queue(0).nop()
+            raw = RawQueue(dev.path)
+            try:
+                wait_for(lambda: parked(w), "the worker to park", timeout=5)
+                t0 = time.monotonic()
+                raw.publish()
+                wait_for(lambda: raw.done() == 1, "a NOP published to a parked worker", timeout=5)
+                first = time.monotonic() - t0
+                raw.free_completions()
+                raw.publish(raw.entries)
+                wait_for(lambda: raw.done() == 1 + raw.entries, "a full CQ", timeout=5)
+                raw.publish(raw.entries)
+                wait_for(lambda: parked(w), "the worker to park with entries it has no CQ room for", timeout=5)
+                time.sleep(0.02)
+                assert raw.done() == 1 + raw.entries
+                t0 = time.monotonic()
+                raw.free_completions()
+                wait_for(lambda: raw.done() == 1 + 2 * raw.entries, "the rest to complete", timeout=5)
+                took = time.monotonic() - t0
+                assert max(first, took) < deep_us / 1e6 + MARGIN_S + 0.05, (first, took)
+                g.queue(0).nop()  # and the library's own queue is served as ever
+            finally:
+                raw.close()
+    finally:
+        w.remove(dev)
+        dev.destroy()
+        w.stop()
