@@ -72,7 +72,7 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 INSTALL ?= install
 # The library's own version: the major (the soname) changes when programs built against an older
 # libsynth would break, the minor when functions are added.
-LIBSYNTH_VERSION := 1.2.0
+LIBSYNTH_VERSION := 1.3.0
 LIBSYNTH_SONAME := libsynth.so.$(firstword $(subst ., ,$(LIBSYNTH_VERSION)))
 LIBSYNTH_SO := $(NATIVE_BUILD)/libsynth.so.$(LIBSYNTH_VERSION)
 SDK_HEADERS := $(addprefix native/include/synth/,guest.h guest_compress.h guest_packet.h \

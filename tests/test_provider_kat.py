@@ -216,3 +216,60 @@ def test_expect_device_fails_without_one(provider: pathlib.Path, tmp_path: pathl
     assert rc == 1, out
     assert summary["result"] == "fail"
     assert "diff#0.0" in out and "(no-device +1)" in out and "synth-ops is 0" in out
+
+
+def test_auto_takes_a_crypto_device_and_never_opens_another_class(provider: pathlib.Path, region_dir: pathlib.Path,
+                                                                  worker: Worker, tmp_path: pathlib.Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """device = auto on a (fake) PCI bus where compression devices come before the crypto one, and
+    one is in use by another program of the VM (the guest library, which claims nothing): the
+    provider uses the crypto device and never opens the others, since opening one is a handshake
+    that would take it over from its driver (its drv_epoch is unchanged, its driver goes on)."""
+    from test_guest_api import make_fake_pci
+
+    from libvirt_synth.guest import Device
+    from libvirt_synth.guest.compress import Compressor
+
+    from rawregion import RawRegion
+
+    def epoch(d: HostDevice) -> int:
+        raw = RawRegion(d.path)
+        try:
+            return int(raw.hdr.drv_epoch)
+        finally:
+            raw.close()
+
+    sysfs = tmp_path / "sys"
+    devices = sysfs / "bus" / "pci" / "devices"
+    others: list[HostDevice] = []
+
+    def another(n: int) -> None:
+        d = HostDevice.create(str(region_dir / f"auto-comp{n}"), DevClass.COMPRESS, size=1 << 20)
+        others.append(d)
+        make_fake_pci(sysfs, f"0000:00:{n:02x}.0", "0x1af4", "0x1110", pathlib.Path(d.path))
+
+    another(1)
+    crypto = HostDevice.create(str(region_dir / "auto-crypto"), DevClass.CRYPTO, size=4 << 20, queues=2)
+    make_fake_pci(sysfs, "0000:00:1f.0", "0x1af4", "0x1110", pathlib.Path(crypto.path))
+    for n in range(2, 15):  # the scan goes in directory order: make sure another class comes first
+        if os.listdir(devices).index("0000:00:1f.0") > 0:
+            break
+        another(n)
+    assert os.listdir(devices)[0] != "0000:00:1f.0"
+    for d in (crypto, *others):
+        worker.add(d)
+    try:
+        with Device.open(others[0].path) as g:
+            z = Compressor(g.queue(0))
+            assert z.decompress(z.compress(b"in use " * 100, "zstd"), "zstd") == b"in use " * 100
+            epochs = [epoch(d) for d in others]
+            monkeypatch.setenv("LIBVIRT_SYNTH_SYSFS", str(sysfs))
+            rc, summary, out = run_kat(openssl_cnf(tmp_path, "auto"), "--expect-device", "--no-kat", "--iterations",
+                                       "200")
+            assert rc == 0, out
+            assert summary["device"] == "0000:00:1f.0" and summary["counters"]["synth-ops"] > 0, summary
+            assert [epoch(d) for d in others] == epochs, "auto opened another class"
+            assert z.decompress(z.compress(b"still mine " * 100, "zstd"), "zstd") == b"still mine " * 100
+    finally:
+        for d in (crypto, *others):
+            d.destroy()

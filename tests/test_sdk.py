@@ -20,7 +20,7 @@ from libvirt_synth.host.device import HostDevice
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PREFIX = "/opt/synth"
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 WARN = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 pytestmark = pytest.mark.skipif(not (shutil.which("g++") and shutil.which("pkg-config")),

@@ -109,10 +109,11 @@ def _check(rc: int, what: str) -> int:
     return rc
 
 
-def pci_scan(limit: int = 64) -> list[str]:
-    """PCI addresses of the synthetic devices on this (virtual) machine's bus."""
+def pci_scan(limit: int = 64, dev_class: int = 0) -> list[str]:
+    """PCI addresses of the synthetic devices on this (virtual) machine's bus; with ``dev_class``
+    (a DevClass), only those of that class (read from each header: nothing is opened)."""
     bdfs = ffi.new("char[][16]", limit)
-    n = _check(lib.synth_pci_scan(bdfs, limit), "scanning the PCI bus")
+    n = _check(lib.synth_pci_scan_class(bdfs, limit, int(dev_class)), "scanning the PCI bus")
     return [ffi.string(bdfs[i]).decode() for i in range(min(n, limit))]
 
 

@@ -133,7 +133,7 @@ static int open_one(struct sp_prov *p, const char *spec, struct synth_dev **out,
 static int open_auto(struct sp_prov *p, struct synth_dev **out, int *lock_fd, char *name, size_t name_len)
 {
     char bdfs[16][16];
-    int n = synth_pci_scan(bdfs, 16), rc = -ENODEV;
+    int n = synth_pci_scan_class(bdfs, 16, SYNTH_CLASS_CRYPTO), rc = -ENODEV; /* others are not even opened */
 
     for (int i = 0; i < n && i < 16; i++) {
         struct synth_dev *d;

@@ -77,6 +77,14 @@ int synth_dev_open_pci(const char *bdf, const struct synth_open_opts *opts, stru
 int synth_pci_scan(char (*bdfs)[16], unsigned max);
 
 /*
+ * synth_pci_scan, keeping only the devices of dev_class (SYNTH_CLASS_*; 0: every class), as the
+ * header of each BAR says. Nothing is opened: a driver looking for a class, such as the OpenSSL
+ * provider's `device = auto`, so never handshakes with (and takes over) a device of another
+ * class that another program drives.
+ */
+int synth_pci_scan_class(char (*bdfs)[16], unsigned max, uint16_t dev_class);
+
+/*
  * Claim a device for this process before opening it: an open-file-description lock on the first
  * byte of its region file (device is a path) or of its BAR's sysfs file (a PCI address), which the
  * kernel drops when the process exits. A device has one driver at a time and a second open takes

@@ -386,7 +386,9 @@ int synth_dev_open_pci(const char *bdf, const struct synth_open_opts *opts, stru
     return rc;
 }
 
-int synth_pci_scan(char (*bdfs)[16], unsigned max)
+int synth_pci_scan(char (*bdfs)[16], unsigned max) { return synth_pci_scan_class(bdfs, max, 0); }
+
+int synth_pci_scan_class(char (*bdfs)[16], unsigned max, uint16_t dev_class)
 {
     char dir[320];
     struct dirent *de;
@@ -400,6 +402,7 @@ int synth_pci_scan(char (*bdfs)[16], unsigned max)
     while ((de = readdir(d)) != NULL) {
         uint64_t size;
         uint64_t magic = 0;
+        uint16_t cls = 0;
         void *p;
         int fd;
 
@@ -410,10 +413,11 @@ int synth_pci_scan(char (*bdfs)[16], unsigned max)
         p = mmap(NULL, SYNTH_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
         if (p != MAP_FAILED) {
             memcpy(&magic, p, sizeof(magic));
+            memcpy(&cls, (const uint8_t *)p + offsetof(struct synth_dev_header, dev_class), sizeof(cls));
             munmap(p, SYNTH_PAGE_SIZE);
         }
         close(fd);
-        if (magic != SYNTH_MAGIC)
+        if (magic != SYNTH_MAGIC || (dev_class && cls != dev_class))
             continue;
         if (found < max)
             snprintf(bdfs[found], 16, "%s", de->d_name);
