@@ -10,7 +10,7 @@ GUEST_SRCS := $(wildcard native/src/guest/*.c) native/src/common/layout.c
 GUEST_OBJS := $(patsubst %.c,$(NATIVE_BUILD)/%.o,$(notdir $(GUEST_SRCS)))
 
 .PHONY: help setup demo test test-fast bench lint format libsynth afalg-kat synth-guest guest-image clean \
-	provider provider-kat guest-inputs
+	provider provider-kat guest-inputs inline-gcm-test
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -121,6 +121,22 @@ uninstall: ## remove what make install put there (same DESTDIR and PREFIX)
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/libsynth.pc
 	rm -f $(DESTDIR)$(OSSL_MODULESDIR)/synth.so
 	rmdir $(DESTDIR)$(INCLUDEDIR)/synth 2>/dev/null || true
+
+# The inline plugin's code (issue 21: what a guest will run in process, from a signed image the host
+# hands it): freestanding objects, one per CPU level, that import nothing and relocate nothing.
+INLINE_CFLAGS := -O2 -g -Wall -Wextra -Werror -std=gnu11 -ffreestanding -fno-builtin \
+	-fno-tree-loop-distribute-patterns -fno-stack-protector -fPIC -fno-asynchronous-unwind-tables \
+	-fcf-protection=none
+INLINE_AESNI := -maes -mpclmul -msse4.1
+
+$(NATIVE_BUILD)/inline/gcm-aesni.o: native/inline/gcm_aesni.c native/inline/inline_gcm.h
+	@mkdir -p $(dir $@)
+	$(CC) $(INLINE_CFLAGS) $(INLINE_AESNI) -c $< -o $@
+
+inline-gcm-test: $(NATIVE_BUILD)/inline-gcm-test ## the inline plugin's AES-GCM driven from stdin (tests/test_inline_gcm.py)
+
+$(NATIVE_BUILD)/inline-gcm-test: native/tests/inline_gcm_test.c $(NATIVE_BUILD)/inline/gcm-aesni.o
+	$(CC) $(CFLAGS) -Inative/inline $^ -o $@
 
 afalg-kat: $(NATIVE_BUILD)/afalg-kat ## the AF_ALG plugin's known-answer test program (static)
 
